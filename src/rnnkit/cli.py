@@ -1,0 +1,88 @@
+"""The `rnnkit` command: registers each verb's parser and runs it. Nothing else lives here.
+
+Each verb is a module with ``add_parser(subparsers)`` (defines every option of the verb, with its
+default) and sets ``func`` on its (leaf) parser to the function that runs it. Every option can also
+come from a TOML file given with ``--config``; the command line wins over the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+from rnnkit.errors import ConfigError, RnnkitError
+
+# One module per verb, in the order `rnnkit --help` lists them.
+VERB_MODULES: tuple[str, ...] = ("rnnkit.tasks.demo",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The root parser with one subcommand per verb module."""
+    parser = argparse.ArgumentParser(
+        prog="rnnkit", description="Recurrent neural networks for sequence data, end to end."
+    )
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    for name in VERB_MODULES:
+        importlib.import_module(name).add_parser(sub)
+    return parser
+
+
+def add_config_option(parser: argparse.ArgumentParser) -> None:
+    """Give a (leaf) verb parser ``--config FILE.toml``; its keys are the verb's option names."""
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE.toml",
+        help="read options from a TOML file (keys are option names; the command line wins)",
+    )
+    parser.set_defaults(_leaf_parser=parser)
+
+
+def _apply_config(
+    root: argparse.ArgumentParser, args: argparse.Namespace, argv: Sequence[str] | None
+) -> argparse.Namespace:
+    """Re-parse with the TOML file's values as defaults, so explicit command-line options win."""
+    path = getattr(args, "config", None)
+    if not path:
+        return args
+    leaf: argparse.ArgumentParser = args._leaf_parser
+    try:
+        with open(path, "rb") as f:
+            values = tomllib.load(f)
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config file ({e.strerror})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML ({e})") from None
+    known = {a.dest for a in leaf._actions} - {"help", "config"}
+    values = {k.replace("-", "_"): v for k, v in values.items()}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"{path}: unknown option(s) {unknown}; expected some of {sorted(known)}")
+    leaf.set_defaults(**values)  # the leaf parser belongs to `root`, so re-parsing sees these
+    return root.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `rnnkit` command. Returns the exit status (2 on bad input)."""
+    root = build_parser()
+    try:
+        args = _apply_config(root, root.parse_args(argv), argv)
+        status = args.func(args)
+    except RnnkitError as e:
+        print(f"rnnkit: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rnnkit: interrupted", file=sys.stderr)
+        return 130
+    return int(status or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,257 @@
+"""One time step of each recurrent cell.
+
+A cell splits its work in two:
+
+* ``project(x)``: the input projection, for all time steps at once — one matrix multiply,
+  ``x: (B, T, I) -> g: (B, T, G)`` (``G`` = gates × hidden size);
+* ``step(g_t, state)``: the recurrent step, ``g_t: (B, G)`` and the previous state to
+  ``(h_t, new_state)`` with ``h_t: (B, H_out)``.
+
+The state is a tensor ``h: (B, H)`` (RNN, GRU) or a tuple ``(h, c)`` (LSTM). Parameter names,
+shapes and gate order are those of ``torch.nn.RNNCell``, ``LSTMCell`` and ``GRUCell``
+(LSTM gates i, f, g, o; GRU gates r, z, n), so weights move between the libraries unchanged.
+``forward(x_t, state)`` runs one step on one input, exactly like the ``torch.nn`` cell.
+
+The loop that runs a cell over a sequence lives in :mod:`rnnkit.nn.scan`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+State = Union[Tensor, tuple[Tensor, ...]]  # noqa: UP007 (runtime alias, Python 3.10)
+
+
+class RecurrentCell(nn.Module):
+    """Base class of a cell: one step of a recurrence, with torch.nn's parameter names.
+
+    Subclasses set ``num_gates`` and implement :meth:`step`; the input projection
+    ``F.linear(x, weight_ih, bias_ih)`` is shared. ``state_size`` is the number of tensors in the
+    state (1 for ``h``, 2 for ``(h, c)``).
+    """
+
+    num_gates: int = 1
+    state_size: int = 1
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *, device=None, dtype=None) -> None:
+        super().__init__()
+        if input_size <= 0 or hidden_size <= 0:
+            raise ValueError(f"input_size and hidden_size must be positive, got {input_size} and {hidden_size}")
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.bias = bias
+        factory = {"device": device, "dtype": dtype}
+        gate_size = self.num_gates * hidden_size
+        self.weight_ih = nn.Parameter(torch.empty(gate_size, input_size, **factory))
+        self.weight_hh = nn.Parameter(torch.empty(gate_size, self.output_size, **factory))
+        if bias:
+            self.bias_ih = nn.Parameter(torch.empty(gate_size, **factory))
+            self.bias_hh = nn.Parameter(torch.empty(gate_size, **factory))
+        else:
+            self.register_parameter("bias_ih", None)
+            self.register_parameter("bias_hh", None)
+        self.reset_parameters()
+
+    @property
+    def output_size(self) -> int:
+        """Size of ``h_t`` (the hidden size, or the projection size of a projected LSTM)."""
+        return self.hidden_size
+
+    def reset_parameters(self) -> None:
+        """torch.nn's initialization: every weight uniform in ``(-1/sqrt(H), 1/sqrt(H))``."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for weight in self.parameters():
+            nn.init.uniform_(weight, -bound, bound)
+
+    def project(self, x: Tensor) -> Tensor:
+        """Input projection of all time steps at once: ``x: (..., I) -> (..., G)``."""
+        return F.linear(x, self.weight_ih, self.bias_ih)
+
+    def step(self, g_t: Tensor, state: State) -> tuple[Tensor, State]:
+        """One recurrent step: ``g_t: (B, G)`` (projected input), state -> ``(h_t, new_state)``."""
+        raise NotImplementedError
+
+    def initial_state(self, batch_size: int, *, device=None, dtype=None) -> State:
+        """The zero state for a batch: ``h: (B, H)``, or ``(h, c)`` for an LSTM."""
+        device = device if device is not None else self.weight_ih.device
+        dtype = dtype if dtype is not None else self.weight_ih.dtype
+        return torch.zeros(batch_size, self.hidden_size, device=device, dtype=dtype)
+
+    def forward(self, x_t: Tensor, state: State | None = None) -> State:
+        """One step on one input, as the torch.nn cell: ``x_t: (B, I)`` or ``(I,)`` -> new state."""
+        unbatched = x_t.dim() == 1
+        if x_t.dim() not in (1, 2) or x_t.shape[-1] != self.input_size:
+            raise ValueError(
+                f"x_t: expected shape (B, {self.input_size}) or ({self.input_size},), got {tuple(x_t.shape)}"
+            )
+        if unbatched:
+            x_t = x_t.unsqueeze(0)
+            state = _map_state(state, lambda s: s.unsqueeze(0))
+        if state is None:
+            state = self.initial_state(x_t.shape[0], device=x_t.device, dtype=x_t.dtype)
+        _, new_state = self.step(self.project(x_t), state)
+        return _map_state(new_state, lambda s: s.squeeze(0)) if unbatched else new_state
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
+
+
+def _map_state(state: State | None, fn) -> State | None:
+    if state is None:
+        return None
+    if isinstance(state, tuple):
+        return tuple(fn(s) for s in state)
+    return fn(state)
+
+
+class RNNCell(RecurrentCell):
+    r"""Elman RNN cell.
+
+    .. math::
+        h_t = \phi(W_{ih} x_t + b_{ih} + W_{hh} h_{t-1} + b_{hh}), \quad \phi \in \{\tanh, \mathrm{ReLU}\}
+
+    Args:
+        input_size: ``I``, features of ``x_t``.
+        hidden_size: ``H``, features of ``h_t``.
+        bias: learn ``b_ih`` and ``b_hh``.
+        nonlinearity: ``"tanh"`` or ``"relu"``.
+
+    Parameters: ``weight_ih: (H, I)``, ``weight_hh: (H, H)``, ``bias_ih: (H,)``, ``bias_hh: (H,)``.
+    """
+
+    num_gates = 1
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        nonlinearity: str = "tanh",
+        *,
+        device=None,
+        dtype=None,
+    ) -> None:
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        super().__init__(input_size, hidden_size, bias, device=device, dtype=dtype)
+        self._activation = torch.tanh if nonlinearity == "tanh" else torch.relu
+
+    def step(self, g_t: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        h = self._activation(
+            torch.addmm(g_t, state, self.weight_hh.t())
+            if self.bias_hh is None
+            else torch.addmm(g_t + self.bias_hh, state, self.weight_hh.t())
+        )  # (B, H)
+        return h, h
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", nonlinearity={self.nonlinearity!r}"
+
+
+class LSTMCell(RecurrentCell):
+    r"""Long short-term memory cell (Hochreiter & Schmidhuber 1997), optionally with a projection.
+
+    .. math::
+        \begin{array}{ll}
+        i_t = \sigma(W_{ii} x_t + b_{ii} + W_{hi} h_{t-1} + b_{hi}) \\
+        f_t = \sigma(W_{if} x_t + b_{if} + W_{hf} h_{t-1} + b_{hf}) \\
+        g_t = \tanh(W_{ig} x_t + b_{ig} + W_{hg} h_{t-1} + b_{hg}) \\
+        o_t = \sigma(W_{io} x_t + b_{io} + W_{ho} h_{t-1} + b_{ho}) \\
+        c_t = f_t \odot c_{t-1} + i_t \odot g_t \\
+        h_t = o_t \odot \tanh(c_t) \quad (\text{then } h_t = W_{hr} h_t \text{ if } proj\_size > 0)
+        \end{array}
+
+    Args:
+        input_size: ``I``.
+        hidden_size: ``H``, size of the cell state ``c``.
+        bias: learn ``b_ih`` and ``b_hh``.
+        proj_size: ``P``; if > 0, ``h`` is projected to size ``P`` (Sak et al. 2014), as torch.nn.LSTM.
+
+    Parameters: ``weight_ih: (4H, I)``, ``weight_hh: (4H, H_out)``, ``bias_ih, bias_hh: (4H,)``,
+    ``weight_hr: (P, H)`` when ``proj_size > 0``; gate order i, f, g, o. ``H_out = P or H``.
+    State: ``(h: (B, H_out), c: (B, H))``.
+    """
+
+    num_gates = 4
+    state_size = 2
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        proj_size: int = 0,
+        *,
+        device=None,
+        dtype=None,
+    ) -> None:
+        if proj_size < 0 or (proj_size and proj_size >= hidden_size):
+            raise ValueError(f"proj_size: expected 0 <= proj_size < hidden_size={hidden_size}, got {proj_size}")
+        self.proj_size = proj_size
+        super().__init__(input_size, hidden_size, bias, device=device, dtype=dtype)
+        if proj_size:
+            self.weight_hr = nn.Parameter(torch.empty(proj_size, hidden_size, device=device, dtype=dtype))
+            bound = 1.0 / math.sqrt(hidden_size)
+            nn.init.uniform_(self.weight_hr, -bound, bound)
+        else:
+            self.register_parameter("weight_hr", None)
+
+    @property
+    def output_size(self) -> int:
+        return self.proj_size or self.hidden_size
+
+    def initial_state(self, batch_size: int, *, device=None, dtype=None) -> tuple[Tensor, Tensor]:
+        device = device if device is not None else self.weight_ih.device
+        dtype = dtype if dtype is not None else self.weight_ih.dtype
+        h = torch.zeros(batch_size, self.output_size, device=device, dtype=dtype)  # (B, H_out)
+        c = torch.zeros(batch_size, self.hidden_size, device=device, dtype=dtype)  # (B, H)
+        return h, c
+
+    def step(self, g_t: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        h, c = state
+        if self.bias_hh is not None:
+            g_t = g_t + self.bias_hh
+        gates = torch.addmm(g_t, h, self.weight_hh.t())  # (B, 4H)
+        i, f, g, o = gates.chunk(4, dim=1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)  # (B, H)
+        h = torch.sigmoid(o) * torch.tanh(c)  # (B, H)
+        if self.weight_hr is not None:
+            h = h @ self.weight_hr.t()  # (B, P)
+        return h, (h, c)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + (f", proj_size={self.proj_size}" if self.proj_size else "")
+
+
+class GRUCell(RecurrentCell):
+    r"""Gated recurrent unit cell (Cho et al. 2014), torch.nn's variant (reset gate after the matmul).
+
+    .. math::
+        \begin{array}{ll}
+        r_t = \sigma(W_{ir} x_t + b_{ir} + W_{hr} h_{t-1} + b_{hr}) \\
+        z_t = \sigma(W_{iz} x_t + b_{iz} + W_{hz} h_{t-1} + b_{hz}) \\
+        n_t = \tanh(W_{in} x_t + b_{in} + r_t \odot (W_{hn} h_{t-1} + b_{hn})) \\
+        h_t = (1 - z_t) \odot n_t + z_t \odot h_{t-1}
+        \end{array}
+
+    Parameters: ``weight_ih: (3H, I)``, ``weight_hh: (3H, H)``, ``bias_ih, bias_hh: (3H,)``;
+    gate order r, z, n.
+    """
+
+    num_gates = 3
+
+    def step(self, g_t: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        gh = F.linear(state, self.weight_hh, self.bias_hh)  # (B, 3H)
+        xr, xz, xn = g_t.chunk(3, dim=1)
+        hr, hz, hn = gh.chunk(3, dim=1)
+        r = torch.sigmoid(xr + hr)
+        z = torch.sigmoid(xz + hz)
+        n = torch.tanh(xn + r * hn)  # (B, H)
+        h = torch.lerp(n, state, z)  # (1 - z) * n + z * h
+        return h, h
