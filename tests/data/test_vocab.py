@@ -33,3 +33,43 @@ def test_word_vocab_save_load_round_trip_and_rejects_other_files(tmp_path) -> No
         WordVocab.load(tmp_path / "bad.json")
     with pytest.raises(CheckpointError, match=r"missing\.json"):
         WordVocab.load(tmp_path / "missing.json")
+
+
+# ---------------------------------------------------------------- CharVocab / SubwordVocab (rnnkit lm)
+def test_char_vocab_is_sorted_round_trips_and_reports_unknown_characters(tmp_path) -> None:
+    from rnnkit.data.vocab import CharVocab
+
+    vocab = CharVocab.build(["hello ", "wörld\n"])
+    assert vocab.chars == ["\n", " ", "d", "e", "h", "l", "o", "r", "w", "ö"]
+    ids = vocab.encode("wörld")
+    assert vocab.decode(ids) == "wörld"
+    assert vocab.encode_array("wörld").tolist() == ids
+    assert vocab.encode("hexo", skip_unknown=True) == vocab.encode("heo")
+    assert vocab.unknown("hexzx") == ["x", "z"]
+    with pytest.raises(ValueError, match="'x'"):
+        vocab.encode("hex")
+    with pytest.raises(ValueError, match="'z' at offset 2"):
+        vocab.encode_array("hez")
+    vocab.save(tmp_path / "vocab.json")
+    assert CharVocab.load(tmp_path / "vocab.json").chars == vocab.chars
+    (tmp_path / "bad.json").write_text('{"type": "WordVocab", "words": []}')
+    with pytest.raises(CheckpointError, match="not a CharVocab"):
+        CharVocab.load(tmp_path / "bad.json")
+
+
+def test_subword_vocab_learns_merges_round_trips_any_text_and_streams(tmp_path) -> None:
+    from rnnkit.data.vocab import SubwordVocab
+
+    vocab = SubwordVocab.train(["the cat sat on the mat. " * 50], vocab_size=280)
+    assert 256 < len(vocab) <= 280
+    assert len(vocab.encode("the cat")) < len("the cat")  # merges were learned
+    text = "naïve 日本 the\n"  # characters never seen in training still round-trip (byte level)
+    ids = vocab.encode(text)
+    assert vocab.decode(ids) == text
+    step = vocab.stream_decoder()
+    assert "".join(step(i) for i in ids) == text
+    vocab.save(tmp_path / "tokenizer.json")
+    assert SubwordVocab.load(tmp_path / "tokenizer.json").encode(text) == ids
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(CheckpointError, match="not a tokenizers JSON"):
+        SubwordVocab.load(tmp_path / "bad.json")

@@ -3,6 +3,9 @@
 * :func:`word_tokenize` — the simple, documented word tokenizer used by ``rnnkit classify``.
 * :class:`WordVocab` — a word-level vocabulary built from a training split, with ``<pad>`` (id 0)
   and ``<unk>`` (id 1); any word not seen in training maps to ``<unk>``. Saved as JSON.
+* :class:`CharVocab` — one id per character seen in the training text (``rnnkit lm --level char``).
+* :class:`SubwordVocab` — byte-level BPE trained with the ``tokenizers`` library on the training
+  text (``rnnkit lm --level subword``); saved as the library's own ``tokenizer.json``.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+
+import numpy as np
 
 from rnnkit.errors import CheckpointError
 
@@ -117,3 +122,178 @@ class WordVocab:
             raise CheckpointError(f"{path}: cannot read vocabulary ({e.strerror})") from None
         except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as e:
             raise CheckpointError(f"{path}: not a WordVocab JSON file ({e})") from None
+
+
+def _write_json_atomically(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` through a temp file and ``os.replace`` (never half-written)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class CharVocab:
+    """A character → id table: one id per distinct character of the training text, in code point
+    order (so building is deterministic). There is no unknown id: a character-level model is
+    trained on every character it can meet in its text, and :meth:`encode` reports (or, with
+    ``skip_unknown=True``, drops) characters it has never seen, e.g. in a generation prompt.
+    """
+
+    kind = "char"
+
+    def __init__(self, chars: Sequence[str]) -> None:
+        chars = list(chars)
+        if not chars or any(not isinstance(c, str) or len(c) != 1 for c in chars):
+            raise ValueError("chars: expected a non-empty list of single characters")
+        if chars != sorted(set(chars)):
+            raise ValueError("chars: expected distinct characters in code point order")
+        self.chars: list[str] = chars
+        self.index: dict[str, int] = {c: i for i, c in enumerate(chars)}
+        self._codes = np.array([ord(c) for c in chars], dtype=np.int64)  # (V,) sorted code points
+
+    @classmethod
+    def build(cls, texts: Iterable[str]) -> CharVocab:
+        """The vocabulary of every character in ``texts`` (any iterable of strings, streamed)."""
+        seen: set[str] = set()
+        for text in texts:
+            seen.update(text)
+        if not seen:
+            raise ValueError("texts: expected at least one character, got none")
+        return cls(sorted(seen))
+
+    def __len__(self) -> int:
+        return len(self.chars)
+
+    def __contains__(self, char: str) -> bool:
+        return char in self.index
+
+    def unknown(self, text: str) -> list[str]:
+        """The distinct characters of ``text`` that are not in the vocabulary, in order of appearance."""
+        return list(dict.fromkeys(c for c in text if c not in self.index))
+
+    def encode(self, text: str, *, skip_unknown: bool = False) -> list[int]:
+        """Ids of the characters of ``text``; an unknown character raises ``ValueError`` naming
+        it, or is dropped with ``skip_unknown=True``."""
+        if skip_unknown:
+            return [self.index[c] for c in text if c in self.index]
+        missing = self.unknown(text)
+        if missing:
+            raise ValueError(f"characters not in the vocabulary: {missing[:10]!r}")
+        return [self.index[c] for c in text]
+
+    def encode_array(self, text: str) -> np.ndarray:
+        """Vectorized :meth:`encode` for long texts: ``(len(text),)`` int64 ids; ``ValueError``
+        naming the first unknown character."""
+        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)  # (N,)
+        ids = np.searchsorted(self._codes, codes).clip(max=len(self._codes) - 1)  # (N,)
+        bad = np.flatnonzero(self._codes[ids] != codes)
+        if bad.size:
+            raise ValueError(f"character {text[bad[0]]!r} at offset {int(bad[0])} is not in the vocabulary")
+        return ids
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return "".join(self.chars[i] for i in ids)
+
+    def stream_decoder(self):
+        """A function ``id -> str`` for streaming output one token at a time."""
+        return self.chars.__getitem__
+
+    def to_dict(self) -> dict:
+        return {"type": "CharVocab", "chars": self.chars}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> CharVocab:
+        if not isinstance(data, dict) or data.get("type") != "CharVocab" or not isinstance(data.get("chars"), list):
+            raise ValueError("expected a JSON object {'type': 'CharVocab', 'chars': [...]}")
+        return cls(data["chars"])
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the vocabulary as JSON, atomically."""
+        _write_json_atomically(path, json.dumps(self.to_dict(), ensure_ascii=False))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> CharVocab:
+        """Read a vocabulary written by :meth:`save`; :class:`CheckpointError` if it is not one."""
+        try:
+            with open(path, encoding="utf-8") as f:
+                return cls.from_dict(json.load(f))
+        except OSError as e:
+            raise CheckpointError(f"{path}: cannot read vocabulary ({e.strerror})") from None
+        except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as e:
+            raise CheckpointError(f"{path}: not a CharVocab JSON file ({e})") from None
+
+
+class SubwordVocab:
+    """Byte-level BPE (as GPT-2's), trained with the ``tokenizers`` library.
+
+    Every text can be encoded (bytes are the base alphabet), so there are no unknown tokens.
+    Saved as the library's own ``tokenizer.json``, which ``tokenizers.Tokenizer.from_file`` reads.
+    """
+
+    kind = "subword"
+
+    def __init__(self, tokenizer) -> None:
+        """``tokenizer``: a ``tokenizers.Tokenizer`` with a byte-level pre-tokenizer and decoder."""
+        self.tokenizer = tokenizer
+
+    @classmethod
+    def train(cls, texts: Iterable[str], vocab_size: int = 2048, min_frequency: int = 2) -> SubwordVocab:
+        """Learn up to ``vocab_size`` tokens (256 bytes + merges) from ``texts`` (streamed)."""
+        from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+        if vocab_size < 257:
+            raise ValueError(f"vocab_size: expected >= 257 (256 bytes + merges), got {vocab_size}")
+        tokenizer = Tokenizer(models.BPE())
+        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tokenizer.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            min_frequency=min_frequency,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        )
+        tokenizer.train_from_iterator(texts, trainer=trainer)
+        return cls(tokenizer)
+
+    def __len__(self) -> int:
+        return self.tokenizer.get_vocab_size()
+
+    def encode(self, text: str, *, skip_unknown: bool = False) -> list[int]:
+        """Token ids of ``text`` (``skip_unknown`` is accepted for symmetry: nothing is unknown)."""
+        return self.tokenizer.encode(text).ids
+
+    def encode_array(self, text: str) -> np.ndarray:
+        return np.asarray(self.encode(text), dtype=np.int64)
+
+    def unknown(self, text: str) -> list[str]:
+        return []
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return self.tokenizer.decode(list(ids))
+
+    def stream_decoder(self):
+        """A function ``id -> str`` for streaming output: returns ``""`` while a multi-byte
+        character is still incomplete."""
+        from tokenizers.decoders import DecodeStream
+
+        stream = DecodeStream(skip_special_tokens=False)
+        return lambda token_id: stream.step(self.tokenizer, token_id) or ""
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write ``tokenizer.json`` atomically."""
+        _write_json_atomically(path, self.tokenizer.to_str())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> SubwordVocab:
+        """Read a ``tokenizer.json``; :class:`CheckpointError` if it is not one."""
+        from tokenizers import Tokenizer
+
+        try:
+            return cls(Tokenizer.from_file(str(path)))
+        except Exception as e:  # the library raises a plain Exception for any unreadable file
+            raise CheckpointError(f"{path}: not a tokenizers JSON file ({e})") from None
