@@ -1,0 +1,86 @@
+"""Each cell is one step: equal to torch.nn's cell with copied weights and to the written-out formula."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import rnnkit.nn as rnn
+
+ATOL = 1e-6
+
+
+CELLS = [
+    (lambda: rnn.RNNCell(3, 5, nonlinearity="tanh"), lambda: torch.nn.RNNCell(3, 5, nonlinearity="tanh")),
+    (lambda: rnn.RNNCell(3, 5, nonlinearity="relu"), lambda: torch.nn.RNNCell(3, 5, nonlinearity="relu")),
+    (lambda: rnn.LSTMCell(3, 5), lambda: torch.nn.LSTMCell(3, 5)),
+    (lambda: rnn.GRUCell(3, 5), lambda: torch.nn.GRUCell(3, 5)),
+    (lambda: rnn.GRUCell(3, 5, bias=False), lambda: torch.nn.GRUCell(3, 5, bias=False)),
+]
+
+
+@pytest.mark.parametrize("make", CELLS, ids=["tanh", "relu", "lstm", "gru", "gru_nobias"])
+def test_cell_matches_torch_cell(make):
+    torch.manual_seed(0)
+    ours, theirs = make[0](), make[1]()
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(4, 3)
+    state = ours.initial_state(4)
+    state = tuple(torch.randn_like(s) for s in state) if isinstance(state, tuple) else torch.randn_like(state)
+    a, b = ours(x, state), theirs(x, state)
+    for u, v in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,), strict=True):
+        torch.testing.assert_close(u, v, atol=ATOL, rtol=0)
+    # Unbatched input, default (zero) state.
+    a, b = ours(x[0]), theirs(x[0])
+    torch.testing.assert_close(
+        a[0] if isinstance(a, tuple) else a, b[0] if isinstance(b, tuple) else b, atol=ATOL, rtol=0
+    )
+
+
+def test_lstm_cell_against_written_out_formula():
+    torch.manual_seed(0)
+    cell = rnn.LSTMCell(3, 4).double()
+    x, h, c = torch.randn(2, 3).double(), torch.randn(2, 4).double(), torch.randn(2, 4).double()
+    W, U = cell.weight_ih, cell.weight_hh
+    b = cell.bias_ih + cell.bias_hh
+    pre = x @ W.T + h @ U.T + b
+    i, f, g, o = (pre[:, k * 4 : (k + 1) * 4] for k in range(4))
+    c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    h_new = torch.sigmoid(o) * torch.tanh(c_new)
+    got_h, got_c = cell(x, (h, c))
+    torch.testing.assert_close(got_c, c_new, atol=1e-12, rtol=0)
+    torch.testing.assert_close(got_h, h_new, atol=1e-12, rtol=0)
+
+
+def test_gru_cell_against_written_out_formula():
+    torch.manual_seed(0)
+    cell = rnn.GRUCell(3, 4).double()
+    x, h = torch.randn(2, 3).double(), torch.randn(2, 4).double()
+    gx = x @ cell.weight_ih.T + cell.bias_ih
+    gh = h @ cell.weight_hh.T + cell.bias_hh
+    r = torch.sigmoid(gx[:, :4] + gh[:, :4])
+    z = torch.sigmoid(gx[:, 4:8] + gh[:, 4:8])
+    n = torch.tanh(gx[:, 8:] + r * gh[:, 8:])
+    torch.testing.assert_close(cell(x, h), (1 - z) * n + z * h, atol=1e-12, rtol=0)
+
+
+def test_projected_lstm_cell_shapes_and_gradcheck():
+    torch.manual_seed(0)
+    cell = rnn.LSTMCell(3, 6, proj_size=2).double()
+    h, c = cell.initial_state(2)
+    assert h.shape == (2, 2) and c.shape == (2, 6) and cell.weight_hh.shape == (24, 2)
+    x = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x: cell(x, (h, c))[0], (x,))
+
+
+@pytest.mark.parametrize("bad", [torch.randn(2, 4), torch.randn(2, 3, 1)])
+def test_cell_rejects_wrong_input_shape(bad):
+    with pytest.raises(ValueError, match="x_t: expected shape"):
+        rnn.GRUCell(3, 5)(bad)
+
+
+def test_cell_rejects_bad_hyperparameters():
+    with pytest.raises(ValueError, match="nonlinearity"):
+        rnn.RNNCell(3, 5, nonlinearity="sigmoid")
+    with pytest.raises(ValueError, match="proj_size"):
+        rnn.LSTMCell(3, 5, proj_size=5)

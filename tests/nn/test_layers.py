@@ -1,0 +1,141 @@
+"""rnnkit.nn layers vs torch.nn with copied weights: outputs, final states and gradients.
+
+The sweep covers RNN (tanh, relu), LSTM (with and without proj_size) and GRU × 1–3 layers ×
+uni/bidirectional × with/without lengths (unsorted, including 1 and T) × with/without an
+initial state × impl loop/fused, on seeded random shapes.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+import rnnkit.nn as rnn
+from tests.nn.twins import KINDS, as_tuple, make_pair, random_lengths, torch_forward
+
+ATOL = 1e-5
+SWEEP = list(itertools.product(KINDS, (1, 2, 3), (False, True), (False, True), (False, True), ("loop", "fused")))
+
+
+def _case_seed(*parts) -> int:
+    return sum((i + 1) * ord(c) for i, c in enumerate(str(parts)))
+
+
+@pytest.mark.parametrize("kind,num_layers,bidirectional,use_lengths,use_state,impl", SWEEP)
+def test_matches_torch_nn(kind, num_layers, bidirectional, use_lengths, use_state, impl):
+    seed = _case_seed(kind, num_layers, bidirectional, use_lengths, use_state, impl)
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    B, T = int(torch.randint(2, 6, (1,), generator=gen)), int(torch.randint(1, 9, (1,), generator=gen))
+    I, H = int(torch.randint(1, 7, (1,), generator=gen)), int(torch.randint(4, 9, (1,), generator=gen))
+    ours, theirs = make_pair(kind, I, H, num_layers=num_layers, bidirectional=bidirectional, impl=impl)
+    D = 2 if bidirectional else 1
+    x = torch.randn(B, T, I, generator=gen)
+    lengths = random_lengths(gen, B, T) if use_lengths else None
+    state = None
+    if use_state:
+        sizes = (ours.output_size, H) if kind.startswith("lstm") else (H,)
+        state = tuple(torch.randn(num_layers * D, B, s, generator=gen) for s in sizes)
+        state = state if len(state) == 2 else state[0]
+
+    results = []
+    for layer, forward in ((ours, lambda m, *a: m(a[0], a[1], lengths=a[2])), (theirs, torch_forward)):
+        xi = x.clone().requires_grad_(True)
+        si = None if state is None else tuple(s.clone().requires_grad_(True) for s in as_tuple(state))
+        out, hn = forward(layer, xi, None if si is None else (si if len(si) == 2 else si[0]), lengths)
+        # A loss that weighs every output and final-state element differently.
+        w = torch.Generator().manual_seed(1)
+        loss = (out * torch.randn(out.shape, generator=w)).sum()
+        loss = loss + sum((h * torch.randn(h.shape, generator=w)).sum() for h in as_tuple(hn))
+        loss.backward()
+        grads = {n: p.grad for n, p in layer.named_parameters()}
+        results.append((out, as_tuple(hn), xi.grad, None if si is None else [s.grad for s in si], grads))
+
+    (o1, h1, gx1, gs1, gw1), (o2, h2, gx2, gs2, gw2) = results
+    assert o1.shape == o2.shape == (B, T, D * ours.output_size)
+    torch.testing.assert_close(o1, o2, atol=ATOL, rtol=0)
+    for a, b in zip(h1, h2, strict=True):
+        torch.testing.assert_close(a, b, atol=ATOL, rtol=0)
+    torch.testing.assert_close(gx1, gx2, atol=ATOL, rtol=0)
+    if gs1 is not None:
+        for a, b in zip(gs1, gs2, strict=True):
+            torch.testing.assert_close(a, b, atol=ATOL, rtol=0)
+    assert gw1.keys() == gw2.keys()
+    for name in gw1:
+        torch.testing.assert_close(gw1[name], gw2[name], atol=ATOL, rtol=0, msg=name)
+    if lengths is not None:  # outputs past each sequence's end are exactly zero
+        past_end = torch.arange(T)[None, :] >= lengths[:, None]
+        assert (o1[past_end] == 0).all()
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_parameter_names_and_state_dict_both_ways(kind):
+    torch.manual_seed(0)
+    ours, theirs = make_pair(kind, 5, 6, num_layers=2, bidirectional=True)
+    assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()]
+    for (n, p), (_, q) in zip(ours.named_parameters(), theirs.named_parameters(), strict=True):
+        assert p.shape == q.shape, n
+    # torch -> rnnkit: re-initialise torch's weights, load them into ours, same outputs.
+    for p in theirs.parameters():
+        torch.nn.init.normal_(p)
+    ours.load_state_dict(theirs.state_dict())
+    x = torch.randn(3, 4, 5)
+    torch.testing.assert_close(ours(x)[0], theirs(x)[0], atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("impl", ["loop", "fused"])
+def test_time_first_and_unbatched(impl):
+    torch.manual_seed(0)
+    ours = rnn.LSTM(3, 4, num_layers=2, batch_first=False, impl=impl)
+    theirs = torch.nn.LSTM(3, 4, num_layers=2)
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(5, 2, 3)  # (T, B, I)
+    (o1, (h1, c1)), (o2, (h2, c2)) = ours(x), theirs(x)
+    torch.testing.assert_close(o1, o2, atol=ATOL, rtol=0)
+    torch.testing.assert_close(c1, c2, atol=ATOL, rtol=0)
+    xu = torch.randn(5, 3)  # (T, I), no batch axis
+    (o1, (h1, _)), (o2, (h2, _)) = ours(xu), theirs(xu)
+    assert o1.shape == (5, 4) and h1.shape == (2, 4)
+    torch.testing.assert_close(o1, o2, atol=ATOL, rtol=0)
+    torch.testing.assert_close(h1, h2, atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("impl", ["loop", "fused"])
+def test_inter_layer_dropout_on_in_train_off_in_eval(impl):
+    torch.manual_seed(0)
+    layer = rnn.GRU(4, 8, num_layers=2, dropout=0.5, impl=impl)
+    x = torch.randn(3, 6, 4)
+    layer.train()
+    a, b = layer(x)[0], layer(x)[0]
+    assert not torch.allclose(a, b), "two training passes should draw different dropout masks"
+    layer.eval()
+    c, d = layer(x)[0], layer(x)[0]
+    torch.testing.assert_close(c, d, atol=0, rtol=0)
+    reference = torch.nn.GRU(4, 8, num_layers=2, dropout=0.5, batch_first=True).eval()
+    reference.load_state_dict(layer.state_dict())
+    torch.testing.assert_close(c, reference(x)[0], atol=ATOL, rtol=0)
+
+
+def test_streaming_chunks_equal_whole_sequence():
+    torch.manual_seed(0)
+    layer = rnn.LSTM(3, 5, num_layers=2, impl="loop")
+    x = torch.randn(2, 12, 3)
+    whole, (h, c) = layer(x)
+    state, parts = None, []
+    for chunk in x.split(5, dim=1):
+        out, state = layer(chunk, state)
+        parts.append(out)
+    torch.testing.assert_close(torch.cat(parts, 1), whole, atol=ATOL, rtol=0)
+    torch.testing.assert_close(state[0], h, atol=ATOL, rtol=0)
+    torch.testing.assert_close(state[1], c, atol=ATOL, rtol=0)
+
+
+def test_double_precision_and_no_bias():
+    torch.manual_seed(0)
+    ours, theirs = make_pair("gru", 3, 4, bias=False, impl="loop")
+    ours, theirs = ours.double(), theirs.double()
+    x = torch.randn(2, 5, 3, dtype=torch.float64)
+    torch.testing.assert_close(ours(x)[0], theirs(x)[0], atol=1e-12, rtol=0)
+    assert "bias_ih_l0" not in dict(ours.named_parameters())
