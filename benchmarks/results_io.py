@@ -1,0 +1,103 @@
+"""Write a benchmark's results file: one JSON object in the schema of design.md.
+
+``benchmarks/results/<name>.json`` holds ``name``, ``dataset``, ``split``, ``command`` (exact,
+rerunnable), ``git_commit``, ``machine``, ``wall_seconds``, ``metrics``, ``reference`` and
+``notes``. Written to a temporary file, then renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, core count, torch version and threads of this machine."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+    }
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parent,
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def command() -> str:
+    """The command line that ran this benchmark, rerunnable from the repository root."""
+    script = Path(sys.argv[0])
+    head = ["python", "-m", f"benchmarks.{script.stem}"] if script.suffix == ".py" else ["python", sys.argv[0]]
+    return " ".join(shlex.quote(a) for a in [*head, *sys.argv[1:]])
+
+
+def write_result(
+    name: str,
+    *,
+    dataset: str,
+    split: str,
+    metrics: dict[str, Any],
+    reference: dict[str, Any],
+    wall_seconds: float,
+    notes: str = "",
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``benchmarks/results/<name>.json`` atomically and return its path."""
+    record = {
+        "name": name,
+        "dataset": dataset,
+        "split": split,
+        "command": command(),
+        "git_commit": git_commit(),
+        "machine": machine(),
+        "wall_seconds": round(wall_seconds, 2),
+        "metrics": metrics,
+        "reference": reference,
+        "notes": notes,
+        **(extra or {}),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    fd, tmp = tempfile.mkstemp(dir=RESULTS, prefix=f".{name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(record, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+    return path
