@@ -1,0 +1,100 @@
+"""Tests of rnnkit.data.text: reading UTF-8 corpora, the token file, TBPTT streams."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rnnkit.data.text import (
+    TokenStreams,
+    iter_corpus,
+    iter_text,
+    list_text_files,
+    open_token_file,
+    token_dtype,
+    write_token_file,
+)
+from rnnkit.data.vocab import CharVocab
+from rnnkit.errors import DataError
+
+
+def test_list_text_files_expands_folders_in_order_and_rejects_missing_or_empty(tmp_path) -> None:
+    (tmp_path / "corpus" / "sub").mkdir(parents=True)
+    for name in ("b.txt", "a.txt", "sub/c.txt", ".hidden.txt"):
+        (tmp_path / "corpus" / name).write_text("x\n")
+    single = tmp_path / "one.txt"
+    single.write_text("y\n")
+    files = list_text_files([single, tmp_path / "corpus"])
+    assert [f.relative_to(tmp_path).as_posix() for f in files] == [
+        "one.txt",
+        "corpus/a.txt",
+        "corpus/b.txt",
+        "corpus/sub/c.txt",
+    ]
+    with pytest.raises(DataError, match=r"missing\.txt: no such file"):
+        list_text_files([tmp_path / "missing.txt"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="folder has no files"):
+        list_text_files([tmp_path / "empty"])
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 2, 3, 7, 1 << 20])
+def test_iter_text_names_the_byte_offset_of_bad_utf8_whatever_the_chunking(tmp_path, chunk_bytes) -> None:
+    path = tmp_path / "bad.txt"
+    path.write_bytes("héllo wörld ".encode() + b"\xff" + b"tail")  # 0xff sits at byte 14
+    with pytest.raises(DataError, match=r"bad.txt: not valid UTF-8 at byte offset 14 \(byte 0xff"):
+        list(iter_text(path, chunk_bytes))
+    path.write_bytes("ab€".encode()[:-1])  # a truncated 3-byte character at the end (offset 2)
+    with pytest.raises(DataError, match="byte offset 2"):
+        list(iter_text(path, chunk_bytes))
+    path.write_text("wörld\n", encoding="utf-8")
+    assert "".join(iter_text(path, chunk_bytes)) == "wörld\n"
+
+
+def test_iter_text_rejects_an_empty_file(tmp_path) -> None:
+    (tmp_path / "empty.txt").write_bytes(b"")
+    with pytest.raises(DataError, match=r"empty\.txt: empty file"):
+        list(iter_text(tmp_path / "empty.txt"))
+
+
+def test_iter_corpus_yields_line_aligned_chunks_and_separates_files(tmp_path) -> None:
+    (tmp_path / "a.txt").write_text("first line\nsecond")  # no final newline
+    (tmp_path / "b.txt").write_text("third\n")
+    chunks = list(iter_corpus([tmp_path / "a.txt", tmp_path / "b.txt"], chunk_bytes=4))
+    assert "".join(chunks) == "first line\nsecond\nthird\n"
+    assert all(chunk.endswith("\n") for chunk in chunks)
+
+
+def test_token_file_round_trips_through_a_memory_map_and_is_never_half_written(tmp_path) -> None:
+    text = "to be or not to be\n" * 20
+    vocab = CharVocab.build([text])
+    info = write_token_file([text[:100], text[100:]], vocab.encode_array, tmp_path / "t.bin", token_dtype(len(vocab)))
+    assert (info.count, info.chars, info.dtype) == (len(text), len(text), "uint16")
+    ids, loaded = open_token_file(tmp_path / "t.bin")
+    assert isinstance(ids, np.memmap) and loaded == info
+    assert vocab.decode(ids.tolist()) == text
+
+    def failing_chunks():
+        yield text
+        raise DataError("boom")
+
+    with pytest.raises(DataError):
+        write_token_file(failing_chunks(), vocab.encode_array, tmp_path / "u.bin", np.uint16)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.bin", "t.bin.json"]
+    assert token_dtype(70_000) == np.uint32
+
+
+def test_token_streams_are_consecutive_chunks_of_contiguous_streams() -> None:
+    tokens = np.arange(103, dtype=np.uint16)
+    streams = TokenStreams(tokens, batch_size=4, seq_len=5, offset=2)  # L = (103 - 1 - 2) // 4 = 25
+    assert len(streams) == 5 and streams.stream_len == 25
+    xs, ys = zip(*streams, strict=True)
+    x, y = np.concatenate(xs, axis=1), np.concatenate(ys, axis=1)  # (B, 25)
+    expected = 2 + 25 * np.arange(4)[:, None] + np.arange(25)  # stream b starts at 2 + 25 b
+    assert (x == expected).all() and (y == expected + 1).all()
+    assert xs[0].dtype == ys[0].dtype == torch.int64
+    assert TokenStreams.min_tokens(4, 5) == 21
+    assert len(TokenStreams(np.arange(20), 4, 5)) == 0
+    with pytest.raises(IndexError):
+        streams[5]
