@@ -1,0 +1,148 @@
+"""rnnkit.data.timeseries: CSV validation with file:line errors, fills, transforms, scalers, windows, folds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rnnkit.data.timeseries import (
+    StandardScaler,
+    check_length,
+    fold_cuts,
+    levels_from_changes,
+    make_windows,
+    read_csv_series,
+    transform_series,
+    walk_forward_folds,
+)
+from rnnkit.errors import ConfigError, DataError
+
+
+def write(tmp_path, text: str, name: str = "s.csv") -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+GOOD = "Date,Close,Volume\n2020-01-01,10,5\n2020-01-02,11,6\n2020-01-03,12.5,7\n"
+
+
+def test_reads_dates_values_and_lines(tmp_path):
+    s = read_csv_series(write(tmp_path, GOOD), "Date", "Close", ["Volume"])
+    assert list(s.dates) == list(pd.to_datetime(["2020-01-01", "2020-01-02", "2020-01-03"]))
+    np.testing.assert_array_equal(s.values, [[10, 5], [11, 6], [12.5, 7]])
+    assert s.columns == ["Close", "Volume"]
+    assert list(s.lines) == [2, 3, 4]
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        ("Date,Close\n2020-01-01,1\n,2\n", 3, "missing date"),
+        ("Date,Close\n2020-01-01,1\n2020-13-45,2\n", 3, "cannot parse '2020-13-45'"),
+        ("Date,Close\n2020-01-02,1\n2020-01-01,2\n", 3, "not sorted"),
+        ("Date,Close\n2020-01-01,1\n2020-01-02,2\n2020-01-02,3\n", 4, "duplicated date 2020-01-02"),
+        ("Date,Close\n2020-01-01,1\n2020-01-02,abc\n", 3, "expected a finite number, found 'abc'"),
+        ("Date,Close\n2020-01-01,1\n2020-01-02,\n2020-01-03,3\n", 3, "missing value in column 'Close'"),
+        ("Date,Close\n2020-01-01,1\n\n2020-01-03,3\n", 3, "missing date"),
+    ],
+)
+def test_bad_rows_name_file_and_line(tmp_path, text, line, words):
+    path = write(tmp_path, text)
+    with pytest.raises(DataError) as e:
+        read_csv_series(path, "Date", "Close")
+    assert str(e.value).startswith(f"{path}:{line}: ")
+    assert words in str(e.value)
+
+
+def test_unknown_column_and_missing_file(tmp_path):
+    path = write(tmp_path, GOOD)
+    with pytest.raises(DataError, match=r"s\.csv:1: unknown column 'Price'.*'Close'"):
+        read_csv_series(path, "Date", "Price")
+    with pytest.raises(DataError, match="unknown column 'When'"):
+        read_csv_series(path, "When", "Close")
+    with pytest.raises(DataError, match="no such file"):
+        read_csv_series(str(tmp_path / "absent.csv"), "Date", "Close")
+
+
+@pytest.mark.parametrize(("fill", "expected"), [("ffill", [1, 1, 3]), ("interpolate", [1, 2, 3]), ("drop", [1, 3])])
+def test_fill_options(tmp_path, fill, expected):
+    path = write(tmp_path, "Date,Close\n2020-01-01,1\n2020-01-02,NA\n2020-01-03,3\n")
+    s = read_csv_series(path, "Date", "Close", fill=fill)
+    np.testing.assert_array_equal(s.target, expected)
+    assert len(s.dates) == len(expected)
+
+
+def test_fill_cannot_invent_a_first_value(tmp_path):
+    path = write(tmp_path, "Date,Close\n2020-01-01,\n2020-01-02,2\n")
+    with pytest.raises(DataError, match=r":2: missing value .* nothing before it"):
+        read_csv_series(path, "Date", "Close", fill="ffill")
+
+
+def test_log_return_needs_positive_values_and_inverts(tmp_path):
+    s = read_csv_series(write(tmp_path, GOOD), "Date", "Close")
+    r = transform_series(s, "log-return")
+    np.testing.assert_allclose(r.target, np.diff(np.log([10, 11, 12.5])))
+    assert r.dates[0] == pd.Timestamp("2020-01-02") and list(r.lines) == [3, 4]
+    np.testing.assert_allclose(levels_from_changes(10.0, r.target, "log-return"), [11, 12.5])
+    d = transform_series(s, "diff")
+    np.testing.assert_allclose(levels_from_changes(10.0, d.target, "diff"), [11, 12.5])
+    bad = read_csv_series(write(tmp_path, "Date,Close\n2020-01-01,1\n2020-01-02,0\n", "z.csv"), "Date", "Close")
+    with pytest.raises(DataError, match=r"z\.csv:3: .*needs positive values, found 0"):
+        transform_series(bad, "log-return")
+
+
+def test_short_series_is_an_error(tmp_path):
+    s = read_csv_series(write(tmp_path, GOOD), "Date", "Close")
+    with pytest.raises(DataError, match="3 usable rows, shorter than context \\+ horizon = 3 \\+ 1"):
+        check_length(s, 3, 1)
+
+
+def test_scaler_round_trip_and_json():
+    values = np.array([[1.0, 5.0], [3.0, 5.0]])
+    scaler = StandardScaler.fit(values)
+    np.testing.assert_allclose(scaler.transform(values), [[-1, 0], [1, 0]])  # a constant column keeps std 1
+    back = StandardScaler.from_dict(scaler.to_dict())
+    np.testing.assert_allclose(back.inverse_target(np.array([-1.0, 1.0])), [1.0, 3.0])
+
+
+def test_windows_end_at_origin_and_targets_follow():
+    values = np.arange(10, dtype=float)[:, None] * np.array([1.0, 100.0])  # (10, 2)
+    X, Y = make_windows(values, np.array([2, 7]), context=3, horizon=3)
+    np.testing.assert_array_equal(X[:, :, 0], [[0, 1, 2], [5, 6, 7]])
+    np.testing.assert_array_equal(X[1, :, 1], [500, 600, 700])
+    np.testing.assert_array_equal(Y[0], [3, 4, 5])
+    assert np.isnan(Y[1, 2])  # step 10 is beyond the series: unknown
+    with pytest.raises(ValueError, match="origins"):
+        make_windows(values, np.array([1]), context=3, horizon=1)
+
+
+@pytest.mark.parametrize(
+    ("refit_every", "horizon", "window"), [("Y", 1, None), ("Y", 5, 300), ("Q", 3, None), (50, 2, 100)]
+)
+def test_walk_forward_never_trains_on_or_after_the_forecast_origin(refit_every, horizon, window):
+    dates = pd.bdate_range("2001-01-01", periods=1500)
+    context = 20
+    folds = walk_forward_folds(dates, context, horizon, 600, refit_every, window)
+    assert len(folds) > 3
+    tested = np.concatenate([f.test_origins for f in folds])
+    assert (np.diff(tested) == 1).all()  # every origin once, in order
+    for fold in folds:
+        first_forecast = dates[fold.cut]  # the forecast origin: the first date this fold forecasts
+        seen = fold.train_origins[:, None] + np.arange(-context + 1, horizon + 1)[None, :]  # inputs and targets
+        assert dates[seen.max()] < first_forecast
+        assert seen.min() >= fold.train_start
+        forecast_dates = dates[fold.test_origins + 1]
+        assert forecast_dates.min() == first_forecast
+        assert forecast_dates.max() < (dates[fold.end] if fold.end < len(dates) else dates[-1] + pd.Timedelta(days=1))
+        assert fold.test_origins.max() + horizon < len(dates)
+
+
+def test_yearly_cuts_fall_on_the_first_day_of_each_year():
+    dates = pd.bdate_range("2001-06-01", "2004-12-31")
+    cuts = fold_cuts(dates, 100, "Y")
+    assert [dates[c].year for c in cuts[1:]] == [2002, 2003, 2004]
+    assert all(dates[c - 1].year == dates[c].year - 1 for c in cuts[1:])
+    with pytest.raises(ConfigError, match="refit_every"):
+        fold_cuts(dates, 100, "fortnightly")
