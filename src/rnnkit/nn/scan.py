@@ -81,16 +81,19 @@ def scan(
     if reverse:
         x = reverse_padded(x, lengths)
     g = cell.project(x)  # (B, T, G): every time step's input projection in one matmul
+    # unbind, not g[:, t]: its backward stacks T gradients once, where T slices would each
+    # scatter into a fresh (B, T, G) zero tensor (O(T^2) memory traffic).
+    g_steps = g.unbind(1)  # T tensors (B, G)
     outputs: list[Tensor] = []
     if lengths is None:
         for t in range(T):
-            h_t, state = cell.step(g[:, t], state)
+            h_t, state = cell.step(g_steps[t], state)
             outputs.append(h_t)
     else:
         valid = torch.arange(T, device=x.device).unsqueeze(0) < lengths.unsqueeze(1)  # (B, T)
         always = int(lengths.min())  # every sequence is still running before this step
         for t in range(int(lengths.max())):
-            h_t, new_state = cell.step(g[:, t], state)
+            h_t, new_state = cell.step(g_steps[t], state)
             if t < always:
                 state = new_state
             else:
