@@ -76,6 +76,14 @@ class RecurrentCell(nn.Module):
         """One recurrent step: ``g_t: (B, G)`` (projected input), state -> ``(h_t, new_state)``."""
         raise NotImplementedError
 
+    def step_dropped(self, g_t: Tensor, state: State, mask: Tensor) -> tuple[Tensor, State]:
+        """:meth:`step` with ``h_{t-1}`` multiplied by ``mask: (B, H_out)`` where it meets the recurrent
+        weights (recurrent dropout, Gal & Ghahramani 2016). Here ``h_{t-1}`` is used nowhere else;
+        cells that also reuse it elsewhere (GRU) override this."""
+        if isinstance(state, tuple):
+            return self.step(g_t, (state[0] * mask, *state[1:]))
+        return self.step(g_t, state * mask)
+
     def initial_state(self, batch_size: int, *, device=None, dtype=None) -> State:
         """The zero state for a batch: ``h: (B, H)``, or ``(h, c)`` for an LSTM."""
         device = device if device is not None else self.weight_ih.device
@@ -247,11 +255,230 @@ class GRUCell(RecurrentCell):
     num_gates = 3
 
     def step(self, g_t: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
-        gh = F.linear(state, self.weight_hh, self.bias_hh)  # (B, 3H)
-        xr, xz, xn = g_t.chunk(3, dim=1)
-        hr, hz, hn = gh.chunk(3, dim=1)
-        r = torch.sigmoid(xr + hr)
-        z = torch.sigmoid(xz + hz)
-        n = torch.tanh(xn + r * hn)  # (B, H)
-        h = torch.lerp(n, state, z)  # (1 - z) * n + z * h
+        h = gru_update(g_t, self.recurrent_gates(state), state)
         return h, h
+
+    def step_dropped(self, g_t: Tensor, state: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        # The mask acts on h_{t-1} inside W_hh h_{t-1} only, not in the interpolation with z.
+        h = gru_update(g_t, self.recurrent_gates(state * mask), state)
+        return h, h
+
+    def recurrent_gates(self, h: Tensor) -> Tensor:
+        """``W_hh h + b_hh: (B, 3H)``."""
+        return F.linear(h, self.weight_hh, self.bias_hh)
+
+
+def gru_update(gx: Tensor, gh: Tensor, h: Tensor) -> Tensor:
+    """torch.nn's GRU step from input gates ``gx: (B, 3H)``, recurrent gates ``gh: (B, 3H)``, ``h: (B, H)``."""
+    xr, xz, xn = gx.chunk(3, dim=1)
+    hr, hz, hn = gh.chunk(3, dim=1)
+    r = torch.sigmoid(xr + hr)
+    z = torch.sigmoid(xz + hz)
+    n = torch.tanh(xn + r * hn)  # (B, H)
+    return torch.lerp(n, h, z)  # (1 - z) * n + z * h
+
+
+class LayerNormLSTMCell(RecurrentCell):
+    r"""LSTM cell with layer normalization (Ba et al. 2016), as in lmnt-com/haste's LayerNormLSTM.
+
+    .. math::
+        \begin{array}{ll}
+        a_t = \mathrm{LN}_{ih}(W_{ih} x_t) + \mathrm{LN}_{hh}(W_{hh} h_{t-1}) \quad (4H \text{ gates, } i, f, g, o) \\
+        c_t = \sigma(a_f) \odot c_{t-1} + \sigma(a_i) \odot \tanh(a_g) \\
+        h_t = \sigma(a_o) \odot \tanh(\mathrm{LN}_c(c_t))
+        \end{array}
+
+    where :math:`\mathrm{LN}(v) = \gamma \odot (v - \mathrm{mean}(v)) / \sqrt{\mathrm{var}(v) + \epsilon} + \beta`
+    over the feature axis. ``LN_ih`` and ``LN_hh`` normalize all ``4H`` gate pre-activations
+    together; their shifts :math:`\beta` are ``bias_ih`` and ``bias_hh`` (torch.nn's names).
+
+    Args:
+        input_size: ``I``. hidden_size: ``H``.
+        bias: learn ``bias_ih``, ``bias_hh`` and the shift of ``LN_c``.
+        forget_bias: initial value of the forget gate's part of ``bias_ih`` (other biases start at 0).
+        eps: the layer norms' :math:`\epsilon`.
+
+    Parameters: ``weight_ih: (4H, I)``, ``weight_hh: (4H, H)``, ``bias_ih, bias_hh: (4H,)``,
+    ``ln_ih_weight, ln_hh_weight: (4H,)`` (gains), ``ln_c_weight, ln_c_bias: (H,)``.
+    State: ``(h: (B, H), c: (B, H))``.
+    """
+
+    num_gates = 4
+    state_size = 2
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        forget_bias: float = 1.0,
+        eps: float = 1e-5,
+        *,
+        device=None,
+        dtype=None,
+    ) -> None:
+        self.forget_bias = float(forget_bias)
+        self.eps = float(eps)
+        super().__init__(input_size, hidden_size, bias, device=device, dtype=dtype)
+        factory = {"device": device, "dtype": dtype}
+        self.ln_ih_weight = nn.Parameter(torch.empty(4 * hidden_size, **factory))
+        self.ln_hh_weight = nn.Parameter(torch.empty(4 * hidden_size, **factory))
+        self.ln_c_weight = nn.Parameter(torch.empty(hidden_size, **factory))
+        self.ln_c_bias = nn.Parameter(torch.empty(hidden_size, **factory)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Weights uniform in ``±1/sqrt(H)``, gains 1, biases 0 except the forget gate's ``forget_bias``."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        nn.init.uniform_(self.weight_ih, -bound, bound)
+        nn.init.uniform_(self.weight_hh, -bound, bound)
+        for name in ("bias_ih", "bias_hh", "ln_c_bias"):
+            if getattr(self, name, None) is not None:
+                nn.init.zeros_(getattr(self, name))
+        if self.bias_ih is not None:
+            with torch.no_grad():
+                self.bias_ih[self.hidden_size : 2 * self.hidden_size] = self.forget_bias
+        for name in ("ln_ih_weight", "ln_hh_weight", "ln_c_weight"):
+            if getattr(self, name, None) is not None:
+                nn.init.ones_(getattr(self, name))
+
+    def initial_state(self, batch_size: int, *, device=None, dtype=None) -> tuple[Tensor, Tensor]:
+        h = super().initial_state(batch_size, device=device, dtype=dtype)  # (B, H)
+        return h, torch.zeros_like(h)
+
+    def project(self, x: Tensor) -> Tensor:
+        """``LN_ih(W_ih x)`` for all time steps: ``x: (..., I) -> (..., 4H)``."""
+        gates = F.linear(x, self.weight_ih)  # (..., 4H)
+        return F.layer_norm(gates, gates.shape[-1:], self.ln_ih_weight, self.bias_ih, self.eps)
+
+    def step(self, g_t: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        h, c = state
+        gh = F.layer_norm(h @ self.weight_hh.t(), g_t.shape[-1:], self.ln_hh_weight, self.bias_hh, self.eps)
+        i, f, g, o = (g_t + gh).chunk(4, dim=1)  # each (B, H)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        c_norm = F.layer_norm(c, c.shape[-1:], self.ln_c_weight, self.ln_c_bias, self.eps)
+        h = torch.sigmoid(o) * torch.tanh(c_norm)  # (B, H)
+        return h, (h, c)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", forget_bias={self.forget_bias}"
+
+
+class LayerNormGRUCell(RecurrentCell):
+    r"""GRU cell (torch.nn's variant) with layer normalization of the input and recurrent pre-activations.
+
+    .. math::
+        \begin{array}{ll}
+        a_t = \mathrm{LN}_{ih}(W_{ih} x_t), \quad b_t = \mathrm{LN}_{hh}(W_{hh} h_{t-1}) \quad (r, z, n) \\
+        r_t = \sigma(a_r + b_r), \quad z_t = \sigma(a_z + b_z), \quad n_t = \tanh(a_n + r_t \odot b_n) \\
+        h_t = (1 - z_t) \odot n_t + z_t \odot h_{t-1}
+        \end{array}
+
+    The layer norms' shifts are ``bias_ih`` and ``bias_hh``; their gains ``ln_ih_weight``,
+    ``ln_hh_weight: (3H,)``. Other parameters as :class:`GRUCell`. State: ``h: (B, H)``.
+    """
+
+    num_gates = 3
+
+    def __init__(
+        self, input_size: int, hidden_size: int, bias: bool = True, eps: float = 1e-5, *, device=None, dtype=None
+    ) -> None:
+        self.eps = float(eps)
+        super().__init__(input_size, hidden_size, bias, device=device, dtype=dtype)
+        factory = {"device": device, "dtype": dtype}
+        self.ln_ih_weight = nn.Parameter(torch.empty(3 * hidden_size, **factory))
+        self.ln_hh_weight = nn.Parameter(torch.empty(3 * hidden_size, **factory))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Weights uniform in ``±1/sqrt(H)``, layer-norm gains 1, biases 0."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        nn.init.uniform_(self.weight_ih, -bound, bound)
+        nn.init.uniform_(self.weight_hh, -bound, bound)
+        for name in ("bias_ih", "bias_hh"):
+            if getattr(self, name) is not None:
+                nn.init.zeros_(getattr(self, name))
+        for name in ("ln_ih_weight", "ln_hh_weight"):
+            if getattr(self, name, None) is not None:
+                nn.init.ones_(getattr(self, name))
+
+    def project(self, x: Tensor) -> Tensor:
+        """``LN_ih(W_ih x)`` for all time steps: ``x: (..., I) -> (..., 3H)``."""
+        gates = F.linear(x, self.weight_ih)  # (..., 3H)
+        return F.layer_norm(gates, gates.shape[-1:], self.ln_ih_weight, self.bias_ih, self.eps)
+
+    def recurrent_gates(self, h: Tensor) -> Tensor:
+        """``LN_hh(W_hh h): (B, 3H)``."""
+        gh = h @ self.weight_hh.t()  # (B, 3H)
+        return F.layer_norm(gh, gh.shape[-1:], self.ln_hh_weight, self.bias_hh, self.eps)
+
+    def step(self, g_t: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        h = gru_update(g_t, self.recurrent_gates(state), state)
+        return h, h
+
+    def step_dropped(self, g_t: Tensor, state: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        h = gru_update(g_t, self.recurrent_gates(state * mask), state)
+        return h, h
+
+
+class IndRNNCell(RecurrentCell):
+    r"""Independently recurrent cell (Li et al. 2018): each unit sees only its own past.
+
+    .. math::
+        h_t = \phi(W_{ih} x_t + b_{ih} + u \odot h_{t-1}), \quad |u_j| \le u_{max}
+
+    Args:
+        input_size: ``I``. hidden_size: ``H``. bias: learn ``b_ih``.
+        nonlinearity: ``"relu"`` (the paper's) or ``"tanh"``.
+        recurrent_max: the bound ``u_max`` on each recurrent weight, enforced by clamping ``u``
+            in every step (so it holds whatever the optimizer does); ``None`` for no bound.
+            The paper uses ``2 ** (1 / T)`` to keep gradients alive over ``T`` steps.
+
+    Parameters: ``weight_ih: (H, I)``, ``weight_hh: (H,)`` (the vector ``u``), ``bias_ih: (H,)``.
+    State: ``h: (B, H)``.
+    """
+
+    num_gates = 1
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        nonlinearity: str = "relu",
+        recurrent_max: float | None = 1.0,
+        *,
+        device=None,
+        dtype=None,
+    ) -> None:
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
+        if recurrent_max is not None and recurrent_max <= 0:
+            raise ValueError(f"recurrent_max: expected a positive number or None, got {recurrent_max}")
+        self.nonlinearity = nonlinearity
+        self.recurrent_max = recurrent_max
+        super().__init__(input_size, hidden_size, bias, device=device, dtype=dtype)
+        self.weight_hh = nn.Parameter(torch.empty(hidden_size, device=device, dtype=dtype))
+        self.register_parameter("bias_hh", None)
+        self._activation = torch.tanh if nonlinearity == "tanh" else torch.relu
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """``W_ih`` uniform in ``±1/sqrt(H)``, ``u`` uniform in ``[0, min(1, u_max))``, ``b_ih`` zero."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        nn.init.uniform_(self.weight_ih, -bound, bound)
+        nn.init.uniform_(self.weight_hh, 0.0, min(1.0, self.recurrent_max or 1.0))
+        if self.bias_ih is not None:
+            nn.init.zeros_(self.bias_ih)
+
+    def recurrent_weight(self) -> Tensor:
+        """``u: (H,)`` clamped to ``[-u_max, u_max]``."""
+        u = self.weight_hh
+        return u if self.recurrent_max is None else u.clamp(-self.recurrent_max, self.recurrent_max)
+
+    def step(self, g_t: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        h = self._activation(torch.addcmul(g_t, self.recurrent_weight(), state))  # (B, H)
+        return h, h
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", nonlinearity={self.nonlinearity!r}, recurrent_max={self.recurrent_max}"

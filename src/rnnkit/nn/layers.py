@@ -14,7 +14,6 @@ Shape legend: ``B`` batch, ``T`` time steps, ``I`` input features, ``H`` hidden 
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Union
 
@@ -23,7 +22,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.nn import fused
-from rnnkit.nn.cells import GRUCell, LSTMCell, RecurrentCell, RNNCell
+from rnnkit.nn.cells import (
+    GRUCell,
+    IndRNNCell,
+    LayerNormGRUCell,
+    LayerNormLSTMCell,
+    LSTMCell,
+    RecurrentCell,
+    RNNCell,
+    State,
+)
+from rnnkit.nn.dropout import RecurrentDropoutCell, ZoneoutCell, check_rate, dropped_weight, sequence_mask
 from rnnkit.nn.scan import scan
 
 LayerState = Union[Tensor, tuple[Tensor, Tensor]]  # noqa: UP007 (runtime alias, Python 3.10)
@@ -38,6 +47,18 @@ class RecurrentLayer(nn.Module):
     or ``None`` where torch has no kernel). Each cell's parameters are registered on the layer
     under torch.nn's names (``<name>_l<k>[_reverse]``); the cells themselves are not submodules,
     so ``state_dict()`` and ``named_parameters()`` show exactly torch.nn's keys.
+
+    Regularizers of the recurrence, active in ``train()`` only (keyword arguments of every layer):
+
+    * ``recurrent_dropout``: probability of zeroing a unit of ``h_{t-1}`` where it meets the
+      recurrent weights, one mask per sequence for all time steps (Gal & Ghahramani 2016);
+    * ``zoneout``: probability that a state unit keeps its previous value, a float or one per
+      state tensor (``(p_h, p_c)`` for LSTMs) (Krueger et al. 2016). In ``eval()`` each unit is the
+      expectation ``p * old + (1 - p) * new``, as in the paper; ``zoneout=0`` is the plain cell;
+    * ``weight_drop``: DropConnect on the recurrent weights ``weight_hh``, one mask per forward
+      pass (AWD-LSTM).
+
+    Any of them makes torch's fused kernel unusable (see :meth:`fused_unsupported_reason`).
     """
 
     mode: str | None = None
@@ -53,6 +74,9 @@ class RecurrentLayer(nn.Module):
         bidirectional: bool = False,
         impl: str = "auto",
         *,
+        recurrent_dropout: float = 0.0,
+        zoneout: float | tuple[float, ...] = 0.0,
+        weight_drop: float = 0.0,
         device=None,
         dtype=None,
     ) -> None:
@@ -76,6 +100,9 @@ class RecurrentLayer(nn.Module):
         self.dropout = float(dropout)
         self.bidirectional = bidirectional
         self.impl = impl
+        self.recurrent_dropout = check_rate("recurrent_dropout", recurrent_dropout)
+        self.weight_drop = check_rate("weight_drop", weight_drop)
+        self.zoneout = self._check_zoneout(zoneout)
         cells: list[RecurrentCell] = []
         self._flat_weights_names: list[str] = []
         for layer in range(num_layers):
@@ -98,7 +125,15 @@ class RecurrentLayer(nn.Module):
 
     def fused_unsupported_reason(self) -> str | None:
         """Why torch's fused kernel cannot compute this layer exactly, or ``None`` if it can."""
-        return None if self.mode is not None else f"{type(self).__name__} has no torch.nn kernel"
+        if self.mode is None:
+            return f"{type(self).__name__} has no torch.nn kernel"
+        if self.recurrent_dropout:
+            return f"recurrent_dropout={self.recurrent_dropout} masks h inside the recurrence; torch's kernel cannot"
+        if any(self.zoneout):
+            return f"zoneout={self.zoneout} mixes each step's state with the previous one; torch's kernel cannot"
+        if self.weight_drop:
+            return f"weight_drop={self.weight_drop} masks the recurrent weights; torch's kernel would copy them"
+        return None
 
     # ----------------------------------------------------------------- sizes
     @property
@@ -169,7 +204,7 @@ class RecurrentLayer(nn.Module):
             for direction in range(self.num_directions):
                 index = layer * self.num_directions + direction
                 s0 = None if hx is None else _unwrap(tuple(h[index] for h in hx))
-                out, sn = scan(self._cells[index], layer_input, s0, lengths, reverse=direction == 1)
+                out, sn = self.scan_direction(index, layer_input, s0, lengths, reverse=direction == 1)
                 outputs.append(out)  # (B, T, H_out)
                 for kept, s in zip(finals, sn if isinstance(sn, tuple) else (sn,), strict=True):
                     kept.append(s)
@@ -177,6 +212,29 @@ class RecurrentLayer(nn.Module):
             if layer < self.num_layers - 1:
                 layer_input = self.between_layers(layer_input)
         return layer_input, tuple(torch.stack(kept) for kept in finals)  # each (L*D, B, ·)
+
+    def scan_direction(
+        self, index: int, x: Tensor, state: State | None, lengths: Tensor | None, reverse: bool
+    ) -> tuple[Tensor, State]:
+        """Run cell ``index`` (layer * D + direction) over ``x: (B, T, ·)`` with this layer's regularizers.
+
+        Returns ``(outputs: (B, T, H_out), final_state)`` as :func:`rnnkit.nn.scan.scan`.
+        """
+        cell = self._cells[index]
+        if not (self.weight_drop and self.training):
+            return scan(self.regularized(cell, x), x, state, lengths, reverse)
+        with dropped_weight(cell, "weight_hh", self.weight_drop):
+            return scan(self.regularized(cell, x), x, state, lengths, reverse)
+
+    def regularized(self, cell: RecurrentCell, x: Tensor):
+        """``cell`` wrapped in recurrent dropout and zoneout as configured (itself if neither applies)."""
+        wrapped = cell
+        if self.recurrent_dropout and self.training:
+            mask = sequence_mask(x.shape[0], cell.output_size, self.recurrent_dropout, x)  # (B, H_out)
+            wrapped = RecurrentDropoutCell(wrapped, mask)
+        if any(self.zoneout):
+            wrapped = ZoneoutCell(wrapped, self.zoneout, self.training)
+        return wrapped
 
     def between_layers(self, x: Tensor) -> Tensor:
         """What happens to one layer's output ``(B, T, D * H_out)`` before the next: dropout."""
@@ -197,12 +255,20 @@ class RecurrentLayer(nn.Module):
                 owner._parameters[leaf] = getattr(self, next(names))
 
     def reset_parameters(self) -> None:
-        """torch.nn's initialization: every parameter uniform in ``(-1/sqrt(H), 1/sqrt(H))``."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        for weight in self.parameters():
-            nn.init.uniform_(weight, -bound, bound)
+        """Each cell's own initialization (torch.nn's, uniform in ``±1/sqrt(H)``, for RNN/LSTM/GRU)."""
+        self._sync_cells()
+        for cell in self._cells:
+            cell.reset_parameters()
 
     # ----------------------------------------------------------------- input checks
+    def _check_zoneout(self, zoneout: float | tuple[float, ...]) -> tuple[float, ...]:
+        """One zoneout rate per state tensor (``(p_h,)`` or ``(p_h, p_c)``)."""
+        n = len(self.state_sizes)
+        rates = tuple(zoneout) if isinstance(zoneout, (tuple, list)) else (zoneout,) * n
+        if len(rates) != n:
+            raise ValueError(f"zoneout: expected a float or {n} rate(s) (one per state tensor), got {zoneout!r}")
+        return tuple(check_rate("zoneout", p) for p in rates)
+
     def _check_input(self, x: Tensor) -> tuple[Tensor, bool]:
         if not isinstance(x, Tensor):
             raise ValueError(f"x: expected a Tensor, got {type(x).__name__}")
@@ -286,6 +352,11 @@ class RecurrentLayer(nn.Module):
             s += ", bidirectional=True"
         if self.impl != "auto":
             s += f", impl={self.impl!r}"
+        for option in ("recurrent_dropout", "weight_drop"):
+            if getattr(self, option):
+                s += f", {option}={getattr(self, option)}"
+        if any(self.zoneout):
+            s += f", zoneout={self.zoneout}"
         return s
 
 
@@ -323,6 +394,9 @@ class RNN(RecurrentLayer):
         bidirectional: bool = False,
         impl: str = "auto",
         *,
+        recurrent_dropout: float = 0.0,
+        zoneout: float | tuple[float, ...] = 0.0,
+        weight_drop: float = 0.0,
         device=None,
         dtype=None,
     ) -> None:
@@ -339,6 +413,9 @@ class RNN(RecurrentLayer):
             dropout,
             bidirectional,
             impl,
+            recurrent_dropout=recurrent_dropout,
+            zoneout=zoneout,
+            weight_drop=weight_drop,
             device=device,
             dtype=dtype,
         )
@@ -375,6 +452,9 @@ class LSTM(RecurrentLayer):
         proj_size: int = 0,
         impl: str = "auto",
         *,
+        recurrent_dropout: float = 0.0,
+        zoneout: float | tuple[float, ...] = 0.0,
+        weight_drop: float = 0.0,
         device=None,
         dtype=None,
     ) -> None:
@@ -390,6 +470,9 @@ class LSTM(RecurrentLayer):
             dropout,
             bidirectional,
             impl,
+            recurrent_dropout=recurrent_dropout,
+            zoneout=zoneout,
+            weight_drop=weight_drop,
             device=device,
             dtype=dtype,
         )
@@ -431,6 +514,9 @@ class GRU(RecurrentLayer):
         bidirectional: bool = False,
         impl: str = "auto",
         *,
+        recurrent_dropout: float = 0.0,
+        zoneout: float | tuple[float, ...] = 0.0,
+        weight_drop: float = 0.0,
         device=None,
         dtype=None,
     ) -> None:
@@ -443,9 +529,179 @@ class GRU(RecurrentLayer):
             dropout,
             bidirectional,
             impl,
+            recurrent_dropout=recurrent_dropout,
+            zoneout=zoneout,
+            weight_drop=weight_drop,
             device=device,
             dtype=dtype,
         )
 
     def make_cell(self, input_size: int, *, device=None, dtype=None) -> GRUCell:
         return GRUCell(input_size, self.hidden_size, self.bias, device=device, dtype=dtype)
+
+
+class LayerNormLSTM(RecurrentLayer):
+    r"""Multi-layer LSTM with layer normalization (equations in :class:`rnnkit.nn.LayerNormLSTMCell`).
+
+    Same call, state and options as :class:`LSTM` (no ``proj_size``), plus
+        forget_bias: initial forget-gate bias (default 1.0). eps: the layer norms' epsilon.
+
+    Parameters per layer ``k`` (and ``_reverse``): ``weight_ih_lk``, ``weight_hh_lk``, ``bias_ih_lk``,
+    ``bias_hh_lk``, ``ln_ih_weight_lk``, ``ln_hh_weight_lk``, ``ln_c_weight_lk``, ``ln_c_bias_lk``.
+    torch has no kernel for it: it always runs the written-here path.
+
+    Call: ``output, (h_n, c_n) = lstm(x, state=None, lengths=None)``, ``output: (B, T, D * H)``,
+    ``h_n, c_n: (L * D, B, H)``.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = True,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        forget_bias: float = 1.0,
+        eps: float = 1e-5,
+        impl: str = "auto",
+        *,
+        recurrent_dropout: float = 0.0,
+        zoneout: float | tuple[float, ...] = 0.0,
+        weight_drop: float = 0.0,
+        device=None,
+        dtype=None,
+    ) -> None:
+        self.forget_bias = forget_bias
+        self.eps = eps
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            impl,
+            recurrent_dropout=recurrent_dropout,
+            zoneout=zoneout,
+            weight_drop=weight_drop,
+            device=device,
+            dtype=dtype,
+        )
+
+    def make_cell(self, input_size: int, *, device=None, dtype=None) -> LayerNormLSTMCell:
+        return LayerNormLSTMCell(
+            input_size, self.hidden_size, self.bias, self.forget_bias, self.eps, device=device, dtype=dtype
+        )
+
+    @property
+    def state_sizes(self) -> tuple[int, ...]:
+        return (self.hidden_size, self.hidden_size)
+
+
+class LayerNormGRU(RecurrentLayer):
+    r"""Multi-layer GRU with layer normalization (equations in :class:`rnnkit.nn.LayerNormGRUCell`).
+
+    Same call, state and options as :class:`GRU`, plus ``eps``. Extra parameters per layer:
+    ``ln_ih_weight_lk``, ``ln_hh_weight_lk: (3H,)``. Always runs the written-here path.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = True,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        eps: float = 1e-5,
+        impl: str = "auto",
+        *,
+        recurrent_dropout: float = 0.0,
+        zoneout: float | tuple[float, ...] = 0.0,
+        weight_drop: float = 0.0,
+        device=None,
+        dtype=None,
+    ) -> None:
+        self.eps = eps
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            impl,
+            recurrent_dropout=recurrent_dropout,
+            zoneout=zoneout,
+            weight_drop=weight_drop,
+            device=device,
+            dtype=dtype,
+        )
+
+    def make_cell(self, input_size: int, *, device=None, dtype=None) -> LayerNormGRUCell:
+        return LayerNormGRUCell(input_size, self.hidden_size, self.bias, self.eps, device=device, dtype=dtype)
+
+
+class IndRNN(RecurrentLayer):
+    r"""Multi-layer independently recurrent network (equations in :class:`rnnkit.nn.IndRNNCell`).
+
+    Args: as :class:`RNN` (``nonlinearity`` defaults to ``"relu"``), plus
+        recurrent_max: bound on each recurrent weight ``|u_j|`` (``None``: unbounded).
+
+    Parameters per layer: ``weight_ih_lk: (H, I)``, ``weight_hh_lk: (H,)``, ``bias_ih_lk: (H,)``.
+    Call: ``output, h_n = indrnn(x, state=None, lengths=None)``, ``output: (B, T, D * H)``,
+    ``h_n: (L * D, B, H)``. Always runs the written-here path.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "relu",
+        bias: bool = True,
+        batch_first: bool = True,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        recurrent_max: float | None = 1.0,
+        impl: str = "auto",
+        *,
+        recurrent_dropout: float = 0.0,
+        zoneout: float | tuple[float, ...] = 0.0,
+        weight_drop: float = 0.0,
+        device=None,
+        dtype=None,
+    ) -> None:
+        self.nonlinearity = nonlinearity
+        self.recurrent_max = recurrent_max
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            impl,
+            recurrent_dropout=recurrent_dropout,
+            zoneout=zoneout,
+            weight_drop=weight_drop,
+            device=device,
+            dtype=dtype,
+        )
+
+    def make_cell(self, input_size: int, *, device=None, dtype=None) -> IndRNNCell:
+        return IndRNNCell(
+            input_size,
+            self.hidden_size,
+            self.bias,
+            self.nonlinearity,
+            self.recurrent_max,
+            device=device,
+            dtype=dtype,
+        )
