@@ -1,0 +1,144 @@
+"""Writing an experiment's run folder: ``report.md``, ``results.json``, ``config.json``, ``plots/*.png``.
+
+Every file is written to a temporary name and renamed into place, so a folder never holds a
+half-written file. Plots use matplotlib's Agg backend (no display needed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import torch
+
+
+def run_dir(out: str | os.PathLike | None, name: str) -> Path:
+    """The run folder: ``out`` if given, else ``runs/experiment-<name>/<YYYYmmdd-HHMMSS>``; created."""
+    path = Path(out) if out else Path("runs") / f"experiment-{name}" / time.strftime("%Y%m%d-%H%M%S")
+    (path / "plots").mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (temporary file in the same folder, then rename)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj: object) -> None:
+    """Write ``obj`` as indented JSON, atomically. NaN and infinity become ``null``."""
+    write_text(path, json.dumps(_finite(obj), indent=2) + "\n")
+
+
+def _finite(obj: object) -> object:
+    if isinstance(obj, float):
+        return obj if obj == obj and abs(obj) != float("inf") else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def save_figure(fig: plt.Figure, path: Path) -> None:
+    """Save ``fig`` as a PNG atomically and close it."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A GitHub-flavoured markdown table; floats are shown with 4 significant digits."""
+
+    def cell(v: object) -> str:
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def command_line(argv: Sequence[str] | None = None) -> str:
+    """The command that is running, as a shell line (``rnnkit experiment …`` under the CLI)."""
+    argv = list(sys.argv if argv is None else argv)
+    prog = Path(argv[0]).name if argv else "python"
+    if prog in ("rnnkit", "__main__.py"):
+        argv = ["rnnkit", *argv[1:]]
+    return shlex.join(argv)
+
+
+def git_commit() -> str:
+    """The checked-out commit of the source tree, with ``+dirty`` if it has local changes; or ``unknown``."""
+    root = Path(__file__).resolve().parents[3]
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src/rnnkit"], cwd=root, capture_output=True, text=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def machine() -> dict[str, object]:
+    """CPU model, logical cores, torch threads and version, Python, OS."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "os": platform.platform(),
+    }
+
+
+def config_dict(config: object) -> dict[str, object]:
+    """A config dataclass as a JSON-ready dict."""
+    return dataclasses.asdict(config)  # type: ignore[call-overload]
+
+
+def report_header(title: str, command: str, seconds: float, config: object) -> str:
+    """The opening of every ``report.md``: title, command, commit, machine, wall time, settings."""
+    m = machine()
+    settings = ", ".join(f"`{k}={v}`" for k, v in config_dict(config).items() if k != "out")
+    return (
+        f"# {title}\n\n"
+        f"Command: `{command}`\n\n"
+        f"Commit `{git_commit()}`; {m['cpu']}, {m['cores']} cores, torch {m['torch']} "
+        f"({m['torch_threads']} threads); wall time {seconds:.0f} s.\n\n"
+        f"Settings: {settings}.\n"
+    )

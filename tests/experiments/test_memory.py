@@ -1,0 +1,53 @@
+"""`rnnkit experiment memory --quick`: every (task, model, length) is trained and tested; the run folder is complete."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rnnkit.errors import ConfigError
+from rnnkit.experiments.common import BUILDERS
+from rnnkit.experiments.memory import MemoryConfig, default_models, run, solved
+from tests.experiments.checks import assert_png, assert_report
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("memory")
+    return run(MemoryConfig.quick(out=str(out)), command="rnnkit experiment memory --quick"), out
+
+
+def test_every_task_model_and_length_has_a_test_figure(quick_run):
+    results, _ = quick_run
+    for task in ("adding", "copy"):
+        assert set(results["test"][task]) == {"rnn", "lstm"}
+        for by_length in results["test"][task].values():
+            assert set(by_length) == {"10", "20"}
+            for score in by_length.values():
+                assert (score >= 0) if task == "adding" else (0 <= score <= 1)
+    # after a few dozen steps nothing has solved the adding problem: the table must not claim it
+    assert not any(solved("adding", s, MemoryConfig.quick()) for s in results["test"]["adding"]["rnn"].values())
+
+
+def test_run_folder_is_complete(quick_run):
+    _, out = quick_run
+    text = assert_report(out, "rnnkit experiment memory --quick", "## Adding problem", "## Copy memory", "T=20")
+    assert "Budget per run: 30 Adam steps" in text
+    for name in ("memory_by_length.png", "training_loss.png"):
+        assert_png(out / "plots" / name)
+    saved = json.loads((out / "results.json").read_text())
+    assert len(saved["runs"]["copy"]["lstm"]["20"]["losses"]) == 30
+
+
+def test_default_models_are_torch_cells_plus_those_rnnkit_adds():
+    models = default_models()
+    assert models[:3] == ("rnn", "lstm", "gru")
+    assert set(models) <= set(BUILDERS)
+
+
+def test_bad_settings_raise_config_error():
+    with pytest.raises(ConfigError, match="models"):
+        MemoryConfig(models=("transformer",))
+    with pytest.raises(ConfigError, match="tasks"):
+        MemoryConfig(tasks=("sorting",))
