@@ -1,0 +1,150 @@
+"""The run folder: where it goes, what ``config.json`` and ``report.md`` hold, and loading it back.
+
+::
+
+    runs/<task>/<YYYYmmdd-HHMMSS>/
+        config.json        {"task", "command", "git_commit", "train": {...}, <the task's sections>}
+        metrics.jsonl      one line per log step, evaluation and warning
+        checkpoints/last/  checkpoints/best/   (see rnnkit.train.checkpoint)
+        plots/*.png        loss, learning rate, gradient norms
+        report.md          final figures and the command that reproduces them
+        <the task's own files: vocab.json, scaler.json, ...>
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+
+import rnnkit
+from rnnkit.errors import CheckpointError, ConfigError
+from rnnkit.train.checkpoint import atomic_write_json, atomic_write_text, load_weights, read_meta, resolve_checkpoint
+
+CONFIG_FILE = "config.json"
+REPORT_FILE = "report.md"
+RESERVED_KEYS = frozenset({"task", "command", "git_commit", "rnnkit_version", "created", "train", "resumed"})
+
+
+def new_run_dir(task: str, root: str | Path = "runs") -> Path:
+    """``<root>/<task>/<YYYYmmdd-HHMMSS>``, created; ``-2``, ``-3``… when that second is taken."""
+    base = Path(root) / task / time.strftime("%Y%m%d-%H%M%S")
+    path, n = base, 1
+    while True:
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            n += 1
+            path = base.with_name(f"{base.name}-{n}")
+
+
+def command_line() -> str:
+    """The command that started this process, as a shell would take it back."""
+    argv = list(sys.argv)
+    if argv and argv[0].endswith(("rnnkit/__main__.py", "rnnkit\\__main__.py")):
+        argv[0:1] = ["python", "-m", "rnnkit"]
+    elif argv and Path(argv[0]).name == "rnnkit":
+        argv[0] = "rnnkit"
+    elif argv and argv[0].endswith(".py"):
+        argv.insert(0, "python")
+    return shlex.join(argv)
+
+
+def git_commit() -> str | None:
+    """The commit of the source tree rnnkit runs from, or None outside a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(rnnkit.__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def write_run_config(
+    run_dir: str | Path, task: str, train: dict[str, Any], task_config: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Write ``config.json``: everything needed to rerun. On a resumed run, the original command
+    and creation time are kept and this command is added to ``"resumed"``."""
+    task_config = task_config or {}
+    clash = sorted(set(task_config) & RESERVED_KEYS)
+    if clash:
+        raise ConfigError(f"task_config: keys {clash} are reserved by the run folder ({sorted(RESERVED_KEYS)})")
+    path = Path(run_dir) / CONFIG_FILE
+    previous = json.loads(path.read_text()) if path.exists() else None
+    config = {
+        "task": task,
+        "command": previous["command"] if previous else command_line(),
+        "git_commit": git_commit(),
+        "rnnkit_version": rnnkit.__version__,
+        "created": previous["created"] if previous else time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "train": train,
+        **task_config,
+    }
+    if previous:
+        config["resumed"] = [*previous.get("resumed", []), command_line()]
+    atomic_write_json(path, config)
+    return config
+
+
+def read_run_config(run_dir: str | Path) -> dict[str, Any]:
+    """``RUN_DIR/config.json`` as a dict."""
+    path = Path(run_dir) / CONFIG_FILE
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: not found; expected a run folder written by rnnkit") from None
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+
+
+def load_run(run_dir: str | Path, which: str = "best", device: str = "cpu") -> tuple[dict[str, Any], dict[str, Tensor]]:
+    """``(config, state_dict)`` of a trained run: its ``config.json`` and the weights of the
+    ``best`` checkpoint (``last`` when the run had no evaluation), for predict and eval.
+
+    The task rebuilds its model from its own section of ``config`` and calls
+    ``model.load_state_dict(state_dict)``.
+    """
+    config = read_run_config(run_dir)
+    folder = Path(run_dir) / "checkpoints" / which
+    if which == "best":
+        try:
+            resolve_checkpoint(folder)
+        except CheckpointError:
+            folder = folder.with_name("last")
+    read_meta(folder)
+    return config, load_weights(folder, device)
+
+
+def write_report(run_dir: str | Path, title: str, command: str, figures: dict[str, Any], notes: list[str]) -> Path:
+    """``report.md``: the figures as a table, the command that reproduces them, the plots."""
+    lines = [f"# {title}", "", "Reproduce with:", "", "```bash", command, "```", "", "| figure | value |", "|---|---|"]
+    for name, value in figures.items():
+        shown = f"{value:.6g}" if isinstance(value, float) else str(value)
+        lines.append(f"| {name} | {shown} |")
+    lines += ["", *notes] if notes else []
+    plots = sorted((Path(run_dir) / "plots").glob("*.png"))
+    if plots:
+        lines += ["", "## Plots", ""] + [f"![{p.stem}](plots/{p.name})" for p in plots]
+    path = Path(run_dir) / REPORT_FILE
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path
+
+
+def append_report(run_dir: str | Path, markdown: str) -> None:
+    """Add a task's own section (e.g. a generated sample, a confusion matrix) to ``report.md``."""
+    path = Path(run_dir) / REPORT_FILE
+    old = path.read_text() if path.exists() else ""
+    atomic_write_text(path, old.rstrip("\n") + "\n\n" + markdown.strip("\n") + "\n")

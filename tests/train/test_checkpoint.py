@@ -1,0 +1,117 @@
+"""Checkpoints: round trip, atomic replacement, truncated/missing files, malicious pickles."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from rnnkit.errors import CheckpointError
+from rnnkit.train.checkpoint import (
+    load_train_state,
+    load_weights,
+    read_meta,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+
+
+def weights():
+    return {"w": torch.arange(6.0).reshape(2, 3), "b": torch.ones(3)}
+
+
+def test_round_trip(tmp_path):
+    folder = save_checkpoint(tmp_path / "last", weights(), {"step": 3}, {"opt": {"lr": 0.1}, "t": torch.ones(2)})
+    assert read_meta(folder)["step"] == 3
+    assert torch.equal(load_weights(folder)["w"], weights()["w"])
+    state = load_train_state(folder)
+    assert state["opt"] == {"lr": 0.1} and torch.equal(state["t"], torch.ones(2))
+
+
+def test_rng_state_round_trip_is_exact():
+    state = rng_state()
+    first = (random.random(), np.random.rand(), torch.rand(2))
+    set_rng_state(state)
+    again = (random.random(), np.random.rand(), torch.rand(2))
+    assert first[:2] == again[:2] and torch.equal(first[2], again[2])
+
+
+def test_refuses_non_finite_weights_and_keeps_the_old_checkpoint(tmp_path):
+    save_checkpoint(tmp_path / "last", weights(), {"step": 1})
+    bad = {**weights(), "w": torch.tensor([1.0, float("nan")])}
+    with pytest.raises(CheckpointError, match=r"non-finite values .*'w'"):
+        save_checkpoint(tmp_path / "last", bad, {"step": 2})
+    assert read_meta(tmp_path / "last")["step"] == 1
+    assert os.listdir(tmp_path) == ["last"]  # no temporary leftovers
+
+
+class CreatesFile:
+    """Unpickling this object runs code: it creates the file at ``path``."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (str(self.path), "w"))
+
+
+def test_malicious_pickle_is_refused_and_runs_nothing(tmp_path):
+    folder = save_checkpoint(tmp_path / "last", weights(), {"step": 1}, {"x": 1})
+    marker = tmp_path / "pwned"
+    torch.save({"optimizer": CreatesFile(marker)}, folder / "train_state.pt")
+    with pytest.raises(CheckpointError, match=r"train_state\.pt: refused"):
+        load_train_state(folder)
+    assert not marker.exists()
+    # the same payload as a raw (non-zip) pickle is refused as well
+    (folder / "train_state.pt").write_bytes(pickle.dumps(CreatesFile(marker), protocol=2))
+    with pytest.raises(CheckpointError, match=r"train_state\.pt: refused"):
+        load_train_state(folder)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "train_state.pt", "meta.json"])
+def test_truncated_file_is_named_in_the_error(tmp_path, name):
+    folder = save_checkpoint(tmp_path / "last", weights(), {"step": 1}, {"t": torch.ones(100)})
+    path = folder / name
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    load = {"model.safetensors": load_weights, "train_state.pt": load_train_state, "meta.json": read_meta}[name]
+    with pytest.raises(CheckpointError, match=f"{name}: .*(truncated|corrupt)"):
+        load(folder)
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "train_state.pt", "meta.json"])
+def test_missing_file_is_named_in_the_error(tmp_path, name):
+    folder = save_checkpoint(tmp_path / "last", weights(), {"step": 1}, {"t": torch.ones(1)})
+    (folder / name).unlink()
+    load = {"model.safetensors": load_weights, "train_state.pt": load_train_state, "meta.json": read_meta}[name]
+    with pytest.raises(CheckpointError, match=f"{name}: missing"):
+        load(folder)
+    with pytest.raises(CheckpointError, match="nowhere: checkpoint folder not found"):
+        load(tmp_path / "nowhere")
+
+
+def test_interrupted_save_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
+    save_checkpoint(tmp_path / "last", weights(), {"step": 1}, {"t": torch.ones(1)})
+
+    def dies_midway(*args, **kwargs):
+        raise KeyboardInterrupt  # as if the process were stopped while writing
+
+    monkeypatch.setattr(torch, "save", dies_midway)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(tmp_path / "last", {"w": torch.zeros(1)}, {"step": 2}, {"t": torch.zeros(1)})
+    assert read_meta(tmp_path / "last")["step"] == 1
+    assert torch.equal(load_weights(tmp_path / "last")["w"], weights()["w"])
+    assert os.listdir(tmp_path) == ["last"]
+
+
+def test_writer_killed_between_the_two_renames_is_recovered(tmp_path):
+    save_checkpoint(tmp_path / "last", weights(), {"step": 1}, {"t": torch.ones(1)})
+    shutil.move(tmp_path / "last", tmp_path / ".last.old")  # the instant after the first rename
+    assert read_meta(tmp_path / "last")["step"] == 1
+    assert torch.equal(load_weights(tmp_path / "last")["b"], torch.ones(3))

@@ -1,0 +1,67 @@
+"""TrainConfig validation and its command-line form."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+from rnnkit.errors import ConfigError
+from rnnkit.train import TrainConfig, add_train_args, config_from_args
+
+
+def parse(argv, defaults=None):
+    parser = argparse.ArgumentParser()
+    add_train_args(parser, defaults)
+    return config_from_args(parser.parse_args(argv))
+
+
+def test_every_common_option_reaches_the_config():
+    argv = (
+        "--steps 7 --batch-size 4 --lr 0.5 --optimizer sgd --schedule cosine --warmup 2 --clip-norm none "
+        "--clip-value 0.1 --accumulate 3 --eval-every 5 --patience 2 --seed 9 --device cpu --precision bf16 "
+        "--run-dir r --quiet --log-format json --tensorboard"
+    )
+    cfg = parse(argv.split())
+    assert (cfg.steps, cfg.batch_size, cfg.lr, cfg.optimizer) == (7, 4, 0.5, "sgd")
+    assert (cfg.schedule, cfg.warmup) == ("cosine", 2)
+    assert (cfg.clip_norm, cfg.clip_value, cfg.accumulate, cfg.eval_every, cfg.patience) == (None, 0.1, 3, 5, 2)
+    assert (cfg.seed, cfg.device, cfg.precision, cfg.run_dir) == (9, "cpu", "bf16", "r")
+    assert cfg.quiet and cfg.log_format == "json" and cfg.tensorboard
+
+
+def test_task_defaults_and_epochs_replacing_steps():
+    defaults = TrainConfig(steps=2000, lr=3e-3)
+    assert parse([], defaults).lr == 3e-3
+    cfg = parse(["--epochs", "3"], defaults)
+    assert (cfg.steps, cfg.epochs) == (None, 3)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("optimizer", "lbfgs", "optimizer: expected one of"),
+        ("batch_size", 0, "batch_size: expected an integer >= 1"),
+        ("lr", -1.0, "lr: expected a number > 0"),
+        ("clip_norm", 0.0, "clip_norm"),
+        ("epochs", 2, "steps/epochs: give exactly one"),
+    ],
+)
+def test_invalid_values_name_the_field(field, value, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**{field: value})
+
+
+def test_resume_starts_from_the_saved_options(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    saved = TrainConfig(steps=50, lr=0.25, batch_size=4).to_dict()
+    (run / "config.json").write_text(json.dumps({"train": saved}))
+    cfg = parse(["--resume", str(run), "--steps", "80"])
+    assert (cfg.lr, cfg.batch_size, cfg.steps, cfg.resume) == (0.25, 4, 80, str(run))
+
+
+def test_resume_of_a_folder_without_config_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"config.json: not found"):
+        parse(["--resume", str(tmp_path)])

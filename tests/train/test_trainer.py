@@ -1,0 +1,162 @@
+"""The fit loop: learning, truncated BPTT, early stopping, non-finite steps, accumulation, run folder."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+
+from rnnkit.data.batching import ShuffledBatches
+from rnnkit.train import NonFiniteError, StepOutput, TrainConfig, Trainer, load_run, read_metrics, seed_everything
+from tests.train.toy import TinyLM, carried_step, first_position_accuracy, reset_step, sequence_batches, stream
+
+
+def quiet_config(**kw) -> TrainConfig:
+    base = {"batch_size": 8, "lr": 1e-2, "optimizer": "adam", "quiet": True, "log_every": 5, "plots": False}
+    return TrainConfig(**{**base, **kw})
+
+
+def train_stream(tmp_path, step_fn, steps=150):
+    seed_everything(0)
+    model = TinyLM()
+    trainer = Trainer(model, quiet_config(steps=steps), train_step=step_fn, run_dir=tmp_path / "run")
+    result = trainer.fit(stream())
+    return model, result
+
+
+def test_tbptt_carried_state_learns_what_reset_state_cannot(tmp_path):
+    carried, result = train_stream(tmp_path / "a", carried_step)
+    reset, _ = train_stream(tmp_path / "b", reset_step)
+    losses = [r["loss"] for r in read_metrics(result.run_dir) if r["kind"] == "train"]
+    assert losses[-1] < 0.5 * losses[0]  # the loss falls
+    batches = stream()
+    assert first_position_accuracy(carried, batches, carry=True) > 0.9
+    assert first_position_accuracy(reset, batches, carry=False) < 0.4  # chance is 1/8
+
+
+def full_bptt_setup(tmp_path, **kw):
+    tokens, targets = sequence_batches()
+    batches = ShuffledBatches(len(tokens), 16, lambda idx: (tokens[idx], targets[idx]), seed=0)
+
+    def train_step(model, batch, state):
+        x, y = batch
+        logits, _ = model(x)  # (B, T, V)
+        return F.cross_entropy(logits.flatten(0, 1), y.flatten())
+
+    def evaluate(model):
+        logits, _ = model(tokens[:64])
+        return {"loss": float(F.cross_entropy(logits.flatten(0, 1), targets[:64].flatten()))}
+
+    seed_everything(0)
+    model = TinyLM()
+    config = quiet_config(batch_size=16, **kw)
+    return model, Trainer(model, config, train_step=train_step, evaluate=evaluate, run_dir=tmp_path / "run"), batches
+
+
+def test_run_folder_has_config_metrics_checkpoints_plots_and_report(tmp_path):
+    _, trainer, batches = full_bptt_setup(tmp_path, steps=30, eval_every=10, schedule="cosine", warmup=3, plots=True)
+    trainer.write_file("vocab.json", json.dumps(["a", "b"]))
+    result = trainer.fit(batches)
+    run = result.run_dir
+    assert result.stop_reason == "completed" and result.steps == 30
+    config = json.loads((run / "config.json").read_text())
+    assert config["train"]["schedule"] == "cosine" and config["command"]
+    rows = read_metrics(run)
+    assert [r["step"] for r in rows if r["kind"] == "eval"] == [10, 20, 30]
+    train_rows = [r for r in rows if r["kind"] == "train"]
+    assert {"loss", "lr", "grad_norm", "grad_norm/rnn.l0", "grad_norm/head"} <= set(train_rows[0])
+    assert train_rows[0]["lr"] < train_rows[1]["lr"] or train_rows[0]["step"] >= 3  # warmup, then decay
+    assert train_rows[-1]["lr"] < 1e-3  # cosine ends near zero
+    for name in ("loss.png", "lr.png", "grad_norm.png"):
+        assert (run / "plots" / name).stat().st_size > 1000
+    report = (run / "report.md").read_text()
+    assert "best val loss" in report and config["command"] in report
+    assert json.loads((run / "vocab.json").read_text()) == ["a", "b"]
+    saved_config, state_dict = load_run(run)
+    assert saved_config["train"]["steps"] == 30
+    best = json.loads((run / "checkpoints/best/meta.json").read_text())
+    assert best["step"] == result.best_step and math.isclose(best["best_metric"], result.best_metric)
+    assert torch.equal(state_dict["head.weight"], load_file(run / "checkpoints/best/model.safetensors")["head.weight"])
+
+
+def test_early_stopping_stops_after_patience_evaluations_without_improvement(tmp_path):
+    scores = iter([3.0, 2.0, 2.5, 2.1, 1.0])  # best at the 2nd evaluation, then two worse ones
+
+    _, trainer, batches = full_bptt_setup(tmp_path, steps=100, eval_every=5, patience=2)
+    trainer.evaluate_fn = lambda model: {"loss": next(scores)}
+    result = trainer.fit(batches)
+    assert result.stop_reason == "early stopping"
+    assert result.steps == 20 and result.best_step == 10 and result.best_metric == 2.0
+    assert json.loads((result.run_dir / "checkpoints/last/meta.json").read_text())["step"] == 20
+
+
+def test_mode_max_keeps_the_largest_metric(tmp_path):
+    scores = iter([0.1, 0.5, 0.3])
+    _, trainer, batches = full_bptt_setup(tmp_path, steps=15, eval_every=5, monitor="acc", mode="max")
+    trainer.evaluate_fn = lambda model: {"acc": next(scores)}
+    result = trainer.fit(batches)
+    assert (result.best_metric, result.best_step) == (0.5, 10)
+
+
+def test_non_finite_steps_are_skipped_then_the_run_stops_and_the_checkpoint_is_unchanged(tmp_path):
+    model, trainer, batches = full_bptt_setup(tmp_path, steps=40, eval_every=10, max_nonfinite=3)
+    real_step = trainer.train_step
+    calls = {"n": 0}
+
+    def poisoned_step(model, batch, state):
+        calls["n"] += 1
+        loss = real_step(model, batch, state)
+        if calls["n"] in (5, 6) or calls["n"] > 12:  # two isolated bad steps, then a run of them
+            loss = loss * float("nan")
+        return loss
+
+    trainer.train_step = poisoned_step
+    last = tmp_path / "run/checkpoints/last/model.safetensors"
+    with pytest.raises(NonFiniteError, match="3 steps in a row"):
+        trainer.fit(batches)
+    assert trainer.step == 14  # steps 13, 14 and 15 were non-finite; 15 raised
+    weights = load_file(last)
+    assert json.loads((last.parent / "meta.json").read_text())["step"] == 10
+    assert all(torch.isfinite(w).all() for w in weights.values())
+    assert all(torch.isfinite(p).all() for p in model.parameters())  # skipped steps never touched weights
+    warnings = [r for r in read_metrics(tmp_path / "run") if r["kind"] == "warning"]
+    assert [w["step"] for w in warnings] == [5, 6, 13, 14, 15]
+
+
+def test_accumulation_equals_one_big_batch(tmp_path):
+    def run(batch_size, accumulate, folder):
+        tokens, targets = sequence_batches(n=64)
+        batches = ShuffledBatches(64, batch_size, lambda idx: (tokens[idx], targets[idx]), shuffle=False)
+
+        def train_step(model, batch, state):
+            logits, _ = model(batch[0])
+            return F.cross_entropy(logits.flatten(0, 1), batch[1].flatten())
+
+        seed_everything(0)
+        model = TinyLM()
+        cfg = quiet_config(steps=4, batch_size=batch_size, accumulate=accumulate, optimizer="sgd", lr=0.5)
+        Trainer(model, cfg, train_step=train_step, run_dir=tmp_path / folder).fit(batches)
+        return model.head.weight.detach()
+
+    assert torch.allclose(run(16, 1, "a"), run(8, 2, "b"), atol=1e-5)
+
+
+def test_step_output_metrics_and_items_are_logged(tmp_path):
+    _, trainer, batches = full_bptt_setup(tmp_path, steps=10, log_every=5)
+    real_step = trainer.train_step
+    trainer.train_step = lambda m, b, s: StepOutput(real_step(m, b, s), metrics={"acc": 0.25}, items=96)
+    trainer.fit(batches)
+    row = [r for r in read_metrics(tmp_path / "run") if r["kind"] == "train"][-1]
+    assert row["acc"] == 0.25 and row["items_per_second"] > 0
+
+
+def test_clip_value_and_norm_bound_the_update(tmp_path):
+    _, trainer, batches = full_bptt_setup(tmp_path, steps=1, optimizer="sgd", lr=1.0, clip_value=1e-4, clip_norm=None)
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    trainer.fit(batches)
+    for old, new in zip(before, trainer.model.parameters(), strict=True):
+        assert (new.detach() - old).abs().max() <= 1e-4 + 1e-7
