@@ -1,4 +1,5 @@
-"""Turning examples into batches: padding, lengths, shuffled batches by index, TBPTT streams.
+"""Turning examples into batches: padding, lengths, shuffled or length-bucketed batches by index,
+TBPTT streams.
 
 Every batcher here is a *batch source* in the sense of :mod:`rnnkit.train`: a callable
 ``source(k) -> batch k`` with ``len(source)`` batches per epoch. Batch ``k`` depends only on
@@ -208,3 +209,75 @@ class TBPTTStream:
         source, shift = (self.streams, 1) if self.targets is None else (self.targets, 0)
         targets = source[:, t + shift : t + shift + self.bptt]  # (B, T, *)
         return StreamChunk(inputs, targets, reset=i == 0)
+
+
+class BucketedBatches:
+    """Batch ``k`` of ``n`` variable-length examples, grouping similar lengths to keep padding small.
+
+    Each epoch: a seeded permutation of the examples is cut into pools of
+    ``bucket_factor * batch_size``; each pool is sorted by length and cut into batches; the
+    batches are put in a seeded random order. Every example is in exactly one batch per epoch
+    (a pool's last batch may be smaller). ``collate(indices: list[int]) -> batch`` builds a batch;
+    ``batch_size`` is global: under torchrun each process collates every ``world_size``-th index
+    of each batch. ``padding_fraction()`` is the share of the padded ``(B, T)`` grid that is
+    padding in an epoch (the cost bucketing saves: compare ``bucket_factor=0``, no bucketing).
+    """
+
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        batch_size: int,
+        collate: Callable[[list[int]], Any],
+        *,
+        seed: int = 0,
+        bucket_factor: int = 50,
+        rank: int | None = None,
+        world_size: int | None = None,
+    ) -> None:
+        if len(lengths) < 1 or batch_size < 1 or bucket_factor < 0:
+            raise ValueError(
+                f"lengths, batch_size, bucket_factor: expected >= 1 example, batch_size >= 1 and "
+                f"bucket_factor >= 0, got {len(lengths)} examples, {batch_size}, {bucket_factor}"
+            )
+        self.lengths = list(lengths)
+        self.batch_size, self.collate, self.seed, self.bucket_factor = batch_size, collate, seed, bucket_factor
+        self.rank, self.world_size = _rank_world(rank, world_size)
+        _local_slice(batch_size, self.rank, self.world_size, "batch_size")
+        self._epoch, self._batches = 0, self.epoch_batches(0)
+
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        """The (global) batches of ``epoch``, as lists of example indices, in training order."""
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        n, size = len(self.lengths), self.batch_size
+        order = torch.randperm(n, generator=g).tolist()
+        pool = max(1, self.bucket_factor) * size
+        batches: list[list[int]] = []
+        for start in range(0, n, pool):
+            chunk = order[start : start + pool]
+            if self.bucket_factor:
+                chunk.sort(key=lambda i: self.lengths[i])
+            batches.extend(chunk[k : k + size] for k in range(0, len(chunk), size))
+        return [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
+
+    def __len__(self) -> int:
+        n, pool = len(self.lengths), max(1, self.bucket_factor) * self.batch_size
+        full, rest = divmod(n, pool)
+        return full * -(-pool // self.batch_size) + -(-rest // self.batch_size)
+
+    def indices(self, k: int) -> list[int]:
+        """The example indices of this process's part of global batch ``k``."""
+        epoch, i = divmod(k, len(self))
+        if epoch != self._epoch:
+            self._epoch, self._batches = epoch, self.epoch_batches(epoch)
+        return self._batches[i][self.rank :: self.world_size]
+
+    def __call__(self, k: int) -> Any:
+        return self.collate(self.indices(k))
+
+    def padding_fraction(self, epoch: int = 0) -> float:
+        """Padding positions / all positions of the padded batches of ``epoch``."""
+        real = grid = 0
+        for batch in self.epoch_batches(epoch):
+            sizes = [self.lengths[i] for i in batch]
+            real, grid = real + sum(sizes), grid + len(sizes) * max(sizes)
+        return 1.0 - real / grid
