@@ -155,12 +155,13 @@ def write_token_file(
 
 
 def open_token_file(path: str | os.PathLike) -> tuple[np.ndarray, TokenFileInfo]:
-    """Map a token file written by :func:`write_token_file` read-only: ``(ids (N,), info)``."""
+    """Map a token file written by :func:`write_token_file` (never read whole): ``(ids (N,), info)``."""
     path = Path(path)
     info = TokenFileInfo.load(path.with_name(path.name + ".json"))
     if info.count == 0:
         return np.zeros(0, dtype=info.dtype), info
-    return np.memmap(path, dtype=info.dtype, mode="r", shape=(info.count,)), info
+    # Copy-on-write: the file is never modified, and torch.from_numpy accepts the array.
+    return np.memmap(path, dtype=info.dtype, mode="c", shape=(info.count,)), info
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

@@ -1,0 +1,187 @@
+"""Tests of rnnkit.tasks.lm: training on a few KB of text, generation, evaluation, resume, bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from rnnkit.cli import main
+from rnnkit.data.vocab import CharVocab
+from rnnkit.tasks import lm
+from rnnkit.train import TrainConfig
+from rnnkit.train.checkpoint import load_weights, read_meta
+
+# About 6 KB of English (Python's own docs, as the demo uses): real text, so a model that learns
+# anything beyond character frequencies beats the unigram entropy.
+TEXT = __import__("pydoc_data.topics", fromlist=["topics"]).topics["assert"] * 3
+TEXT += __import__("pydoc_data.topics", fromlist=["topics"]).topics["if"] * 4
+
+
+def unigram_entropy(text: str) -> float:
+    """Nats per character of the best model that ignores context."""
+    counts, n = Counter(text), len(text)
+    return -sum(c / n * math.log(c / n) for c in counts.values())
+
+
+def tiny_config(tmp_path: Path, steps: int = 80, **train) -> lm.Config:
+    corpus = tmp_path / "corpus.txt"
+    if not corpus.exists():
+        corpus.write_text(TEXT, encoding="utf-8")
+    options = dict(steps=steps, batch_size=8, lr=1e-2, schedule="cosine", eval_every=40, log_every=10, quiet=True)
+    return lm.Config(
+        data=lm.DataConfig(files=[str(corpus)], seq_len=32, val_fraction=0.1),
+        model=lm.ModelConfig(cell="lstm", layers=1, hidden=64, dropout=0.0),
+        train=TrainConfig(**{**options, **train}, run_dir=str(tmp_path / "run")),
+    )
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> Path:
+    return lm.train(tiny_config(tmp_path_factory.mktemp("lm")))
+
+
+def test_training_beats_the_unigram_entropy_and_writes_the_run_folder(trained_run: Path) -> None:
+    rows = [json.loads(line) for line in (trained_run / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in rows if r["kind"] == "eval"]
+    train_losses = [r["loss"] for r in rows if r["kind"] == "train"]
+    assert evals[-1]["val_loss"] < unigram_entropy(TEXT) - 0.3
+    assert train_losses[-1] < train_losses[0] - 0.5
+    assert evals[-1]["val_bpc"] == pytest.approx(evals[-1]["val_loss"] / math.log(2), rel=1e-6)
+    config = json.loads((trained_run / "config.json").read_text())
+    assert config["task"] == "lm" and config["model"]["hidden"] == 64 and config["data"]["seq_len"] == 32
+    for name in ("report.md", "plots/loss.png", "data/vocab.json", "data/train.bin", "checkpoints/best"):
+        assert (trained_run / name).exists(), name
+    assert "## Sample" in (trained_run / "report.md").read_text()
+
+
+def test_seeded_generation_is_deterministic_and_uses_only_vocabulary_characters(trained_run: Path) -> None:
+    vocab = CharVocab.load(trained_run / "data" / "vocab.json")
+    first = "".join(lm.generate(trained_run, "The ", max_new=120, seed=7, top_k=20, top_p=0.95))
+    again = "".join(lm.generate(trained_run, "The ", max_new=120, seed=7, top_k=20, top_p=0.95))
+    other = "".join(lm.generate(trained_run, "The ", max_new=120, seed=8, top_k=20, top_p=0.95))
+    assert first == again and first != other
+    assert len(first) == 120 and set(first) <= set(vocab.chars)
+
+
+def test_generation_steps_once_per_token_and_matches_whole_sequence_recomputation(trained_run: Path) -> None:
+    model, vocab = lm.load_model(trained_run)
+    prompt = vocab.encode("The ")
+    lengths: list[int] = []
+    hook = model.rnn.register_forward_hook(lambda m, args, out: lengths.append(args[0].shape[1]))
+    greedy = list(lm.generate_ids(model, prompt, max_new=30, temperature=0))
+    hook.remove()
+    assert lengths == [len(prompt)] + [1] * 30  # the prompt once, then one step per token (O(1) each)
+    with torch.no_grad():  # the same tokens, recomputed from scratch over the whole sequence
+        logits, _ = model(torch.tensor([prompt + greedy[:-1]]))  # (1, P + 29, V)
+    assert logits[0, len(prompt) - 1 :].argmax(-1).tolist() == greedy
+
+
+def test_sample_next_respects_top_k_and_top_p() -> None:
+    logits = torch.tensor([4.0, 3.0, 2.0, 1.0, 0.0])
+    generator = torch.Generator().manual_seed(0)
+    assert {lm.sample_next(logits, 1.0, top_k=2, generator=generator) for _ in range(200)} == {0, 1}
+    # softmax: 0.64, 0.24, 0.09, ...: the nucleus of 0.8 is the first two tokens
+    assert {lm.sample_next(logits, 1.0, top_p=0.8, generator=generator) for _ in range(200)} == {0, 1}
+    assert lm.sample_next(logits, 0.0) == 0
+
+
+def test_evaluation_scores_every_target_once_with_the_state_carried(trained_run: Path) -> None:
+    model, vocab = lm.load_model(trained_run)
+    ids = np.asarray(vocab.encode(TEXT[:1000]), dtype=np.uint16)
+    with torch.no_grad():
+        logits, _ = model(torch.from_numpy(ids.astype(np.int64))[None, :-1])  # (1, 999, V)
+    whole = F.cross_entropy(logits[0], torch.from_numpy(ids[1:].astype(np.int64))).item()
+    assert lm.evaluate_tokens(model, ids, 1000, batch_size=1, seq_len=37)["loss"] == pytest.approx(whole, rel=1e-5)
+    streamed = lm.evaluate_tokens(model, ids, 1000, batch_size=4, seq_len=37)["loss"]
+    assert streamed == pytest.approx(whole, rel=0.05)  # 4 streams start without context
+
+
+def test_eval_command_reports_loss_perplexity_and_bits_per_character(trained_run: Path, tmp_path, capsys) -> None:
+    (tmp_path / "test.txt").write_text(TEXT[-2000:], encoding="utf-8")
+    assert main(["lm", "eval", "--run", str(trained_run), "--data", str(tmp_path / "test.txt")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["perplexity"] == pytest.approx(math.exp(result["loss"]), rel=1e-4)
+    assert result["loss"] < unigram_entropy(TEXT)
+
+
+def test_generate_command_streams_num_samples_and_drops_unknown_prompt_characters(trained_run: Path, capsys) -> None:
+    argv = ["lm", "generate", "--run", str(trained_run), "--prompt", "The ☃", "--max-new", "40", "--seed", "3"]
+    assert main([*argv, "--num-samples", "2"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.count("The ☃") == 2 and "dropped" in captured.err and "☃" in captured.err
+    assert main(argv) == 0
+    assert capsys.readouterr().out.split("\n")[0] in captured.out  # sample 1 again: same seed, same text
+
+
+def test_resuming_a_run_continues_it_exactly(tmp_path) -> None:
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    straight = lm.train(tiny_config(tmp_path / "a", steps=40, eval_every=20, schedule="constant"))
+    config = tiny_config(tmp_path / "b", steps=20, eval_every=20, schedule="constant")
+    first_half = lm.train(config)
+    assert read_meta(first_half / "checkpoints" / "last")["step"] == 20
+    config.train.steps, config.train.resume = 40, str(first_half)
+    resumed = lm.train(config)
+    assert resumed == first_half and read_meta(resumed / "checkpoints" / "last")["step"] == 40
+    a, b = load_weights(straight / "checkpoints" / "last"), load_weights(resumed / "checkpoints" / "last")
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_subword_level_trains_and_generates(tmp_path) -> None:
+    config = tiny_config(tmp_path, steps=20, eval_every=0)
+    config.data.level, config.data.vocab_size, config.data.seq_len = "subword", 300, 16
+    run = lm.train(config)
+    assert (run / "data" / "tokenizer.json").is_file()
+    text = "".join(lm.generate(run, "The ", max_new=30, seed=1))
+    assert text and "\ufffd" not in text
+
+
+# ---------------------------------------------------------------- bad input: one line, status 2, nothing written
+
+
+def _run_cli(argv: list[str], cwd: Path, monkeypatch, capsys) -> str:
+    monkeypatch.chdir(cwd)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("rnnkit: error: ") and "\n" not in err
+    assert not (cwd / "runs").exists()
+    return err
+
+
+def test_training_on_a_file_that_is_not_utf8_names_the_file_and_byte_offset(tmp_path, monkeypatch, capsys) -> None:
+    (tmp_path / "latin1.txt").write_bytes(("word " * 100).encode() + "café".encode("latin-1"))
+    err = _run_cli(["lm", "train", "--data", "latin1.txt"], tmp_path, monkeypatch, capsys)
+    assert "latin1.txt" in err and "byte offset 503" in err
+
+
+def test_training_on_an_empty_file_or_too_short_a_text_fails_cleanly(tmp_path, monkeypatch, capsys) -> None:
+    (tmp_path / "empty.txt").write_bytes(b"")
+    assert "empty file" in _run_cli(["lm", "train", "--data", "empty.txt"], tmp_path, monkeypatch, capsys)
+    (tmp_path / "short.txt").write_text("a short text\n" * 20)
+    err = _run_cli(["lm", "train", "--data", "short.txt"], tmp_path, monkeypatch, capsys)
+    assert "short.txt" in err and "too short" in err and "--batch-size" in err
+    assert "no such file" in _run_cli(["lm", "train", "--data", "missing.txt"], tmp_path, monkeypatch, capsys)
+
+
+def test_generate_with_a_prompt_of_only_unknown_characters_fails(trained_run, tmp_path, monkeypatch, capsys) -> None:
+    argv = ["lm", "generate", "--run", str(trained_run), "--prompt", "☃☃"]
+    assert "none of its characters" in _run_cli(argv, tmp_path, monkeypatch, capsys)
+
+
+def test_a_folder_that_is_not_a_run_is_refused(tmp_path, monkeypatch, capsys) -> None:
+    (tmp_path / "notarun").mkdir()
+    (tmp_path / "t.txt").write_text(TEXT)
+    for argv in (
+        ["lm", "generate", "--run", "notarun"],
+        ["lm", "eval", "--run", "notarun", "--data", "t.txt"],
+        ["lm", "train", "--resume", "notarun"],
+    ):
+        assert "notarun" in _run_cli(argv, tmp_path, monkeypatch, capsys)
+    assert "nowhere" in _run_cli(["lm", "generate", "--run", "nowhere"], tmp_path, monkeypatch, capsys)
+    assert sorted(p.name for p in (tmp_path / "notarun").iterdir()) == []
