@@ -20,7 +20,12 @@ except ModuleNotFoundError:  # Python 3.10
 from rnnkit.errors import ConfigError, RnnkitError
 
 # One module per verb, in the order `rnnkit --help` lists them.
-VERB_MODULES: tuple[str, ...] = ("rnnkit.tasks.lm", "rnnkit.tasks.demo", "rnnkit.experiments.cli")
+VERB_MODULES: tuple[str, ...] = (
+    "rnnkit.tasks.lm",
+    "rnnkit.tasks.demo",
+    "rnnkit.tasks.classify",
+    "rnnkit.experiments.cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,838 @@
+"""`rnnkit classify`: text classification (e.g. sentiment) with a bidirectional recurrent encoder.
+
+A sentence in, a label out::
+
+    rnnkit classify train --train train.tsv --val dev.tsv --cell lstm --pool max
+    rnnkit classify eval --run runs/classify/<id> --data dev.tsv
+    rnnkit classify predict --run runs/classify/<id> --input file.txt   # or - for stdin
+
+and the same from Python::
+
+    from rnnkit.tasks import classify
+    run_dir = classify.train(classify.Config(data=classify.DataConfig(train="train.tsv", val="dev.tsv")))
+    report = classify.evaluate_file(run_dir, "dev.tsv")
+    predictions = classify.Classifier.load(run_dir).predict(["a gripping , funny film"])
+
+The model: token ids ``(B, T)`` → embedding (with embedding dropout) → a recurrent encoder from
+:mod:`rnnkit.nn` run with ``lengths`` (so padding never reaches the result) → pooling over time
+(:mod:`rnnkit.tasks.pooling`: last, max, mean or additive attention) → dropout → linear classifier.
+``--cell bow`` replaces the recurrent encoder with the mean of the word embeddings and a hidden
+layer: the bag-of-words MLP baseline, blind to word order.
+
+Data: a TSV, CSV or JSON-lines table (:mod:`rnnkit.data.tabular`) with a text and a label column;
+any number of classes, string or integer labels. The vocabulary (word-level with
+:func:`rnnkit.data.vocab.word_tokenize`, or byte-level BPE) and the label set are built from the
+training split only; words never seen in training map to ``<unk>``. Batches group sentences of
+similar length (bucketing), and the padding fraction is reported.
+
+A run folder holds, besides the engine's files, ``vocab.json`` (or ``tokenizer.json``) and
+``labels.json``, so ``eval`` and ``predict`` need nothing but the folder.
+
+Shape legend: ``B`` batch, ``T`` time steps (tokens), ``E`` embedding size, ``H`` hidden size,
+``D`` directions, ``C`` classes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rnnkit.data.batching import BucketedBatches, pad_batch
+from rnnkit.data.tabular import TextTable, read_table, read_text_file
+from rnnkit.data.vocab import SubwordVocab, WordVocab, word_tokenize
+from rnnkit.errors import CheckpointError, ConfigError, DataError
+from rnnkit.nn import GRU, LSTM, RNN, EmbeddingDropout
+from rnnkit.tasks.pooling import POOLINGS, Pooling, valid_mask
+from rnnkit.train import (
+    FitResult,
+    StepOutput,
+    TrainConfig,
+    Trainer,
+    add_train_args,
+    append_report,
+    config_from_args,
+    load_run,
+    seed_everything,
+)
+
+CELLS = ("lstm", "gru", "rnn", "bow")
+VOCABS = ("word", "subword")
+
+
+# ===================================================================== configuration
+@dataclass
+class DataConfig:
+    """Where the data is and how text becomes ids."""
+
+    train: str = ""  # training table (.tsv, .csv or .jsonl)
+    val: str | None = None  # validation table, same columns
+    text_column: str = "sentence"
+    label_column: str = "label"
+    val_text_column: str | None = None  # the validation table's text column, if named differently
+    val_label_column: str | None = None  # the validation table's label column, if named differently
+    format: str | None = None  # tsv | csv | jsonl; None: from the file suffix
+    vocab: str = "word"  # word | subword (byte-level BPE)
+    lowercase: bool = True
+    min_freq: int = 1  # word vocabulary: keep words seen at least this often in training
+    max_vocab: int | None = None  # word vocabulary: at most this many words (most frequent)
+    subword_size: int = 4000  # subword vocabulary: BPE tokens (bytes + merges)
+    bucket: bool = True  # group similar lengths into batches
+    max_train_examples: int | None = None  # use only the first N training rows (quick runs)
+
+    def validate(self) -> None:
+        if self.vocab not in VOCABS:
+            raise ConfigError(f"vocab: expected one of {list(VOCABS)}, got {self.vocab!r}")
+        if self.min_freq < 1:
+            raise ConfigError(f"min_freq: expected an integer >= 1, got {self.min_freq!r}")
+        if self.max_train_examples is not None and self.max_train_examples < 1:
+            raise ConfigError(f"max_train_examples: expected an integer >= 1, got {self.max_train_examples!r}")
+
+
+@dataclass
+class ModelConfig:
+    """The classifier's shape. ``cell="bow"`` is the bag-of-words MLP baseline (no recurrence)."""
+
+    cell: str = "lstm"  # lstm | gru | rnn | bow
+    embed_dim: int = 128
+    hidden_size: int = 128
+    num_layers: int = 1
+    bidirectional: bool = True
+    pool: str = "max"  # last | max | mean | attention
+    attention_size: int = 64
+    embed_dropout: float = 0.1  # drop whole word types from the embedding (Gal & Ghahramani 2016)
+    recurrent_dropout: float = 0.0  # dropout on the recurrent state, the same mask at every step
+    dropout: float = 0.3  # between recurrent layers and before the classifier
+
+    def validate(self) -> None:
+        if self.cell not in CELLS:
+            raise ConfigError(f"cell: expected one of {list(CELLS)}, got {self.cell!r}")
+        if self.pool not in POOLINGS:
+            raise ConfigError(f"pool: expected one of {list(POOLINGS)}, got {self.pool!r}")
+        for name in ("embed_dim", "hidden_size", "num_layers", "attention_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: expected an integer >= 1, got {getattr(self, name)!r}")
+        for name in ("embed_dropout", "recurrent_dropout", "dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"{name}: expected a probability in [0, 1), got {getattr(self, name)!r}")
+
+
+def default_train_config() -> TrainConfig:
+    """The training options ``rnnkit classify train`` starts from: epochs, keep the best dev accuracy."""
+    return TrainConfig(steps=None, epochs=4, batch_size=64, lr=2e-3, clip_norm=5.0, monitor="accuracy", mode="max")
+
+
+@dataclass
+class Config:
+    """Everything a classification run needs; saved in the run folder's ``config.json``."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=default_train_config)
+
+    def validate(self) -> None:
+        if not self.data.train:
+            raise ConfigError("data.train: expected the path of a training table (--train FILE)")
+        self.data.validate()
+        self.model.validate()
+        self.train.validate()
+
+
+# ===================================================================== text and labels → ids
+class TextEncoder:
+    """Text → token ids with ``0`` reserved for padding: a :class:`WordVocab` over
+    :func:`word_tokenize` (unseen words → ``<unk>``), or a byte-level BPE :class:`SubwordVocab`
+    (nothing is unseen; its ids are shifted by one to make room for padding)."""
+
+    pad_id = 0
+
+    def __init__(self, vocab: WordVocab | SubwordVocab, lowercase: bool = True) -> None:
+        self.vocab = vocab
+        self.lowercase = lowercase
+
+    @classmethod
+    def build(cls, texts: Sequence[str], config: DataConfig) -> TextEncoder:
+        """Learn the vocabulary from the training texts only."""
+        if config.vocab == "subword":
+            prepared = [t.lower() if config.lowercase else t for t in texts]
+            return cls(SubwordVocab.train(prepared, vocab_size=config.subword_size), config.lowercase)
+        tokens = (word_tokenize(t, config.lowercase) for t in texts)
+        return cls(WordVocab.build(tokens, min_freq=config.min_freq, max_size=config.max_vocab), config.lowercase)
+
+    @property
+    def kind(self) -> str:
+        return "word" if isinstance(self.vocab, WordVocab) else "subword"
+
+    def __len__(self) -> int:
+        return len(self.vocab) + (self.kind == "subword")
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of one text (at least one id for any text with a non-space character)."""
+        if self.kind == "word":
+            return self.vocab.encode(word_tokenize(text, self.lowercase))
+        return [i + 1 for i in self.vocab.encode(text.lower() if self.lowercase else text)]
+
+    def save(self, run_dir: Path) -> None:
+        name = "vocab.json" if self.kind == "word" else "tokenizer.json"
+        self.vocab.save(run_dir / name)
+
+    @classmethod
+    def load(cls, run_dir: Path, lowercase: bool) -> TextEncoder:
+        if (run_dir / "vocab.json").exists():
+            return cls(WordVocab.load(run_dir / "vocab.json"), lowercase)
+        if (run_dir / "tokenizer.json").exists():
+            return cls(SubwordVocab.load(run_dir / "tokenizer.json"), lowercase)
+        raise CheckpointError(f"{run_dir}: no vocab.json or tokenizer.json; expected a `rnnkit classify` run folder")
+
+
+class LabelSet:
+    """The classes seen in training, in a fixed order: numerically if every label is an integer,
+    else alphabetically. ``index`` of a label training never saw is a :class:`DataError`."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = list(names)
+        self.ids = {name: i for i, name in enumerate(self.names)}
+
+    @classmethod
+    def build(cls, labels: Sequence[str]) -> LabelSet:
+        distinct = set(labels)
+        numeric = all(_is_int(x) for x in distinct)
+        return cls(sorted(distinct, key=(lambda x: (int(x), x)) if numeric else None))
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def encode(self, table: TextTable) -> list[int]:
+        """The class ids of a table's labels, validating each against the training classes."""
+        assert table.labels is not None
+        ids = []
+        for label, line in zip(table.labels, table.lines, strict=True):
+            if label not in self.ids:
+                raise DataError(
+                    f"label {label!r} was never seen in training; expected one of {self.names}",
+                    path=table.path,
+                    line=line,
+                )
+            ids.append(self.ids[label])
+        return ids
+
+    def save(self, run_dir: Path) -> None:
+        _write_json(run_dir / "labels.json", {"labels": self.names})
+
+    @classmethod
+    def load(cls, run_dir: Path) -> LabelSet:
+        data = _read_json(run_dir / "labels.json")
+        if not isinstance(data.get("labels"), list) or not data["labels"]:
+            raise CheckpointError(f"{run_dir / 'labels.json'}: expected {{'labels': [...]}} with at least one label")
+        return cls(data["labels"])
+
+
+def _is_int(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass
+class Examples:
+    """Encoded sentences: ``ids[i]`` (a list of token ids) with class ``labels[i]``."""
+
+    ids: list[list[int]]
+    labels: list[int]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def lengths(self) -> list[int]:
+        return [len(x) for x in self.ids]
+
+
+def encode_table(table: TextTable, encoder: TextEncoder, labels: LabelSet) -> Examples:
+    """Encode every row of ``table`` (labels checked against the training classes)."""
+    return Examples([encoder.encode(t) for t in table.texts], labels.encode(table))
+
+
+# ===================================================================== batches
+@dataclass
+class Batch:
+    """Padded sentences ``tokens: (B, T)`` (``0`` = padding), ``lengths: (B,)``, ``labels: (B,)``."""
+
+    tokens: Tensor
+    lengths: Tensor
+    labels: Tensor
+
+    def to(self, device: torch.device | str) -> Batch:
+        return Batch(self.tokens.to(device), self.lengths.to(device), self.labels.to(device))
+
+
+def collate(examples: Examples, indices: Sequence[int]) -> Batch:
+    """The :class:`Batch` of ``examples`` at ``indices``."""
+    tokens, lengths = pad_batch([torch.tensor(examples.ids[i], dtype=torch.long) for i in indices])  # (B, T), (B,)
+    return Batch(tokens, lengths, torch.tensor([examples.labels[i] for i in indices], dtype=torch.long))
+
+
+def length_sorted_chunks(lengths: Sequence[int], size: int) -> list[list[int]]:
+    """Indices sorted by length, cut into chunks of ``size``: inference batches with little padding."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    return [order[k : k + size] for k in range(0, len(order), size)]
+
+
+# ===================================================================== model
+class TextClassifier(nn.Module):
+    """Embedding → recurrent encoder (with ``lengths``) → pooling → dropout → linear.
+
+    With ``cell="bow"`` the encoder is the mean of the embeddings followed by a hidden
+    ``Linear(E, H)`` + ReLU: a bag-of-words MLP that cannot see word order.
+
+    Call: ``model(tokens, lengths)`` with ``tokens: (B, T)`` (``0`` = padding) and
+    ``lengths: (B,)`` → logits ``(B, C)``. Steps past a sentence's length never affect its logits.
+    """
+
+    def __init__(self, vocab_size: int, num_classes: int, config: ModelConfig) -> None:
+        super().__init__()
+        config.validate()
+        self.config = config
+        self.embed = EmbeddingDropout(vocab_size, config.embed_dim, p=config.embed_dropout, padding_idx=0)
+        self.encoder = _make_encoder(config)
+        features = config.hidden_size * (2 if config.bidirectional and config.cell != "bow" else 1)
+        self.pool = None if config.cell == "bow" else Pooling(config.pool, features, config.attention_size)
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = nn.Linear(features, num_classes)
+
+    def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
+        x = self.embed(tokens)  # (B, T, E)
+        if self.pool is None:
+            mask = valid_mask(lengths, tokens.shape[1]).unsqueeze(-1)  # (B, T, 1)
+            mean = (x * mask).sum(dim=1) / lengths.unsqueeze(1).to(x.dtype)  # (B, E)
+            return self.head(self.dropout(self.encoder(mean)))  # (B, C)
+        outputs, state = self.encoder(x, lengths=lengths)  # (B, T, D*H)
+        h_n = state[0] if isinstance(state, tuple) else state  # (L*D, B, H)
+        D = 2 if self.config.bidirectional else 1
+        final = torch.cat(list(h_n[-D:]), dim=-1)  # (B, D*H): the last layer's directions
+        return self.head(self.dropout(self.pool(outputs, lengths, final)))  # (B, C)
+
+
+def _make_encoder(config: ModelConfig) -> nn.Module:
+    if config.cell == "bow":
+        return nn.Sequential(nn.Linear(config.embed_dim, config.hidden_size), nn.ReLU())
+    layer = {"lstm": LSTM, "gru": GRU, "rnn": RNN}[config.cell]
+    dropout = config.dropout if config.num_layers > 1 else 0.0
+    return layer(
+        config.embed_dim,
+        config.hidden_size,
+        num_layers=config.num_layers,
+        dropout=dropout,
+        bidirectional=config.bidirectional,
+        recurrent_dropout=config.recurrent_dropout,
+    )
+
+
+# ===================================================================== evaluation
+@torch.no_grad()
+def predict_proba(model: TextClassifier, ids: Sequence[Sequence[int]], batch_size: int = 256) -> Tensor:
+    """Class probabilities ``(N, C)`` for encoded sentences, in their order (eval mode; batches
+    of similar lengths, which changes nothing but speed)."""
+    model.eval()
+    device = next(model.parameters()).device
+    lengths = [len(x) for x in ids]
+    probs = torch.empty(len(ids), model.head.out_features)  # (N, C)
+    for batch in length_sorted_chunks(lengths, batch_size):
+        tokens, lens = pad_batch([torch.tensor(ids[i], dtype=torch.long) for i in batch])  # (b, T), (b,)
+        probs[batch] = F.softmax(model(tokens.to(device), lens.to(device)), dim=-1).float().cpu()
+    return probs
+
+
+def confusion_matrix(targets: Sequence[int], predictions: Sequence[int], num_classes: int) -> Tensor:
+    """``(C, C)`` counts: row = true class, column = predicted class."""
+    matrix = torch.zeros(num_classes, num_classes, dtype=torch.long)  # (C, C)
+    matrix.index_put_((torch.as_tensor(targets), torch.as_tensor(predictions)), torch.tensor(1), accumulate=True)
+    return matrix
+
+
+def classification_report(matrix: Tensor, names: Sequence[str]) -> dict[str, Any]:
+    """Accuracy, macro-F1 and per-class precision / recall / F1 / support from a confusion matrix."""
+    m = matrix.double()
+    true_pos = m.diag()
+    predicted, actual = m.sum(dim=0), m.sum(dim=1)
+    precision = torch.where(predicted > 0, true_pos / predicted.clamp(min=1), torch.zeros_like(m[0]))
+    recall = torch.where(actual > 0, true_pos / actual.clamp(min=1), torch.zeros_like(m[0]))
+    f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall).clamp(min=1e-12), 0.0)
+    per_class = {
+        name: {"precision": p, "recall": r, "f1": f, "support": int(s)}
+        for name, p, r, f, s in zip(
+            names, precision.tolist(), recall.tolist(), f1.tolist(), actual.tolist(), strict=True
+        )
+    }
+    return {
+        "accuracy": float(true_pos.sum() / m.sum()),
+        "macro_f1": float(f1.mean()),
+        "per_class": per_class,
+        "confusion_matrix": matrix.tolist(),
+        "labels": list(names),
+    }
+
+
+def evaluate_examples(model: TextClassifier, examples: Examples, labels: LabelSet) -> dict[str, Any]:
+    """Loss (mean cross-entropy, nats), accuracy, macro-F1, per-class table and confusion matrix."""
+    probs = predict_proba(model, examples.ids)  # (N, C)
+    targets = torch.tensor(examples.labels)  # (N,)
+    loss = F.nll_loss(probs.clamp(min=1e-12).log(), targets).item()
+    report = classification_report(
+        confusion_matrix(examples.labels, probs.argmax(1).tolist(), len(labels)), labels.names
+    )
+    return {"loss": loss, **report}
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The report as a text table: overall figures, then one row per class."""
+    width = max(8, *(len(n) for n in report["labels"]))
+    lines = [
+        f"examples {sum(c['support'] for c in report['per_class'].values())}  "
+        f"accuracy {report['accuracy']:.4f}  macro-F1 {report['macro_f1']:.4f}  loss {report['loss']:.4f}",
+        f"{'class':<{width}}  precision  recall     f1  support",
+    ]
+    for name, c in report["per_class"].items():
+        lines.append(f"{name:<{width}}  {c['precision']:9.4f}  {c['recall']:6.4f}  {c['f1']:.4f}  {c['support']:7d}")
+    return "\n".join(lines)
+
+
+def plot_confusion(matrix: Tensor, names: Sequence[str], path: Path, title: str) -> None:
+    """Save the confusion matrix as a PNG (written to a temp file, then renamed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    size = 2.5 + 0.5 * len(names)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(matrix.numpy(), cmap="Blues")
+    ax.set(xticks=range(len(names)), yticks=range(len(names)), xticklabels=names, yticklabels=names)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    high = int(matrix.max()) if matrix.numel() else 0
+    for row, counts in enumerate(matrix.tolist()):
+        for col, count in enumerate(counts):
+            ax.text(col, row, str(count), ha="center", va="center", color="white" if count > high / 2 else "black")
+    fig.tight_layout()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=100)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        Path(tmp).unlink(missing_ok=True)
+
+
+# ===================================================================== a trained run
+def _write_json(path: Path, obj: Any) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=2, ensure_ascii=False)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: not found; expected a `rnnkit classify train` run folder") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path}: not readable JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: expected a JSON object, found {type(data).__name__}")
+    return data
+
+
+def _dataclass_from(cls: type, values: Any, where: str):
+    known = {f.name for f in fields(cls)}
+    if not isinstance(values, dict) or set(values) - known:
+        raise CheckpointError(f"{where}: expected an object with keys from {sorted(known)}, found {values!r}")
+    return cls(**values)
+
+
+@dataclass
+class Prediction:
+    """One sentence's predicted ``label`` and the probability of every class."""
+
+    label: str
+    probabilities: dict[str, float]
+
+
+class Classifier:
+    """A trained run, ready to classify any text: model, text encoder and label set.
+
+    Load with :meth:`load` from a run folder (``checkpoints/best`` if there is one, else
+    ``checkpoints/last``); classify with :meth:`predict` or evaluate with :meth:`evaluate`.
+    """
+
+    def __init__(self, model: TextClassifier, encoder: TextEncoder, labels: LabelSet, data: DataConfig) -> None:
+        self.model = model.eval()
+        self.encoder = encoder
+        self.labels = labels
+        self.data = data
+
+    @classmethod
+    def load(cls, run_dir: str | os.PathLike, which: str = "best", device: str = "cpu") -> Classifier:
+        """Load a run folder: ``config.json``, the vocabulary, ``labels.json`` and the weights of
+        checkpoint ``which`` (``best``, falling back to ``last`` when the run never evaluated)."""
+        run = Path(run_dir)
+        if not run.is_dir():
+            raise CheckpointError(f"{run}: no such run folder; expected a `rnnkit classify train` run")
+        saved, state_dict = load_run(run, which, device)
+        if saved.get("task") != "classify":
+            raise CheckpointError(f"{run}: a {saved.get('task')!r} run, expected a 'classify' run")
+        data = _dataclass_from(DataConfig, saved.get("data"), f"{run / 'config.json'}: field 'data'")
+        model_config = _dataclass_from(ModelConfig, saved.get("model"), f"{run / 'config.json'}: field 'model'")
+        encoder = TextEncoder.load(run, data.lowercase)
+        labels = LabelSet.load(run)
+        model = TextClassifier(len(encoder), len(labels), model_config)
+        try:
+            model.load_state_dict(state_dict)
+        except RuntimeError as e:
+            raise CheckpointError(f"{run}: the weights do not fit the saved model config ({e})") from None
+        return cls(model.to(device), encoder, labels, data)
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        """Classify each text (any text: words never seen in training count as ``<unk>``)."""
+        ids = [self.encoder.encode(t) for t in texts]
+        empty = [i for i, x in enumerate(ids) if not x]
+        if empty:
+            raise ValueError(f"texts[{empty[0]}]: empty text ({texts[empty[0]]!r}); expected some words")
+        probs = predict_proba(self.model, ids)  # (N, C)
+        return [
+            Prediction(self.labels.names[int(p.argmax())], dict(zip(self.labels.names, p.tolist(), strict=True)))
+            for p in probs
+        ]
+
+    def evaluate(self, table: TextTable) -> dict[str, Any]:
+        """Loss, accuracy, macro-F1, per-class table and confusion matrix on a labelled table."""
+        return evaluate_examples(self.model, encode_table(table, self.encoder, self.labels), self.labels)
+
+
+def evaluate_file(
+    run_dir: str | os.PathLike,
+    data: str | os.PathLike,
+    out_dir: str | os.PathLike | None = None,
+    text_column: str | None = None,
+    label_column: str | None = None,
+) -> dict[str, Any]:
+    """Evaluate a run on a labelled table; write ``report.json`` and ``confusion.png`` into
+    ``out_dir`` (default ``<run>/eval/<data stem>/``). The columns are the training table's unless
+    given. Every row is validated before anything is written."""
+    classifier = Classifier.load(run_dir)
+    cfg = classifier.data
+    table = read_table(data, text_column or cfg.text_column, label_column or cfg.label_column, cfg.format)
+    report = {"data": str(data), **classifier.evaluate(table)}
+    folder = Path(out_dir) if out_dir is not None else Path(run_dir) / "eval" / Path(data).stem
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_json(folder / "report.json", report)
+    title = f"{Path(data).name}: accuracy {report['accuracy']:.3f}"
+    plot_confusion(torch.tensor(report["confusion_matrix"]), classifier.labels.names, folder / "confusion.png", title)
+    report["out_dir"] = str(folder)
+    return report
+
+
+def read_input_lines(path: str) -> list[str]:
+    """One text per line from a file or ``-`` (stdin), UTF-8; an empty line is a :class:`DataError`."""
+    if path == "-":
+        name, raw = "<stdin>", sys.stdin.buffer.read()
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as e:
+            line = raw[: e.start].count(b"\n") + 1
+            raise DataError(f"not UTF-8 text ({e.reason}); expected UTF-8", path=name, line=line) from None
+        if not text.strip():
+            raise DataError("empty input; expected one text per line", path=name)
+    else:
+        name, text = path, read_text_file(path)
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the final newline
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            raise DataError("empty text; expected one text per line", path=name, line=number)
+    return [line.rstrip("\r") for line in lines]
+
+
+def format_predictions(texts: Sequence[str], predictions: Sequence[Prediction], as_json: bool) -> str:
+    """One line per text: ``label<TAB>class:prob …`` or a JSON object."""
+    lines = []
+    for text, p in zip(texts, predictions, strict=True):
+        if as_json:
+            lines.append(
+                json.dumps({"text": text, "label": p.label, "probabilities": p.probabilities}, ensure_ascii=False)
+            )
+        else:
+            lines.append(p.label + "\t" + " ".join(f"{k}:{v:.4f}" for k, v in p.probabilities.items()))
+    return "\n".join(lines) + "\n"
+
+
+# ===================================================================== training
+def load_training_data(
+    config: DataConfig, run_dir: Path | None = None
+) -> tuple[TextEncoder, LabelSet, Examples, Examples | None]:
+    """Read and validate both splits, then build (or, resuming ``run_dir``, reload) the
+    vocabulary and label set from the training split only and encode both splits."""
+    train_table = read_table(config.train, config.text_column, config.label_column, config.format)
+    val_table = None
+    if config.val:
+        text_column, label_column = (
+            config.val_text_column or config.text_column,
+            config.val_label_column or config.label_column,
+        )
+        val_table = read_table(config.val, text_column, label_column, config.format)
+    if config.max_train_examples is not None:
+        n = config.max_train_examples
+        train_table = TextTable(train_table.path, train_table.texts[:n], train_table.labels[:n], train_table.lines[:n])
+    if run_dir is not None:
+        encoder, labels = TextEncoder.load(run_dir, config.lowercase), LabelSet.load(run_dir)
+    else:
+        encoder, labels = TextEncoder.build(train_table.texts, config), LabelSet.build(train_table.labels)
+    if len(labels) < 2:
+        raise DataError(f"found only the label {labels.names}; expected at least two classes", path=train_table.path)
+    train = encode_table(train_table, encoder, labels)
+    val = encode_table(val_table, encoder, labels) if val_table is not None else None
+    return encoder, labels, train, val
+
+
+def classification_step(model: nn.Module, batch: Batch, state: Any = None) -> StepOutput:
+    """Cross-entropy of one batch (the trainer's ``train_step``); logs the batch accuracy too."""
+    logits = model(batch.tokens, batch.lengths)  # (B, C)
+    loss = F.cross_entropy(logits, batch.labels)
+    accuracy = (logits.argmax(-1) == batch.labels).float().mean().item()
+    return StepOutput(loss, metrics={"accuracy": accuracy}, items=len(batch.labels))
+
+
+def train(config: Config, *, runs_root: str | os.PathLike = "runs") -> FitResult:
+    """Train a classifier; returns the trainer's :class:`FitResult` (``run_dir`` is the run folder).
+
+    Both data files are validated completely before the run folder is created. The run folder
+    gets ``vocab.json``/``tokenizer.json`` and ``labels.json``, and its ``report.md`` a section with
+    the padding fraction and the best checkpoint's per-class table on the validation split.
+    """
+    config.validate()
+    resume = Path(config.train.resume) if config.train.resume else None
+    encoder, labels, train_examples, val_examples = load_training_data(config.data, resume)
+    seed_everything(config.train.seed)
+    model = TextClassifier(len(encoder), len(labels), config.model)
+    batches = BucketedBatches(
+        train_examples.lengths,
+        config.train.batch_size,
+        lambda indices: collate(train_examples, indices),
+        seed=config.train.seed,
+        bucket_factor=50 if config.data.bucket else 0,
+    )
+
+    def evaluate(trained: nn.Module) -> dict[str, float]:
+        report = evaluate_examples(trained, val_examples, labels)
+        return {"loss": report["loss"], "accuracy": report["accuracy"], "macro_f1": report["macro_f1"]}
+
+    trainer = Trainer(
+        model,
+        config.train,
+        train_step=classification_step,
+        evaluate=evaluate if val_examples is not None else None,
+        task="classify",
+        task_config={"data": asdict(config.data), "model": asdict(config.model)},
+        runs_root=runs_root,
+    )
+    if resume is None:
+        encoder.save(trainer.run_dir)
+        labels.save(trainer.run_dir)
+    padding = batches.padding_fraction()
+    if not config.train.quiet:
+        print(
+            f"{len(train_examples)} training sentences, {len(labels)} classes, vocabulary {len(encoder)}, "
+            f"padding {padding:.1%} of the batch grid ({'bucketed' if config.data.bucket else 'not bucketed'})",
+            file=sys.stderr,
+        )
+    result = trainer.fit(batches)
+    if trainer.is_main:
+        _report_run(result, padding, val_examples, config.data.val)
+    return result
+
+
+def _report_run(result: FitResult, padding: float, val: Examples | None, val_path: str | None) -> None:
+    """Add the padding fraction and the best checkpoint's validation table to ``report.md``."""
+    assert result.run_dir is not None
+    lines = ["## Classification", "", f"Padding: {padding:.2%} of the padded batch grid is padding."]
+    if val is not None and val_path is not None:
+        classifier = Classifier.load(result.run_dir)
+        report = evaluate_examples(classifier.model, val, classifier.labels)
+        title = f"{Path(val_path).name}: accuracy {report['accuracy']:.3f}"
+        (result.run_dir / "plots").mkdir(exist_ok=True)
+        plot_confusion(
+            torch.tensor(report["confusion_matrix"]),
+            report["labels"],
+            result.run_dir / "plots" / "confusion.png",
+            title,
+        )
+        table = format_report(report)
+        lines += [
+            "",
+            f"Best checkpoint on `{val_path}`:",
+            "",
+            "```",
+            table,
+            "```",
+            "",
+            "![confusion](plots/confusion.png)",
+        ]
+    append_report(result.run_dir, "\n".join(lines))
+
+
+# ===================================================================== command line
+def add_parser(subparsers) -> None:
+    """``rnnkit classify train|eval|predict``."""
+    from rnnkit.cli import add_config_option
+
+    verb = subparsers.add_parser("classify", help="text classification (sentiment): train, eval, predict")
+    jobs = verb.add_subparsers(dest="job", metavar="JOB", required=True)
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+
+    train_parser = jobs.add_parser("train", help="train a classifier on a labelled table", formatter_class=fmt)
+    _add_data_args(train_parser)
+    _add_model_args(train_parser)
+    add_train_args(train_parser, default_train_config())
+    add_config_option(train_parser)
+    train_parser.set_defaults(func=run_train)
+
+    eval_parser = jobs.add_parser(
+        "eval", help="accuracy, macro-F1, per-class table, confusion matrix", formatter_class=fmt
+    )
+    eval_parser.add_argument("--run", required=True, help="run folder of `rnnkit classify train`")
+    eval_parser.add_argument("--data", required=True, help="labelled table with the run's column names")
+    eval_parser.add_argument(
+        "--out-dir", default=None, help="where report.json and confusion.png go (default <run>/eval/<data stem>)"
+    )
+    eval_parser.add_argument("--text-column", default=None, help="text column (default: the training table's)")
+    eval_parser.add_argument("--label-column", default=None, help="label column (default: the training table's)")
+    eval_parser.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
+    add_config_option(eval_parser)
+    eval_parser.set_defaults(func=run_eval)
+
+    predict_parser = jobs.add_parser(
+        "predict", help="label and class probabilities for each input line", formatter_class=fmt
+    )
+    predict_parser.add_argument("--run", required=True, help="run folder of `rnnkit classify train`")
+    predict_parser.add_argument("--input", default="-", help="text file, one text per line, or - for stdin")
+    predict_parser.add_argument("--output", default="-", help="file to write (atomically), or - for stdout")
+    predict_parser.add_argument(
+        "--output-format", choices=("text", "json"), default="text", help="label<TAB>class:prob … or JSON lines"
+    )
+    add_config_option(predict_parser)
+    predict_parser.set_defaults(func=run_predict)
+
+
+def _add_data_args(parser: argparse.ArgumentParser) -> None:
+    d = DataConfig()
+    g = parser.add_argument_group("data")
+    g.add_argument("--train", required=True, help="training table (.tsv, .csv or .jsonl)")
+    g.add_argument("--val", default=None, help="validation table (same columns)")
+    g.add_argument("--text-column", default=d.text_column, help="column (or JSON key) with the text")
+    g.add_argument("--label-column", default=d.label_column, help="column (or JSON key) with the label")
+    g.add_argument(
+        "--val-text-column", default=None, help="the validation table's text column (default: --text-column)"
+    )
+    g.add_argument(
+        "--val-label-column", default=None, help="the validation table's label column (default: --label-column)"
+    )
+    g.add_argument(
+        "--format", choices=("tsv", "csv", "jsonl"), default=None, help="table format (default: from the suffix)"
+    )
+    g.add_argument("--vocab", choices=VOCABS, default=d.vocab, help="word vocabulary or byte-level BPE subwords")
+    g.add_argument(
+        "--lowercase", action=argparse.BooleanOptionalAction, default=d.lowercase, help="lower-case all text"
+    )
+    g.add_argument("--min-freq", type=int, default=d.min_freq, help="word vocabulary: minimum count in training")
+    g.add_argument("--max-vocab", type=int, default=d.max_vocab, help="word vocabulary: maximum size")
+    g.add_argument("--subword-size", type=int, default=d.subword_size, help="subword vocabulary size")
+    g.add_argument(
+        "--bucket", action=argparse.BooleanOptionalAction, default=d.bucket, help="batch similar lengths together"
+    )
+    g.add_argument("--max-train-examples", type=int, default=None, help="use only the first N training rows")
+
+
+def _add_model_args(parser: argparse.ArgumentParser) -> None:
+    m = ModelConfig()
+    g = parser.add_argument_group("model")
+    g.add_argument("--cell", choices=CELLS, default=m.cell, help="recurrent cell, or bow (bag-of-words MLP baseline)")
+    g.add_argument("--embed-dim", type=int, default=m.embed_dim, help="embedding size")
+    g.add_argument("--hidden-size", type=int, default=m.hidden_size, help="hidden units per direction")
+    g.add_argument("--num-layers", type=int, default=m.num_layers, help="stacked recurrent layers")
+    g.add_argument(
+        "--bidirectional", action=argparse.BooleanOptionalAction, default=m.bidirectional, help="read both ways"
+    )
+    g.add_argument("--pool", choices=POOLINGS, default=m.pool, help="pooling over time")
+    g.add_argument("--attention-size", type=int, default=m.attention_size, help="scoring layer of --pool attention")
+    g.add_argument("--embed-dropout", type=float, default=m.embed_dropout, help="probability of dropping a word type")
+    g.add_argument(
+        "--recurrent-dropout", type=float, default=m.recurrent_dropout, help="dropout on h inside the recurrence"
+    )
+    g.add_argument("--dropout", type=float, default=m.dropout, help="dropout between layers and before the classifier")
+
+
+def config_from_cli(args: argparse.Namespace) -> Config:
+    """The :class:`Config` of ``rnnkit classify train`` options."""
+    data = DataConfig(**{f.name: getattr(args, f.name) for f in fields(DataConfig)})
+    model = ModelConfig(**{f.name: getattr(args, f.name) for f in fields(ModelConfig)})
+    return Config(data, model, config_from_args(args))
+
+
+def run_train(args: argparse.Namespace) -> int:
+    config = config_from_cli(args)
+    result = train(config)
+    print(f"run folder: {result.run_dir} ({result.stop_reason} after {result.steps} steps)")
+    if result.best_metric is not None:
+        print(f"best val {config.train.monitor}: {result.best_metric:.4f} (step {result.best_step})")
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    report = evaluate_file(args.run, args.data, args.out_dir, args.text_column, args.label_column)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(format_report(report))
+        print(f"report.json and confusion.png in {report['out_dir']}")
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    classifier = Classifier.load(args.run)
+    texts = read_input_lines(args.input)
+    text = format_predictions(texts, classifier.predict(texts), args.output_format == "json")
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        _write_text(Path(args.output), text)
+    return 0
+
+
+def _write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

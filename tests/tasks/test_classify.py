@@ -1,0 +1,273 @@
+"""Tests of rnnkit.tasks.classify: learning word order, determinism, padding invariance, the
+three CLI jobs, and one clear error (exit status 2, nothing written) for each kind of bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from rnnkit.cli import main
+from rnnkit.data.tabular import read_table
+from rnnkit.errors import DataError
+from rnnkit.tasks import classify
+from rnnkit.tasks.classify import Classifier, Config, DataConfig, ModelConfig, TextClassifier
+from rnnkit.train import TrainConfig
+
+POSITIVE = ["good", "great", "fine", "nice"]
+NEGATIVE = ["bad", "awful", "poor", "dull"]
+FILLER = ["the", "film", "was", "and", "it", "plot", "acting", "really"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """These models are tiny: one thread is faster than two on a shared CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def order_sentences(n: int, seed: int) -> list[tuple[str, str]]:
+    """Sentences with one positive word, one negative word and one "not": the label is the
+    sentiment of the word that is *not* negated. Both classes have the same bag of words, so only
+    word order tells them apart."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        pos, neg = rng.choice(POSITIVE), rng.choice(NEGATIVE)
+        negate_positive = rng.random() < 0.5
+        phrases = [["not", pos], [neg]] if negate_positive else [[pos], ["not", neg]]
+        rng.shuffle(phrases)
+        words = []
+        for phrase in [*phrases, []]:
+            words += [rng.choice(FILLER) for _ in range(rng.randint(0, 3))] + phrase
+        rows.append((" ".join(words), "negative" if negate_positive else "positive"))
+    return rows
+
+
+def write_tsv(path: Path, rows: list[tuple[str, str]]) -> Path:
+    path.write_text("sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows), encoding="utf-8")
+    return path
+
+
+def tiny_config(tmp_path: Path, cell: str = "lstm", seed: int = 0, **data) -> Config:
+    train = write_tsv(tmp_path / "train.tsv", order_sentences(400, seed=1))
+    val = write_tsv(tmp_path / "val.tsv", order_sentences(200, seed=2))
+    return Config(
+        DataConfig(train=str(train), val=str(val), **data),
+        ModelConfig(cell=cell, embed_dim=16, hidden_size=16, attention_size=8, dropout=0.0, embed_dropout=0.0),
+        TrainConfig(
+            steps=None, epochs=6, batch_size=32, lr=1e-2, seed=seed, monitor="accuracy", mode="max", quiet=True
+        ),
+    )
+
+
+@pytest.fixture(scope="module")
+def lstm_run(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("lstm")
+    result = classify.train(tiny_config(folder), runs_root=folder / "runs")
+    return result.run_dir
+
+
+def test_bilstm_learns_word_order_that_bag_of_words_cannot(lstm_run, tmp_path) -> None:
+    lstm = json.loads((lstm_run / "config.json").read_text())
+    assert lstm["model"]["cell"] == "lstm" and lstm["model"]["bidirectional"]
+    lstm_accuracy = max(r["val_accuracy"] for r in _evals(lstm_run))
+    bow = classify.train(tiny_config(tmp_path, cell="bow"), runs_root=tmp_path / "runs")
+    bow_accuracy = max(r["val_accuracy"] for r in _evals(bow.run_dir))
+    assert lstm_accuracy >= 0.95, lstm_accuracy
+    assert bow_accuracy <= 0.65, bow_accuracy
+
+
+def _evals(run_dir: Path) -> list[dict]:
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [r for r in rows if r.get("kind") == "eval"]
+
+
+def test_training_with_a_seed_is_deterministic(lstm_run, tmp_path) -> None:
+    again = classify.train(tiny_config(tmp_path), runs_root=tmp_path / "runs").run_dir
+    texts = [t for t, _ in order_sentences(20, seed=3)]
+    first = [p.probabilities for p in Classifier.load(lstm_run).predict(texts)]
+    second = [p.probabilities for p in Classifier.load(again).predict(texts)]
+    assert first == second
+
+
+@pytest.mark.parametrize(
+    ("cell", "pool"), [("lstm", "last"), ("lstm", "max"), ("gru", "mean"), ("rnn", "attention"), ("bow", "max")]
+)
+def test_padding_does_not_change_a_prediction(cell: str, pool: str) -> None:
+    torch.manual_seed(0)
+    model = TextClassifier(50, 3, ModelConfig(cell=cell, pool=pool, embed_dim=8, hidden_size=8, num_layers=2)).eval()
+    short = torch.tensor([[5, 6, 7]])
+    long = torch.randint(2, 50, (1, 40))
+    alone = model(short, torch.tensor([3]))  # (1, C)
+    padded = torch.cat([torch.nn.functional.pad(short, (0, 37)), long])  # (2, 40): padding with id 0
+    in_batch = model(padded, torch.tensor([3, 40]))[:1]
+    garbage = padded.clone()
+    garbage[0, 3:] = 9  # whatever sits past the length is ignored
+    assert torch.allclose(alone, in_batch, atol=1e-6)
+    assert torch.allclose(alone, model(garbage, torch.tensor([3, 40]))[:1], atol=1e-6)
+
+
+def test_predict_sentence_alone_or_beside_a_long_one_gives_the_same_probabilities(lstm_run) -> None:
+    classifier = Classifier.load(lstm_run)
+    sentence = "the film was not good and bad"
+    alone = classifier.predict([sentence])[0].probabilities
+    together = classifier.predict([sentence, " ".join(["the plot was really fine and not dull"] * 8)])[0].probabilities
+    assert alone == pytest.approx(together, abs=1e-6)
+
+
+def test_predict_handles_unseen_words_and_writes_text_or_json(lstm_run, tmp_path, capsys) -> None:
+    inputs = tmp_path / "in.txt"
+    inputs.write_text("the zorblax was not good and bad\nunheard-of words only\n", encoding="utf-8")
+    assert main(["classify", "predict", "--run", str(lstm_run), "--input", str(inputs)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    label, probs = lines[0].split("\t")
+    assert label in ("negative", "positive")
+    assert sum(float(p.split(":")[1]) for p in probs.split()) == pytest.approx(1.0, abs=1e-3)
+    out = tmp_path / "out.jsonl"
+    args = ["classify", "predict", "--run", str(lstm_run), "--input", str(inputs), "--output", str(out)]
+    assert main([*args, "--output-format", "json"]) == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["text"] for r in records] == inputs.read_text().splitlines()
+    assert set(records[0]["probabilities"]) == {"negative", "positive"}
+
+
+def test_eval_prints_table_and_writes_report_and_confusion_png(lstm_run, tmp_path, capsys) -> None:
+    data = write_tsv(tmp_path / "test.tsv", order_sentences(60, seed=4))
+    assert (
+        main(["classify", "eval", "--run", str(lstm_run), "--data", str(data), "--out-dir", str(tmp_path / "e")]) == 0
+    )
+    printed = capsys.readouterr().out
+    assert re.search(r"accuracy \d\.\d{4}\s+macro-F1", printed) and "negative" in printed
+    report = json.loads((tmp_path / "e" / "report.json").read_text())
+    assert sum(map(sum, report["confusion_matrix"])) == 60
+    assert report["per_class"]["positive"]["support"] + report["per_class"]["negative"]["support"] == 60
+    assert (tmp_path / "e" / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+    assert "Padding:" in (lstm_run / "report.md").read_text()
+
+
+def test_cli_train_with_options_and_a_validation_file_in_another_format(tmp_path, capsys) -> None:
+    train = write_tsv(tmp_path / "train.tsv", order_sentences(64, seed=5))
+    val = tmp_path / "val.jsonl"
+    val.write_text("".join(json.dumps({"content": t, "label": y}) + "\n" for t, y in order_sentences(16, seed=6)))
+    run = tmp_path / "run"
+    argv = ["classify", "train", "--train", str(train), "--val", str(val), "--val-text-column", "content"]
+    argv += ["--cell", "gru", "--pool", "attention", "--embed-dim", "8", "--hidden-size", "8", "--no-bidirectional"]
+    argv += ["--recurrent-dropout", "0.2", "--epochs", "1", "--batch-size", "16", "--run-dir", str(run), "--quiet"]
+    assert main(argv) == 0
+    assert f"run folder: {run}" in capsys.readouterr().out
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["model"]["cell"] == "gru" and saved["model"]["pool"] == "attention"
+    assert saved["model"]["bidirectional"] is False and saved["model"]["recurrent_dropout"] == 0.2
+    assert saved["train"]["epochs"] == 1 and saved["train"]["monitor"] == "accuracy"
+    assert len(_evals(run)) == 1 and (run / "plots" / "confusion.png").exists()
+
+
+def test_classification_report_figures() -> None:
+    matrix = torch.tensor([[3, 1, 0], [0, 2, 2], [0, 0, 2]])  # rows true, columns predicted
+    report = classify.classification_report(matrix, ["a", "b", "c"])
+    assert report["accuracy"] == pytest.approx(7 / 10)
+    f1 = {"a": 2 * 1 * 0.75 / 1.75, "b": 2 * (2 / 3) * 0.5 / (2 / 3 + 0.5), "c": 2 * 0.5 * 1 / 1.5}
+    assert report["macro_f1"] == pytest.approx(sum(f1.values()) / 3)
+    assert report["per_class"]["b"] == pytest.approx({"precision": 2 / 3, "recall": 0.5, "f1": f1["b"], "support": 4})
+
+
+def test_labels_any_number_strings_or_integers_in_training_order() -> None:
+    assert classify.LabelSet.build(["10", "2", "2", "1"]).names == ["1", "2", "10"]
+    assert classify.LabelSet.build(["neutral", "positive", "negative"]).names == ["negative", "neutral", "positive"]
+
+
+def test_subword_vocabulary_trains_and_predicts(tmp_path) -> None:
+    config = tiny_config(tmp_path, vocab="subword", subword_size=300)
+    config.train.epochs = 1
+    run = classify.train(config, runs_root=tmp_path / "runs").run_dir
+    assert (run / "tokenizer.json").exists() and not (run / "vocab.json").exists()
+    prediction = Classifier.load(run).predict(["ünïcode never seen, not good"])[0]
+    assert sum(prediction.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+
+
+# ----------------------------------------------------------------- bad input: one line, exit 2, nothing written
+def _fails_cleanly(argv: list[str], capsys, pattern: str) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert re.search(pattern, err), err
+
+
+@pytest.mark.parametrize(
+    ("content", "pattern"),
+    [
+        ("text\tlabel\nfine\t1\n", r"train\.tsv:1: no column 'sentence'; the columns found are \['text', 'label'\]"),
+        ("sentence\tlabel\nfine\t1\nbad\t0\textra\n", r"train\.tsv:3: found 3 fields, expected 2"),
+        ("sentence\tlabel\nfine\t1\n \t0\n", r"train\.tsv:3: empty 'sentence' field"),
+        ("", r"train\.tsv: empty file"),
+        ("sentence\tlabel\nfine\t1\nna\xefve\t0\n".encode("latin-1"), r"train\.tsv:3: not UTF-8 text"),
+    ],
+)
+def test_train_on_bad_data_fails_with_one_line_and_writes_nothing(tmp_path, capsys, content, pattern) -> None:
+    train = tmp_path / "train.tsv"
+    train.write_bytes(content if isinstance(content, bytes) else content.encode())
+    runs = tmp_path / "runs"
+    _fails_cleanly(
+        ["classify", "train", "--train", str(train), "--run-dir", str(runs / "x"), "--quiet"], capsys, pattern
+    )
+    assert not runs.exists()
+
+
+def test_eval_with_a_label_training_never_saw_fails_and_writes_nothing(lstm_run, tmp_path, capsys) -> None:
+    data = write_tsv(tmp_path / "new.tsv", [("good film", "positive"), ("meh film", "neutral")])
+    out = tmp_path / "e"
+    argv = ["classify", "eval", "--run", str(lstm_run), "--data", str(data), "--out-dir", str(out)]
+    _fails_cleanly(argv, capsys, r"new\.tsv:3: label 'neutral' was never seen in training; expected one of")
+    assert not out.exists()
+
+
+def test_predict_on_bad_input_fails_and_writes_nothing(lstm_run, tmp_path, capsys) -> None:
+    out = tmp_path / "out.txt"
+    for content, pattern in [
+        (b"good film\n\nbad film\n", r"in\.txt:2: empty text"),
+        (b"", r"in\.txt: empty file"),
+        (b"ok\n\xff\xfe bad\n", r"in\.txt:2: not UTF-8 text"),
+    ]:
+        (tmp_path / "in.txt").write_bytes(content)
+        argv = [
+            "classify",
+            "predict",
+            "--run",
+            str(lstm_run),
+            "--input",
+            str(tmp_path / "in.txt"),
+            "--output",
+            str(out),
+        ]
+        _fails_cleanly(argv, capsys, pattern)
+        assert not out.exists()
+
+
+def test_not_a_run_folder_is_one_line(tmp_path, capsys) -> None:
+    _fails_cleanly(["classify", "predict", "--run", str(tmp_path / "nope")], capsys, r"no such run folder")
+
+
+def test_bad_model_option_is_a_config_error(tmp_path, capsys) -> None:
+    train = write_tsv(tmp_path / "t.tsv", [("good", "1"), ("bad", "0")])
+    argv = ["classify", "train", "--train", str(train), "--embed-dropout", "1.5", "--run-dir", str(tmp_path / "r")]
+    _fails_cleanly(argv, capsys, r"embed_dropout: expected a probability in \[0, 1\), got 1\.5")
+    assert not (tmp_path / "r").exists()
+
+
+def test_sst2_splits_read_if_present() -> None:
+    root = Path(os.environ.get("RNNKIT_DATA", Path(__file__).resolve().parents[2] / "../shared/data"))
+    if not (root / "sst2" / "dev.tsv").exists():
+        pytest.skip(f"SST-2 not found under {root} (../shared/data is absent outside the project's machines)")
+    with pytest.raises(DataError, match=r"no column 'sentence'; the columns found are \['label', 'content'\]"):
+        read_table(root / "sst2" / "dev.tsv")  # the dev split names its text column differently
+    dev = read_table(root / "sst2" / "dev.tsv", text_column="content")
+    assert len(dev) == 872 and set(dev.labels) == {"0", "1"}
