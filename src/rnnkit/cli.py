@@ -23,6 +23,7 @@ from rnnkit.errors import ConfigError, RnnkitError
 VERB_MODULES: tuple[str, ...] = (
     "rnnkit.tasks.lm",
     "rnnkit.tasks.demo",
+    "rnnkit.tasks.forecast",
     "rnnkit.tasks.classify",
     "rnnkit.experiments.cli",
 )

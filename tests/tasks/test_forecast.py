@@ -1,0 +1,178 @@
+"""rnnkit.tasks.forecast: the RNN wins where there is something to learn and claims nothing where there is not."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from rnnkit.cli import main
+from rnnkit.data.timeseries import read_csv_series, transform_series, walk_forward_folds
+from rnnkit.errors import ConfigError
+from rnnkit.tasks import forecast as fc
+from rnnkit.train import TrainConfig
+
+DATA = Path(os.environ.get("RNNKIT_DATA", Path(__file__).resolve().parents[2] / "../shared/data"))
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models train fastest on one thread; give torch its setting back afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def write_series(path: Path, values: np.ndarray, start: str = "2000-01-03") -> str:
+    dates = pd.bdate_range(start, periods=len(values)).strftime("%Y-%m-%d")
+    pd.DataFrame({"Date": dates, "y": values}).to_csv(path, index=False)
+    return str(path)
+
+
+def logistic_map(n: int, seed: int = 0) -> np.ndarray:
+    """x_t = 3.8 x_{t-1} (1 - x_{t-1}) + noise: a chaotic recurrence no linear model can follow."""
+    rng = np.random.default_rng(seed)
+    x = np.empty(n)
+    x[0] = 0.3
+    for t in range(1, n):
+        x[t] = np.clip(3.8 * x[t - 1] * (1 - x[t - 1]) + 0.01 * rng.standard_normal(), 0.01, 0.99)
+    return x
+
+
+def small_config(path: str, run_dir: Path, **model) -> fc.Config:
+    return fc.Config(
+        data=fc.DataConfig(path=path, target="y"),
+        model=fc.ModelConfig(**{"cell": "gru", "hidden_size": 16, "context": 8, **model}),
+        walk=fc.WalkForwardConfig(test_fraction=0.25, refit_every="60", refit_epochs=2),
+        train=TrainConfig(steps=None, epochs=25, batch_size=32, lr=1e-2, quiet=True, log_every=1000),
+        run_dir=str(run_dir),
+    )
+
+
+def test_rnn_beats_persistence_and_linear_ar_on_a_nonlinear_recurrence(tmp_path):
+    path = write_series(tmp_path / "logistic.csv", logistic_map(500))
+    run = fc.train(small_config(path, tmp_path / "run", horizon=2))
+    table = run.table
+    assert table["rnn"]["rmse"] < 0.3 * table["random_walk"]["rmse"]
+    assert table["rnn"]["dm_pvalue_vs_random_walk"] < 1e-3
+    assert table["rnn"]["mase"] < 0.5 * table["linear_ar"]["mase"]
+    assert "The RNN beats the naive forecast, significantly." in run.report_text
+    # the run folder holds what eval and predict need, and eval recomputes the same table
+    for name in ("config.json", "state.json", "forecasts.csv", "report.md", "checkpoints/last", "plots/forecast.png"):
+        assert (run.run_dir / name).exists(), name
+    table_again, _ = fc.evaluate(run.run_dir)
+    assert table_again["rnn"]["rmse"] == pytest.approx(table["rnn"]["rmse"], rel=1e-9)
+    # every forecast point is scored for every model
+    frame = pd.read_csv(run.run_dir / "forecasts.csv")
+    assert frame[["rnn", "random_walk", "mean", "drift", "linear_ar"]].notna().all().all()
+
+
+def test_on_a_random_walk_the_rnn_does_not_claim_to_win(tmp_path):
+    rng = np.random.default_rng(3)
+    prices = 100 * np.exp(np.cumsum(0.01 * rng.standard_normal(700)))
+    path = write_series(tmp_path / "gbm.csv", prices)
+    cfg = small_config(path, tmp_path / "run", horizon=1)
+    cfg.data.transform = "log-return"
+    cfg.train.epochs = 5
+    run = fc.train(cfg)
+    rnn = run.table["rnn"]
+    assert not (rnn["rmse"] < run.table["random_walk"]["rmse"] and rnn["dm_pvalue_vs_random_walk"] < 0.05)
+    assert "significantly." not in run.report_text.replace("not beat the naive forecast significantly", "")
+    assert rnn["direction_pvalue"] > 0.05  # no skill at calling the direction either
+    assert run.table["random_walk"]["direction_accuracy"] is None  # a zero forecast calls no direction
+    assert rnn["smape_percent"] is None  # sMAPE is meaningless on returns
+
+
+def test_scalers_are_fitted_on_each_folds_training_rows_only(tmp_path):
+    values = logistic_map(400) * np.linspace(1, 3, 400)  # a trend: the scaler must move with the cut
+    path = write_series(tmp_path / "trend.csv", values)
+    cfg = small_config(path, tmp_path / "run", horizon=3)
+    cfg.train.epochs, cfg.walk.refit_epochs = 1, 1
+    run_state = fc.read_run(fc.train(cfg).run_dir)[1]
+    series = read_csv_series(path, "Date", "y")
+    folds = walk_forward_folds(series.dates, 8, 3, fc.resolve_test_start(series.dates, cfg.walk), "60")
+    logs = [entry for entry in run_state["fit_log"] if isinstance(entry.get("fold"), int)]
+    assert len(logs) == len(folds) > 1
+    for fold, log in zip(folds, logs, strict=True):
+        assert log["cut_date"] == str(series.dates[fold.cut].date())
+        np.testing.assert_allclose(log["scaler"]["mean"], series.values[: fold.cut].mean(axis=0))
+        np.testing.assert_allclose(log["scaler"]["std"], series.values[: fold.cut].std(axis=0))
+
+
+@pytest.mark.parametrize(
+    ("output", "decoder"), [("gaussian", "direct"), ("quantile", "direct"), ("point", "autoregressive")]
+)
+def test_probabilistic_and_autoregressive_forecasts(tmp_path, output, decoder):
+    t = np.arange(300)
+    path = write_series(
+        tmp_path / "sine.csv", np.sin(2 * np.pi * t / 20) + 0.05 * np.random.default_rng(0).standard_normal(300)
+    )
+    cfg = small_config(path, tmp_path / "run", horizon=4, output=output, decoder=decoder)
+    cfg.train.epochs = 15
+    run = fc.train(cfg)
+    assert run.table["rnn"]["mase"] < 0.6 * run.table["random_walk"]["mase"]
+    frame = fc.predict(run.run_dir)
+    assert list(frame["step"]) == [1, 2, 3, 4]
+    assert (frame["lower"] <= frame["forecast"]).all() and (frame["forecast"] <= frame["upper"]).all()
+    if output != "point":
+        assert 0.5 < run.table["rnn"]["interval_coverage"] <= 1.0  # nominal 80%
+
+
+def test_autoregressive_decoder_refuses_covariates():
+    cfg = fc.ModelConfig(decoder="autoregressive")
+    with pytest.raises(ConfigError, match=r"autoregressive.*1 covariates"):
+        cfg.validate(n_features=2)
+
+
+def test_cli_train_eval_predict(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    prices = 50 * np.exp(np.cumsum(0.01 * rng.standard_normal(400)))
+    path = write_series(tmp_path / "p.csv", prices)
+    run_dir = tmp_path / "run"
+    common = ["--data", path, "--date-column", "Date", "--target", "y", "--transform", "log-return"]
+    args = ["forecast", "train", *common, "--horizon", "2", "--context", "10", "--hidden-size", "8", "--epochs", "2"]
+    args += ["--refit-every", "Y", "--run-dir", str(run_dir), "--quiet", "--threads", "1"]
+    assert main(args) == 0
+    assert main(["forecast", "eval", "--run", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "| rnn |" in out and "| random_walk |" in out and "| linear_ar |" in out and "Diebold–Mariano" in out
+    out_csv = tmp_path / "next.csv"
+    assert main(["forecast", "predict", "--run", str(run_dir), "--out", str(out_csv)]) == 0
+    frame = pd.read_csv(out_csv)
+    assert list(frame.columns) == ["step", "date", "forecast", "lower", "upper", "level"]
+    assert len(frame) == 2 and (frame["lower"] < frame["upper"]).all()
+    np.testing.assert_allclose(frame["level"].iloc[0], prices[-1] * np.exp(frame["forecast"].iloc[0]))
+
+
+@pytest.mark.parametrize(
+    ("text", "extra", "message"),
+    [
+        ("Date,y\n2020-01-02,1\n2020-01-01,2\n", [], "p.csv:3: dates not sorted"),
+        ("Date,y\n2020-01-01,1\n2020-01-02,x\n", [], "p.csv:3: column 'y': expected a finite number, found 'x'"),
+        ("Date,y\n2020-01-01,1\n2020-01-02,2\n", ["--target", "Close"], "p.csv:1: unknown column 'Close'"),
+        ("Date,y\n2020-01-01,1\n2020-01-02,2\n2020-01-03,3\n", [], "shorter than context + horizon"),
+        ("Date,y\n2020-01-01,1\n2020-01-02,\n", [], "p.csv:3: missing value in column 'y' (pass --fill"),
+    ],
+)
+def test_cli_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, text, extra, message):
+    path = tmp_path / "p.csv"
+    path.write_text(text)
+    run_dir = tmp_path / "run"
+    args = ["forecast", "train", "--data", str(path), "--target", "y", "--context", "5", "--run-dir", str(run_dir)]
+    assert main([*args, *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and err.count("\n") == 0
+    assert not run_dir.exists()
+
+
+@pytest.mark.skipif(not (DATA / "sp500/sp500_daily.csv").exists(), reason="../shared/data (S&P 500 CSV) is absent")
+def test_reads_the_real_sp500_file():
+    prices = read_csv_series(DATA / "sp500/sp500_daily.csv", "Date", "Adj Close")
+    assert len(prices) == 23116 and prices.dates.is_monotonic_increasing and prices.dates[0].year == 1927
+    returns = transform_series(prices, "log-return")
+    assert abs(returns.target.mean()) < 1e-3 and 0.005 < returns.target.std() < 0.02
