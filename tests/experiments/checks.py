@@ -29,3 +29,16 @@ def assert_report(run_dir: Path, *needles: str) -> str:
         assert needle in text, f"{needle!r} not in report.md"
     assert not list(run_dir.rglob("*.tmp")), "a temporary file was left behind"
     return text
+
+
+def assert_benchmark(run_dir: Path, name: str) -> dict:
+    """``benchmark.json`` is one object in the benchmarks/results schema, its figures numbers."""
+    import json
+
+    record = json.loads((run_dir / "benchmark.json").read_text())
+    keys = {"name", "dataset", "split", "command", "git_commit", "machine", "wall_seconds", "metrics", "reference"}
+    assert keys <= set(record), f"missing {keys - set(record)}"
+    assert record["name"] == name and record["command"].startswith("rnnkit experiment")
+    assert record["metrics"] and all(isinstance(v, (int, float)) or v is None for v in record["metrics"].values())
+    assert all(isinstance(v, (int, float)) for v in record["reference"].values())
+    return record

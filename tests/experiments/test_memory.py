@@ -9,7 +9,7 @@ import pytest
 from rnnkit.errors import ConfigError
 from rnnkit.experiments.common import BUILDERS
 from rnnkit.experiments.memory import MemoryConfig, default_models, run, solved
-from tests.experiments.checks import assert_png, assert_report
+from tests.experiments.checks import assert_benchmark, assert_png, assert_report
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +32,7 @@ def test_every_task_model_and_length_has_a_test_figure(quick_run):
 
 def test_run_folder_is_complete(quick_run):
     _, out = quick_run
+    assert "adding_mse_lstm_20" in assert_benchmark(out, "experiment_memory")["metrics"]
     text = assert_report(out, "rnnkit experiment memory --quick", "## Adding problem", "## Copy memory", "T=20")
     assert "Budget per run: 30 Adam steps" in text
     for name in ("memory_by_length.png", "training_loss.png"):

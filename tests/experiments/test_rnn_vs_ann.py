@@ -17,7 +17,7 @@ from rnnkit.experiments.rnn_vs_ann import (
     resample,
     run,
 )
-from tests.experiments.checks import assert_png, assert_report
+from tests.experiments.checks import assert_benchmark, assert_png, assert_report
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +51,8 @@ def test_mlp_parameters_grow_with_length_rnn_parameters_do_not(quick_run):
 
 def test_run_folder_is_complete(quick_run):
     _, out = quick_run
+    record = assert_benchmark(out, "experiment_rnn_vs_ann")
+    assert set(record["metrics"]) == set(record["reference"])
     assert_report(out, "rnnkit experiment rnn-vs-ann --quick", "## (a)", "## (b) Order", "## (c) Shared weights")
     assert "Not run: --pendigits none" in (out / "report.md").read_text()
     for name in ("length_generalization.png", "parameters.png"):

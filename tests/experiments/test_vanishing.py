@@ -11,7 +11,7 @@ import torch
 
 from rnnkit.errors import ConfigError
 from rnnkit.experiments.vanishing import VanishingConfig, decay_per_step, gradient_by_lag, make_model, run
-from tests.experiments.checks import assert_png, assert_report
+from tests.experiments.checks import assert_benchmark, assert_png, assert_report
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +40,7 @@ def test_clipping_tames_the_exploding_rnn(quick_run):
 
 def test_run_folder_is_complete(quick_run):
     _, out = quick_run
+    assert "decay_per_step_init_rnn_0.5" in assert_benchmark(out, "experiment_vanishing")["metrics"]
     text = assert_report(out, "rnnkit experiment vanishing --quick", "rnn(ρ=0.5)", "lstm", "gru", "no clipping")
     assert text.count("![") == 2
     for name in ("gradient_by_lag.png", "clipping.png"):

@@ -47,9 +47,9 @@ class MemoryConfig:
     models: tuple[str, ...] = default_models()
     tasks: tuple[str, ...] = TASKS
     hidden_size: int = 32
-    batch_size: int = 32
+    batch_size: int = 64
     steps: int = 300  # training budget per (task, model, length)
-    lr: float = 3e-3
+    lr: float = 1e-2
     clip: float = 1.0
     num_symbols: int = 8  # copy: symbols to remember
     num_recall: int = 5  # copy: how many of them
@@ -152,7 +152,24 @@ def run(config: MemoryConfig, command: str | None = None) -> dict[str, object]:
     saved = {"test": summary, "wall_seconds": seconds, "runs": results}
     report.write_json(out / "config.json", report.config_dict(config))
     report.write_json(out / "results.json", saved)
-    report.write_text(out / "report.md", render_report(config, results, command or report.command_line(), seconds))
+    command = command or report.command_line()
+    report.write_text(out / "report.md", render_report(config, results, command, seconds))
+    report.write_benchmark(
+        out / "benchmark.json",
+        name="experiment_memory",
+        dataset="adding problem and copy memory (synthetic, generated from the seed)",
+        split=f"{config.test_size} fresh test sequences per run",
+        command=command,
+        seconds=seconds,
+        metrics={
+            report.metric_name(task, "mse" if task == "adding" else "accuracy", kind, n): score
+            for task, by_kind in summary.items()
+            for kind, by_length in by_kind.items()
+            for n, score in by_length.items()
+        },
+        reference={"adding_mse_answer_one": ADDING_BASELINE_MSE, "copy_accuracy_no_memory": 1 / config.num_symbols},
+        notes=f"fixed budget per run: {config.steps} steps of {config.batch_size} sequences",
+    )
     return {"test": summary, "wall_seconds": seconds, "run_dir": str(out)}
 
 

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import os
 import platform
+import re
 import shlex
 import subprocess
 import sys
@@ -141,4 +142,43 @@ def report_header(title: str, command: str, seconds: float, config: object) -> s
         f"Commit `{git_commit()}`; {m['cpu']}, {m['cores']} cores, torch {m['torch']} "
         f"({m['torch_threads']} threads); wall time {seconds:.0f} s.\n\n"
         f"Settings: {settings}.\n"
+    )
+
+
+def metric_name(*parts: object) -> str:
+    """A results key from parts: lower case, runs of other characters as ``_`` (``rnn(ρ=0.5)`` -> ``rnn_0.5``)."""
+    return "_".join(re.sub(r"[^a-z0-9.]+", "_", str(p).lower()).strip("_") for p in parts)
+
+
+def write_benchmark(
+    path: Path,
+    *,
+    name: str,
+    dataset: str,
+    split: str,
+    command: str,
+    seconds: float,
+    metrics: dict[str, float],
+    reference: dict[str, float],
+    notes: str = "",
+) -> None:
+    """Write the run's figures as one results object in the schema of ``benchmarks/results/*.json``.
+
+    ``metrics`` are the figures of the models the experiment is about, ``reference`` the baselines
+    measured in the same run (same naming).
+    """
+    write_json(
+        path,
+        {
+            "name": name,
+            "dataset": dataset,
+            "split": split,
+            "command": command,
+            "git_commit": git_commit(),
+            "machine": machine(),
+            "wall_seconds": round(seconds, 2),
+            "metrics": metrics,
+            "reference": reference,
+            "notes": notes,
+        },
     )

@@ -298,9 +298,35 @@ def run(config: RnnVsAnnConfig, command: str | None = None) -> dict[str, object]
     results["wall_seconds"] = seconds
     report.write_json(out / "config.json", report.config_dict(config))
     report.write_json(out / "results.json", results)
-    report.write_text(out / "report.md", render_report(config, results, command or report.command_line(), seconds))
+    command = command or report.command_line()
+    report.write_text(out / "report.md", render_report(config, results, command, seconds))
+    write_benchmark(out / "benchmark.json", results, config, command, seconds)
     results["run_dir"] = str(out)
     return results
+
+
+def write_benchmark(path: Path, results: dict, config: RnnVsAnnConfig, command: str, seconds: float) -> None:
+    """The figures in the ``benchmarks/results`` schema: the RNN's as metrics, the MLPs' as reference."""
+    metrics: dict[str, float] = {"order_accuracy": results["order"]["rnn"]}
+    reference: dict[str, float] = {"order_accuracy": results["order"]["bag_mlp"]}
+    for n, r in results["counting"]["by_length"].items():
+        metrics[f"counting_accuracy_length_{n}"] = r["rnn"]
+        reference[f"counting_accuracy_length_{n}"] = r["mlp"]
+    for n, r in results["pendigits"].get("by_points", {}).items():
+        metrics[f"pendigits_accuracy_points_{n}"] = r["rnn"]
+        reference[f"pendigits_accuracy_points_{n}"] = r["mlp"]
+    pen = "pendigits.tra (UCI, training file, random 80/20 split)" if "by_points" in results["pendigits"] else ""
+    report.write_benchmark(
+        path,
+        name="experiment_rnn_vs_ann",
+        dataset="counting and order (synthetic)" + (f"; {pen}" if pen else ""),
+        split=f"{config.test_size} fresh test sequences per length" + ("; 20% of pendigits.tra" if pen else ""),
+        command=command,
+        seconds=seconds,
+        metrics=metrics,
+        reference=reference,
+        notes=f"metrics: RNN ({config.rnn}); reference: window MLP (counting, pendigits) and bag-of-inputs MLP (order)",
+    )
 
 
 def plot_lengths(results: dict, config: RnnVsAnnConfig, path: Path) -> None:
