@@ -21,14 +21,15 @@ VOCAB = 8
 class TinyLM(nn.Module):
     """``tokens: (B, T)`` -> logits ``(B, T, V)``, final LSTM state."""
 
-    def __init__(self, vocab: int = VOCAB, hidden: int = 24) -> None:
+    def __init__(self, vocab: int = VOCAB, hidden: int = 24, dropout: float = 0.0) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab, 12)
+        self.drop = nn.Dropout(dropout)
         self.rnn = LSTM(12, hidden)
         self.head = nn.Linear(hidden, vocab)
 
     def forward(self, tokens, state=None):
-        out, state = self.rnn(self.embed(tokens), state)  # (B, T, H)
+        out, state = self.rnn(self.drop(self.embed(tokens)), state)  # (B, T, H)
         return self.head(out), state
 
 
