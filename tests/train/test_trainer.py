@@ -160,3 +160,71 @@ def test_clip_value_and_norm_bound_the_update(tmp_path):
     trainer.fit(batches)
     for old, new in zip(before, trainer.model.parameters(), strict=True):
         assert (new.detach() - old).abs().max() <= 1e-4 + 1e-7
+
+
+def test_iterable_data_by_epochs_resumes_at_the_same_batch(tmp_path):
+    tokens, targets = sequence_batches(n=48)
+    batches = [(tokens[i : i + 8], targets[i : i + 8]) for i in range(0, 48, 8)]  # an iterable: 6 batches an epoch
+
+    def train_step(model, batch, state):
+        logits, _ = model(batch[0])
+        return F.cross_entropy(logits.flatten(0, 1), batch[1].flatten())
+
+    def train(folder, **kw):
+        seed_everything(0)
+        model = TinyLM(dropout=0.3)  # dropout: the random stream must be restored too
+        cfg = quiet_config(log_every=1, **kw)
+        result = Trainer(model, cfg, train_step=train_step, run_dir=tmp_path / folder).fit(batches)
+        return model, result
+
+    straight, result = train("straight", steps=None, epochs=2)
+    assert result.steps == 12
+    train("cut", steps=8)  # stops in the middle of the second epoch, with a checkpoint at step 8
+    resumed, _ = train("ignored", steps=None, epochs=2, resume=str(tmp_path / "cut"))
+    assert all(torch.equal(a, b) for a, b in zip(straight.parameters(), resumed.parameters(), strict=True))
+    losses = [
+        [(r["step"], r["loss"]) for r in read_metrics(tmp_path / d) if r["kind"] == "train"]
+        for d in ("straight", "cut")
+    ]
+    assert len(losses[0]) == 12 and losses[0] == losses[1]
+
+
+def test_bf16_autocast_trains(tmp_path):
+    _, trainer, batches = full_bptt_setup(tmp_path, steps=20, precision="bf16", eval_every=10)
+    result = trainer.fit(batches)
+    rows = [r["loss"] for r in read_metrics(result.run_dir) if r["kind"] == "train"]
+    assert all(math.isfinite(x) for x in rows) and rows[-1] < rows[0]
+
+
+def test_json_log_format_prints_json_lines(tmp_path, capsys):
+    _, trainer, batches = full_bptt_setup(tmp_path, steps=10, eval_every=5)
+    trainer.config.quiet, trainer.config.log_format = False, "json"
+    trainer.fit(batches)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["step"] for r in lines if r["kind"] == "eval"] == [5, 10]
+    assert [r["step"] for r in lines if r["kind"] == "train"] == [5, 10]
+
+
+def test_plateau_schedule_lowers_lr_when_the_metric_stalls(tmp_path):
+    scores = iter([1.0, 1.0, 1.0, 1.0])
+    _, trainer, batches = full_bptt_setup(tmp_path, steps=20, eval_every=5, schedule="plateau", gamma=0.1)
+    trainer.evaluate_fn = lambda model: {"loss": next(scores)}
+    trainer.fit(batches)
+    assert trainer.optimizer.param_groups[0]["lr"] < 1e-2
+
+
+def test_vanishing_gradients_are_warned_about(tmp_path):
+    _, trainer, batches = full_bptt_setup(tmp_path, steps=12, grad_warn_steps=10, vanish_threshold=1e-3)
+    real_step = trainer.train_step
+    trainer.train_step = lambda m, b, s: real_step(m, b, s) * 1e-9  # gradients far below the threshold
+    trainer.fit(batches)
+    warnings = [r for r in read_metrics(tmp_path / "run") if r["kind"] == "warning"]
+    assert len(warnings) == 1 and warnings[0]["step"] == 10 and "vanishing" in warnings[0]["message"]
+
+
+def test_tensorboard_events_are_written(tmp_path):
+    pytest.importorskip("tensorboard", reason="tensorboard is not installed (pip install tensorboard)")
+    _, trainer, batches = full_bptt_setup(tmp_path, steps=10, eval_every=5, tensorboard=True)
+    trainer.fit(batches)
+    events = list((tmp_path / "run/tensorboard").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 100
