@@ -70,3 +70,11 @@ def test_diebold_mariano_sign_and_significance():
     noisy_a = actual + rng.standard_normal((400, 2))
     noisy_b = actual + rng.standard_normal((400, 2))
     assert fm.dm_test(actual, noisy_a, noisy_b)[1] > 0.01  # equally good forecasts: no significant difference
+
+
+def test_direction_of_multi_step_totals_counts_only_non_overlapping_origins():
+    actual = np.ones((10, 2))  # ten origins, 2-step totals: 5 independent trials
+    s = fm.score(actual, actual, scale=1.0, differenced=True, random_walk=None)
+    assert s.direction_accuracy == 1.0
+    assert s.direction_pvalue == pytest.approx(binomtest(5, 5, 0.5, alternative="greater").pvalue)
+    assert s.smape_percent is None

@@ -2,7 +2,8 @@
 
 Point metrics (MAE, RMSE, MASE, sMAPE) are averaged over every origin and horizon step. For a
 differenced series (returns) the direction of the *H-step total* (the sum over the horizon: the
-H-day log return) is scored against a fair coin with scipy's exact binomial test, and sMAPE,
+H-day log return) is scored against a fair coin with scipy's exact binomial test, on every H-th
+origin so that the trials do not overlap (overlapping H-day windows are not independent), and sMAPE,
 which is meaningless around zero, is left out. Each model is compared with the random walk by
 statsmodels' Diebold–Mariano test (Harvey–Leybourne–Newbold small-sample form, Newey–West
 variance with H - 1 lags for overlapping multi-step forecasts) on the per-origin mean squared
@@ -50,19 +51,23 @@ def direction_test(actual_total: np.ndarray, forecast_total: np.ndarray) -> tupl
     return hits / n, float(binomtest(hits, n, 0.5, alternative="greater").pvalue)
 
 
-def dm_test(actual: np.ndarray, forecast: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
+def dm_test(
+    actual: np.ndarray, forecast: np.ndarray, reference: np.ndarray, lags: int | None = None
+) -> tuple[float, float]:
     """Diebold–Mariano statistic and two-sided p-value of ``forecast`` against ``reference``, all ``(K, H)``.
 
     The loss of an origin is its mean squared error over the horizon; a negative statistic means
-    ``forecast`` has the smaller loss.
+    ``forecast`` has the smaller loss. ``lags`` (Newey–West) defaults to ``H - 1``; give it when
+    the columns are already aggregates of overlapping periods (e.g. ``(K, 1)`` H-day totals).
     """
     K, H = actual.shape
     loss_a = ((actual - forecast) ** 2).mean(axis=1)  # (K,)
     loss_b = ((actual - reference) ** 2).mean(axis=1)  # (K,)
     if np.allclose(loss_a, loss_b):
         return 0.0, 1.0
+    lags = H - 1 if lags is None else lags
     result = diebold_mariano_test(
-        np.zeros(K), loss_a, loss_b, criterion=lambda _y, loss: loss, lags=H - 1, harvey_adj=True, horizon=H
+        np.zeros(K), loss_a, loss_b, criterion=lambda _y, loss: loss, lags=lags, harvey_adj=True, horizon=lags + 1
     )
     return float(result.statistic), float(result.pvalue)
 
@@ -93,7 +98,14 @@ def score(
         raise ValueError(f"forecast: expected shape {actual.shape}, got {forecast.shape}")
     err = forecast - actual
     mae = float(np.abs(err).mean())
-    direction = direction_test(actual.sum(axis=1), forecast.sum(axis=1)) if differenced else (None, None)
+    H = actual.shape[1]
+    # H-step totals from consecutive origins overlap; every H-th origin gives independent trials
+    independent = slice(None, None, H)
+    direction = (
+        direction_test(actual.sum(axis=1)[independent], forecast.sum(axis=1)[independent])
+        if differenced
+        else (None, None)
+    )
     dm = dm_test(actual, forecast, random_walk) if random_walk is not None else (None, None)
     return Scores(
         mae=mae,
