@@ -1,0 +1,216 @@
+"""Training speed and peak memory of rnnkit's cells beyond torch.nn (issue 8's figures).
+
+All times are one training step (forward, ``out.sum()``, backward) on random tensors, the
+models of one comparison interleaved round robin in one process so machine load hits all alike;
+each figure is the median of ``--repeats``. Ratios are what the issue targets:
+
+* ``layer_norm_lstm_vs_torch_lstm`` = LayerNormLSTM time / torch.nn.LSTM time (target <= 1.5);
+* ``layer_norm_lstm_speedup_vs_recipe`` = recipe time / LayerNormLSTM time, the recipe being a
+  Python loop of ``nn.Linear`` gates with ``nn.LayerNorm`` (target >= 2);
+* ``loop_lstm_vs_torch_lstm`` = rnnkit ``LSTM(impl="loop")`` / torch.nn.LSTM (target <= 1.3);
+* ``recurrent_dropout_lstm_vs_fused`` = ``LSTM(recurrent_dropout=0.25)`` / torch.nn.LSTM (target <= 1.5);
+* ``min_gru_parallel_speedup_T<T>`` = minGRU ``impl="loop"`` time / parallel-scan time (target >= 10),
+  and ``min_gru_vs_torch_gru_T<T>`` = minGRU parallel / torch.nn.GRU at equal sizes;
+* ``peak_mb_T4096_<model>``: peak resident memory added by one training step at T = 4096,
+  each model measured in a fresh subprocess (``ru_maxrss`` after minus before the step).
+
+    python benchmarks/bench_cells.py                      # everything, writes benchmarks/results/cells.json
+    python benchmarks/bench_cells.py --repeats 3 --skip-memory
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import rnnkit.nn as rnn
+from benchmarks.results_io import write_result
+
+SIZES = {"small": dict(B=32, T=100, I=128, H=256), "large": dict(B=64, T=256, I=256, H=512)}
+MIN_GRU_SIZE = dict(B=16, I=128, H=256)
+MEMORY_SIZE = dict(B=32, T=4096, I=128, H=256)
+
+
+class RecipeLayerNormLSTM(nn.Module):
+    """The usual user recipe: a Python loop of ``nn.Linear`` gates with ``nn.LayerNorm``s."""
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.ih = nn.Linear(input_size, 4 * hidden_size)
+        self.hh = nn.Linear(hidden_size, 4 * hidden_size)
+        self.ln_ih = nn.LayerNorm(4 * hidden_size)
+        self.ln_hh = nn.LayerNorm(4 * hidden_size)
+        self.ln_c = nn.LayerNorm(hidden_size)
+
+    def forward(self, x: torch.Tensor):
+        B, T, _ = x.shape
+        h = x.new_zeros(B, self.hidden_size)
+        c = x.new_zeros(B, self.hidden_size)
+        outputs = []
+        for t in range(T):
+            gates = self.ln_ih(self.ih(x[:, t])) + self.ln_hh(self.hh(h))  # (B, 4H)
+            i, f, g, o = gates.chunk(4, 1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(self.ln_c(c))
+            outputs.append(h)
+        return torch.stack(outputs, 1), (h, c)
+
+
+def lstm_models(I: int, H: int) -> dict[str, nn.Module]:
+    torch.manual_seed(0)
+    reference = nn.LSTM(I, H, batch_first=True)
+    loop = rnn.LSTM(I, H, impl="loop")
+    loop.load_state_dict(reference.state_dict())
+    return {
+        "torch_lstm": reference,
+        "loop_lstm": loop,
+        "layer_norm_lstm": rnn.LayerNormLSTM(I, H),
+        "recipe_layer_norm_lstm": RecipeLayerNormLSTM(I, H),
+        "recurrent_dropout_lstm": rnn.LSTM(I, H, recurrent_dropout=0.25),
+    }
+
+
+def gru_models(I: int, H: int) -> dict[str, nn.Module]:
+    torch.manual_seed(0)
+    parallel = rnn.MinGRU(I, H)
+    sequential = rnn.MinGRU(I, H, impl="loop")
+    sequential.load_state_dict(parallel.state_dict())
+    return {"min_gru_parallel": parallel, "min_gru_loop": sequential, "torch_gru": nn.GRU(I, H, batch_first=True)}
+
+
+def train_step(model: nn.Module, x: torch.Tensor) -> None:
+    out, _ = model(x)
+    out.sum().backward()
+    model.zero_grad(set_to_none=True)
+
+
+def median_times(models: dict[str, nn.Module], x: torch.Tensor, repeats: int) -> dict[str, float]:
+    """Median seconds of one training step per model, interleaved round robin after a warm-up."""
+    for model in models.values():
+        train_step(model, x)
+    times: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(repeats):
+        for name, model in models.items():
+            start = time.perf_counter()
+            train_step(model, x)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def bench_lstms(size_name: str, repeats: int) -> tuple[dict, dict]:
+    s = SIZES[size_name]
+    x = torch.randn(s["B"], s["T"], s["I"])
+    t = median_times(lstm_models(s["I"], s["H"]), x, repeats)
+    ref = t["torch_lstm"]
+    metrics = {
+        f"{size_name}_layer_norm_lstm_vs_torch_lstm": t["layer_norm_lstm"] / ref,
+        f"{size_name}_layer_norm_lstm_speedup_vs_recipe": t["recipe_layer_norm_lstm"] / t["layer_norm_lstm"],
+        f"{size_name}_recipe_vs_torch_lstm": t["recipe_layer_norm_lstm"] / ref,
+        f"{size_name}_loop_lstm_vs_torch_lstm": t["loop_lstm"] / ref,
+        f"{size_name}_recurrent_dropout_lstm_vs_fused": t["recurrent_dropout_lstm"] / ref,
+    }
+    metrics.update({f"{size_name}_{name}_train_seconds": v for name, v in t.items() if name != "torch_lstm"})
+    return metrics, {f"{size_name}_torch_lstm_train_seconds": ref}
+
+
+def bench_min_gru(T: int, repeats: int) -> tuple[dict, dict]:
+    s = MIN_GRU_SIZE
+    x = torch.randn(s["B"], T, s["I"])
+    t = median_times(gru_models(s["I"], s["H"]), x, repeats)
+    metrics = {
+        f"min_gru_parallel_speedup_T{T}": t["min_gru_loop"] / t["min_gru_parallel"],
+        f"min_gru_vs_torch_gru_T{T}": t["min_gru_parallel"] / t["torch_gru"],
+        f"min_gru_parallel_train_seconds_T{T}": t["min_gru_parallel"],
+        f"min_gru_loop_train_seconds_T{T}": t["min_gru_loop"],
+    }
+    return metrics, {f"torch_gru_train_seconds_T{T}": t["torch_gru"]}
+
+
+MEMORY_MODELS = (
+    "torch_lstm", "loop_lstm", "layer_norm_lstm", "recipe_layer_norm_lstm", "recurrent_dropout_lstm",
+    "min_gru_parallel", "min_gru_loop", "torch_gru",
+)  # fmt: skip
+
+
+def peak_memory_child(name: str) -> None:
+    """(In a subprocess.) Print the peak RSS, in MB, that one training step of ``name`` adds."""
+    s = MEMORY_SIZE
+    models = {**lstm_models(s["I"], s["H"]), **gru_models(s["I"], s["H"])}
+    model = models[name]
+    train_step(model, torch.randn(2, 8, s["I"]))  # load kernels and allocator pools on a tiny input
+    x = torch.randn(s["B"], s["T"], s["I"])
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    train_step(model, x)
+    seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"peak_mb": (after - before) / 1024, "seconds": seconds}))
+
+
+def bench_memory() -> dict:
+    root = Path(__file__).resolve().parents[1]
+    metrics = {}
+    for name in MEMORY_MODELS:
+        out = subprocess.run(
+            [sys.executable, "-m", "benchmarks.bench_cells", "--memory-child", name],
+            capture_output=True, text=True, check=True, cwd=root,
+        )  # fmt: skip
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        metrics[f"peak_mb_T4096_{name}"] = result["peak_mb"]
+        metrics[f"train_seconds_T4096_{name}"] = result["seconds"]
+        print(name, result, flush=True)
+    return metrics
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
+    parser.add_argument("--min-gru-T", nargs="+", type=int, default=[1024, 4096])
+    parser.add_argument("--repeats", type=int, default=5, help="timed repetitions per measurement (median)")
+    parser.add_argument("--skip-memory", action="store_true", help="skip the T=4096 peak-memory subprocesses")
+    parser.add_argument("--notes", default="", help="free text stored with the results (e.g. machine load)")
+    parser.add_argument("--memory-child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_child:
+        peak_memory_child(args.memory_child)
+        return
+    start = time.perf_counter()
+    metrics, reference = {}, {}
+    for size_name in args.sizes:
+        m, r = bench_lstms(size_name, args.repeats)
+        print(size_name, {k: round(v, 3) for k, v in m.items()}, flush=True)
+        metrics.update(m)
+        reference.update(r)
+    for T in args.min_gru_T:
+        m, r = bench_min_gru(T, max(1, args.repeats // 2))
+        print(f"minGRU T={T}", {k: round(v, 3) for k, v in m.items()}, flush=True)
+        metrics.update(m)
+        reference.update(r)
+    if not args.skip_memory:
+        metrics.update(bench_memory())
+    path = write_result(
+        "cells",
+        dataset="random normal tensors",
+        split="n/a",
+        metrics={k: round(v, 4) for k, v in metrics.items()},
+        reference={k: round(v, 5) for k, v in reference.items()},
+        wall_seconds=time.perf_counter() - start,
+        notes=f"LSTM sizes {SIZES}; minGRU size {MIN_GRU_SIZE}; memory size {MEMORY_SIZE}; one training step = "
+        f"forward + out.sum().backward(); medians of {args.repeats} interleaved runs (minGRU: "
+        f"{max(1, args.repeats // 2)}); torch threads {torch.get_num_threads()}. {args.notes}".strip(),
+    )
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

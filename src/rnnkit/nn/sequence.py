@@ -1,0 +1,198 @@
+"""The written-here fast path of the LSTM family: a whole sequence as one autograd Function.
+
+Running :meth:`LSTMCell.step` through :func:`rnnkit.nn.scan.scan` records ~10 autograd nodes per
+time step, and its backward does ``T`` small weight-gradient products. :class:`LSTMSequence`
+computes exactly the same numbers with
+
+* the input projection of all time steps as one GEMM (done by the caller, ``gx``);
+* a forward loop of one ``addmm`` and a few element-wise ops per step, writing every saved
+  activation into preallocated ``(T, B, ·)`` buffers (no autograd graph at all);
+* a hand-written backward whose element-wise gate math uses ATen's fused ``sigmoid_backward`` /
+  ``tanh_backward`` / ``native_layer_norm_backward``, and whose weight gradient is one GEMM over
+  all time steps (``dW_hh = dG^T h``, ``(4H, T*B) @ (T*B, H)``) instead of ``T`` small ones.
+
+It covers :class:`LSTMCell` (no projection) and :class:`LayerNormLSTMCell`, with an optional
+recurrent-dropout mask on ``h_{t-1}`` and ``lengths``. :func:`lstm_scan` is the entry point the
+layers use; the generic loop stays the reference, and the tests pin both to the same values and
+gradients (and ``gradcheck`` this Function in float64).
+
+Shapes: ``T`` time, ``B`` batch, ``H`` hidden size; buffers are time-major ``(T, B, ·)``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from rnnkit.nn.cells import LayerNormLSTMCell, LSTMCell
+from rnnkit.nn.scan import reverse_padded
+
+_aten = torch.ops.aten
+
+
+class LSTMSequence(torch.autograd.Function):
+    """``(outputs (T, B, H), h_T (B, H), c_T (B, H))`` of an LSTM over pre-projected gates.
+
+    Inputs: ``gx: (T, B, 4H)`` (input projection plus every bias that does not go through a layer
+    norm), ``h0, c0: (B, H)``, ``weight_hh: (4H, H)``, ``mask: (B, H)`` or ``None`` (multiplies
+    ``h_{t-1}`` in the recurrent product), ``valid: (T, B, 1)`` float 0/1 or ``None`` (state frozen
+    and output zero where 0), and for the layer-norm cell ``ln_hh_weight: (4H,)``,
+    ``ln_c_weight: (H,)``, ``ln_c_bias: (H,)`` or ``None`` (``ln_hh``'s shift is in ``gx``), ``eps``.
+    """
+
+    @staticmethod
+    def forward(ctx, gx, h0, c0, weight_hh, mask, valid, ln_hh_weight, ln_c_weight, ln_c_bias, eps):
+        T, B, G = gx.shape
+        H = G // 4
+        layer_norm = ln_hh_weight is not None
+        new = gx.new_empty
+        hs, cs = new(T + 1, B, H), new(T + 1, B, H)  # carried states, [0] = initial
+        hs[0], cs[0] = h0, c0
+        acts, tcs = new(T, B, G), new(T, B, H)  # sigmoid(i, f, o) and tanh(g); tanh of (normalized) c
+        outs = hs[1:] if valid is None else new(T, B, H)
+        if layer_norm:
+            rs, r_stats = new(T, B, G), new(2, T, B, 1)  # W_hh h and its (mean, rstd)
+            c_news, c_stats = new(T, B, H), new(2, T, B, 1)
+        for t in range(T):
+            h_rec = hs[t] if mask is None else hs[t] * mask  # (B, H)
+            if layer_norm:
+                torch.mm(h_rec, weight_hh.t(), out=rs[t])
+                r_hat, r_stats[0, t], r_stats[1, t] = _aten.native_layer_norm(rs[t], (G,), None, None, eps)
+                gates = torch.addcmul(gx[t], r_hat, ln_hh_weight)  # (B, 4H)
+            else:
+                gates = torch.addmm(gx[t], h_rec, weight_hh.t())  # (B, 4H)
+            act = acts[t]
+            torch.sigmoid(gates, out=act)
+            torch.tanh(gates[:, 2 * H : 3 * H], out=act[:, 2 * H : 3 * H])
+            i, f, g, o = act.chunk(4, dim=1)
+            c_new = torch.addcmul(f * cs[t], i, g)  # (B, H)
+            if layer_norm:
+                c_news[t] = c_new
+                c_norm, c_stats[0, t], c_stats[1, t] = _aten.native_layer_norm(c_new, (H,), ln_c_weight, ln_c_bias, eps)
+                torch.tanh(c_norm, out=tcs[t])
+            else:
+                torch.tanh(c_new, out=tcs[t])
+            h_new = torch.mul(o, tcs[t], out=outs[t])  # (B, H)
+            if valid is None:
+                cs[t + 1] = c_new
+            else:
+                torch.lerp(hs[t], h_new, valid[t], out=hs[t + 1])
+                torch.lerp(cs[t], c_new, valid[t], out=cs[t + 1])
+                h_new.mul_(valid[t])
+        saved = [hs, cs, acts, tcs, weight_hh, mask, valid]
+        if layer_norm:
+            saved += [rs, r_stats, c_news, c_stats, ln_hh_weight, ln_c_weight, ln_c_bias]
+        ctx.save_for_backward(*saved)
+        ctx.layer_norm, ctx.eps = layer_norm, eps
+        return outs, hs[T].clone(), cs[T].clone()
+
+    @staticmethod
+    def backward(ctx, d_out, d_hT, d_cT):
+        hs, cs, acts, tcs, weight_hh, mask, valid, *ln = ctx.saved_tensors
+        T, B, G = acts.shape
+        H = G // 4
+        if ctx.layer_norm:
+            rs, r_stats, c_news, c_stats, ln_hh_weight, ln_c_weight, ln_c_bias = ln
+            d_cnorms = d_out.new_empty(T, B, H)  # grads of LN_c's output, for its gain and shift
+        d_gates = d_out.new_empty(T, B, G)  # grads of the gate pre-activations (= of gx)
+        d_rec = d_gates if not ctx.layer_norm else d_out.new_empty(T, B, G)  # grads of W_hh h
+        d_act = d_out.new_empty(B, G)
+        dh_next, dc_next = d_hT.clone(), d_cT.clone()  # grads of the carried h_t, c_t
+        for t in reversed(range(T)):
+            dh = d_out[t] + dh_next  # (B, H): grad of h_new
+            dc = dc_next
+            if valid is not None:
+                keep = 1.0 - valid[t]
+                dh_keep, dc_keep = dh_next * keep, dc_next * keep
+                dh, dc = dh * valid[t], dc * valid[t]
+            i, f, g, o = acts[t].chunk(4, dim=1)
+            d_tc = _aten.tanh_backward(dh * o, tcs[t])  # grad through tanh of (normalized) c
+            if ctx.layer_norm:
+                d_cnorms[t] = d_tc
+                d_tc = _aten.native_layer_norm_backward(
+                    d_tc,
+                    c_news[t],
+                    (H,),
+                    c_stats[0, t],
+                    c_stats[1, t],
+                    ln_c_weight,
+                    ln_c_bias,
+                    (True, False, False),
+                )[0]
+            dc = dc + d_tc  # (B, H): grad of c_t
+            torch.mul(dc, g, out=d_act[:, :H])
+            torch.mul(dc, cs[t], out=d_act[:, H : 2 * H])
+            torch.mul(dc, i, out=d_act[:, 2 * H : 3 * H])
+            torch.mul(dh, tcs[t], out=d_act[:, 3 * H :])
+            _aten.sigmoid_backward(d_act, acts[t], grad_input=d_gates[t])
+            _aten.tanh_backward(d_act[:, 2 * H : 3 * H], g, grad_input=d_gates[t, :, 2 * H : 3 * H])
+            if ctx.layer_norm:
+                d_rec[t] = _aten.native_layer_norm_backward(
+                    d_gates[t], rs[t], (G,), r_stats[0, t], r_stats[1, t], ln_hh_weight, None, (True, False, False)
+                )[0]
+            dh_next = d_rec[t] @ weight_hh  # (B, H)
+            if mask is not None:
+                dh_next.mul_(mask)
+            dc_next = dc * f
+            if valid is not None:
+                dh_next += dh_keep
+                dc_next += dc_keep
+        h_rec = hs[:T] if mask is None else hs[:T] * mask  # (T, B, H)
+        d_weight_hh = d_rec.reshape(T * B, G).t() @ h_rec.reshape(T * B, H)  # (4H, H): one GEMM
+        grads = [d_gates, dh_next, dc_next, d_weight_hh, None, None, None, None, None, None]
+        if ctx.layer_norm:
+            r_hat = (rs - r_stats[0]) * r_stats[1]  # (T, B, 4H)
+            c_hat = (c_news - c_stats[0]) * c_stats[1]  # (T, B, H)
+            grads[6] = (d_gates * r_hat).sum((0, 1))
+            grads[7] = (d_cnorms * c_hat).sum((0, 1))
+            grads[8] = d_cnorms.sum((0, 1)) if ln_c_bias is not None else None
+        return tuple(grads)
+
+
+def lstm_scan(
+    cell: LSTMCell | LayerNormLSTMCell,
+    x: Tensor,
+    state: tuple[Tensor, Tensor] | None = None,
+    lengths: Tensor | None = None,
+    reverse: bool = False,
+    *,
+    weight_hh: Tensor | None = None,
+    mask: Tensor | None = None,
+) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    """What :func:`rnnkit.nn.scan.scan` returns for ``cell``, computed by :class:`LSTMSequence`.
+
+    Args: as :func:`rnnkit.nn.scan.scan` (``x: (B, T, I)``, ``state: ((B, H), (B, H))``,
+    ``lengths: (B,)``), plus ``weight_hh`` to use instead of the cell's (DropConnect) and
+    ``mask: (B, H)`` on ``h_{t-1}`` (recurrent dropout).
+
+    Returns ``outputs: (B, T, H)`` and ``(h_n, c_n)``, each ``(B, H)``.
+    """
+    B, T, _ = x.shape
+    h0, c0 = state if state is not None else cell.initial_state(B, device=x.device, dtype=x.dtype)
+    if reverse:
+        x = reverse_padded(x, lengths)
+    weight_hh = cell.weight_hh if weight_hh is None else weight_hh
+    valid = None
+    if lengths is not None and int(lengths.min()) < T:
+        valid = (torch.arange(T, device=x.device).unsqueeze(1) < lengths.unsqueeze(0)).to(x.dtype).unsqueeze(-1)
+    x_tm = x.transpose(0, 1)  # (T, B, I)
+    if isinstance(cell, LayerNormLSTMCell):
+        gx = cell.project(x_tm)  # (T, B, 4H): LN_ih(W_ih x) + b_ih
+        if cell.bias_hh is not None:
+            gx = gx + cell.bias_hh
+        ln = (cell.ln_hh_weight, cell.ln_c_weight, cell.ln_c_bias, cell.eps)
+    else:
+        bias = None if cell.bias_ih is None else cell.bias_ih + cell.bias_hh
+        gx = F.linear(x_tm, cell.weight_ih, bias)  # (T, B, 4H)
+        ln = (None, None, None, 0.0)
+    out, h_n, c_n = LSTMSequence.apply(gx.contiguous(), h0, c0, weight_hh, mask, valid, *ln)
+    out = out.transpose(0, 1)  # (B, T, H)
+    if reverse:
+        out = reverse_padded(out, lengths)
+    return out, (h_n, c_n)
+
+
+def supports(cell) -> bool:
+    """Whether :func:`lstm_scan` computes this cell (an LSTM without projection, or a layer-norm LSTM)."""
+    return isinstance(cell, LayerNormLSTMCell) or (isinstance(cell, LSTMCell) and not cell.proj_size)

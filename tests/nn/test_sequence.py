@@ -1,0 +1,90 @@
+"""The LSTM family's fast path (one autograd Function per sequence) against the generic loop."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.autograd import gradcheck
+
+import rnnkit.nn as rnn
+from rnnkit.nn.dropout import RecurrentDropoutCell
+from rnnkit.nn.sequence import lstm_scan, supports
+
+
+def make_cell(kind: str, dtype=torch.float32):
+    torch.manual_seed(0)
+    cell = rnn.LSTMCell(3, 4, dtype=dtype) if kind == "lstm" else rnn.LayerNormLSTMCell(3, 4, dtype=dtype)
+    with torch.no_grad():
+        for p in cell.parameters():
+            p.uniform_(-0.6, 0.6)  # gains and biases away from their trivial init
+    return cell
+
+
+CASES = [
+    (lengths, reverse, masked) for lengths in (False, True) for reverse in (False, True) for masked in (False, True)
+]
+
+
+@pytest.mark.parametrize("kind", ["lstm", "layer_norm_lstm"])
+@pytest.mark.parametrize(("with_lengths", "reverse", "masked"), CASES)
+def test_fast_path_equals_generic_loop(kind, with_lengths, reverse, masked):
+    cell = make_cell(kind)
+    x = torch.randn(4, 7, 3, requires_grad=True)
+    state = (torch.randn(4, 4, requires_grad=True), torch.randn(4, 4, requires_grad=True))
+    lengths = torch.tensor([7, 3, 1, 5]) if with_lengths else None
+    mask = (torch.rand(4, 4) > 0.3).float() / 0.7 if masked else None
+    reference_cell = cell if mask is None else RecurrentDropoutCell(cell, mask)
+    results = []
+    for run in (lambda: lstm_scan(cell, x, state, lengths, reverse, mask=mask),
+                lambda: rnn.scan(reference_cell, x, state, lengths, reverse)):  # fmt: skip
+        out, (h, c) = run()
+        inputs = [x, *state, *cell.parameters()]
+        grads = torch.autograd.grad((out * out).sum() + (h * c).sum(), inputs)
+        results.append((out, h, c, *grads))
+    for fast, reference in zip(*results, strict=True):
+        torch.testing.assert_close(fast, reference, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "layer_norm_lstm"])
+def test_fast_path_gradcheck_float64(kind):
+    cell = make_cell(kind, torch.float64)
+    x = torch.randn(3, 5, 3, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    c0 = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    lengths = torch.tensor([5, 2, 1])
+    mask = (torch.rand(3, 4) > 0.3).double() * 2
+
+    def fn(x, h0, c0, *params):
+        out, (h, c) = lstm_scan(cell, x, (h0, c0), lengths, mask=mask)
+        return out, h, c
+
+    assert gradcheck(fn, (x, h0, c0, *cell.parameters()), eps=1e-6, atol=1e-6)
+
+
+def test_fast_path_covers_the_lstm_family_only():
+    assert supports(rnn.LSTMCell(3, 4)) and supports(rnn.LayerNormLSTMCell(3, 4))
+    assert not supports(rnn.LSTMCell(3, 4, proj_size=2)) and not supports(rnn.GRUCell(3, 4))
+
+
+def graph_node_names(node) -> set[str]:
+    names, stack = set(), [node]
+    while stack:
+        node = stack.pop()
+        if node is not None and type(node).__name__ not in names:
+            names.add(type(node).__name__)
+            stack.extend(next_node for next_node, _ in node.next_functions)
+    return names
+
+
+def test_layers_use_the_fast_path_and_match_torch():
+    torch.manual_seed(0)
+    theirs = torch.nn.LSTM(3, 5, num_layers=2, bidirectional=True, batch_first=True)
+    ours = rnn.LSTM(3, 5, num_layers=2, bidirectional=True, impl="loop")
+    ours.load_state_dict(theirs.state_dict())
+    x = torch.randn(2, 6, 3)
+    out, (h, c) = ours(x)
+    expected, (h_t, c_t) = theirs(x)
+    assert "LSTMSequenceBackward" in graph_node_names(out.grad_fn)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(h, h_t, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(c, c_t, atol=1e-5, rtol=1e-5)
