@@ -171,6 +171,18 @@ def test_cli_train_with_options_and_a_validation_file_in_another_format(tmp_path
     assert len(_evals(run)) == 1 and (run / "plots" / "confusion.png").exists()
 
 
+def test_cli_options_from_a_config_file_and_the_command_line_wins(tmp_path, capsys) -> None:
+    train = write_tsv(tmp_path / "train.tsv", order_sentences(32, seed=7))
+    toml = tmp_path / "run.toml"
+    toml.write_text(f'train = "{train}"\ncell = "bow"\nhidden_size = 4\nepochs = 1\nquiet = true\n', encoding="utf-8")
+    assert (
+        main(["classify", "train", "--config", str(toml), "--hidden-size", "6", "--run-dir", str(tmp_path / "r")]) == 0
+    )
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert (saved["model"]["cell"], saved["model"]["hidden_size"], saved["train"]["epochs"]) == ("bow", 6, 1)
+    _fails_cleanly(["classify", "train", "--quiet"], capsys, r"--train: required")
+
+
 def test_classification_report_figures() -> None:
     matrix = torch.tensor([[3, 1, 0], [0, 2, 2], [0, 0, 2]])  # rows true, columns predicted
     report = classify.classification_report(matrix, ["a", "b", "c"])

@@ -718,8 +718,8 @@ def add_parser(subparsers) -> None:
     eval_parser = jobs.add_parser(
         "eval", help="accuracy, macro-F1, per-class table, confusion matrix", formatter_class=fmt
     )
-    eval_parser.add_argument("--run", required=True, help="run folder of `rnnkit classify train`")
-    eval_parser.add_argument("--data", required=True, help="labelled table with the run's column names")
+    eval_parser.add_argument("--run", default=None, help="run folder of `rnnkit classify train`; required")
+    eval_parser.add_argument("--data", default=None, help="labelled table to evaluate on; required")
     eval_parser.add_argument(
         "--out-dir", default=None, help="where report.json and confusion.png go (default <run>/eval/<data stem>)"
     )
@@ -732,7 +732,7 @@ def add_parser(subparsers) -> None:
     predict_parser = jobs.add_parser(
         "predict", help="label and class probabilities for each input line", formatter_class=fmt
     )
-    predict_parser.add_argument("--run", required=True, help="run folder of `rnnkit classify train`")
+    predict_parser.add_argument("--run", default=None, help="run folder of `rnnkit classify train`; required")
     predict_parser.add_argument("--input", default="-", help="text file, one text per line, or - for stdin")
     predict_parser.add_argument("--output", default="-", help="file to write (atomically), or - for stdout")
     predict_parser.add_argument(
@@ -745,7 +745,7 @@ def add_parser(subparsers) -> None:
 def _add_data_args(parser: argparse.ArgumentParser) -> None:
     d = DataConfig()
     g = parser.add_argument_group("data")
-    g.add_argument("--train", required=True, help="training table (.tsv, .csv or .jsonl)")
+    g.add_argument("--train", default="", help="training table (.tsv, .csv or .jsonl); required")
     g.add_argument("--val", default=None, help="validation table (same columns)")
     g.add_argument("--text-column", default=d.text_column, help="column (or JSON key) with the text")
     g.add_argument("--label-column", default=d.label_column, help="column (or JSON key) with the label")
@@ -798,6 +798,7 @@ def config_from_cli(args: argparse.Namespace) -> Config:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    _require(args, "train")
     config = config_from_cli(args)
     result = train(config)
     print(f"run folder: {result.run_dir} ({result.stop_reason} after {result.steps} steps)")
@@ -806,7 +807,15 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _require(args: argparse.Namespace, *names: str) -> None:
+    """Options that are required but may come from ``--config`` (so argparse cannot insist)."""
+    for name in names:
+        if not getattr(args, name):
+            raise ConfigError(f"--{name.replace('_', '-')}: required (on the command line or in --config)")
+
+
 def run_eval(args: argparse.Namespace) -> int:
+    _require(args, "run", "data")
     report = evaluate_file(args.run, args.data, args.out_dir, args.text_column, args.label_column)
     if args.json:
         print(json.dumps(report, indent=2))
@@ -817,6 +826,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    _require(args, "run")
     classifier = Classifier.load(args.run)
     texts = read_input_lines(args.input)
     text = format_predictions(texts, classifier.predict(texts), args.output_format == "json")
