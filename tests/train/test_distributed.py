@@ -22,7 +22,9 @@ pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_avai
 
 
 def start(nproc: int, run_dir: Path, *args: str) -> subprocess.Popen:
+    """``nproc`` processes under torchrun, or, for 1, the plain script (one process, no launcher)."""
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
+    launcher = launcher if nproc > 1 else [sys.executable]
     toy = [str(SCRIPT), "--quiet", "--batch-size", "8", "--run-dir", str(run_dir), "--device", "cpu", *args]
     return subprocess.Popen([*launcher, *toy], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

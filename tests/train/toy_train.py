@@ -30,6 +30,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--checkpoint-every", type=int, default=0)
     parser.add_argument("--dist-timeout", type=float, default=600.0)
     parser.add_argument("--kill-at-call", type=int, default=None, help="SIGKILL this process at train_step call N")
+    parser.add_argument("--term-at-call", type=int, default=None, help="SIGTERM this process at train_step call N")
     parser.add_argument("--sleep", type=float, default=0.0, help="seconds to sleep in each train_step")
     parser.add_argument("--die-rank", type=int, default=None, help="this rank exits with status 7 ...")
     parser.add_argument("--die-at-call", type=int, default=3, help="... at train_step call N")
@@ -49,6 +50,8 @@ def main() -> int:
         calls["n"] += 1
         if calls["n"] == args.kill_at_call:
             os.kill(os.getpid(), signal.SIGKILL)
+        if calls["n"] == args.term_at_call:
+            os.kill(os.getpid(), signal.SIGTERM)  # handled: this step completes, `last` is saved, exit 0
         dies_here = args.die_rank is not None and int(os.environ.get("RANK", 0)) == args.die_rank
         if dies_here and calls["n"] == args.die_at_call:
             os._exit(7)

@@ -9,6 +9,7 @@ rank 0 write files. Without those variables everything here is a no-op on one pr
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import os
 from typing import Any
@@ -62,6 +63,7 @@ def init_distributed(device: torch.device, timeout_seconds: float) -> bool:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=timeout_seconds))
+    atexit.register(shutdown)
     return True
 
 

@@ -11,6 +11,7 @@ import contextlib
 import math
 import random
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -35,7 +36,7 @@ from rnnkit.train.checkpoint import (
 )
 from rnnkit.train.config import RESUME_OVERRIDABLE, TrainConfig
 from rnnkit.train.gradients import GradientWatch, layer_grad_norms
-from rnnkit.train.logging import RunLogger, truncate_metrics, write_plots
+from rnnkit.train.logging import METRICS_FILE, RunLogger, truncate_metrics, write_plots
 from rnnkit.train.optim import build_optimizer, build_scheduler
 from rnnkit.train.run import new_run_dir, read_run_config, write_report, write_run_config
 
@@ -281,10 +282,22 @@ class Trainer:
                 self._check_resume_config(Path(cfg.resume))
             path = Path(chosen) if chosen else new_run_dir(self.task, root)
             path.mkdir(parents=True, exist_ok=True)
+            if not cfg.resume:
+                self._start_afresh(path)
             saved = {**cfg.to_dict(), "resume": None, "run_dir": str(path)}
             write_run_config(path, self.task, saved, task_config)
         path = Path(dist.broadcast(str(path) if self.is_main else None))
         return path
+
+    @staticmethod
+    def _start_afresh(path: Path) -> None:
+        """A new run in a folder that holds an earlier one: its log would mix with this one's."""
+        if (path / "checkpoints").exists() or (path / METRICS_FILE).exists():
+            print(
+                f"warning: {path} holds an earlier run; starting a new one there (use --resume to continue it)",
+                file=sys.stderr,
+            )
+            (path / METRICS_FILE).unlink(missing_ok=True)
 
     def _check_resume_config(self, run_dir: Path) -> None:
         saved = read_run_config(run_dir).get("train", {})
@@ -292,7 +305,10 @@ class Trainer:
         changed = sorted(k for k in now if k not in RESUME_OVERRIDABLE and k in saved and saved[k] != now[k])
         if changed:
             details = ", ".join(f"{k}: {saved[k]!r} -> {now[k]!r}" for k in changed)
-            print(f"warning: resuming {run_dir} with changed options ({details}); the result is not the same run")
+            print(
+                f"warning: resuming {run_dir} with changed options ({details}); the result is not the same run",
+                file=sys.stderr,
+            )
 
     def write_file(self, name: str, data: str | bytes) -> Path:
         """Save a task's own file (vocab, scaler…) into the run folder, atomically, on rank 0 only."""
@@ -483,7 +499,8 @@ class Trainer:
         if acc["items"] and elapsed > 0:
             row["items_per_second"] = acc["items"] * self.world_size / elapsed
         self.logger.record(row)
-        self.logger.progress(0, loss=f"{loss:.4f}", lr=f"{row['lr']:.2e}")
+        rate = {"items/s": f"{row['items_per_second']:.4g}"} if "items_per_second" in row else {}
+        self.logger.progress(0, loss=f"{loss:.4f}", lr=f"{row['lr']:.2e}", **rate)
         self.last_train_loss = loss
         self._interval = {"loss": 0.0, "steps": 0, "items": 0, "metrics": {}, "since": now}
 
@@ -589,7 +606,8 @@ class Trainer:
         if mine is None:
             print(
                 f"warning: checkpoint was written by {len(per_rank)} processes, not {self.world_size}: "
-                "random streams and carried state start afresh"
+                "random streams and carried state start afresh",
+                file=sys.stderr,
             )
         else:
             set_rng_state(mine["rng"])
