@@ -51,40 +51,42 @@ class LSTMSequence(torch.autograd.Function):
         hs[0], cs[0] = h0, c0
         acts, tcs = new(T, B, G), new(T, B, H)  # sigmoid(i, f, o) and tanh(g); tanh of (normalized) c
         outs = hs[1:] if valid is None else new(T, B, H)
+        c_news = cs[1:] if valid is None else new(T, B, H)  # c before freezing past the ends
         if layer_norm:
-            rs, r_stats = new(T, B, G), new(2, T, B, 1)  # W_hh h and its (mean, rstd)
-            c_news, c_stats = new(T, B, H), new(2, T, B, 1)
+            rs, r_hats = new(T, B, G), new(T, B, G)  # W_hh h and its normalized value
+            stats = new(4, T, B, 1)  # mean and rstd of W_hh h, then of c
         for t in range(T):
             h_rec = hs[t] if mask is None else hs[t] * mask  # (B, H)
             if layer_norm:
                 torch.mm(h_rec, weight_hh.t(), out=rs[t])
-                r_hat, r_stats[0, t], r_stats[1, t] = _aten.native_layer_norm(rs[t], (G,), None, None, eps)
-                gates = torch.addcmul(gx[t], r_hat, ln_hh_weight)  # (B, 4H)
+                _aten.native_layer_norm.out(
+                    rs[t], (G,), None, None, eps, out0=r_hats[t], out1=stats[0, t], out2=stats[1, t]
+                )
+                gates = torch.addcmul(gx[t], r_hats[t], ln_hh_weight)  # (B, 4H)
             else:
                 gates = torch.addmm(gx[t], h_rec, weight_hh.t())  # (B, 4H)
             act = acts[t]
             torch.sigmoid(gates, out=act)
             torch.tanh(gates[:, 2 * H : 3 * H], out=act[:, 2 * H : 3 * H])
             i, f, g, o = act.chunk(4, dim=1)
-            c_new = torch.addcmul(f * cs[t], i, g)  # (B, H)
+            c_new = torch.mul(f, cs[t], out=c_news[t]).addcmul_(i, g)  # (B, H)
             if layer_norm:
-                c_news[t] = c_new
-                c_norm, c_stats[0, t], c_stats[1, t] = _aten.native_layer_norm(c_new, (H,), ln_c_weight, ln_c_bias, eps)
-                torch.tanh(c_norm, out=tcs[t])
+                _aten.native_layer_norm.out(
+                    c_new, (H,), ln_c_weight, ln_c_bias, eps, out0=tcs[t], out1=stats[2, t], out2=stats[3, t]
+                )
+                tcs[t].tanh_()
             else:
                 torch.tanh(c_new, out=tcs[t])
             h_new = torch.mul(o, tcs[t], out=outs[t])  # (B, H)
-            if valid is None:
-                cs[t + 1] = c_new
-            else:
+            if valid is not None:
                 torch.lerp(hs[t], h_new, valid[t], out=hs[t + 1])
                 torch.lerp(cs[t], c_new, valid[t], out=cs[t + 1])
                 h_new.mul_(valid[t])
         saved = [hs, cs, acts, tcs, weight_hh, mask, valid]
-        if layer_norm:
-            saved += [rs, r_stats, c_news, c_stats, ln_hh_weight, ln_c_weight, ln_c_bias]
+        if layer_norm:  # r, r_hat: (T, B, 4H); c: (T, B, H); statistics (T, B, 1)
+            saved += [rs, r_hats, c_news, stats, ln_hh_weight, ln_c_weight, ln_c_bias]
         ctx.save_for_backward(*saved)
-        ctx.layer_norm, ctx.eps = layer_norm, eps
+        ctx.layer_norm = layer_norm
         return outs, hs[T].clone(), cs[T].clone()
 
     @staticmethod
@@ -93,10 +95,10 @@ class LSTMSequence(torch.autograd.Function):
         T, B, G = acts.shape
         H = G // 4
         if ctx.layer_norm:
-            rs, r_stats, c_news, c_stats, ln_hh_weight, ln_c_weight, ln_c_bias = ln
+            rs, r_hats, c_news, stats, ln_hh_weight, ln_c_weight, ln_c_bias = ln
             d_cnorms = d_out.new_empty(T, B, H)  # grads of LN_c's output, for its gain and shift
+        d_recs = []  # backwards in time: grads of W_hh h (layer norm only)
         d_gates = d_out.new_empty(T, B, G)  # grads of the gate pre-activations (= of gx)
-        d_rec = d_gates if not ctx.layer_norm else d_out.new_empty(T, B, G)  # grads of W_hh h
         d_act = d_out.new_empty(B, G)
         dh_next, dc_next = d_hT.clone(), d_cT.clone()  # grads of the carried h_t, c_t
         for t in reversed(range(T)):
@@ -107,19 +109,13 @@ class LSTMSequence(torch.autograd.Function):
                 dh_keep, dc_keep = dh_next * keep, dc_next * keep
                 dh, dc = dh * valid[t], dc * valid[t]
             i, f, g, o = acts[t].chunk(4, dim=1)
-            d_tc = _aten.tanh_backward(dh * o, tcs[t])  # grad through tanh of (normalized) c
             if ctx.layer_norm:
-                d_cnorms[t] = d_tc
+                d_cnorm = _aten.tanh_backward(dh * o, tcs[t], grad_input=d_cnorms[t])
                 d_tc = _aten.native_layer_norm_backward(
-                    d_tc,
-                    c_news[t],
-                    (H,),
-                    c_stats[0, t],
-                    c_stats[1, t],
-                    ln_c_weight,
-                    ln_c_bias,
-                    (True, False, False),
+                    d_cnorm, c_news[t], (H,), stats[2, t], stats[3, t], ln_c_weight, ln_c_bias, (True, False, False)
                 )[0]
+            else:
+                d_tc = _aten.tanh_backward(dh * o, tcs[t])  # grad through tanh of c
             dc = dc + d_tc  # (B, H): grad of c_t
             torch.mul(dc, g, out=d_act[:, :H])
             torch.mul(dc, cs[t], out=d_act[:, H : 2 * H])
@@ -127,11 +123,13 @@ class LSTMSequence(torch.autograd.Function):
             torch.mul(dh, tcs[t], out=d_act[:, 3 * H :])
             _aten.sigmoid_backward(d_act, acts[t], grad_input=d_gates[t])
             _aten.tanh_backward(d_act[:, 2 * H : 3 * H], g, grad_input=d_gates[t, :, 2 * H : 3 * H])
+            d_rec = d_gates[t]
             if ctx.layer_norm:
-                d_rec[t] = _aten.native_layer_norm_backward(
-                    d_gates[t], rs[t], (G,), r_stats[0, t], r_stats[1, t], ln_hh_weight, None, (True, False, False)
+                d_rec = _aten.native_layer_norm_backward(
+                    d_rec, rs[t], (G,), stats[0, t], stats[1, t], ln_hh_weight, None, (True, False, False)
                 )[0]
-            dh_next = d_rec[t] @ weight_hh  # (B, H)
+                d_recs.append(d_rec)
+            dh_next = d_rec @ weight_hh  # (B, H)
             if mask is not None:
                 dh_next.mul_(mask)
             dc_next = dc * f
@@ -139,12 +137,12 @@ class LSTMSequence(torch.autograd.Function):
                 dh_next += dh_keep
                 dc_next += dc_keep
         h_rec = hs[:T] if mask is None else hs[:T] * mask  # (T, B, H)
-        d_weight_hh = d_rec.reshape(T * B, G).t() @ h_rec.reshape(T * B, H)  # (4H, H): one GEMM
+        d_rec_all = torch.stack(d_recs[::-1]) if ctx.layer_norm else d_gates  # (T, B, 4H): grads of W_hh h
+        d_weight_hh = d_rec_all.reshape(T * B, G).t() @ h_rec.reshape(T * B, H)  # (4H, H): one GEMM
         grads = [d_gates, dh_next, dc_next, d_weight_hh, None, None, None, None, None, None]
         if ctx.layer_norm:
-            r_hat = (rs - r_stats[0]) * r_stats[1]  # (T, B, 4H)
-            c_hat = (c_news - c_stats[0]) * c_stats[1]  # (T, B, H)
-            grads[6] = (d_gates * r_hat).sum((0, 1))
+            c_hat = (c_news - stats[2]) * stats[3]  # (T, B, H)
+            grads[6] = (d_gates * r_hats).sum((0, 1))
             grads[7] = (d_cnorms * c_hat).sum((0, 1))
             grads[8] = d_cnorms.sum((0, 1)) if ln_c_bias is not None else None
         return tuple(grads)
