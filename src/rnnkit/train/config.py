@@ -132,7 +132,8 @@ def _optional(kind: type):
 
 # Options a user may change when resuming without it being a different run.
 RESUME_OVERRIDABLE = frozenset(
-    {"steps", "epochs", "patience", "quiet", "log_format", "tensorboard", "resume", "run_dir", "device", "eval_every"}
+    {"steps", "epochs", "patience", "quiet", "log_format", "tensorboard", "resume", "run_dir", "device"}
+    | {"eval_every", "checkpoint_every", "log_every", "plots", "dist_timeout"}
 )
 
 

@@ -349,16 +349,14 @@ class Trainer:
             with StopSignals() as signals:
                 while self.step < total:
                     interrupted = self._train_one_step(feed, signals)
-                    if interrupted:
-                        stop_reason = f"interrupted ({interrupted})"
-                        self.save_checkpoint("last", feed)
-                        break
+                    patience_ran_out = False
                     if self._eval_due(feed, total):
-                        if self._evaluate_and_save(feed):
-                            stop_reason = "early stopping"
-                            break
-                    elif cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                        patience_ran_out = self._evaluate_and_save(feed)  # saves `last` too
+                    elif interrupted or (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0):
                         self.save_checkpoint("last", feed)
+                    if interrupted or patience_ran_out:
+                        stop_reason = f"interrupted ({interrupted})" if interrupted else "early stopping"
+                        break
                 if stop_reason == "completed" and self.last_eval_step != self.step:
                     self._evaluate_and_save(feed)
         finally:
