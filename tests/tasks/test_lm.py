@@ -122,13 +122,13 @@ def test_generate_command_streams_num_samples_and_drops_unknown_prompt_character
 
 def test_resuming_a_run_continues_it_exactly(tmp_path) -> None:
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
-    straight = lm.train(tiny_config(tmp_path / "a", steps=40, eval_every=20, schedule="constant"))
-    config = tiny_config(tmp_path / "b", steps=20, eval_every=20, schedule="constant")
+    straight = lm.train(tiny_config(tmp_path / "a", steps=24, eval_every=12, schedule="constant"))
+    config = tiny_config(tmp_path / "b", steps=12, eval_every=12, schedule="constant")
     first_half = lm.train(config)
-    assert read_meta(first_half / "checkpoints" / "last")["step"] == 20
-    config.train.steps, config.train.resume = 40, str(first_half)
+    assert read_meta(first_half / "checkpoints" / "last")["step"] == 12
+    config.train.steps, config.train.resume = 24, str(first_half)
     resumed = lm.train(config)
-    assert resumed == first_half and read_meta(resumed / "checkpoints" / "last")["step"] == 40
+    assert resumed == first_half and read_meta(resumed / "checkpoints" / "last")["step"] == 24
     a, b = load_weights(straight / "checkpoints" / "last"), load_weights(resumed / "checkpoints" / "last")
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
 

@@ -212,6 +212,19 @@ class LanguageModel(nn.Module):
         out, state = self.rnn(x, state)  # (B, T, H)
         return self.head(self.drop(out)), state  # (B, T, V)
 
+    def step(self, tokens: Tensor, state: Any) -> tuple[Tensor, Any]:
+        """One new token per sequence, ``tokens: (B, 1)`` -> ``(logits: (B, 1, V), state)``.
+
+        Runs rnnkit's step-by-step path (same numbers as the fused one): on the CPU, torch's
+        kernel repacks the weights for oneDNN on every call, which for a single time step costs
+        some 20 times the step itself.
+        """
+        fused, self.rnn.impl = self.rnn.impl, "loop"
+        try:
+            return self(tokens, state)
+        finally:
+            self.rnn.impl = fused
+
 
 def _dropout(p: float, locked: bool) -> nn.Module:
     if p == 0:
@@ -455,7 +468,7 @@ def generate_ids(
     for _ in range(max_new):
         token = sample_next(logits[0, -1], temperature, top_k, top_p, generator)
         yield token
-        logits, state = model(torch.tensor([[token]], device=device), state)  # (1, 1, V)
+        logits, state = model.step(torch.tensor([[token]], device=device), state)  # (1, 1, V)
 
 
 def prompt_ids(vocab: Vocab, prompt: str) -> list[int]:
@@ -547,6 +560,8 @@ def train(config: Config) -> Path:
     """
     config.data.validate()
     config.model.validate()
+    if config.minutes is not None and not config.minutes > 0:
+        raise ConfigError(f"minutes: expected a number > 0, got {config.minutes!r}")
     run_dir, staging = _run_dir_and_data(config)
     try:
         corpus = load_corpus(staging or run_dir / DATA_DIR)
@@ -697,6 +712,7 @@ def add_parser(subparsers) -> None:
     p = verbs.add_parser("train", help="train a language model on text files", formatter_class=formatter)
     _add_data_and_model_args(p)
     add_train_args(p, DEFAULT_TRAIN)
+    p.add_argument("--minutes", type=float, default=None, help="train about this long (sets --steps by timing)")
     add_config_option(p)
     p.set_defaults(func=train_command)
 
@@ -727,7 +743,7 @@ def _add_data_and_model_args(p: argparse.ArgumentParser) -> None:
     d, m = DataConfig(), ModelConfig()
     g = p.add_argument_group("data")
     g.add_argument("--data", nargs="+", default=[], metavar="PATH", help="UTF-8 training text: files or folders")
-    g.add_argument("--val", nargs="+", default=[], metavar="PATH", help="validation text (default: held-out fraction)")
+    g.add_argument("--val", nargs="+", default=[], metavar="PATH", help="validation text (instead of --val-fraction)")
     g.add_argument("--val-fraction", type=float, default=d.val_fraction, help="last fraction of the text held out")
     g.add_argument("--level", choices=LEVELS, default=d.level, help="characters or byte-level BPE subwords")
     g.add_argument("--vocab-size", type=int, default=d.vocab_size, help="subword vocabulary size (--level subword)")
@@ -756,10 +772,10 @@ def config_from_args(args: argparse.Namespace) -> Config:
         saved = read_run_config(args.resume)
         if saved.get("task") != "lm":
             raise ConfigError(f"{args.resume}: not an lm run (task {saved.get('task')!r})")
-        return Config(DataConfig(**saved["data"]), ModelConfig(**saved["model"]), train_config)
+        return Config(DataConfig(**saved["data"]), ModelConfig(**saved["model"]), train_config, args.minutes)
     data = DataConfig(**{f.name: getattr(args, "data" if f.name == "files" else f.name) for f in fields(DataConfig)})
     model = ModelConfig(**{f.name: getattr(args, f.name) for f in fields(ModelConfig)})
-    return Config(data, model, train_config)
+    return Config(data, model, train_config, args.minutes)
 
 
 def train_command(args: argparse.Namespace) -> int:

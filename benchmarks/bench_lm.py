@@ -1,0 +1,381 @@
+"""Character-level language model on tiny Shakespeare: rnnkit's `lm` pipeline vs a bare PyTorch loop.
+
+Data: ``../shared/data/tinyshakespeare/input.txt`` (or ``$RNNKIT_DATA/tinyshakespeare/input.txt``)
+with nanoGPT's ``shakespeare_char`` split: the first 90% of the characters train, the last 10%
+validate. Validation loss is in nats per character over the whole validation text, state carried.
+
+What it measures, in one process, one after the other under the same conditions:
+
+1. **Throughput** (``--throughput-rounds`` rounds of ``--throughput-steps`` steps each side,
+   interleaved): the rnnkit pipeline (:func:`rnnkit.tasks.lm.train` on the training engine, same
+   model: 2 x 512 LSTM, B=64, T=128, dropout 0.2, AdamW 3e-3) against a bare loop with
+   ``torch.nn.LSTM``; characters per second, median over rounds, and their ratio.
+2. **Reference**: the bare loop trained for ``--reference-minutes`` (cosine decay over that time),
+   then its validation loss.
+3. **rnnkit**: the pipeline with ``--cell``/``--hidden``/... for ``--minutes`` (the step count is
+   the budget times the throughput measured in 1.), validation loss at the end, and the best
+   validation loss seen at or before 15 minutes.
+4. **Generation**: characters per second at batch 1 (one recurrent step per character).
+5. **Memory**: peak resident memory of tokenizing and training a few steps on the corpus
+   repeated 1x and ``--memory-repeat`` x (flat: the corpus is memory-mapped, never loaded).
+
+Full run (about an hour on 2 cores)::
+
+    python -m benchmarks.bench_lm --minutes 30 --reference-minutes 15
+
+A short run (numbers not comparable to the targets; throughput ratio still meaningful)::
+
+    python -m benchmarks.bench_lm --minutes 3 --reference-minutes 3 --throughput-rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from benchmarks.results_io import write_result
+from rnnkit.tasks import lm
+from rnnkit.train.config import TrainConfig
+
+REPO = Path(__file__).resolve().parents[1]
+B, T, HIDDEN, LAYERS, DROPOUT, LR = 64, 128, 512, 2, 0.2, 3e-3
+
+
+def data_path() -> Path:
+    root = Path(os.environ.get("RNNKIT_DATA", REPO / "../shared/data"))
+    path = (root / "tinyshakespeare" / "input.txt").resolve()
+    if not path.is_file():
+        sys.exit(f"bench_lm: {path} not found (set RNNKIT_DATA to the shared data folder)")
+    return path
+
+
+# ---------------------------------------------------------------- the bare PyTorch reference
+
+
+class BareLSTM(nn.Module):
+    """Embedding -> torch.nn.LSTM -> dropout -> linear: the same model as lm.LanguageModel."""
+
+    def __init__(self, vocab_size: int) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, HIDDEN)
+        self.rnn = nn.LSTM(HIDDEN, HIDDEN, num_layers=LAYERS, dropout=DROPOUT, batch_first=True)
+        self.drop = nn.Dropout(DROPOUT)
+        self.head = nn.Linear(HIDDEN, vocab_size)
+
+    def forward(self, tokens, state=None):
+        out, state = self.rnn(self.embed(tokens), state)  # (B, T, H)
+        return self.head(self.drop(out)), state  # (B, T, V)
+
+
+class BareLoop:
+    """The reference loop: TBPTT over B contiguous streams, state carried, AdamW, clip 1.0."""
+
+    def __init__(self, train_ids: np.ndarray, vocab_size: int, seed: int = 0) -> None:
+        torch.manual_seed(seed)
+        self.model = BareLSTM(vocab_size)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=LR)
+        n = (len(train_ids) - 1) // B
+        ids = torch.from_numpy(np.asarray(train_ids[: n * B + 1]).astype(np.int64))
+        self.x, self.y = ids[:-1].view(B, n), ids[1:].view(B, n)  # (B, n) each
+        self.chunks, self.k, self.state, self.steps = n // T, 0, None, 0
+
+    def step(self, lr_factor: float = 1.0) -> float:
+        i = self.k % self.chunks
+        if i == 0:
+            self.state = None
+        x, y = self.x[:, i * T : (i + 1) * T], self.y[:, i * T : (i + 1) * T]  # (B, T)
+        for group in self.opt.param_groups:
+            group["lr"] = LR * lr_factor
+        self.model.train()
+        logits, state = self.model(x, self.state)
+        self.state = tuple(s.detach() for s in state)
+        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.opt.step()
+        self.k += 1
+        self.steps += 1
+        return float(loss.detach())
+
+    def train_for(self, seconds: float) -> dict[str, float]:
+        """Train with cosine decay over ``seconds`` of wall time; returns steps and speed."""
+        start = time.perf_counter()
+        while (elapsed := time.perf_counter() - start) < seconds:
+            self.step(0.5 * (1 + math.cos(math.pi * elapsed / seconds)))
+        elapsed = time.perf_counter() - start
+        return {"steps": self.steps, "seconds": elapsed, "chars_per_second": self.steps * B * T / elapsed}
+
+
+# ---------------------------------------------------------------- the rnnkit pipeline
+
+
+def pipeline_config(data: Path, work: Path, steps: int, model: lm.ModelConfig, train: dict) -> lm.Config:
+    """`rnnkit lm train --data input.txt --val-fraction 0.1 --seq-len 128 --batch-size 64 ...`."""
+    options = dict(steps=steps, batch_size=B, lr=LR, schedule="cosine", clip_norm=1.0, log_every=5, quiet=True)
+    return lm.Config(
+        data=lm.DataConfig(files=[str(data)], val_fraction=0.1, seq_len=T),
+        model=model,
+        train=TrainConfig(**{**options, **train, "run_dir": str(work / f"run-{time.monotonic_ns()}")}),
+    )
+
+
+def baseline_model_config() -> lm.ModelConfig:
+    """The reference model in rnnkit: 2 x 512 LSTM, dropout 0.2 (fused kernel path)."""
+    return lm.ModelConfig(cell="lstm", layers=LAYERS, hidden=HIDDEN, dropout=DROPOUT)
+
+
+def pipeline_rates(run_dir: Path) -> list[float]:
+    """Characters per second of each logged interval but the first (warm-up), from metrics.jsonl."""
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rates = [r["items_per_second"] for r in rows if r.get("kind") == "train" and "items_per_second" in r]
+    return rates[1:]
+
+
+# ---------------------------------------------------------------- 1. throughput, interleaved
+
+
+def measure_throughput(data: Path, train_ids: np.ndarray, vocab_size: int, work: Path, rounds: int, steps: int):
+    """Rounds of ``steps`` steps: bare loop, then the pipeline (fresh run, timed from its own logs)."""
+    bare_rates, pipe_rates = [], []
+    bare = BareLoop(train_ids, vocab_size)
+    bare.step()  # warm-up
+    for r in range(rounds):
+        start = time.perf_counter()
+        for _ in range(steps):
+            bare.step()
+        bare_rates.append(steps * B * T / (time.perf_counter() - start))
+        # The pipeline evaluates once at the end of a run: give it a short validation text so that
+        # the rounds stay short (the evaluation is outside the timed intervals anyway).
+        config = pipeline_config(data, work, steps + 5, baseline_model_config(), {"eval_every": 0})
+        run_dir = lm.train(config)
+        pipe_rates.extend(pipeline_rates(run_dir))
+        print(
+            f"throughput round {r + 1}/{rounds}: bare {bare_rates[-1]:.0f} chars/s, "
+            f"pipeline {statistics.median(pipeline_rates(run_dir)):.0f} chars/s",
+            flush=True,
+        )
+    return statistics.median(bare_rates), statistics.median(pipe_rates), bare_rates, pipe_rates
+
+
+# ---------------------------------------------------------------- 4. generation, 5. memory
+
+
+def generation_speed(model: nn.Module, vocab, chars: int = 2000) -> float:
+    """Characters per second generating at batch 1 (prompt of one character, temperature 0.8)."""
+    generator = torch.Generator().manual_seed(0)
+    ids = lm.prompt_ids(vocab, "\n")
+    start = time.perf_counter()
+    n = sum(1 for _ in lm.generate_ids(model, ids, chars, temperature=0.8, generator=generator))
+    return n / (time.perf_counter() - start)
+
+
+MEMORY_CHILD = """
+import resource, sys, json
+from pathlib import Path
+from rnnkit.tasks import lm
+from rnnkit.train import TrainConfig
+import torch
+corpus, work = Path(sys.argv[1]), Path(sys.argv[2])
+torch.set_num_threads(int(sys.argv[3]))
+config = lm.Config(
+    data=lm.DataConfig(files=[str(corpus)], val_fraction=0.001, seq_len=128),
+    model=lm.ModelConfig(hidden=128, layers=1, dropout=0.0),
+    train=TrainConfig(steps=20, batch_size=64, quiet=True, eval_every=0, run_dir=str(work / "run")),
+)
+lm.train(config)
+print(json.dumps({"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def peak_memory(data: Path, repeat: int, work: Path) -> float:
+    """Peak resident memory (MiB) of tokenizing ``repeat`` copies of the corpus and 20 steps of a
+    small model on it, in a fresh process."""
+    folder = work / f"memory-x{repeat}"
+    folder.mkdir()
+    corpus = folder / "corpus.txt"
+    text = data.read_text(encoding="utf-8")
+    with open(corpus, "w", encoding="utf-8") as f:
+        for _ in range(repeat):
+            f.write(text)
+    out = subprocess.run(
+        [sys.executable, "-c", MEMORY_CHILD, str(corpus), str(folder), str(torch.get_num_threads())],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_mib"]
+
+
+# ---------------------------------------------------------------- main
+
+
+def rnnkit_model_config(args: argparse.Namespace) -> lm.ModelConfig:
+    return lm.ModelConfig(
+        cell=args.cell,
+        layers=args.layers,
+        hidden=args.hidden,
+        dropout=args.dropout,
+        input_dropout=args.input_dropout,
+        locked=args.locked,
+        weight_drop=args.weight_drop,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, nargs="+", default=[15.0, 30.0], help="rnnkit run budgets")
+    parser.add_argument("--reference-minutes", type=float, default=15.0, help="bare-loop reference budget")
+    parser.add_argument("--throughput-rounds", type=int, default=5, help="interleaved throughput rounds")
+    parser.add_argument("--throughput-steps", type=int, default=20, help="steps per round and side")
+    parser.add_argument("--memory-repeat", type=int, default=8, help="corpus copies for the memory check")
+    parser.add_argument("--data", type=Path, default=None, help="another text file (dry runs)")
+    g = parser.add_argument_group("the rnnkit recipe for the val-loss target")
+    g.add_argument("--cell", default="lstm", choices=lm.CELLS)
+    g.add_argument("--layers", type=int, default=2)
+    g.add_argument("--hidden", type=int, default=512)
+    g.add_argument("--dropout", type=float, default=0.3)
+    g.add_argument("--input-dropout", type=float, default=0.1)
+    g.add_argument("--locked", action="store_true")
+    g.add_argument("--weight-drop", type=float, default=0.0)
+    g.add_argument("--weight-decay", type=float, default=0.1)
+    g.add_argument("--warmup", type=int, default=100)
+    g.add_argument("--evals", type=int, default=6, help="evaluations per rnnkit run")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--notes", default="", help="free text stored with the results (e.g. machine load)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    data = args.data or data_path()
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory(prefix="bench-lm-") as tmp:
+        work = Path(tmp)
+        corpus = lm.prepare_corpus(lm.DataConfig(files=[str(data)], val_fraction=0.1, seq_len=T), work / "data", B)
+        vocab_size = len(corpus.vocab)
+        print(f"tiny shakespeare: {len(corpus.train)} train / {len(corpus.val)} val chars, vocab {vocab_size}")
+
+        bare_cps, pipe_cps, bare_all, pipe_all = measure_throughput(
+            data, corpus.train, vocab_size, work, args.throughput_rounds, args.throughput_steps
+        )
+        print(f"throughput: pipeline / bare = {pipe_cps / bare_cps:.3f}", flush=True)
+
+        bare = BareLoop(corpus.train, vocab_size, seed=0)
+        ref = bare.train_for(args.reference_minutes * 60)
+        ref_val = lm.evaluate_tokens(bare.model, corpus.val, corpus.val_chars, lm.EVAL_STREAMS, 2 * T)["loss"]
+        print(f"reference: {ref['steps']} steps in {ref['seconds']:.0f} s, val loss {ref_val:.4f}", flush=True)
+
+        runs = {minutes: rnnkit_run(data, work, args, minutes, pipe_cps) for minutes in args.minutes}
+
+        last = runs[max(runs)]
+        gen_cps = generation_speed(last["model"], last["vocab"])
+        sample = "".join(
+            lm.generate_text(
+                last["model"], last["vocab"], lm.prompt_ids(last["vocab"], "ROMEO:"), 300, temperature=0.8, seed=1
+            )
+        )
+        memory = {repeat: peak_memory(data, repeat, work) for repeat in (1, args.memory_repeat)}
+        print(f"generation {gen_cps:.0f} chars/s; peak memory {memory}", flush=True)
+
+    metrics = {
+        "train_throughput_ratio_vs_bare_loop": round(pipe_cps / bare_cps, 4),
+        "train_chars_per_second": round(pipe_cps),
+        "generation_chars_per_second_batch1": round(gen_cps),
+        "peak_rss_mib_corpus_x1": round(memory[1], 1),
+        f"peak_rss_mib_corpus_x{args.memory_repeat}": round(memory[args.memory_repeat], 1),
+    }
+    for minutes, r in runs.items():
+        metrics[f"val_loss_nats_{minutes:g}min"] = round(r["val_loss_best"], 4)
+        metrics[f"val_loss_nats_{minutes:g}min_final"] = round(r["val_loss_final"], 4)
+        metrics[f"train_steps_{minutes:g}min"] = r["steps"]
+        metrics[f"wall_seconds_{minutes:g}min"] = round(r["wall_seconds"], 1)
+    reference = {
+        f"val_loss_nats_{args.reference_minutes:g}min": round(ref_val, 4),
+        "train_chars_per_second": round(bare_cps),
+        f"train_steps_{args.reference_minutes:g}min": ref["steps"],
+        "train_chars_per_second_rounds": [round(x) for x in bare_all],
+        "pipeline_chars_per_second_intervals": [round(x) for x in pipe_all],
+    }
+    recipe = {
+        k: getattr(args, k)
+        for k in (
+            "cell",
+            "layers",
+            "hidden",
+            "dropout",
+            "input_dropout",
+            "locked",
+            "weight_drop",
+            "weight_decay",
+            "warmup",
+        )
+    }
+    path = write_result(
+        "lm_tinyshakespeare",
+        dataset="tiny shakespeare (karpathy/char-rnn input.txt, 1,115,394 characters)",
+        split="nanoGPT shakespeare_char: first 90% of characters train, last 10% validation (whole text scored)",
+        metrics=metrics,
+        reference=reference,
+        wall_seconds=time.perf_counter() - started,
+        notes=(
+            f"Reference: bare PyTorch loop, torch.nn.LSTM {LAYERS}x{HIDDEN}, B={B}, T={T}, dropout {DROPOUT}, "
+            f"AdamW {LR} with cosine decay over its time budget, TBPTT with carried state. Throughput: "
+            f"{args.throughput_rounds} interleaved rounds of {args.throughput_steps} steps, same model in rnnkit "
+            f"(lm.train on the engine, fused LSTM path), medians; pipeline rates are its own logged "
+            f"items_per_second per 5-step interval after the first. rnnkit recipe: {recipe}, steps = budget / "
+            f"measured seconds per step, cosine decay over them. Val loss = nats per character over the whole "
+            f"validation text, {lm.EVAL_STREAMS} streams with carried state. Memory: peak RSS of a fresh process "
+            f"tokenizing the corpus repeated 1x / {args.memory_repeat}x and training 20 steps (hidden 128). "
+            f"Sample ({max(runs):g}-min run, ROMEO:, T=0.8): {sample!r}. {args.notes}"
+        ).strip(),
+    )
+    print(f"wrote {path}")
+
+
+def rnnkit_run(data: Path, work: Path, args: argparse.Namespace, minutes: float, measured_cps: float) -> dict:
+    """Train the rnnkit recipe for about ``minutes``; its steps come from the throughput measured
+    for the same network (a 2 x 512 fused LSTM), or from timing a few steps of another one."""
+    model_config = rnnkit_model_config(args)
+    same_speed = (args.cell, args.layers, args.hidden, args.weight_drop) == ("lstm", LAYERS, HIDDEN, 0.0)
+    if same_speed:
+        steps = max(1, int(minutes * 60 * measured_cps / (B * T)))
+    else:
+        probe = pipeline_config(data, work, 1, model_config, {})
+        probe.minutes = minutes
+        corpus = lm.load_corpus(work / "data")
+        steps = lm.steps_for_minutes(lm.LanguageModel(len(corpus.vocab), model_config), corpus, probe)
+    train = {"weight_decay": args.weight_decay, "warmup": args.warmup, "eval_every": max(1, steps // args.evals)}
+    start = time.perf_counter()
+    run_dir = lm.train(pipeline_config(data, work, steps, model_config, train))
+    wall = time.perf_counter() - start
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in rows if r["kind"] == "eval"]
+    model, vocab = lm.load_model(run_dir, "best")
+    best = min(r["val_loss"] for r in evals)
+    print(f"rnnkit {minutes:g} min: {steps} steps in {wall:.0f} s, best val loss {best:.4f}", flush=True)
+    return {
+        "steps": steps,
+        "wall_seconds": wall,
+        "val_loss_final": evals[-1]["val_loss"],
+        "val_loss_best": best,
+        "model": model,
+        "vocab": vocab,
+    }
+
+
+if __name__ == "__main__":
+    main()
