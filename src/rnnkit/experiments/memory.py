@@ -22,6 +22,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
+from matplotlib.ticker import NullLocator
 from torch import Tensor
 
 from rnnkit.errors import ConfigError
@@ -181,6 +182,7 @@ def plot_results(results: dict, config: MemoryConfig, path: Path) -> None:
         for kind, by_length in by_kind.items():
             ax.plot(config.lengths, [by_length[str(n)]["test"] for n in config.lengths], marker="o", label=kind)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_locator(NullLocator())
         ax.set_xticks(config.lengths, [str(n) for n in config.lengths])
         ax.grid(True, which="both", alpha=0.3)
         if task == "adding":

@@ -24,6 +24,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
+from matplotlib.ticker import NullLocator
 from torch import Tensor, nn
 
 from rnnkit.errors import ConfigError, DataError
@@ -49,9 +50,9 @@ class RnnVsAnnConfig:
     train_max_length: int = 21  # ... to here; also the MLP's window
     test_lengths: tuple[int, ...] = (21, 41, 81, 161, 321)
     order_length: int = 10
-    steps: int = 600  # per model and task
+    steps: int = 1500  # per model and task
     batch_size: int = 64
-    lr: float = 3e-3
+    lr: float = 1e-2
     test_size: int = 1000
     param_lengths: tuple[int, ...] = (10, 100, 1000, 10000)
     pendigits: str = ""  # path of pendigits.tra; "" = ../shared/data (or $RNNKIT_DATA); "none" = skip
@@ -343,6 +344,7 @@ def plot_lengths(results: dict, config: RnnVsAnnConfig, path: Path) -> None:
         ax.axvline(trained_up_to, color="gray", ls=":", lw=1, label="longest in training")
         ax.axhline(chance, color="gray", ls="--", lw=1, label="chance")
         ax.set_xscale("log")
+        ax.xaxis.set_minor_locator(NullLocator())
         ax.set_xticks(xs, [str(n) for n in xs])
         ax.set_ylim(0, 1.02)
         ax.set_xlabel(xlabel)
