@@ -232,13 +232,6 @@ def _dropout(p: float, locked: bool) -> nn.Module:
     return rnn.LockedDropout(p) if locked else nn.Dropout(p)
 
 
-def detach_state(state: Any) -> Any:
-    """The state with its graph cut (a tensor or a tuple of tensors): truncated BPTT."""
-    if isinstance(state, tuple):
-        return tuple(s.detach() for s in state)
-    return None if state is None else state.detach()
-
-
 # ---------------------------------------------------------------- corpus
 
 
@@ -353,7 +346,7 @@ def load_corpus(data_dir: str | Path) -> Corpus:
 
 def _check_corpus_size(corpus: Corpus, config: DataConfig, batch_size: int) -> None:
     where = ", ".join(config.files)
-    need = TokenStreams.min_tokens(batch_size, config.seq_len)
+    need = batch_size * (config.seq_len + 1)  # TBPTTStream: B streams of at least T inputs + 1 target
     if len(corpus.train) < need:
         raise DataError(
             f"text too short: {len(corpus.train)} training tokens, but one training chunk of "
