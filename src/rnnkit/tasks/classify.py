@@ -174,7 +174,7 @@ class TextEncoder:
         return "word" if isinstance(self.vocab, WordVocab) else "subword"
 
     def __len__(self) -> int:
-        return len(self.vocab) + (self.kind == "subword")
+        return len(self.vocab) + (1 if self.kind == "subword" else 0)  # subword ids are shifted past padding
 
     def encode(self, text: str) -> list[int]:
         """Token ids of one text (at least one id for any text with a non-space character)."""
