@@ -119,23 +119,27 @@ def engine_loop(size: Size, steps: int, run_dir: Path) -> tuple[list[float], flo
 
 
 def compare(size: Size, rounds: int, steps: int) -> dict[str, list[float]]:
-    bare: list[float] = []
-    engine: list[float] = []
-    fixed: list[float] = []
+    """Per round: median step time of each loop (their order alternates between rounds, so that a
+    drift in the machine's load does not favour either) and the engine's fixed time per fit()."""
+    out: dict[str, list[float]] = {"bare": [], "engine": [], "ratio": [], "fixed": []}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(rounds):
-            bare += step_times(bare_loop(size, steps))
-            starts, total = engine_loop(size, steps, Path(tmp) / f"run{r}")
-            times = step_times(starts)
-            engine += times
-            # fit() time not spent in steps: setup, wrap-up (final checkpoint); the last step ~ median
-            fixed.append(total - (starts[-1] - starts[0]) - statistics.median(times))
+            for which in ("bare", "engine") if r % 2 == 0 else ("engine", "bare"):
+                if which == "bare":
+                    out["bare"].append(statistics.median(step_times(bare_loop(size, steps))))
+                    continue
+                starts, total = engine_loop(size, steps, Path(tmp) / f"run{r}")
+                median = statistics.median(step_times(starts))
+                out["engine"].append(median)
+                # fit() time not spent in steps: setup and wrap-up (final checkpoint); the last step ~ median
+                out["fixed"].append(total - (starts[-1] - starts[0]) - median)
+            out["ratio"].append(out["engine"][-1] / out["bare"][-1])
             print(
-                f"round {r + 1}/{rounds}: bare {statistics.median(bare) * 1e3:.2f} ms/step, "
-                f"engine {statistics.median(engine) * 1e3:.2f} ms/step",
+                f"{size}: round {r + 1}/{rounds}: bare {out['bare'][-1] * 1e3:.2f} ms/step, "
+                f"engine {out['engine'][-1] * 1e3:.2f} ms/step",
                 flush=True,
             )
-    return {"bare": bare, "engine": engine, "fixed": fixed}
+    return out
 
 
 # ---------------------------------------------------------------- distributed throughput
@@ -190,30 +194,37 @@ def main() -> None:
         return
     started = time.perf_counter()
     torch.set_num_threads(args.threads)
-    times = compare(MAIN, args.rounds, args.steps)
+    main_run = compare(MAIN, args.rounds, args.steps)
     tiny = compare(TINY, args.rounds, args.tiny_steps)
-    bare, engine = statistics.median(times["bare"]), statistics.median(times["engine"])
-    tiny_bare, tiny_engine = statistics.median(tiny["bare"]), statistics.median(tiny["engine"])
     metrics = {
-        "engine_step_seconds_median": engine,
-        "engine_overhead_ratio_median": engine / bare,  # 1.0 = as fast as the bare loop
-        "engine_overhead_ratio_mean": statistics.fmean(times["engine"]) / statistics.fmean(times["bare"]),
-        "engine_fixed_seconds_per_fit_median": statistics.median(times["fixed"]),
-        "steps_timed_per_loop": len(times["bare"]),
-        "tiny_model_engine_overhead_seconds_per_step": tiny_engine - tiny_bare,
-        "tiny_model_engine_overhead_ratio_median": tiny_engine / tiny_bare,
+        "engine_step_seconds_median": statistics.median(main_run["engine"]),
+        "engine_overhead_ratio_median": statistics.median(main_run["ratio"]),  # 1.0 = as fast as the bare loop
+        "engine_overhead_ratio_min": min(main_run["ratio"]),
+        "engine_overhead_ratio_max": max(main_run["ratio"]),
+        "engine_fixed_seconds_per_fit_median": statistics.median(main_run["fixed"]),
+        "tiny_model_engine_overhead_seconds_per_step": statistics.median(
+            [e - b for e, b in zip(tiny["engine"], tiny["bare"], strict=True)]
+        ),
+        "tiny_model_engine_overhead_ratio_median": statistics.median(tiny["ratio"]),
     }
-    reference = {"bare_loop_step_seconds_median": bare, "tiny_model_bare_loop_step_seconds_median": tiny_bare}
+    reference = {
+        "bare_loop_step_seconds_median": statistics.median(main_run["bare"]),
+        "tiny_model_bare_loop_step_seconds_median": statistics.median(tiny["bare"]),
+    }
     if not args.no_distributed:
-        one, two = distributed(1, args.steps), distributed(2, args.steps)
-        metrics["two_process_tokens_per_second"] = two["tokens_per_second"]
-        metrics["two_vs_one_process_throughput_ratio"] = two["tokens_per_second"] / one["tokens_per_second"]
-        reference["one_process_tokens_per_second"] = one["tokens_per_second"]
+        runs = {1: [], 2: []}
+        for nproc in (1, 2, 2, 1):  # ABBA: a drift in load hits both alike
+            runs[nproc].append(distributed(nproc, args.steps)["tokens_per_second"])
+        one, two = statistics.fmean(runs[1]), statistics.fmean(runs[2])
+        metrics["two_process_tokens_per_second"] = two
+        metrics["two_vs_one_process_throughput_ratio"] = two / one
+        reference["one_process_tokens_per_second"] = one
     load = os.getloadavg()
     notes = (
         f"Char LSTM (embed {MAIN.embed}, hidden {MAIN.hidden}, vocab {VOCAB}), batch {MAIN.batch}, TBPTT chunks "
         f"of {MAIN.bptt}, AdamW + clip 1.0, CPU, {args.threads} torch thread(s); medians of per-step times over "
-        f"{args.rounds} alternating rounds of {args.steps} steps. The tiny model ({TINY}) shows the engine's own "
+        f"{args.rounds} rounds of {args.steps} steps (ratio: median over rounds of engine/bare). "
+        f"The tiny model ({TINY}) shows the engine's own "
         "time per step (bookkeeping, logging every 10 steps with per-layer norms). "
         f"Load average at the end {load[0]:.1f} on {os.cpu_count()} cores: measured while other jobs shared "
         "the CPU, so absolute times are noisy; the ratios are the figures."

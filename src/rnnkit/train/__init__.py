@@ -47,6 +47,12 @@ epoch start) makes the trainer drop the carried state.
 tensors) is detached and passed to the next call: that is truncated BPTT. Return no state for
 full BPTT over each batch.
 
+**The trainer** exposes ``trainer.model`` (unwrapped), ``trainer.run_dir``, ``trainer.is_main``
+(rank 0: the process that writes files), ``trainer.device`` and ``trainer.step``. ``fit`` returns a
+:class:`FitResult` whose ``stop_reason`` is ``"completed"``, ``"early stopping"`` or
+``"interrupted (SIGINT|SIGTERM)"`` (``last`` saved; continue with ``--resume``); too many
+non-finite steps in a row raise :class:`NonFiniteError` (the CLI prints it, exit status 2).
+
 **Command line.** :func:`add_train_args` adds ``--steps/--epochs --batch-size --lr --optimizer
 --schedule --warmup --clip-norm --clip-value --accumulate --eval-every --patience --seed --device
 --precision --run-dir --resume --quiet --log-format --tensorboard`` to a task's parser;
