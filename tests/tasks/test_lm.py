@@ -98,9 +98,19 @@ def test_evaluation_scores_every_target_once_with_the_state_carried(trained_run:
     with torch.no_grad():
         logits, _ = model(torch.from_numpy(ids.astype(np.int64))[None, :-1])  # (1, 999, V)
     whole = F.cross_entropy(logits[0], torch.from_numpy(ids[1:].astype(np.int64))).item()
-    assert lm.evaluate_tokens(model, ids, 1000, batch_size=1, seq_len=37)["loss"] == pytest.approx(whole, rel=1e-5)
+    # one stream, 24 chunks of 40 and a tail of 39: the same as one pass over the whole text
+    assert lm.evaluate_tokens(model, ids, 1000, batch_size=1, seq_len=40)["loss"] == pytest.approx(whole, rel=1e-5)
+    # 4 streams of L = 249 (6 chunks of 37, tails of 27), then the last 4 targets continue stream 3
+    ids64 = torch.from_numpy(ids.astype(np.int64))
+    nats, state = 0.0, None
+    with torch.no_grad():
+        for b in range(4):
+            logits, state = model(ids64[None, b * 249 : (b + 1) * 249])  # (1, 249, V), from a zero state
+            nats += F.cross_entropy(logits[0], ids64[b * 249 + 1 : (b + 1) * 249 + 1], reduction="sum").item()
+        logits, _ = model(ids64[None, 996:999], state)
+        nats += F.cross_entropy(logits[0], ids64[997:], reduction="sum").item()
     streamed = lm.evaluate_tokens(model, ids, 1000, batch_size=4, seq_len=37)["loss"]
-    assert streamed == pytest.approx(whole, rel=0.05)  # 4 streams start without context
+    assert streamed == pytest.approx(nats / 999, rel=1e-5)
 
 
 def test_eval_command_reports_loss_perplexity_and_bits_per_character(trained_run: Path, tmp_path, capsys) -> None:

@@ -391,10 +391,10 @@ def evaluate_tokens(
         nats, state = score(x, y, state)
         total += nats
     L, done = streams.stream_len, len(streams) * seq_len
-    ids = torch.from_numpy(np.asarray(tokens[: batch_size * L + 1]).astype(np.int64))
-    if done < L:  # the tail of every stream, shorter than one chunk
-        rows = ids[:-1].view(batch_size, L)[:, done:], ids[1:].view(batch_size, L)[:, done:]  # (B, L - done)
-        nats, state = score(*rows, state)
+    if done < L:  # the tail of every stream, shorter than one chunk (only those ids are read)
+        index = streams.starts[:, None] + done + np.arange(L - done + 1)  # (B, L - done + 1)
+        tail = torch.from_numpy(tokens[index].astype(np.int64))
+        nats, state = score(tail[:, :-1], tail[:, 1:], state)
         total += nats
     rest = torch.from_numpy(np.asarray(tokens[batch_size * L :]).astype(np.int64))  # after the last stream
     if len(rest) > 1:
