@@ -7,34 +7,40 @@ import torch
 from torch.autograd import gradcheck
 
 import rnnkit.nn as rnn
-from rnnkit.nn.minrnn import linear_recurrence
+from rnnkit.nn.minrnn import blocked_scan, linear_recurrence
 
 
-def sequential_recurrence(log_a, log_b, h0):
+def sequential_recurrence(a, b, h0):
     h, out = h0, []
-    for t in range(log_a.shape[1]):
-        h = log_a[:, t].exp() * h + log_b[:, t].exp()
+    for t in range(a.shape[1]):
+        h = a[:, t] * h + b[:, t]
         out.append(h)
     return torch.stack(out, 1)
 
 
-@pytest.mark.parametrize("T", [1, 63, 64, 200])
-def test_linear_recurrence_matches_sequential(T):
+@pytest.mark.parametrize(("T", "block"), [(1, None), (63, None), (64, None), (200, None), (10, 3), (10, 1), (7, 10)])
+def test_blocked_scan_matches_sequential(T, block):
     gen = torch.Generator().manual_seed(T)
-    log_a = -torch.rand(3, T, 5, generator=gen) * 2
-    log_b = torch.randn(3, T, 5, generator=gen)
+    a = torch.rand(3, T, 5, generator=gen)
+    b = torch.randn(3, T, 5, generator=gen)
     h0 = torch.randn(3, 5, generator=gen)  # any sign
-    torch.testing.assert_close(
-        linear_recurrence(log_a, log_b, h0), sequential_recurrence(log_a, log_b, h0), atol=1e-5, rtol=1e-5
-    )
+    torch.testing.assert_close(blocked_scan(a, b, h0, block), sequential_recurrence(a, b, h0), atol=1e-5, rtol=1e-5)
 
 
-def test_linear_recurrence_gradcheck_float64():
+def test_blocked_scan_reverse_matches_sequential():
     gen = torch.Generator().manual_seed(0)
-    log_a = (-torch.rand(2, 7, 3, generator=gen, dtype=torch.float64)).requires_grad_()
-    log_b = torch.randn(2, 7, 3, generator=gen, dtype=torch.float64).requires_grad_()
+    a, b, h0 = torch.rand(2, 12, 3, generator=gen), torch.randn(2, 12, 3, generator=gen), torch.randn(2, 3)
+    expected = sequential_recurrence(a.flip(1), b.flip(1), h0).flip(1)
+    torch.testing.assert_close(blocked_scan(a, b, h0, 4, reverse=True), expected)
+
+
+@pytest.mark.parametrize("T", [1, 7, 17])
+def test_linear_recurrence_gradcheck_float64(T):
+    gen = torch.Generator().manual_seed(0)
+    a = torch.rand(2, T, 3, generator=gen, dtype=torch.float64).requires_grad_()
+    b = torch.randn(2, T, 3, generator=gen, dtype=torch.float64).requires_grad_()
     h0 = torch.randn(2, 3, generator=gen, dtype=torch.float64).requires_grad_()
-    assert gradcheck(lambda a, b, h: linear_recurrence(a, b, h, chunk=3), (log_a, log_b, h0))
+    assert gradcheck(linear_recurrence, (a, b, h0))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

@@ -2,17 +2,30 @@
 
 Their gates read only the input, so the recurrence is linear in ``h``:
 ``h_t = a_t * h_{t-1} + b_t`` with ``a_t, b_t`` computed from ``x_t`` alone. A whole sequence
-therefore runs as a parallel scan (:func:`linear_recurrence`, in log space as in Heinsen 2023),
-and generation runs one :meth:`step` at a time with an O(1) state, exactly like any other cell
-through :func:`rnnkit.nn.scan.scan`. Both compute the same numbers (tests pin it to 1e-5).
+therefore runs as a parallel scan (:class:`LinearRecurrence`), and generation runs one
+:meth:`step` at a time with an O(1) state, exactly like any other cell through
+:func:`rnnkit.nn.scan.scan`. Both compute the same numbers (tests pin it to 1e-5).
+
+The scan is blocked: ``T`` steps are cut into ``n`` blocks of ``C ≈ sqrt(T)`` steps; all blocks
+are scanned at once (``C`` element-wise steps over ``(B, n, H)``), then the blocks' starting
+states are carried across (``n`` steps over ``(B, H)``) and combined with the cumulative products
+of ``a`` — ``O(sqrt(T))`` sequential operations instead of ``T``. Long sequences run as
+segments of ``SEGMENT`` steps, the state carried from one to the next, so the temporaries stay in
+cache (at T = 4096 this halves the time on the 2-core CPU this was measured on). It works in linear space, where
+``0 < a_t < 1`` keeps every product bounded: the paper's log-space form (Heinsen 2023) computes the
+same scan, but costs a ``logcumsumexp`` (slow on CPU: 0.44 s for 4M elements here) and float32
+precision at long ``T`` (``log h`` is a difference of two numbers of size ~``T``). Its backward is
+the same scan run backwards in time, written by hand.
 
 The candidate goes through the paper's positive activation ``g(v) = v + 1/2`` for ``v >= 0``,
-``sigmoid(v)`` otherwise, so that ``b_t > 0`` and its logarithm exists.
+``sigmoid(v)`` otherwise.
 
 Shape legend: ``B`` batch, ``T`` time steps, ``I`` input features, ``H`` hidden size.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -22,53 +35,84 @@ from rnnkit.nn.cells import RecurrentCell
 from rnnkit.nn.layers import RecurrentLayer
 from rnnkit.nn.scan import reverse_padded, scan
 
-CHUNK = 64  # time steps per log-space block of the parallel scan (bounds float32 cancellation)
+SEGMENT = 256  # time steps per parallel segment: big enough to amortize, small enough to stay in cache
 
 
 def positive(v: Tensor) -> Tensor:
     """The paper's ``g``: ``v + 1/2`` where ``v >= 0``, ``sigmoid(v)`` elsewhere (always > 0)."""
-    return torch.where(v >= 0, v + 0.5, torch.sigmoid(v))
+    return torch.relu(v) + torch.sigmoid(v.clamp(max=0.0))
 
 
-def log_positive(v: Tensor) -> Tensor:
-    """``log g(v)``, computed stably."""
-    return torch.where(v >= 0, torch.log(F.relu(v) + 0.5), -F.softplus(-v))
+def blocked_scan(a: Tensor, b: Tensor, h0: Tensor, block: int | None = None, reverse: bool = False) -> Tensor:
+    """``h_t = a_t * h_{t-1} + b_t`` for ``t = 1..T`` from ``h0``, in ``O(sqrt(T))`` sequential steps.
 
+    With ``reverse=True``, ``h_t = a_t * h_{t+1} + b_t`` for ``t = T..1`` from ``h_{T+1} = h0``.
 
-def linear_recurrence(log_a: Tensor, log_b: Tensor, h0: Tensor, chunk: int = CHUNK) -> Tensor:
-    """All ``h_t = exp(log_a_t) * h_{t-1} + exp(log_b_t)``, ``t = 1..T``, from ``h0: (B, H)``.
-
-    Within blocks of ``chunk`` steps, Heinsen's log-space scan: ``h = A_t * sum_{s<=t} b_s / A_s``
-    with ``A_t = prod_{r<=t} a_r``, computed as ``exp(log A_t + logcumsumexp(log b_s - log A_s))``
-    (one ``cumsum`` and one ``logcumsumexp``). Blocks bound ``|log A|`` and so the float32
-    cancellation; their starting states are carried across by ``T / chunk`` cheap steps, which
-    also lets ``h0`` have any sign.
-
-    Args: ``log_a, log_b: (B, T, H)``, ``h0: (B, H)``. Returns ``h: (B, T, H)``.
+    Args: ``a, b: (B, T, H)``, ``h0: (B, H)``, ``block``: steps per block (default ``ceil(sqrt(T))``).
+    Returns ``h: (B, T, H)``. No autograd: see :class:`LinearRecurrence`.
     """
-    B, T, H = log_a.shape
-    pad = (-T) % chunk
-    if pad:  # padded steps come after the real ones and are cut off at the end
-        log_a, log_b = F.pad(log_a, (0, 0, 0, pad)), F.pad(log_b, (0, 0, 0, pad))
-    n = (T + pad) // chunk
-    log_a = log_a.reshape(B, n, chunk, H)
-    log_b = log_b.reshape(B, n, chunk, H)
-    log_decay = log_a.cumsum(dim=2)  # (B, n, C, H): log prod of a within the block
-    local = torch.exp(log_decay + torch.logcumsumexp(log_b - log_decay, dim=2))  # (B, n, C, H): from zero
-    decay = torch.exp(log_decay)  # (B, n, C, H)
-    starts = []
-    h = h0  # (B, H)
-    for block in range(n):
-        starts.append(h)
-        h = decay[:, block, -1] * h + local[:, block, -1]
-    start = torch.stack(starts, dim=1).unsqueeze(2)  # (B, n, 1, H)
-    return (local + decay * start).reshape(B, n * chunk, H)[:, :T]
+    B, T, H = a.shape
+    C = block or max(1, math.ceil(math.sqrt(T)))
+    pad = (-T) % C
+    if pad:  # padded steps (a = 1, b = 0) after the real ones; cut off at the end
+        if reverse:
+            raise ValueError(f"reverse scan: T={T} must be a multiple of block={C}")
+        a, b = F.pad(a, (0, 0, 0, pad), value=1.0), F.pad(b, (0, 0, 0, pad))
+    n = (T + pad) // C
+    decay = _time_blocks(a, n, C)  # (C, B, n, H): becomes the product of a within each block
+    local = _time_blocks(b, n, C)  # (C, B, n, H): becomes the scan from 0 within each block
+    steps = range(C - 2, -1, -1) if reverse else range(1, C)
+    for j in steps:
+        prev = j + 1 if reverse else j - 1
+        local[j].addcmul_(decay[j], local[prev])
+        decay[j].mul_(decay[prev])
+    starts = torch.empty_like(local[0])  # (B, n, H): state entering each block
+    end = 0 if reverse else -1
+    h = h0
+    for k in range(n - 1, -1, -1) if reverse else range(n):
+        starts[:, k] = h
+        h = torch.addcmul(local[end, :, k], decay[end, :, k], h)
+    h_all = local.addcmul_(decay, starts)  # (C, B, n, H)
+    return h_all.permute(1, 2, 0, 3).reshape(B, n * C, H)[:, :T]
+
+
+def _time_blocks(v: Tensor, n: int, C: int) -> Tensor:
+    """A contiguous copy of ``v: (B, n * C, H)`` laid out as ``(C, B, n, H)``."""
+    B, _, H = v.shape
+    return v.reshape(B, n, C, H).permute(2, 0, 1, 3).clone(memory_format=torch.contiguous_format)
+
+
+class LinearRecurrence(torch.autograd.Function):
+    """``h = blocked_scan(a, b, h0)`` with a hand-written backward, itself a reversed scan:
+    ``dh_t = g_t + a_{t+1} dh_{t+1}``, then ``db_t = dh_t``, ``da_t = dh_t h_{t-1}``, ``dh0 = a_1 dh_1``."""
+
+    @staticmethod
+    def forward(ctx, a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
+        h = blocked_scan(a, b, h0)
+        ctx.save_for_backward(a, h0, h)
+        return h
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        a, h0, h = ctx.saved_tensors
+        T = a.shape[1]
+        C = max(1, math.ceil(math.sqrt(T)))
+        pad = (-T) % C  # padded steps after the end have a = b = 0: the reverse scan enters them with 0
+        a_next = F.pad(a[:, 1:], (0, 0, 0, 1 + pad))  # (B, T + pad, H): a_{t+1}, 0 after the end
+        dh = blocked_scan(a_next, F.pad(grad, (0, 0, 0, pad)), torch.zeros_like(h0), C, reverse=True)[:, :T]
+        h_prev = torch.cat([h0.unsqueeze(1), h[:, :-1]], dim=1)  # (B, T, H)
+        return dh * h_prev, dh, a[:, 0] * dh[:, 0]
+
+
+def linear_recurrence(a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
+    """All ``h_t = a_t * h_{t-1} + b_t`` (``a, b: (B, T, H)``, ``h0: (B, H)``) -> ``(B, T, H)``, differentiable."""
+    return LinearRecurrence.apply(a, b, h0)
 
 
 class MinRecurrentCell(RecurrentCell):
     """Base of minGRU/minLSTM cells: gates from the input only, no recurrent weights.
 
-    Subclasses give :meth:`log_coefficients` (``log a``, ``log b`` of ``h_t = a_t h_{t-1} + b_t``).
+    Subclasses give :meth:`coefficients` (``a``, ``b`` of ``h_t = a_t h_{t-1} + b_t``).
     Parameters: ``weight_ih: (G, I)``, ``bias_ih: (G,)``. State: ``h: (B, H)``.
     """
 
@@ -77,13 +121,13 @@ class MinRecurrentCell(RecurrentCell):
         self.register_parameter("weight_hh", None)
         self.register_parameter("bias_hh", None)
 
-    def log_coefficients(self, g: Tensor) -> tuple[Tensor, Tensor]:
-        """``(log a, log b)``, each ``(..., H)``, from projected inputs ``g: (..., G)``."""
+    def coefficients(self, g: Tensor) -> tuple[Tensor, Tensor]:
+        """``(a, b)``, each ``(..., H)``, from projected inputs ``g: (..., G)``."""
         raise NotImplementedError
 
     def step(self, g_t: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
-        log_a, log_b = self.log_coefficients(g_t)  # (B, H) each
-        h = torch.exp(log_a) * state + torch.exp(log_b)  # (B, H)
+        a, b = self.coefficients(g_t)  # (B, H) each
+        h = torch.addcmul(b, a, state)  # (B, H)
         return h, h
 
 
@@ -96,9 +140,9 @@ class MinGRUCell(MinRecurrentCell):
 
     num_gates = 2
 
-    def log_coefficients(self, g: Tensor) -> tuple[Tensor, Tensor]:
+    def coefficients(self, g: Tensor) -> tuple[Tensor, Tensor]:
         k, candidate = g.chunk(2, dim=-1)
-        return -F.softplus(k), -F.softplus(-k) + log_positive(candidate)  # log(1 - z), log(z * g(h~))
+        return torch.sigmoid(-k), torch.sigmoid(k) * positive(candidate)  # 1 - z, z * g(h~)
 
 
 class MinLSTMCell(MinRecurrentCell):
@@ -111,10 +155,10 @@ class MinLSTMCell(MinRecurrentCell):
 
     num_gates = 3
 
-    def log_coefficients(self, g: Tensor) -> tuple[Tensor, Tensor]:
+    def coefficients(self, g: Tensor) -> tuple[Tensor, Tensor]:
         kf, ki, candidate = g.chunk(3, dim=-1)
-        diff = F.softplus(-kf) - F.softplus(-ki)  # log i - log f
-        return -F.softplus(diff), -F.softplus(-diff) + log_positive(candidate)  # log f', log(i' g(h~))
+        log_ratio = F.softplus(-kf) - F.softplus(-ki)  # log i - log f, stable for large |k|
+        return torch.sigmoid(-log_ratio), torch.sigmoid(log_ratio) * positive(candidate)  # f', i' g(h~)
 
 
 def parallel_scan(
@@ -135,8 +179,13 @@ def parallel_scan(
         state = cell.initial_state(B, device=x.device, dtype=x.dtype)
     if reverse:
         x = reverse_padded(x, lengths)
-    log_a, log_b = cell.log_coefficients(cell.project(x))  # (B, T, H) each
-    h = linear_recurrence(log_a, log_b, state)  # (B, T, H)
+    g = cell.project(x)  # (B, T, G)
+    pieces, h_end = [], state
+    for segment in g.split(SEGMENT, dim=1):  # cache-sized pieces; the state carries across
+        a, b = cell.coefficients(segment)  # (B, S, H) each
+        pieces.append(linear_recurrence(a, b, h_end))
+        h_end = pieces[-1][:, -1]
+    h = pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=1)  # (B, T, H)
     if lengths is None:
         final = h[:, -1]
     else:  # steps past an end only follow it; the state at the end is the final one, outputs are zeroed
