@@ -228,3 +228,22 @@ def test_tensorboard_events_are_written(tmp_path):
     trainer.fit(batches)
     events = list((tmp_path / "run/tensorboard").glob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 100
+
+
+def test_batch_feed_sets_the_epoch_of_a_distributed_sampler_and_replays_on_resume():
+    from torch.utils.data import DataLoader, DistributedSampler
+
+    from rnnkit.train.trainer import BatchFeed
+
+    data = list(range(12))
+    sampler = DistributedSampler(data, num_replicas=2, rank=1, shuffle=True, seed=3)
+    loader = DataLoader(data, batch_size=2, sampler=sampler)  # 3 batches per epoch on this rank
+    feed = BatchFeed(loader)
+    seen = [feed.next().tolist() for _ in range(7)]
+    epoch0, epoch1 = (sorted(i for batch in seen[a : a + 3] for i in batch) for a in (0, 3))
+    assert len(set(epoch0)) == len(set(epoch1)) == 6  # each epoch: half of the data, on this rank
+    assert epoch0 != epoch1  # reshuffled between epochs: set_epoch was called
+    assert feed.state_dict() == {"position": 7, "epoch": 2, "index": 1}
+    again = BatchFeed(DataLoader(data, batch_size=2, sampler=DistributedSampler(data, 2, 1, shuffle=True, seed=3)))
+    again.load_state_dict({"position": 4, "epoch": 1, "index": 1})
+    assert [again.next().tolist() for _ in range(3)] == seen[4:7]

@@ -67,7 +67,7 @@ class TrainConfig:
     log_format: str = "text"  # text (progress bar) | json (JSON lines on stdout)
     tensorboard: bool = False
     plots: bool = True  # draw plots/*.png at the end of fit
-    dist_timeout: float = 600.0  # seconds a process waits for the others before failing
+    dist_timeout: float = 1800.0  # seconds a process waits for the others (e.g. during rank 0's evaluation)
 
     def __post_init__(self) -> None:
         self.validate()
