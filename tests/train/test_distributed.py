@@ -21,11 +21,12 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs gloo")
 
 
-def start(nproc: int, run_dir: Path, *args: str) -> subprocess.Popen:
+def start(nproc: int, run_dir: Path | None, *args: str) -> subprocess.Popen:
     """``nproc`` processes under torchrun, or, for 1, the plain script (one process, no launcher)."""
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
     launcher = launcher if nproc > 1 else [sys.executable]
-    toy = [str(SCRIPT), "--quiet", "--batch-size", "8", "--run-dir", str(run_dir), "--device", "cpu", *args]
+    where = ["--run-dir", str(run_dir)] if run_dir else []
+    toy = [str(SCRIPT), "--quiet", "--batch-size", "8", *where, "--device", "cpu", *args]
     return subprocess.Popen([*launcher, *toy], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -40,15 +41,16 @@ def wait(proc: subprocess.Popen, timeout: float = 90) -> tuple[int, str, str]:
 
 
 def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
-    procs = start(1, tmp_path / "one", "--steps", "12"), start(2, tmp_path / "two", "--steps", "12")
+    procs = start(1, tmp_path / "one", "--steps", "12"), start(2, None, "--steps", "12", "--runs-root", str(tmp_path))
     (rc1, _, err1), (rc2, out2, err2) = wait(procs[0]), wait(procs[1])
     assert rc1 == 0, err1[-2000:]
     assert rc2 == 0, err2[-2000:]
-    losses = [[r["loss"] for r in read_metrics(tmp_path / d) if r["kind"] == "train"] for d in ("one", "two")]
+    (two,) = (tmp_path / "toy").iterdir()  # one run folder, made by rank 0, used by both processes
+    losses = [[r["loss"] for r in read_metrics(d) if r["kind"] == "train"] for d in (tmp_path / "one", two)]
     assert len(losses[0]) == 6 and losses[0][-1] < losses[0][0]
     assert losses[1] == pytest.approx(losses[0], rel=1e-4)
     w1 = load_file(tmp_path / "one/checkpoints/last/model.safetensors")
-    w2 = load_file(tmp_path / "two/checkpoints/last/model.safetensors")
+    w2 = load_file(two / "checkpoints/last/model.safetensors")
     assert all(torch.allclose(w1[k], w2[k], atol=1e-5) for k in w1)
     assert out2.count("done:") == 1  # only rank 0 reports (and writes files)
 

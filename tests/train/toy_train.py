@@ -19,7 +19,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from rnnkit.train import TrainConfig, Trainer, add_train_args, config_from_args, seed_everything
+from rnnkit.train import TrainConfig, Trainer, add_train_args, config_from_args, distributed, seed_everything
+from rnnkit.train.run import new_run_dir
 from tests.train.toy import TinyLM, carried_step, stream
 
 
@@ -29,6 +30,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--dropout", type=float, default=0.0)
     parser.add_argument("--checkpoint-every", type=int, default=0)
     parser.add_argument("--dist-timeout", type=float, default=600.0)
+    parser.add_argument("--runs-root", default=None, help="make runs/<task>/<time> here before the Trainer")
     parser.add_argument("--kill-at-call", type=int, default=None, help="SIGKILL this process at train_step call N")
     parser.add_argument("--term-at-call", type=int, default=None, help="SIGTERM this process at train_step call N")
     parser.add_argument("--sleep", type=float, default=0.0, help="seconds to sleep in each train_step")
@@ -63,7 +65,11 @@ def main() -> int:
         logits, _ = model(chunk.inputs)
         return {"loss": float(F.cross_entropy(logits.flatten(0, 1), chunk.targets.flatten()))}
 
-    trainer = Trainer(model, config, train_step=train_step, evaluate=evaluate, task="toy")
+    run_dir = None
+    if args.runs_root:  # as a task that writes files before building its Trainer does
+        distributed.setup(config)
+        run_dir = new_run_dir("toy", args.runs_root)
+    trainer = Trainer(model, config, train_step=train_step, evaluate=evaluate, task="toy", run_dir=run_dir)
     result = trainer.fit(stream(batch_size=config.batch_size))
     if trainer.is_main:
         print(f"done: steps={result.steps} stop={result.stop_reason} loss={result.train_loss!r}", flush=True)

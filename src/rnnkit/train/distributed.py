@@ -67,6 +67,17 @@ def init_distributed(device: torch.device, timeout_seconds: float) -> bool:
     return True
 
 
+def setup(config) -> torch.device:
+    """The device ``config`` (a :class:`~rnnkit.train.config.TrainConfig`) asks for, after joining
+    the process group when started by torchrun. Safe to call more than once; the Trainer calls it.
+    A task calls it first when it does rank-dependent work before building the Trainer (e.g.
+    creating the run folder with :func:`rnnkit.train.run.new_run_dir`, writing data files on rank 0).
+    """
+    device = resolve_device(config.device)
+    init_distributed(device, config.dist_timeout)
+    return device
+
+
 def wrap_model(model: nn.Module, device: torch.device) -> nn.Module:
     """``model`` in DistributedDataParallel when running distributed, else ``model`` itself."""
     if not dist.is_initialized():

@@ -21,10 +21,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch.distributed
 from torch import Tensor
 
 import rnnkit
 from rnnkit.errors import CheckpointError, ConfigError
+from rnnkit.train import distributed as dist
 from rnnkit.train.checkpoint import atomic_write_json, atomic_write_text, load_weights, read_meta, resolve_checkpoint
 
 CONFIG_FILE = "config.json"
@@ -33,7 +35,17 @@ RESERVED_KEYS = frozenset({"task", "command", "git_commit", "rnnkit_version", "c
 
 
 def new_run_dir(task: str, root: str | Path = "runs") -> Path:
-    """``<root>/<task>/<YYYYmmdd-HHMMSS>``, created; ``-2``, ``-3``… when that second is taken."""
+    """``<root>/<task>/<YYYYmmdd-HHMMSS>``, created; ``-2``, ``-3``… when that second is taken.
+
+    Under torchrun, after :func:`rnnkit.train.distributed.setup`, rank 0 creates it and every
+    process gets the same path.
+    """
+    if dist.world_size() > 1 and torch.distributed.is_initialized():
+        return Path(dist.broadcast(str(_create_run_dir(task, root)) if dist.is_main() else None))
+    return _create_run_dir(task, root)
+
+
+def _create_run_dir(task: str, root: str | Path) -> Path:
     base = Path(root) / task / time.strftime("%Y%m%d-%H%M%S")
     path, n = base, 1
     while True:

@@ -247,8 +247,7 @@ class Trainer:
         self.task = task
         self.train_step = train_step
         self.evaluate_fn = evaluate
-        self.device = dist.resolve_device(config.device)
-        dist.init_distributed(self.device, config.dist_timeout)
+        self.device = dist.setup(config)
         self.rank, self.world_size, self.is_main = dist.rank(), dist.world_size(), dist.is_main()
         if config.batch_size % self.world_size:
             raise ConfigError(f"batch_size: {config.batch_size} is not divisible by the {self.world_size} processes")
