@@ -53,14 +53,14 @@ class LSTMSequence(torch.autograd.Function):
         outs = hs[1:] if valid is None else new(T, B, H)
         c_news = cs[1:] if valid is None else new(T, B, H)  # c before freezing past the ends
         if layer_norm:
-            rs, r_hats = new(T, B, G), new(T, B, G)  # W_hh h and its normalized value
+            r, r_hats = new(B, G), new(T, B, G)  # W_hh h (this step) and its normalized value (all steps)
             stats = new(4, T, B, 1)  # mean and rstd of W_hh h, then of c
         for t in range(T):
             h_rec = hs[t] if mask is None else hs[t] * mask  # (B, H)
             if layer_norm:
-                torch.mm(h_rec, weight_hh.t(), out=rs[t])
+                torch.mm(h_rec, weight_hh.t(), out=r)
                 _aten.native_layer_norm.out(
-                    rs[t], (G,), None, None, eps, out0=r_hats[t], out1=stats[0, t], out2=stats[1, t]
+                    r, (G,), None, None, eps, out0=r_hats[t], out1=stats[0, t], out2=stats[1, t]
                 )
                 gates = torch.addcmul(gx[t], r_hats[t], ln_hh_weight)  # (B, 4H)
             else:
@@ -84,7 +84,7 @@ class LSTMSequence(torch.autograd.Function):
                 h_new.mul_(valid[t])
         saved = [hs, cs, acts, tcs, weight_hh, mask, valid]
         if layer_norm:  # r, r_hat: (T, B, 4H); c: (T, B, H); statistics (T, B, 1)
-            saved += [rs, r_hats, c_news, stats, ln_hh_weight, ln_c_weight, ln_c_bias]
+            saved += [r_hats, c_news, stats, ln_hh_weight, ln_c_weight, ln_c_bias]
         ctx.save_for_backward(*saved)
         ctx.layer_norm = layer_norm
         return outs, hs[T].clone(), cs[T].clone()
@@ -95,9 +95,10 @@ class LSTMSequence(torch.autograd.Function):
         T, B, G = acts.shape
         H = G // 4
         if ctx.layer_norm:
-            rs, r_hats, c_news, stats, ln_hh_weight, ln_c_weight, ln_c_bias = ln
-            d_cnorms = d_out.new_empty(T, B, H)  # grads of LN_c's output, for its gain and shift
-        d_recs = []  # backwards in time: grads of W_hh h (layer norm only)
+            r_hats, c_news, stats, ln_hh_weight, ln_c_weight, ln_c_bias = ln
+            zero_mean, unit_rstd = d_out.new_zeros(B, 1), d_out.new_ones(B, 1)
+            d_recs = d_out.new_empty(T, B, G)  # grads of W_hh h
+            d_ln_hh_weight, d_ln_c_weight, d_ln_c_bias = d_out.new_zeros(G), d_out.new_zeros(H), d_out.new_zeros(H)
         d_gates = d_out.new_empty(T, B, G)  # grads of the gate pre-activations (= of gx)
         d_act = d_out.new_empty(B, G)
         dh_next, dc_next = d_hT.clone(), d_cT.clone()  # grads of the carried h_t, c_t
@@ -110,10 +111,13 @@ class LSTMSequence(torch.autograd.Function):
                 dh, dc = dh * valid[t], dc * valid[t]
             i, f, g, o = acts[t].chunk(4, dim=1)
             if ctx.layer_norm:
-                d_cnorm = _aten.tanh_backward(dh * o, tcs[t], grad_input=d_cnorms[t])
+                d_cnorm = _aten.tanh_backward(dh * o, tcs[t])  # (B, H): grad of LN_c's output
                 d_tc = _aten.native_layer_norm_backward(
                     d_cnorm, c_news[t], (H,), stats[2, t], stats[3, t], ln_c_weight, ln_c_bias, (True, False, False)
                 )[0]
+                c_hat = (c_news[t] - stats[2, t]).mul_(stats[3, t])  # (B, H)
+                d_ln_c_weight += (d_cnorm * c_hat).sum(0)
+                d_ln_c_bias += d_cnorm.sum(0)
             else:
                 d_tc = _aten.tanh_backward(dh * o, tcs[t])  # grad through tanh of c
             dc = dc + d_tc  # (B, H): grad of c_t
@@ -124,11 +128,12 @@ class LSTMSequence(torch.autograd.Function):
             _aten.sigmoid_backward(d_act, acts[t], grad_input=d_gates[t])
             _aten.tanh_backward(d_act[:, 2 * H : 3 * H], g, grad_input=d_gates[t, :, 2 * H : 3 * H])
             d_rec = d_gates[t]
-            if ctx.layer_norm:
+            if ctx.layer_norm:  # LN backward from the normalized value: mean 0, rstd 1, then times rstd
                 d_rec = _aten.native_layer_norm_backward(
-                    d_rec, rs[t], (G,), stats[0, t], stats[1, t], ln_hh_weight, None, (True, False, False)
+                    d_rec, r_hats[t], (G,), zero_mean, unit_rstd, ln_hh_weight, None, (True, False, False)
                 )[0]
-                d_recs.append(d_rec)
+                d_rec = torch.mul(d_rec, stats[1, t], out=d_recs[t])
+                d_ln_hh_weight += (d_gates[t] * r_hats[t]).sum(0)
             dh_next = d_rec @ weight_hh  # (B, H)
             if mask is not None:
                 dh_next.mul_(mask)
@@ -137,14 +142,11 @@ class LSTMSequence(torch.autograd.Function):
                 dh_next += dh_keep
                 dc_next += dc_keep
         h_rec = hs[:T] if mask is None else hs[:T] * mask  # (T, B, H)
-        d_rec_all = torch.stack(d_recs[::-1]) if ctx.layer_norm else d_gates  # (T, B, 4H): grads of W_hh h
+        d_rec_all = d_recs if ctx.layer_norm else d_gates  # (T, B, 4H): grads of W_hh h
         d_weight_hh = d_rec_all.reshape(T * B, G).t() @ h_rec.reshape(T * B, H)  # (4H, H): one GEMM
         grads = [d_gates, dh_next, dc_next, d_weight_hh, None, None, None, None, None, None]
         if ctx.layer_norm:
-            c_hat = (c_news - stats[2]) * stats[3]  # (T, B, H)
-            grads[6] = (d_gates * r_hats).sum((0, 1))
-            grads[7] = (d_cnorms * c_hat).sum((0, 1))
-            grads[8] = d_cnorms.sum((0, 1)) if ln_c_bias is not None else None
+            grads[6:9] = d_ln_hh_weight, d_ln_c_weight, d_ln_c_bias if ln_c_bias is not None else None
         return tuple(grads)
 
 
