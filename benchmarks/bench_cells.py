@@ -2,7 +2,10 @@
 
 All times are one training step (forward, ``out.sum()``, backward) on random tensors, the
 models of one comparison interleaved round robin in one process so machine load hits all alike;
-each figure is the median of ``--repeats``. Ratios are what the issue targets:
+each figure is the median of ``--repeats``. Ratios use the process's CPU time by default
+(``--clock cpu``: steadier than wall time when other jobs share the CPU; with ``--threads 1`` it
+equals wall time on an idle machine); wall-clock medians are stored too. Ratios are what the issue
+targets:
 
 * ``layer_norm_lstm_vs_torch_lstm`` = LayerNormLSTM time / torch.nn.LSTM time (target <= 1.5);
 * ``layer_norm_lstm_speedup_vs_recipe`` = recipe time / LayerNormLSTM time, the recipe being a
@@ -94,23 +97,30 @@ def train_step(model: nn.Module, x: torch.Tensor) -> None:
     model.zero_grad(set_to_none=True)
 
 
-def median_times(models: dict[str, nn.Module], x: torch.Tensor, repeats: int) -> dict[str, float]:
+CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
+WALL: dict[str, float] = {}  # wall-clock medians of the last comparisons, stored as context
+
+
+def median_times(models: dict[str, nn.Module], x: torch.Tensor, repeats: int, clock: str) -> dict[str, float]:
     """Median seconds of one training step per model, interleaved round robin after a warm-up."""
     for model in models.values():
         train_step(model, x)
     times: dict[str, list[float]] = {name: [] for name in models}
+    walls: dict[str, list[float]] = {name: [] for name in models}
     for _ in range(repeats):
         for name, model in models.items():
-            start = time.perf_counter()
+            start, wall_start = CLOCKS[clock](), time.perf_counter()
             train_step(model, x)
-            times[name].append(time.perf_counter() - start)
+            times[name].append(CLOCKS[clock]() - start)
+            walls[name].append(time.perf_counter() - wall_start)
+    WALL.update({name: statistics.median(ws) for name, ws in walls.items()})
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
-def bench_lstms(size_name: str, repeats: int) -> tuple[dict, dict]:
+def bench_lstms(size_name: str, repeats: int, clock: str) -> tuple[dict, dict]:
     s = SIZES[size_name]
     x = torch.randn(s["B"], s["T"], s["I"])
-    t = median_times(lstm_models(s["I"], s["H"]), x, repeats)
+    t = median_times(lstm_models(s["I"], s["H"]), x, repeats, clock)
     ref = t["torch_lstm"]
     metrics = {
         f"{size_name}_layer_norm_lstm_vs_torch_lstm": t["layer_norm_lstm"] / ref,
@@ -119,21 +129,24 @@ def bench_lstms(size_name: str, repeats: int) -> tuple[dict, dict]:
         f"{size_name}_loop_lstm_vs_torch_lstm": t["loop_lstm"] / ref,
         f"{size_name}_recurrent_dropout_lstm_vs_fused": t["recurrent_dropout_lstm"] / ref,
     }
-    metrics.update({f"{size_name}_{name}_train_seconds": v for name, v in t.items() if name != "torch_lstm"})
-    return metrics, {f"{size_name}_torch_lstm_train_seconds": ref}
+    metrics.update({f"{size_name}_{name}_train_{clock}_seconds": v for name, v in t.items() if name != "torch_lstm"})
+    metrics.update({f"{size_name}_{name}_train_wall_seconds": WALL[name] for name in t if name != "torch_lstm"})
+    reference = {f"{size_name}_torch_lstm_train_{clock}_seconds": ref}
+    return metrics, {**reference, f"{size_name}_torch_lstm_train_wall_seconds": WALL["torch_lstm"]}
 
 
-def bench_min_gru(T: int, repeats: int) -> tuple[dict, dict]:
+def bench_min_gru(T: int, repeats: int, clock: str) -> tuple[dict, dict]:
     s = MIN_GRU_SIZE
     x = torch.randn(s["B"], T, s["I"])
-    t = median_times(gru_models(s["I"], s["H"]), x, repeats)
+    t = median_times(gru_models(s["I"], s["H"]), x, repeats, clock)
     metrics = {
         f"min_gru_parallel_speedup_T{T}": t["min_gru_loop"] / t["min_gru_parallel"],
         f"min_gru_vs_torch_gru_T{T}": t["min_gru_parallel"] / t["torch_gru"],
-        f"min_gru_parallel_train_seconds_T{T}": t["min_gru_parallel"],
-        f"min_gru_loop_train_seconds_T{T}": t["min_gru_loop"],
+        f"min_gru_parallel_train_{clock}_seconds_T{T}": t["min_gru_parallel"],
+        f"min_gru_loop_train_{clock}_seconds_T{T}": t["min_gru_loop"],
+        f"min_gru_parallel_train_wall_seconds_T{T}": WALL["min_gru_parallel"],
     }
-    return metrics, {f"torch_gru_train_seconds_T{T}": t["torch_gru"]}
+    return metrics, {f"torch_gru_train_{clock}_seconds_T{T}": t["torch_gru"]}
 
 
 MEMORY_MODELS = (
@@ -157,12 +170,12 @@ def peak_memory_child(name: str) -> None:
     print(json.dumps({"peak_mb": (after - before) / 1024, "seconds": seconds}))
 
 
-def bench_memory() -> dict:
+def bench_memory(threads: int) -> dict:
     root = Path(__file__).resolve().parents[1]
     metrics = {}
     for name in MEMORY_MODELS:
         out = subprocess.run(
-            [sys.executable, "-m", "benchmarks.bench_cells", "--memory-child", name],
+            [sys.executable, "-m", "benchmarks.bench_cells", "--memory-child", name, "--threads", str(threads)],
             capture_output=True, text=True, check=True, cwd=root,
         )  # fmt: skip
         result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -177,27 +190,31 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
     parser.add_argument("--min-gru-T", nargs="+", type=int, default=[1024, 4096])
     parser.add_argument("--repeats", type=int, default=5, help="timed repetitions per measurement (median)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
+    parser.add_argument("--clock", choices=list(CLOCKS), default="cpu", help="what the ratios are computed from")
     parser.add_argument("--skip-memory", action="store_true", help="skip the T=4096 peak-memory subprocesses")
     parser.add_argument("--notes", default="", help="free text stored with the results (e.g. machine load)")
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.memory_child:
         peak_memory_child(args.memory_child)
         return
     start = time.perf_counter()
     metrics, reference = {}, {}
     for size_name in args.sizes:
-        m, r = bench_lstms(size_name, args.repeats)
+        m, r = bench_lstms(size_name, args.repeats, args.clock)
         print(size_name, {k: round(v, 3) for k, v in m.items()}, flush=True)
         metrics.update(m)
         reference.update(r)
     for T in args.min_gru_T:
-        m, r = bench_min_gru(T, max(1, args.repeats // 2))
+        m, r = bench_min_gru(T, max(1, args.repeats // 2), args.clock)
         print(f"minGRU T={T}", {k: round(v, 3) for k, v in m.items()}, flush=True)
         metrics.update(m)
         reference.update(r)
     if not args.skip_memory:
-        metrics.update(bench_memory())
+        metrics.update(bench_memory(torch.get_num_threads()))
     path = write_result(
         "cells",
         dataset="random normal tensors",
@@ -207,7 +224,8 @@ def main() -> None:
         wall_seconds=time.perf_counter() - start,
         notes=f"LSTM sizes {SIZES}; minGRU size {MIN_GRU_SIZE}; memory size {MEMORY_SIZE}; one training step = "
         f"forward + out.sum().backward(); medians of {args.repeats} interleaved runs (minGRU: "
-        f"{max(1, args.repeats // 2)}); torch threads {torch.get_num_threads()}. {args.notes}".strip(),
+        f"{max(1, args.repeats // 2)}); ratios from {args.clock} time; torch threads {torch.get_num_threads()}. "
+        f"{args.notes}".strip(),
     )
     print(f"wrote {path}")
 
