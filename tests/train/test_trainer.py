@@ -125,6 +125,7 @@ def test_non_finite_steps_are_skipped_then_the_run_stops_and_the_checkpoint_is_u
     assert all(torch.isfinite(p).all() for p in model.parameters())  # skipped steps never touched weights
     warnings = [r for r in read_metrics(tmp_path / "run") if r["kind"] == "warning"]
     assert [w["step"] for w in warnings] == [5, 6, 13, 14, 15]
+    assert "diverged" in (tmp_path / "run/report.md").read_text()
 
 
 def test_accumulation_equals_one_big_batch(tmp_path):

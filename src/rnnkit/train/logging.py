@@ -86,7 +86,7 @@ class RunLogger:
                 tqdm.write(f"warning: step {step}: {text}", file=sys.stderr)
 
     def close(self) -> None:
-        if self.enabled:
+        if self.enabled and not self._file.closed:
             self.bar.close()
             self._file.close()
             if self.tb is not None:

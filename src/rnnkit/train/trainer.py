@@ -358,6 +358,10 @@ class Trainer:
                         break
                 if stop_reason == "completed" and self.last_eval_step != self.step:
                     self._evaluate_and_save(feed)
+        except NonFiniteError:
+            self.logger.close()
+            self._finish(self._result("diverged (non-finite loss or gradient)", time.monotonic() - started))
+            raise
         finally:
             self.logger.close()
         result = self._result(stop_reason, time.monotonic() - started)
