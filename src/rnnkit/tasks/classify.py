@@ -108,11 +108,11 @@ class ModelConfig:
     hidden_size: int = 128
     num_layers: int = 1
     bidirectional: bool = True
-    pool: str = "max"  # last | max | mean | attention
+    pool: str = "attention"  # last | max | mean | attention
     attention_size: int = 64
     embed_dropout: float = 0.1  # drop whole word types from the embedding (Gal & Ghahramani 2016)
     recurrent_dropout: float = 0.0  # dropout on the recurrent state, the same mask at every step
-    dropout: float = 0.3  # between recurrent layers and before the classifier
+    dropout: float = 0.5  # between recurrent layers and before the classifier
 
     def validate(self) -> None:
         if self.cell not in CELLS:
