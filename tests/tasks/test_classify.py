@@ -3,6 +3,7 @@ three CLI jobs, and one clear error (exit status 2, nothing written) for each ki
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
@@ -138,6 +139,13 @@ def test_predict_handles_unseen_words_and_writes_text_or_json(lstm_run, tmp_path
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["text"] for r in records] == inputs.read_text().splitlines()
     assert set(records[0]["probabilities"]) == {"negative", "positive"}
+
+
+def test_predict_reads_standard_input(lstm_run, monkeypatch, capsys) -> None:
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"not good , bad\nfine and not dull\n")))
+    assert main(["classify", "predict", "--run", str(lstm_run), "--input", "-", "--output-format", "json"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["text"] for r in records] == ["not good , bad", "fine and not dull"]
 
 
 def test_eval_prints_table_and_writes_report_and_confusion_png(lstm_run, tmp_path, capsys) -> None:
