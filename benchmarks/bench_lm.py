@@ -6,26 +6,26 @@ validate. Validation loss is in nats per character over the whole validation tex
 
 What it measures, in one process, one after the other under the same conditions:
 
-1. **Throughput** (``--throughput-rounds`` rounds of ``--throughput-steps`` steps each side,
-   interleaved): the rnnkit pipeline (:func:`rnnkit.tasks.lm.train` on the training engine, same
-   model: 2 x 512 LSTM, B=64, T=128, dropout 0.2, AdamW 3e-3) against a bare loop with
-   ``torch.nn.LSTM``; characters per second, median over rounds, and their ratio.
+1. **Throughput** (``--throughput-steps`` pairs): the rnnkit pipeline (the engine's
+   ``Trainer.fit`` with ``lm.train_step`` on memory-mapped ``lm.train_batches``, the same model as
+   the reference: 2 x 512 LSTM, B=64, T=128, dropout 0.2, AdamW 3e-3) and a bare loop with
+   ``torch.nn.LSTM``, alternating step by step; characters per second and the median ratio.
 2. **Reference**: the bare loop trained for ``--reference-minutes`` (cosine decay over that time),
    then its validation loss.
-3. **rnnkit**: the pipeline with ``--cell``/``--hidden``/... for ``--minutes`` (the step count is
-   the budget times the throughput measured in 1.), validation loss at the end, and the best
-   validation loss seen at or before 15 minutes.
+3. **rnnkit**: ``lm.train`` with the recipe below (``--cell``, ``--dropout``, ...) for each budget of
+   ``--minutes`` (default 15 and 30; the step count is the budget times the throughput measured
+   in 1., or a timed probe for another network): the best validation loss of each run.
 4. **Generation**: characters per second at batch 1 (one recurrent step per character).
 5. **Memory**: peak resident memory of tokenizing and training a few steps on the corpus
    repeated 1x and ``--memory-repeat`` x (flat: the corpus is memory-mapped, never loaded).
 
-Full run (about an hour on 2 cores)::
+Full run (about 70 minutes on 2 cores)::
 
-    python -m benchmarks.bench_lm --minutes 30 --reference-minutes 15
+    python -m benchmarks.bench_lm --minutes 15 30 --reference-minutes 15
 
 A short run (numbers not comparable to the targets; throughput ratio still meaningful)::
 
-    python -m benchmarks.bench_lm --minutes 3 --reference-minutes 3 --throughput-rounds 3
+    python -m benchmarks.bench_lm --minutes 3 --reference-minutes 3 --throughput-steps 20
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ from torch import nn
 
 from benchmarks.results_io import write_result
 from rnnkit.tasks import lm
+from rnnkit.train import Trainer, seed_everything
 from rnnkit.train.config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -138,37 +139,52 @@ def baseline_model_config() -> lm.ModelConfig:
     return lm.ModelConfig(cell="lstm", layers=LAYERS, hidden=HIDDEN, dropout=DROPOUT)
 
 
-def pipeline_rates(run_dir: Path) -> list[float]:
-    """Characters per second of each logged interval but the first (warm-up), from metrics.jsonl."""
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    rates = [r["items_per_second"] for r in rows if r.get("kind") == "train" and "items_per_second" in r]
-    return rates[1:]
+# ---------------------------------------------------------------- 1. throughput, interleaved step by step
 
 
-# ---------------------------------------------------------------- 1. throughput, interleaved
+class InterleavedBareSteps:
+    """The pipeline's batch source, running one timed step of the bare loop before it hands out
+    each batch: the two loops alternate step by step, under the same load on the machine."""
 
+    def __init__(self, batches, bare: BareLoop) -> None:
+        self.batches, self.bare, self.seconds = batches, bare, []
 
-def measure_throughput(data: Path, train_ids: np.ndarray, vocab_size: int, work: Path, rounds: int, steps: int):
-    """Rounds of ``steps`` steps: bare loop, then the pipeline (fresh run, timed from its own logs)."""
-    bare_rates, pipe_rates = [], []
-    bare = BareLoop(train_ids, vocab_size)
-    bare.step()  # warm-up
-    for r in range(rounds):
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __call__(self, k: int):
         start = time.perf_counter()
-        for _ in range(steps):
-            bare.step()
-        bare_rates.append(steps * B * T / (time.perf_counter() - start))
-        # The pipeline evaluates once at the end of a run: give it a short validation text so that
-        # the rounds stay short (the evaluation is outside the timed intervals anyway).
-        config = pipeline_config(data, work, steps + 5, baseline_model_config(), {"eval_every": 0})
-        run_dir = lm.train(config)
-        pipe_rates.extend(pipeline_rates(run_dir))
-        print(
-            f"throughput round {r + 1}/{rounds}: bare {bare_rates[-1]:.0f} chars/s, "
-            f"pipeline {statistics.median(pipeline_rates(run_dir)):.0f} chars/s",
-            flush=True,
-        )
-    return statistics.median(bare_rates), statistics.median(pipe_rates), bare_rates, pipe_rates
+        self.bare.step()
+        self.seconds.append(time.perf_counter() - start)
+        return self.batches(k)
+
+
+def measure_throughput(data: Path, work: Path, steps: int) -> dict[str, float]:
+    """``steps`` pairs of (bare step, pipeline step), the first pair dropped as warm-up.
+
+    The pipeline is what :func:`rnnkit.tasks.lm.train` runs: the engine's ``Trainer.fit`` with
+    ``lm.train_step`` on ``lm.train_batches`` (memory-mapped tokens) and ``lm.LanguageModel``.
+    It logs every step; a pipeline step's time is its logged interval minus the bare step run
+    inside it. Returns medians of characters per second and of the per-pair speed ratio.
+    """
+    config = pipeline_config(data, work, steps, baseline_model_config(), {"eval_every": 0, "log_every": 1})
+    corpus = lm.prepare_corpus(config.data, work / "throughput-data", B)
+    seed_everything(0)
+    model = lm.LanguageModel(len(corpus.vocab), config.model)
+    trainer = Trainer(model, config.train, train_step=lm.train_step, task="lm", run_dir=config.train.run_dir)
+    source = InterleavedBareSteps(lm.train_batches(corpus, config), BareLoop(corpus.train, len(corpus.vocab)))
+    trainer.fit(source)
+    rows = [json.loads(line) for line in (trainer.run_dir / "metrics.jsonl").read_text().splitlines()]
+    intervals = [B * T / r["items_per_second"] for r in rows if r.get("kind") == "train"]
+    pipeline = [interval - bare for interval, bare in zip(intervals, source.seconds, strict=True)][1:]
+    bare = source.seconds[1:]
+    return {
+        "bare_chars_per_second": B * T / statistics.median(bare),
+        "pipeline_chars_per_second": B * T / statistics.median(pipeline),
+        "ratio": statistics.median(b / p for b, p in zip(bare, pipeline, strict=True)),
+        "bare_seconds": bare,
+        "pipeline_seconds": pipeline,
+    }
 
 
 # ---------------------------------------------------------------- 4. generation, 5. memory
@@ -240,8 +256,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, nargs="+", default=[15.0, 30.0], help="rnnkit run budgets")
     parser.add_argument("--reference-minutes", type=float, default=15.0, help="bare-loop reference budget")
-    parser.add_argument("--throughput-rounds", type=int, default=5, help="interleaved throughput rounds")
-    parser.add_argument("--throughput-steps", type=int, default=20, help="steps per round and side")
+    parser.add_argument("--throughput-steps", type=int, default=40, help="interleaved (bare, pipeline) step pairs")
     parser.add_argument("--memory-repeat", type=int, default=8, help="corpus copies for the memory check")
     parser.add_argument("--data", type=Path, default=None, help="another text file (dry runs)")
     g = parser.add_argument_group("the rnnkit recipe for the val-loss target")
@@ -269,10 +284,11 @@ def main() -> None:
         vocab_size = len(corpus.vocab)
         print(f"tiny shakespeare: {len(corpus.train)} train / {len(corpus.val)} val chars, vocab {vocab_size}")
 
-        bare_cps, pipe_cps, bare_all, pipe_all = measure_throughput(
-            data, corpus.train, vocab_size, work, args.throughput_rounds, args.throughput_steps
+        speed = measure_throughput(data, work, args.throughput_steps)
+        bare_cps, pipe_cps = speed["bare_chars_per_second"], speed["pipeline_chars_per_second"]
+        print(
+            f"throughput: bare {bare_cps:.0f}, pipeline {pipe_cps:.0f} chars/s, ratio {speed['ratio']:.3f}", flush=True
         )
-        print(f"throughput: pipeline / bare = {pipe_cps / bare_cps:.3f}", flush=True)
 
         bare = BareLoop(corpus.train, vocab_size, seed=0)
         ref = bare.train_for(args.reference_minutes * 60)
@@ -292,7 +308,7 @@ def main() -> None:
         print(f"generation {gen_cps:.0f} chars/s; peak memory {memory}", flush=True)
 
     metrics = {
-        "train_throughput_ratio_vs_bare_loop": round(pipe_cps / bare_cps, 4),
+        "train_throughput_ratio_vs_bare_loop": round(speed["ratio"], 4),
         "train_chars_per_second": round(pipe_cps),
         "generation_chars_per_second_batch1": round(gen_cps),
         "peak_rss_mib_corpus_x1": round(memory[1], 1),
@@ -307,8 +323,8 @@ def main() -> None:
         f"val_loss_nats_{args.reference_minutes:g}min": round(ref_val, 4),
         "train_chars_per_second": round(bare_cps),
         f"train_steps_{args.reference_minutes:g}min": ref["steps"],
-        "train_chars_per_second_rounds": [round(x) for x in bare_all],
-        "pipeline_chars_per_second_intervals": [round(x) for x in pipe_all],
+        "train_step_seconds_interleaved": [round(x, 3) for x in speed["bare_seconds"]],
+        "pipeline_step_seconds_interleaved": [round(x, 3) for x in speed["pipeline_seconds"]],
     }
     recipe = {
         k: getattr(args, k)
@@ -334,9 +350,10 @@ def main() -> None:
         notes=(
             f"Reference: bare PyTorch loop, torch.nn.LSTM {LAYERS}x{HIDDEN}, B={B}, T={T}, dropout {DROPOUT}, "
             f"AdamW {LR} with cosine decay over its time budget, TBPTT with carried state. Throughput: "
-            f"{args.throughput_rounds} interleaved rounds of {args.throughput_steps} steps, same model in rnnkit "
-            f"(lm.train on the engine, fused LSTM path), medians; pipeline rates are its own logged "
-            f"items_per_second per 5-step interval after the first. rnnkit recipe: {recipe}, steps = budget / "
+            f"{args.throughput_steps} pairs of steps alternating bare loop / rnnkit pipeline (Trainer.fit with "
+            f"lm.train_step on memory-mapped lm.train_batches, same model, fused LSTM path; the bare step runs "
+            f"inside the pipeline's batch source, and is subtracted from the pipeline's logged step interval), "
+            f"first pair dropped, median of per-pair ratios. rnnkit recipe: {recipe}, steps = budget / "
             f"measured seconds per step, cosine decay over them. Val loss = nats per character over the whole "
             f"validation text, {lm.EVAL_STREAMS} streams with carried state. Memory: peak RSS of a fresh process "
             f"tokenizing the corpus repeated 1x / {args.memory_repeat}x and training 20 steps (hidden 128). "
