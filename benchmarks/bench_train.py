@@ -71,20 +71,26 @@ def token_stream(size: Size) -> TBPTTStream:
     return TBPTTStream(tokens, size.batch, size.bptt)
 
 
-def step_times(starts: list[float]) -> list[float]:
-    """Seconds from each step's start to the next one's, after the warm-up steps."""
-    kept = starts[WARMUP_STEPS:]
+def now() -> tuple[float, float]:
+    """(wall clock, this process's CPU time) in seconds."""
+    return time.perf_counter(), time.process_time()
+
+
+def step_times(starts: list[tuple[float, float]], clock: int) -> list[float]:
+    """Seconds from each step's start to the next one's, after the warm-up steps.
+    ``clock``: 0 wall time, 1 CPU time of this process (not inflated by waiting for a busy core)."""
+    kept = [stamp[clock] for stamp in starts[WARMUP_STEPS:]]
     return [b - a for a, b in itertools.pairwise(kept)]
 
 
-def bare_loop(size: Size, steps: int) -> list[float]:
+def bare_loop(size: Size, steps: int) -> list[tuple[float, float]]:
     """The hand-written loop: the same work the engine does, nothing else. Returns step starts."""
     seed_everything(0)
     model, batches = CharLSTM(size), token_stream(size)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     state, starts = None, []
     for k in range(steps):
-        starts.append(time.perf_counter())
+        starts.append(now())
         chunk = batches(k)
         if chunk.reset:
             state = None
@@ -99,44 +105,45 @@ def bare_loop(size: Size, steps: int) -> list[float]:
     return starts
 
 
-def engine_loop(size: Size, steps: int, run_dir: Path) -> tuple[list[float], float]:
-    """The same training through ``Trainer.fit``; returns step starts and the whole fit() time."""
+def engine_loop(size: Size, steps: int, run_dir: Path) -> tuple[list[tuple[float, float]], float]:
+    """The same training through ``Trainer.fit``; returns step starts and the fit() CPU time."""
     seed_everything(0)
     model, batches = CharLSTM(size), token_stream(size)
-    starts: list[float] = []
+    starts: list[tuple[float, float]] = []
 
     def train_step(model, chunk, state):
-        starts.append(time.perf_counter())
+        starts.append(now())
         logits, state = model(chunk.inputs, state)
         loss = F.cross_entropy(logits.flatten(0, 1), chunk.targets.flatten())
         return StepOutput(loss, state=state, items=chunk.targets.numel())
 
     config = TrainConfig(steps=steps, batch_size=size.batch, lr=1e-3, clip_norm=1.0, quiet=True, plots=False)
     trainer = Trainer(model, config, train_step=train_step, run_dir=run_dir)
-    started = time.perf_counter()
+    started = time.process_time()
     trainer.fit(batches)
-    return starts, time.perf_counter() - started
+    return starts, time.process_time() - started
 
 
 def compare(size: Size, rounds: int, steps: int) -> dict[str, list[float]]:
-    """Per round: median step time of each loop (their order alternates between rounds, so that a
-    drift in the machine's load does not favour either) and the engine's fixed time per fit()."""
-    out: dict[str, list[float]] = {"bare": [], "engine": [], "ratio": [], "fixed": []}
+    """Per round, the median step time (CPU and wall) of each loop, their order alternating between
+    rounds, and the engine's fixed CPU time per fit() (setup and wrap-up)."""
+    out: dict[str, list[float]] = {k: [] for k in ("bare", "engine", "bare_wall", "engine_wall", "ratio", "fixed")}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(rounds):
             for which in ("bare", "engine") if r % 2 == 0 else ("engine", "bare"):
                 if which == "bare":
-                    out["bare"].append(statistics.median(step_times(bare_loop(size, steps))))
-                    continue
-                starts, total = engine_loop(size, steps, Path(tmp) / f"run{r}")
-                median = statistics.median(step_times(starts))
-                out["engine"].append(median)
-                # fit() time not spent in steps: setup and wrap-up (final checkpoint); the last step ~ median
-                out["fixed"].append(total - (starts[-1] - starts[0]) - median)
+                    starts = bare_loop(size, steps)
+                else:
+                    starts, total = engine_loop(size, steps, Path(tmp) / f"run{r}")
+                out[which].append(statistics.median(step_times(starts, 1)))
+                out[f"{which}_wall"].append(statistics.median(step_times(starts, 0)))
+                if which == "engine":  # the last step counts as a median one
+                    out["fixed"].append(total - (starts[-1][1] - starts[0][1]) - out["engine"][-1])
             out["ratio"].append(out["engine"][-1] / out["bare"][-1])
             print(
-                f"{size}: round {r + 1}/{rounds}: bare {out['bare'][-1] * 1e3:.2f} ms/step, "
-                f"engine {out['engine'][-1] * 1e3:.2f} ms/step",
+                f"{size}: round {r + 1}/{rounds}: CPU per step: bare {out['bare'][-1] * 1e3:.3f} ms, "
+                f"engine {out['engine'][-1] * 1e3:.3f} ms (wall {out['bare_wall'][-1] * 1e3:.3f} / "
+                f"{out['engine_wall'][-1] * 1e3:.3f} ms)",
                 flush=True,
             )
     return out
@@ -152,7 +159,7 @@ def worker(steps: int, out: Path) -> None:
     model, starts = CharLSTM(MAIN), []
 
     def train_step(model, chunk, state):
-        starts.append(time.perf_counter())
+        starts.append(now())
         logits, state = model(chunk.inputs, state)
         return StepOutput(F.cross_entropy(logits.flatten(0, 1), chunk.targets.flatten()), state=state)
 
@@ -161,7 +168,7 @@ def worker(steps: int, out: Path) -> None:
         trainer = Trainer(model, config, train_step=train_step, run_dir=Path(tmp) / "run")
         trainer.fit(token_stream(MAIN))
     if trainer.is_main:
-        median = statistics.median(step_times(starts))
+        median = statistics.median(step_times(starts, 0))  # wall time: throughput
         tokens_per_second = MAIN.batch * MAIN.bptt / median
         out.write_text(json.dumps({"step_seconds_median": median, "tokens_per_second": tokens_per_second}))
 
@@ -197,19 +204,23 @@ def main() -> None:
     main_run = compare(MAIN, args.rounds, args.steps)
     tiny = compare(TINY, args.rounds, args.tiny_steps)
     metrics = {
-        "engine_step_seconds_median": statistics.median(main_run["engine"]),
+        "engine_step_cpu_seconds_median": statistics.median(main_run["engine"]),
         "engine_overhead_ratio_median": statistics.median(main_run["ratio"]),  # 1.0 = as fast as the bare loop
         "engine_overhead_ratio_min": min(main_run["ratio"]),
         "engine_overhead_ratio_max": max(main_run["ratio"]),
-        "engine_fixed_seconds_per_fit_median": statistics.median(main_run["fixed"]),
-        "tiny_model_engine_overhead_seconds_per_step": statistics.median(
+        "engine_overhead_ratio_wall_median": statistics.median(
+            [e / b for e, b in zip(main_run["engine_wall"], main_run["bare_wall"], strict=True)]
+        ),
+        "engine_fixed_cpu_seconds_per_fit_median": statistics.median(main_run["fixed"]),
+        "tiny_model_engine_overhead_cpu_seconds_per_step": statistics.median(
             [e - b for e, b in zip(tiny["engine"], tiny["bare"], strict=True)]
         ),
         "tiny_model_engine_overhead_ratio_median": statistics.median(tiny["ratio"]),
     }
     reference = {
-        "bare_loop_step_seconds_median": statistics.median(main_run["bare"]),
-        "tiny_model_bare_loop_step_seconds_median": statistics.median(tiny["bare"]),
+        "bare_loop_step_cpu_seconds_median": statistics.median(main_run["bare"]),
+        "bare_loop_step_wall_seconds_median": statistics.median(main_run["bare_wall"]),
+        "tiny_model_bare_loop_step_cpu_seconds_median": statistics.median(tiny["bare"]),
     }
     if not args.no_distributed:
         runs = {1: [], 2: []}
@@ -223,7 +234,8 @@ def main() -> None:
     notes = (
         f"Char LSTM (embed {MAIN.embed}, hidden {MAIN.hidden}, vocab {VOCAB}), batch {MAIN.batch}, TBPTT chunks "
         f"of {MAIN.bptt}, AdamW + clip 1.0, CPU, {args.threads} torch thread(s); medians of per-step times over "
-        f"{args.rounds} rounds of {args.steps} steps (ratio: median over rounds of engine/bare). "
+        f"{args.rounds} rounds of {args.steps} steps, timed in CPU time of the process (ratio: median over rounds "
+        "of engine/bare; the wall-time ratio is given too). "
         f"The tiny model ({TINY}) shows the engine's own "
         "time per step (bookkeeping, logging every 10 steps with per-layer norms). "
         f"Load average at the end {load[0]:.1f} on {os.cpu_count()} cores: measured while other jobs shared "

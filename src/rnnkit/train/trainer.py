@@ -255,6 +255,7 @@ class Trainer:
         self.model = model.to(self.device)
         self.ddp_model = dist.wrap_model(self.model, self.device)
         self.optimizer = build_optimizer(self.model.parameters(), config)
+        self._trained = [p for p in self.model.parameters() if p.requires_grad]
         self.scheduler = None
         self.run_dir = self._prepare_run_dir(run_dir, runs_root, task_config)
         # Training progress (all saved in checkpoints).
@@ -423,7 +424,7 @@ class Trainer:
             with sync:
                 with self._autocast():
                     out = as_step_output(self.train_step(self.ddp_model, batch, self.carried))
-                (out.loss / cfg.accumulate).backward()
+                (out.loss / cfg.accumulate if cfg.accumulate > 1 else out.loss).backward()
             self.carried = detach_state(out.state)
             loss_sum += float(out.loss.detach()) / cfg.accumulate
             items += out.items or 0
@@ -442,7 +443,7 @@ class Trainer:
     def _clip_gradients(self) -> float:
         """Clip by value and/or global norm; return the global norm before clipping."""
         cfg = self.config
-        params = [p for p in self.model.parameters() if p.grad is not None]
+        params = [p for p in self._trained if p.grad is not None]
         if not params:
             return 0.0
         if cfg.clip_norm is not None and cfg.clip_value is None:
