@@ -88,3 +88,24 @@ def test_layers_use_the_fast_path_and_match_torch():
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(h, h_t, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(c, c_t, atol=1e-5, rtol=1e-5)
+
+
+def test_c_kernels_build_where_a_compiler_exists_and_match_the_torch_code(monkeypatch):
+    """The layer-norm LSTM's C steps (rnnkit.nn.native) give the torch code's values and gradients."""
+    import shutil
+
+    from rnnkit.nn import native
+
+    has_compiler = shutil.which("cc") is not None or shutil.which("gcc") is not None
+    assert (native.library() is not None) == has_compiler  # built here, or the documented fallback
+    cell = make_cell("layer_norm_lstm")
+    x = torch.randn(3, 9, 3, requires_grad=True)
+    lengths, mask = torch.tensor([9, 4, 1]), (torch.rand(3, 4) > 0.3).float() / 0.7
+    results = []
+    for lib in ([native.library()], [None]):  # C kernels (when built), then the torch code
+        monkeypatch.setattr(native, "_loaded", lib)
+        out, (h, c) = lstm_scan(cell, x, None, lengths, reverse=True, mask=mask)
+        grads = torch.autograd.grad(out.square().sum() + (h * c).sum(), [x, *cell.parameters()])
+        results.append((out, h, c, *grads))
+    for fast, reference in zip(*results, strict=True):
+        torch.testing.assert_close(fast, reference, atol=1e-5, rtol=1e-5)

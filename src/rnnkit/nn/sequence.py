@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from rnnkit.nn import native
 from rnnkit.nn.cells import LayerNormLSTMCell, LSTMCell
 from rnnkit.nn.scan import reverse_padded
 
@@ -55,8 +56,22 @@ class LSTMSequence(torch.autograd.Function):
         if layer_norm:
             r, r_hats = new(B, G), new(T, B, G)  # W_hh h (this step) and its normalized value (all steps)
             stats = new(4, T, B, 1)  # mean and rstd of W_hh h, then of c
+        use_c = layer_norm and native.usable(gx, weight_hh)
+        c_hats = new(T, B, H) if use_c else None  # normalized c (C kernels only)
+        lib = native.library() if use_c else None
         for t in range(T):
             h_rec = hs[t] if mask is None else hs[t] * mask  # (B, H)
+            if use_c:  # the same step, fused in C (rnnkit.nn.native)
+                torch.mm(h_rec, weight_hh.t(), out=r)
+                lib.ln_lstm_forward(
+                    B, H, eps, *map(native.ptr, (r, gx[t], ln_hh_weight, ln_c_weight, ln_c_bias, cs[t], r_hats[t])),
+                    *map(native.ptr, (stats[1, t], acts[t], c_news[t], c_hats[t], stats[3, t], tcs[t], outs[t])),
+                )  # fmt: skip
+                if valid is not None:
+                    torch.lerp(hs[t], outs[t], valid[t], out=hs[t + 1])
+                    torch.lerp(cs[t], c_news[t], valid[t], out=cs[t + 1])
+                    outs[t].mul_(valid[t])
+                continue
             if layer_norm:
                 torch.mm(h_rec, weight_hh.t(), out=r)
                 _aten.native_layer_norm.out(
@@ -84,18 +99,20 @@ class LSTMSequence(torch.autograd.Function):
                 h_new.mul_(valid[t])
         saved = [hs, cs, acts, tcs, weight_hh, mask, valid]
         if layer_norm:  # r, r_hat: (T, B, 4H); c: (T, B, H); statistics (T, B, 1)
-            saved += [r_hats, c_news, stats, ln_hh_weight, ln_c_weight, ln_c_bias]
+            saved += [r_hats, c_news, stats, ln_hh_weight, ln_c_weight, ln_c_bias, c_hats]
         ctx.save_for_backward(*saved)
-        ctx.layer_norm = layer_norm
+        ctx.layer_norm, ctx.use_c = layer_norm, use_c
         return outs, hs[T].clone(), cs[T].clone()
 
     @staticmethod
     def backward(ctx, d_out, d_hT, d_cT):
+        if ctx.use_c:
+            return _backward_c(ctx, d_out, d_hT, d_cT)
         hs, cs, acts, tcs, weight_hh, mask, valid, *ln = ctx.saved_tensors
         T, B, G = acts.shape
         H = G // 4
         if ctx.layer_norm:
-            r_hats, c_news, stats, ln_hh_weight, ln_c_weight, ln_c_bias = ln
+            r_hats, c_news, stats, ln_hh_weight, ln_c_weight, ln_c_bias, _ = ln
             zero_mean, unit_rstd = d_out.new_zeros(B, 1), d_out.new_ones(B, 1)
             d_recs = d_out.new_empty(T, B, G)  # grads of W_hh h
             d_ln_hh_weight, d_ln_c_weight, d_ln_c_bias = d_out.new_zeros(G), d_out.new_zeros(H), d_out.new_zeros(H)
@@ -148,6 +165,39 @@ class LSTMSequence(torch.autograd.Function):
         if ctx.layer_norm:
             grads[6:9] = d_ln_hh_weight, d_ln_c_weight, d_ln_c_bias if ln_c_bias is not None else None
         return tuple(grads)
+
+
+def _backward_c(ctx, d_out: Tensor, d_hT: Tensor, d_cT: Tensor) -> tuple:
+    """:meth:`LSTMSequence.backward` of the layer-norm cell with the C kernels of :mod:`rnnkit.nn.native`."""
+    hs, cs, acts, tcs, weight_hh, mask, valid, r_hats, _, stats, g_hh, g_c, b_c, c_hats = ctx.saved_tensors
+    T, B, G = acts.shape
+    H = G // 4
+    lib = native.library()
+    new = d_out.new_empty
+    d_gates, d_recs, dc_prev, scratch = new(T, B, G), new(T, B, G), new(B, H), new(H)
+    d_g_hh, d_g_c, d_b_c = d_out.new_zeros(G), d_out.new_zeros(H), d_out.new_zeros(H)
+    dh_next, dc_next = d_hT.contiguous(), d_cT.contiguous()  # grads of the carried h_t, c_t
+    for t in reversed(range(T)):
+        dh, dc = d_out[t] + dh_next, dc_next  # (B, H): grads of h_new and of c_t from later steps
+        if valid is not None:
+            keep = 1.0 - valid[t]
+            dh_keep, dc_keep = dh_next * keep, dc_next * keep
+            dh, dc = dh * valid[t], dc * valid[t]
+        dc = dc.contiguous()
+        lib.ln_lstm_backward(
+            B, H, *map(native.ptr, (dh, dc, acts[t], tcs[t], cs[t], c_hats[t], stats[3, t], r_hats[t], stats[1, t])),
+            *map(native.ptr, (g_hh, g_c, d_gates[t], d_recs[t], dc_prev, d_g_hh, d_g_c, d_b_c, scratch)),
+        )  # fmt: skip
+        dh_next = d_recs[t] @ weight_hh  # (B, H)
+        if mask is not None:
+            dh_next.mul_(mask)
+        dc_next = dc_prev.clone()
+        if valid is not None:
+            dh_next += dh_keep
+            dc_next += dc_keep
+    h_rec = hs[:T] if mask is None else hs[:T] * mask  # (T, B, H)
+    d_weight_hh = d_recs.reshape(T * B, G).t() @ h_rec.reshape(T * B, H)  # (4H, H): one GEMM
+    return d_gates, dh_next, dc_next, d_weight_hh, None, None, d_g_hh, d_g_c, d_b_c if b_c is not None else None, None
 
 
 def lstm_scan(

@@ -1,0 +1,179 @@
+"""Fused element-wise steps of the layer-norm LSTM in C, with a pure-torch fallback.
+
+The sequence Function in :mod:`rnnkit.nn.sequence` spends, per time step of a
+:class:`~rnnkit.nn.LayerNormLSTMCell`, about 10 ATen element-wise calls in the forward pass and 15
+in the backward pass, each a full pass over ``(B, 4H)`` or ``(B, H)``. Here each pass is one C
+loop per batch row: the layer norm of ``W_hh h``, the gates, the cell update, the layer norm of
+``c`` and ``h`` in one function; their gradients (and the gains' gradients) in another. The
+matrix products stay in torch (MKL).
+
+The C source below is compiled on first use with the system C compiler (``cc``, ``-O3
+-march=native -ffast-math``: ``expf`` vectorized by glibc's libmvec), in about a second, into
+``$RNNKIT_CACHE`` (default ``~/.cache/rnnkit``), keyed by a hash of the source, and loaded with
+``ctypes``. Without a compiler, or with ``RNNKIT_NATIVE=0``, :func:`library` returns ``None`` and
+the sequence Function runs its torch code — the same numbers (tests pin both to each other).
+Only float32 CPU tensors take this path.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+SOURCE = r"""
+#include <math.h>
+#include <stddef.h>
+
+static inline float sigm(float x) { return 1.0f / (1.0f + expf(-x)); }
+static inline float tanh_(float x) { return 1.0f - 2.0f / (1.0f + expf(2.0f * x)); }
+
+/* Normalize v (n floats) in place into out; returns rstd, writes mean. */
+static float normalize(const float *v, float *out, int n, float eps, float *mean_out) {
+    float mean = 0.0f, var = 0.0f;
+    for (int k = 0; k < n; k++) mean += v[k];
+    mean /= n;
+    for (int k = 0; k < n; k++) { float d = v[k] - mean; var += d * d; }
+    float rstd = 1.0f / sqrtf(var / n + eps);
+    for (int k = 0; k < n; k++) out[k] = (v[k] - mean) * rstd;
+    if (mean_out) *mean_out = mean;
+    return rstd;
+}
+
+/* One forward step of the layer-norm LSTM for B rows.
+   r: W_hh h (B, 4H); gx: LN_ih(W_ih x) + b_ih + b_hh (B, 4H); c_prev (B, H).
+   Writes r_hat (B, 4H), r_rstd (B), acts = sigmoid(i, f, o), tanh(g) (B, 4H), c_new (B, H),
+   c_hat (B, H), c_rstd (B), tc = tanh(LN_c(c_new)) (B, H), h (B, H). */
+void ln_lstm_forward(int B, int H, float eps, const float *r, const float *gx, const float *g_hh,
+                     const float *g_c, const float *b_c, const float *c_prev, float *r_hat,
+                     float *r_rstd, float *acts, float *c_new, float *c_hat, float *c_rstd,
+                     float *tc, float *h) {
+    int G = 4 * H;
+    for (int b = 0; b < B; b++) {
+        const float *rb = r + (size_t)b * G, *gxb = gx + (size_t)b * G, *cp = c_prev + (size_t)b * H;
+        float *rh = r_hat + (size_t)b * G, *a = acts + (size_t)b * G;
+        float *cn = c_new + (size_t)b * H, *ch = c_hat + (size_t)b * H, *t = tc + (size_t)b * H;
+        float *hb = h + (size_t)b * H;
+        r_rstd[b] = normalize(rb, rh, G, eps, NULL);
+        for (int k = 0; k < G; k++) a[k] = gxb[k] + rh[k] * g_hh[k];
+        for (int k = 0; k < 2 * H; k++) a[k] = sigm(a[k]);
+        for (int k = 2 * H; k < 3 * H; k++) a[k] = tanh_(a[k]);
+        for (int k = 3 * H; k < G; k++) a[k] = sigm(a[k]);
+        for (int j = 0; j < H; j++) cn[j] = a[H + j] * cp[j] + a[j] * a[2 * H + j];
+        c_rstd[b] = normalize(cn, ch, H, eps, NULL);
+        for (int j = 0; j < H; j++) {
+            t[j] = tanh_(ch[j] * g_c[j] + (b_c ? b_c[j] : 0.0f));
+            hb[j] = a[3 * H + j] * t[j];
+        }
+    }
+}
+
+/* One backward step. dh: grad of h_new (B, H); dc: grad of c_t from later steps (B, H).
+   Writes d_gates (B, 4H), d_rec = grad of W_hh h (B, 4H), dc_prev = grad of c_{t-1} through f (B, H);
+   adds into d_g_hh (4H), d_g_c (H), d_b_c (H). d_act: scratch of G floats. */
+void ln_lstm_backward(int B, int H, const float *dh, const float *dc, const float *acts,
+                      const float *tc, const float *c_prev, const float *c_hat, const float *c_rstd,
+                      const float *r_hat, const float *r_rstd, const float *g_hh, const float *g_c,
+                      float *d_gates, float *d_rec, float *dc_prev, float *d_g_hh, float *d_g_c,
+                      float *d_b_c, float *scratch) {
+    int G = 4 * H;
+    for (int b = 0; b < B; b++) {
+        const float *dhb = dh + (size_t)b * H, *dcb = dc + (size_t)b * H, *a = acts + (size_t)b * G;
+        const float *t = tc + (size_t)b * H, *cp = c_prev + (size_t)b * H, *ch = c_hat + (size_t)b * H;
+        const float *rh = r_hat + (size_t)b * G;
+        float *dg = d_gates + (size_t)b * G, *dr = d_rec + (size_t)b * G, *dcp = dc_prev + (size_t)b * H;
+        float *dxc = scratch; /* H floats: grad of c_hat, then of c */
+        float s1 = 0.0f, s2 = 0.0f;
+        for (int j = 0; j < H; j++) {
+            float dcn = dhb[j] * a[3 * H + j] * (1.0f - t[j] * t[j]); /* grad of LN_c's output */
+            d_g_c[j] += dcn * ch[j];
+            d_b_c[j] += dcn;
+            dxc[j] = dcn * g_c[j];
+            s1 += dxc[j];
+            s2 += dxc[j] * ch[j];
+        }
+        s1 /= H; s2 /= H;
+        for (int j = 0; j < H; j++) {
+            float dcj = dcb[j] + c_rstd[b] * (dxc[j] - s1 - ch[j] * s2); /* grad of c_t */
+            float i = a[j], f = a[H + j], g = a[2 * H + j], o = a[3 * H + j];
+            dg[j] = dcj * g * i * (1.0f - i);
+            dg[H + j] = dcj * cp[j] * f * (1.0f - f);
+            dg[2 * H + j] = dcj * i * (1.0f - g * g);
+            dg[3 * H + j] = dhb[j] * t[j] * o * (1.0f - o);
+            dcp[j] = dcj * f;
+        }
+        float q1 = 0.0f, q2 = 0.0f;
+        for (int k = 0; k < G; k++) {
+            d_g_hh[k] += dg[k] * rh[k];
+            float dx = dg[k] * g_hh[k];
+            dr[k] = dx;
+            q1 += dx;
+            q2 += dx * rh[k];
+        }
+        q1 /= G; q2 /= G;
+        for (int k = 0; k < G; k++) dr[k] = r_rstd[b] * (dr[k] - q1 - rh[k] * q2);
+    }
+}
+"""
+
+_FLAGS = ["-O3", "-march=native", "-ffast-math", "-shared", "-fPIC"]
+_loaded: list = []  # [library or None] once tried
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("RNNKIT_CACHE", Path.home() / ".cache" / "rnnkit"))
+
+
+def _build(path: Path) -> None:
+    """Compile :data:`SOURCE` into ``path`` (atomically: temp file, then rename)."""
+    compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
+    if compiler is None:
+        raise OSError("no C compiler (cc or gcc) on PATH")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        source = Path(tmp) / "ln_lstm.c"
+        source.write_text(SOURCE)
+        built = Path(tmp) / path.name
+        subprocess.run([compiler, *_FLAGS, str(source), "-o", str(built), "-lm"], check=True, capture_output=True)
+        os.replace(built, path)
+
+
+def library() -> ctypes.CDLL | None:
+    """The compiled kernels (built on first call), or ``None`` if unavailable or disabled."""
+    if _loaded:
+        return _loaded[0]
+    lib = None
+    if os.environ.get("RNNKIT_NATIVE", "1") != "0":
+        digest = hashlib.sha256((SOURCE + " ".join(_FLAGS)).encode()).hexdigest()[:16]
+        path = _cache_dir() / f"ln_lstm_{digest}.so"
+        try:
+            if not path.exists():
+                _build(path)
+            lib = ctypes.CDLL(str(path))
+            lib.ln_lstm_forward.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_float] + [ctypes.c_void_p] * 14
+            lib.ln_lstm_backward.argtypes = [ctypes.c_int, ctypes.c_int] + [ctypes.c_void_p] * 18
+            lib.ln_lstm_forward.restype = lib.ln_lstm_backward.restype = None
+        except (OSError, subprocess.CalledProcessError):
+            lib = None  # no compiler or a failed build: the torch code runs instead
+    _loaded.append(lib)
+    return lib
+
+
+def usable(*tensors: Tensor) -> bool:
+    """Whether the C kernels apply: float32 CPU tensors, and a library that built."""
+    return all(t.dtype == torch.float32 and t.device.type == "cpu" for t in tensors) and library() is not None
+
+
+def ptr(t: Tensor | None) -> int | None:
+    """The address of a contiguous float32 tensor's data (``None`` for ``None``)."""
+    if t is None:
+        return None
+    assert t.is_contiguous(), "C kernels need contiguous tensors"
+    return t.data_ptr()
