@@ -17,7 +17,9 @@ The issue's full budget (30 minutes per run on a 2-core CPU)::
 
     python -m benchmarks.bench_sst2 --minutes 30
 
-A quick run: ``--minutes 3 --seeds 0`` (and ``--max-train-examples 20000`` for less data).
+A quick run: ``--minutes 3 --seeds 0`` (and ``--max-train-examples 20000`` for less data). The
+calibration is only as good as the machine is steady: on a shared CPU whose load changes, give
+``--epochs N`` instead (a fixed amount of work; each run's wall time is recorded).
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ def parse_args() -> argparse.Namespace:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     p.add_argument("--minutes", type=float, default=30.0, help="training time budget per run (model x seed)")
+    p.add_argument("--epochs", type=int, default=None, help="train each run this many epochs instead of --minutes")
     p.add_argument(
         "--bow-minutes", type=float, default=None, help="budget of the bag-of-words runs (default --minutes)"
     )
@@ -107,12 +110,16 @@ def steps_for_budget(args: argparse.Namespace, model: ModelConfig, minutes: floa
     return max(CALIBRATION_STEPS, int(0.95 * minutes * 60 / per_step)), per_step
 
 
-def run_one(args: argparse.Namespace, name: str, seed: int, steps: int, scratch: Path) -> dict:
-    """Train one model with one seed for ``steps`` steps; dev accuracy of the final model."""
+def run_one(args: argparse.Namespace, name: str, seed: int, steps: int | None, scratch: Path) -> dict:
+    """Train one model with one seed for ``steps`` steps (or ``args.epochs`` epochs when ``steps``
+    is None); dev accuracy of the final model."""
     config = base_config(args, MODELS[name], seed, scratch / f"{name}-seed{seed}")
-    config.train = replace(
-        config.train, steps=steps, schedule="cosine", warmup=min(200, steps // 10), eval_every=max(1, steps // 8)
-    )
+    if steps is None:
+        config.train = replace(config.train, steps=None, epochs=args.epochs, schedule="cosine", warmup=200)
+    else:
+        config.train = replace(
+            config.train, steps=steps, schedule="cosine", warmup=min(200, steps // 10), eval_every=max(1, steps // 8)
+        )
     started = time.monotonic()
     result = classify.train(config)
     wall = time.monotonic() - started
@@ -122,8 +129,8 @@ def run_one(args: argparse.Namespace, name: str, seed: int, steps: int, scratch:
     row = {
         "model": name,
         "seed": seed,
-        "steps": steps,
-        "epochs": round(steps * args.batch_size / train_rows, 2),
+        "steps": result.steps,
+        "epochs": round(result.steps * args.batch_size / train_rows, 2),
         "wall_seconds": round(wall, 1),
         "dev_accuracy": final["accuracy"],
         "dev_macro_f1": final["macro_f1"],
@@ -131,7 +138,7 @@ def run_one(args: argparse.Namespace, name: str, seed: int, steps: int, scratch:
     }
     accuracy = final["accuracy"]
     print(
-        f"{name} seed {seed}: {steps} steps ({row['epochs']} epochs), {wall:.0f} s: dev accuracy {accuracy:.4f}",
+        f"{name} seed {seed}: {result.steps} steps ({row['epochs']} epochs), {wall:.0f} s: dev accuracy {accuracy:.4f}",
         flush=True,
     )
     return row
@@ -158,18 +165,24 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench_sst2_") as tmp:
         scratch = Path(tmp)
         for name in args.models:
-            minutes = args.bow_minutes if name == "bow" and args.bow_minutes is not None else args.minutes
-            steps, per_step = steps_for_budget(args, MODELS[name], minutes, scratch)
-            calibration[name] = {"budget_minutes": minutes, "seconds_per_step": round(per_step, 4), "steps": steps}
+            if args.epochs is not None:
+                steps, calibration[name] = None, {"budget_epochs": args.epochs}
+            else:
+                minutes = args.bow_minutes if name == "bow" and args.bow_minutes is not None else args.minutes
+                steps, per_step = steps_for_budget(args, MODELS[name], minutes, scratch)
+                calibration[name] = {"budget_minutes": minutes, "seconds_per_step": round(per_step, 4), "steps": steps}
             rows += [run_one(args, name, seed, steps, scratch) for seed in args.seeds]
     wall = time.monotonic() - started
     metrics = summary(rows, args.models[0])
     reference = {k: v for name in args.models[1:] for k, v in summary(rows, name).items()}
-    budgets = ", ".join(f"{n} {c['budget_minutes']} min" for n, c in calibration.items())
+    if args.epochs is not None:
+        budget = f"Budget per run: {args.epochs} epochs (cosine schedule to the end); see runs[].wall_seconds. "
+    else:
+        minutes = ", ".join(f"{n} {c['budget_minutes']} min" for n, c in calibration.items())
+        budget = f"Time budget per run: {minutes}; steps per run from a {CALIBRATION_STEPS}-step calibration. "
     load = f"load average {load_before[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
     notes = (
-        f"Time budget per run: {budgets}; "
-        f"steps per run from a {CALIBRATION_STEPS}-step calibration. {args.threads} torch thread(s); measured while "
+        budget + f"{args.threads} torch thread(s); measured while "
         f"other jobs shared the 2-core CPU ({load}). dev_accuracy is the final model's (no selection on dev). "
         + ("" if args.max_train_examples is None else f"Trained on the first {args.max_train_examples} phrases only.")
     )
