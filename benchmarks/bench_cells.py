@@ -13,7 +13,8 @@ targets:
 * ``loop_lstm_vs_torch_lstm`` = rnnkit ``LSTM(impl="loop")`` / torch.nn.LSTM (target <= 1.3);
 * ``recurrent_dropout_lstm_vs_fused`` = ``LSTM(recurrent_dropout=0.25)`` / torch.nn.LSTM (target <= 1.5);
 * ``min_gru_parallel_speedup_T<T>`` = minGRU ``impl="loop"`` time / parallel-scan time (target >= 10),
-  and ``min_gru_vs_torch_gru_T<T>`` = minGRU parallel / torch.nn.GRU at equal sizes;
+  ``..._I8`` the same with 8 input features (the shared input projection nearly free, so the scan's
+  own speedup), and ``min_gru_vs_torch_gru_T<T>`` = minGRU parallel / torch.nn.GRU at equal sizes;
 * ``peak_mb_T4096_<model>``: peak resident memory added by one training step at T = 4096,
   each model measured in a fresh subprocess (``ru_maxrss`` after minus before the step).
 
@@ -40,6 +41,7 @@ from benchmarks.results_io import write_result
 
 SIZES = {"small": dict(B=32, T=100, I=128, H=256), "large": dict(B=64, T=256, I=256, H=512)}
 MIN_GRU_SIZE = dict(B=16, I=128, H=256)
+MIN_GRU_NARROW_INPUT = 8  # I for the recurrence-bound minGRU comparison (the projection GEMM nearly free)
 MEMORY_SIZE = dict(B=32, T=4096, I=128, H=256)
 
 
@@ -83,12 +85,13 @@ def lstm_models(I: int, H: int) -> dict[str, nn.Module]:
     }
 
 
-def gru_models(I: int, H: int) -> dict[str, nn.Module]:
+def gru_models(I: int, H: int, with_torch: bool = True) -> dict[str, nn.Module]:
     torch.manual_seed(0)
     parallel = rnn.MinGRU(I, H)
     sequential = rnn.MinGRU(I, H, impl="loop")
     sequential.load_state_dict(parallel.state_dict())
-    return {"min_gru_parallel": parallel, "min_gru_loop": sequential, "torch_gru": nn.GRU(I, H, batch_first=True)}
+    models = {"min_gru_parallel": parallel, "min_gru_loop": sequential}
+    return {**models, "torch_gru": nn.GRU(I, H, batch_first=True)} if with_torch else models
 
 
 def train_step(model: nn.Module, x: torch.Tensor) -> None:
@@ -146,6 +149,13 @@ def bench_min_gru(T: int, repeats: int, clock: str) -> tuple[dict, dict]:
         f"min_gru_loop_train_{clock}_seconds_T{T}": t["min_gru_loop"],
         f"min_gru_parallel_train_wall_seconds_T{T}": WALL["min_gru_parallel"],
     }
+    # The same with I = 8: the input projection (identical in both modes) costs almost nothing,
+    # so this ratio is the parallel scan's own speedup over the step loop.
+    x_narrow = torch.randn(s["B"], T, MIN_GRU_NARROW_INPUT)
+    narrow = median_times(gru_models(MIN_GRU_NARROW_INPUT, s["H"], with_torch=False), x_narrow, repeats, clock)
+    metrics[f"min_gru_parallel_speedup_T{T}_I{MIN_GRU_NARROW_INPUT}"] = (
+        narrow["min_gru_loop"] / narrow["min_gru_parallel"]
+    )
     return metrics, {f"torch_gru_train_{clock}_seconds_T{T}": t["torch_gru"]}
 
 
