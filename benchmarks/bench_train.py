@@ -236,8 +236,9 @@ def main() -> None:
         f"of {MAIN.bptt}, AdamW + clip 1.0, CPU, {args.threads} torch thread(s); medians of per-step times over "
         f"{args.rounds} rounds of {args.steps} steps, timed in CPU time of the process (ratio: median over rounds "
         "of engine/bare; the wall-time ratio is given too). "
-        f"The tiny model ({TINY}) shows the engine's own "
-        "time per step (bookkeeping, logging every 10 steps with per-layer norms). "
+        f"The tiny model ({TINY}) is there to expose the engine's own time per step (bookkeeping, logging "
+        "every 10 steps with per-layer norms); on this shared machine, differences under ~0.1 ms per step are "
+        "within the noise (a negative figure means: not measurable). "
         f"Load average at the end {load[0]:.1f} on {os.cpu_count()} cores: measured while other jobs shared "
         "the CPU, so absolute times are noisy; the ratios are the figures."
     )
