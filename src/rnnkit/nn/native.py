@@ -131,6 +131,17 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("RNNKIT_CACHE", Path.home() / ".cache" / "rnnkit"))
 
 
+def _cpu_flags() -> str:
+    """The CPU's feature flags (``/proc/cpuinfo``), or ``""`` where that file does not exist."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return line
+    except OSError:
+        pass
+    return ""
+
+
 def _build(path: Path) -> None:
     """Compile :data:`SOURCE` into ``path`` (atomically: temp file, then rename)."""
     compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
@@ -151,7 +162,8 @@ def library() -> ctypes.CDLL | None:
         return _loaded[0]
     lib = None
     if os.environ.get("RNNKIT_NATIVE", "1") != "0":
-        digest = hashlib.sha256((SOURCE + " ".join(_FLAGS)).encode()).hexdigest()[:16]
+        key = SOURCE + " ".join(_FLAGS) + _cpu_flags()  # -march=native: one build per kind of CPU
+        digest = hashlib.sha256(key.encode()).hexdigest()[:16]
         path = _cache_dir() / f"ln_lstm_{digest}.so"
         try:
             if not path.exists():
