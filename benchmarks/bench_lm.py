@@ -200,7 +200,7 @@ def generation_speed(model: nn.Module, vocab, chars: int = 2000) -> float:
 
 
 MEMORY_CHILD = """
-import resource, sys, json
+import sys, json
 from pathlib import Path
 from rnnkit.tasks import lm
 from rnnkit.train import TrainConfig
@@ -213,7 +213,9 @@ config = lm.Config(
     train=TrainConfig(steps=20, batch_size=64, quiet=True, eval_every=0, run_dir=str(work / "run")),
 )
 lm.train(config)
-print(json.dumps({"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+# VmHWM, not getrusage: ru_maxrss keeps the high-water mark of the forked parent across exec.
+peak_kib = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(json.dumps({"peak_rss_mib": peak_kib / 1024}))
 """
 
 
@@ -268,7 +270,7 @@ def main() -> None:
     g.add_argument("--locked", action="store_true")
     g.add_argument("--weight-drop", type=float, default=0.0)
     g.add_argument("--weight-decay", type=float, default=0.1)
-    g.add_argument("--warmup", type=int, default=100)
+    g.add_argument("--warmup", type=int, default=100, help="warmup steps (at most a tenth of the run)")
     g.add_argument("--evals", type=int, default=6, help="evaluations per rnnkit run")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--notes", default="", help="free text stored with the results (e.g. machine load)")
@@ -375,7 +377,8 @@ def rnnkit_run(data: Path, work: Path, args: argparse.Namespace, minutes: float,
         probe.minutes = minutes
         corpus = lm.load_corpus(work / "data")
         steps = lm.steps_for_minutes(lm.LanguageModel(len(corpus.vocab), model_config), corpus, probe)
-    train = {"weight_decay": args.weight_decay, "warmup": args.warmup, "eval_every": max(1, steps // args.evals)}
+    warmup = min(args.warmup, steps // 10)  # a short run must still reach its peak learning rate
+    train = {"weight_decay": args.weight_decay, "warmup": warmup, "eval_every": max(1, steps // args.evals)}
     start = time.perf_counter()
     run_dir = lm.train(pipeline_config(data, work, steps, model_config, train))
     wall = time.perf_counter() - start
