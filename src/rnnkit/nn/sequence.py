@@ -228,9 +228,9 @@ def lstm_scan(
         valid = (torch.arange(T, device=x.device).unsqueeze(1) < lengths.unsqueeze(0)).to(x.dtype).unsqueeze(-1)
     x_tm = x.transpose(0, 1)  # (T, B, I)
     if isinstance(cell, LayerNormLSTMCell):
-        gx = cell.project(x_tm)  # (T, B, 4H): LN_ih(W_ih x) + b_ih
-        if cell.bias_hh is not None:
-            gx = gx + cell.bias_hh
+        gates = F.linear(x_tm, cell.weight_ih)  # (T, B, 4H)
+        bias = None if cell.bias_ih is None else cell.bias_ih + cell.bias_hh  # LN_hh's shift folded in here
+        gx = F.layer_norm(gates, gates.shape[-1:], cell.ln_ih_weight, bias, cell.eps)  # LN_ih(W_ih x) + b_ih + b_hh
         ln = (cell.ln_hh_weight, cell.ln_c_weight, cell.ln_c_bias, cell.eps)
     else:
         bias = None if cell.bias_ih is None else cell.bias_ih + cell.bias_hh
