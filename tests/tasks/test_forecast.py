@@ -48,7 +48,8 @@ def small_config(path: str, run_dir: Path, **model) -> fc.Config:
     return fc.Config(
         data=fc.DataConfig(path=path, target="y"),
         model=fc.ModelConfig(**{"cell": "gru", "hidden_size": 16, "context": 8, **model}),
-        walk=fc.WalkForwardConfig(test_fraction=0.25, refit_every="60", refit_epochs=2),
+        # one fold unless a test asks for more: every fit writes its own run folder and plots
+        walk=fc.WalkForwardConfig(test_fraction=0.25, refit_every="1000", refit_epochs=2),
         train=TrainConfig(steps=None, epochs=25, batch_size=32, lr=1e-2, quiet=True, log_every=1000),
         run_dir=str(run_dir),
     )
@@ -56,7 +57,9 @@ def small_config(path: str, run_dir: Path, **model) -> fc.Config:
 
 def test_rnn_beats_persistence_and_linear_ar_on_a_nonlinear_recurrence(tmp_path):
     path = write_series(tmp_path / "logistic.csv", logistic_map(500))
-    run = fc.train(small_config(path, tmp_path / "run", horizon=2))
+    cfg = small_config(path, tmp_path / "run", horizon=2)
+    cfg.walk.refit_every = "100"  # two folds
+    run = fc.train(cfg)
     table = run.table
     assert table["rnn"]["rmse"] < 0.3 * table["random_walk"]["rmse"]
     assert table["rnn"]["dm_pvalue_vs_random_walk"] < 1e-3
@@ -92,10 +95,10 @@ def test_scalers_are_fitted_on_each_folds_training_rows_only(tmp_path):
     values = logistic_map(400) * np.linspace(1, 3, 400)  # a trend: the scaler must move with the cut
     path = write_series(tmp_path / "trend.csv", values)
     cfg = small_config(path, tmp_path / "run", horizon=3)
-    cfg.train.epochs, cfg.walk.refit_epochs = 1, 1
+    cfg.train.epochs, cfg.walk.refit_epochs, cfg.walk.refit_every = 1, 1, "40"
     run_state = fc.read_run(fc.train(cfg).run_dir)[1]
     series = read_csv_series(path, "Date", "y")
-    folds = walk_forward_folds(series.dates, 8, 3, fc.resolve_test_start(series.dates, cfg.walk), "60")
+    folds = walk_forward_folds(series.dates, 8, 3, fc.resolve_test_start(series.dates, cfg.walk), "40")
     logs = [entry for entry in run_state["fit_log"] if isinstance(entry.get("fold"), int)]
     assert len(logs) == len(folds) > 1
     for fold, log in zip(folds, logs, strict=True):
