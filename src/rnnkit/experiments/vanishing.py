@@ -196,7 +196,9 @@ def clipping_summary(losses: list[float], norms: list[float]) -> dict[str, float
         "final_loss": sum(tail) / len(tail),
         "max_loss": max(finite) if finite else float("nan"),
         "spikes": spikes(losses),
-        "nonfinite_steps": sum(1 for v, n in zip(losses, norms, strict=True) if not math.isfinite(v * 0 + n)),
+        "nonfinite_steps": sum(
+            1 for v, n in zip(losses, norms, strict=True) if not (math.isfinite(v) and math.isfinite(n))
+        ),
         "max_grad_norm": max(finite_norms) if finite_norms else float("nan"),
     }
 
