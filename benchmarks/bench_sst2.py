@@ -123,6 +123,8 @@ def run_one(args: argparse.Namespace, name: str, seed: int, steps: int | None, s
     started = time.monotonic()
     result = classify.train(config)
     wall = time.monotonic() - started
+    if result.stop_reason != "completed":  # the trainer returns on SIGINT/SIGTERM: so must we
+        raise SystemExit(f"{name} seed {seed}: {result.stop_reason}; no results written")
     dev = read_table(config.data.val, "content", "label")
     final = Classifier.load(result.run_dir, which="last").evaluate(dev)
     train_rows = args.max_train_examples or 67349
