@@ -21,10 +21,10 @@ from rnnkit.errors import ConfigError, RnnkitError
 
 # One module per verb, in the order `rnnkit --help` lists them.
 VERB_MODULES: tuple[str, ...] = (
-    "rnnkit.tasks.lm",
     "rnnkit.tasks.demo",
-    "rnnkit.tasks.forecast",
+    "rnnkit.tasks.lm",
     "rnnkit.tasks.classify",
+    "rnnkit.tasks.forecast",
     "rnnkit.experiments.cli",
 )
 
