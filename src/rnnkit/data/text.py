@@ -17,7 +17,6 @@ from __future__ import annotations
 import codecs
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ import torch
 from torch import Tensor
 
 from rnnkit.errors import DataError
+from rnnkit.io import atomic_path, atomic_write_bytes
 
 CHUNK_BYTES = 1 << 20  # bytes read at a time; the memory a pass over any corpus needs
 
@@ -120,7 +120,7 @@ class TokenFileInfo:
     dtype: str
 
     def save(self, path: Path) -> None:
-        _write_atomically(path, json.dumps(asdict(self)).encode())
+        atomic_write_bytes(path, json.dumps(asdict(self)).encode())
 
     @classmethod
     def load(cls, path: Path) -> TokenFileInfo:
@@ -137,18 +137,12 @@ def write_token_file(
     """
     path = Path(path)
     count = chars = 0
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            for text in chunks:
-                ids = encode(text).astype(dtype)  # (n,)
-                f.write(ids.tobytes())
-                count += len(ids)
-                chars += len(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        for text in chunks:
+            ids = encode(text).astype(dtype)  # (n,)
+            f.write(ids.tobytes())
+            count += len(ids)
+            chars += len(text)
     info = TokenFileInfo(count=count, chars=chars, dtype=np.dtype(dtype).name)
     info.save(path.with_name(path.name + ".json"))
     return info
@@ -162,17 +156,6 @@ def open_token_file(path: str | os.PathLike) -> tuple[np.ndarray, TokenFileInfo]
         return np.zeros(0, dtype=info.dtype), info
     # Copy-on-write: the file is never modified, and torch.from_numpy accepts the array.
     return np.memmap(path, dtype=info.dtype, mode="c", shape=(info.count,)), info
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class TokenStreams:

@@ -13,14 +13,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 
 import numpy as np
 
 from rnnkit.errors import CheckpointError
+from rnnkit.io import atomic_write_json, atomic_write_text
 
 # A word is a run of letters/digits (apostrophes inside or in front kept: "don't", "n't", "'s");
 # every other non-space character is a token of its own ("!", ",", "-").
@@ -102,15 +101,7 @@ class WordVocab:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the vocabulary as JSON, atomically (temp file, then ``os.replace``)."""
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(self.to_dict(), f, ensure_ascii=False)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> WordVocab:
@@ -122,19 +113,6 @@ class WordVocab:
             raise CheckpointError(f"{path}: cannot read vocabulary ({e.strerror})") from None
         except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as e:
             raise CheckpointError(f"{path}: not a WordVocab JSON file ({e})") from None
-
-
-def _write_json_atomically(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` through a temp file and ``os.replace`` (never half-written)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class CharVocab:
@@ -214,7 +192,7 @@ class CharVocab:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the vocabulary as JSON, atomically."""
-        _write_json_atomically(path, json.dumps(self.to_dict(), ensure_ascii=False))
+        atomic_write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> CharVocab:
@@ -286,7 +264,7 @@ class SubwordVocab:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write ``tokenizer.json`` atomically."""
-        _write_json_atomically(path, self.tokenizer.to_str())
+        atomic_write_text(path, self.tokenizer.to_str())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> SubwordVocab:

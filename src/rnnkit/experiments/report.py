@@ -14,7 +14,6 @@ import re
 import shlex
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +24,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
+from rnnkit.io import atomic_write_text
+from rnnkit.io import save_figure as atomic_save_figure
+
 
 def run_dir(out: str | os.PathLike | None, name: str) -> Path:
     """The run folder: ``out`` if given, else ``runs/experiment-<name>/<YYYYmmdd-HHMMSS>``; created."""
@@ -33,24 +35,9 @@ def run_dir(out: str | os.PathLike | None, name: str) -> Path:
     return path
 
 
-def _readable(tmp: str) -> None:
-    """Give a temporary file the permissions a plain ``open`` would (mkstemp makes it owner-only)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-
-
 def write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically (temporary file in the same folder, then rename)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        _readable(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, text)
 
 
 def write_json(path: Path, obj: object) -> None:
@@ -70,17 +57,7 @@ def _finite(obj: object) -> object:
 
 def save_figure(fig: plt.Figure, path: Path) -> None:
     """Save ``fig`` as a PNG atomically and close it."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-        _readable(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    finally:
-        plt.close(fig)
+    atomic_save_figure(fig, path, dpi=110, bbox_inches="tight")
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

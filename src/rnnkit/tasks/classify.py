@@ -38,7 +38,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -52,6 +51,7 @@ from rnnkit.data.batching import BucketedBatches, pad_batch
 from rnnkit.data.tabular import TextTable, read_table, read_text_file
 from rnnkit.data.vocab import SubwordVocab, WordVocab, word_tokenize
 from rnnkit.errors import CheckpointError, ConfigError, DataError
+from rnnkit.io import atomic_write_json, atomic_write_text, save_figure
 from rnnkit.nn import GRU, LSTM, RNN, EmbeddingDropout
 from rnnkit.tasks.pooling import POOLINGS, Pooling, valid_mask
 from rnnkit.train import (
@@ -227,7 +227,7 @@ class LabelSet:
         return ids
 
     def save(self, run_dir: Path) -> None:
-        _write_json(run_dir / "labels.json", {"labels": self.names})
+        atomic_write_json(run_dir / "labels.json", {"labels": self.names})
 
     @classmethod
     def load(cls, run_dir: Path) -> LabelSet:
@@ -426,27 +426,10 @@ def plot_confusion(matrix: Tensor, names: Sequence[str], path: Path, title: str)
         for col, count in enumerate(counts):
             ax.text(col, row, str(count), ha="center", va="center", color="white" if count > high / 2 else "black")
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
+    save_figure(fig, path, dpi=100)
 
 
 # ===================================================================== a trained run
-def _write_json(path: Path, obj: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, ensure_ascii=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -543,7 +526,7 @@ def evaluate_file(
     report = {"data": str(data), **classifier.evaluate(table)}
     folder = Path(out_dir) if out_dir is not None else Path(run_dir) / "eval" / Path(data).stem
     folder.mkdir(parents=True, exist_ok=True)
-    _write_json(folder / "report.json", report)
+    atomic_write_json(folder / "report.json", report)
     title = f"{Path(data).name}: accuracy {report['accuracy']:.3f}"
     plot_confusion(torch.tensor(report["confusion_matrix"]), classifier.labels.names, folder / "confusion.png", title)
     report["out_dir"] = str(folder)
@@ -833,16 +816,5 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.output == "-":
         sys.stdout.write(text)
     else:
-        _write_text(Path(args.output), text)
+        atomic_write_text(Path(args.output), text)
     return 0
-
-
-def _write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -10,10 +10,9 @@ The demo is :func:`rnnkit.tasks.lm.train` with a small model and a time budget (
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 
+from rnnkit.io import atomic_write_text
 from rnnkit.tasks import lm
 from rnnkit.train import TrainConfig
 from rnnkit.train.logging import read_metrics
@@ -33,11 +32,7 @@ def demo_corpus(root: Path = DEMO_ROOT) -> Path:
     """``<root>/demo/pydoc_topics.txt``, written (atomically) the first time."""
     path = root / "demo" / "pydoc_topics.txt"
     if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(demo_text())
-        os.replace(tmp, path)
+        atomic_write_text(path, demo_text())
     return path
 
 

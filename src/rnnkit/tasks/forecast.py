@@ -27,7 +27,6 @@ import argparse
 import dataclasses
 import json
 import os
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -55,6 +54,7 @@ from rnnkit.data.timeseries import (
     walk_forward_folds,
 )
 from rnnkit.errors import CheckpointError, ConfigError
+from rnnkit.io import atomic_write_text, save_figure
 from rnnkit.nn import GRU, LSTM, RNN
 from rnnkit.tasks import forecast_baselines as baselines
 from rnnkit.tasks import forecast_metrics as metrics
@@ -579,15 +579,6 @@ class Run:
     report_text: str
 
 
-def _write_atomic(path: Path, data: str | bytes) -> None:
-    """Write to a temporary file beside ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
-
-
 def load_series(data: DataConfig, path: str | None = None) -> tuple[Series, Series]:
     """Read the CSV named by ``data`` (or ``path``) and apply the transform: ``(levels, transformed)``."""
     source = path or data.path
@@ -664,10 +655,10 @@ def write_run(run_dir: Path, cfg: Config, result: WalkForwardResult, table: dict
     forecast), ``walk_forward.json`` (the table), ``walk_forward.jsonl`` (one line per fit),
     ``plots/forecast.png`` and ``plots/error_by_horizon.png``; the section is appended to ``report.md``.
     """
-    _write_atomic(run_dir / "state.json", json.dumps(state, indent=2))
-    _write_atomic(run_dir / "forecasts.csv", result_to_frame(result).to_csv(index=False))
-    _write_atomic(run_dir / "walk_forward.jsonl", "".join(json.dumps(entry) + "\n" for entry in state["fit_log"]))
-    _write_atomic(run_dir / "walk_forward.json", json.dumps(table, indent=2))
+    atomic_write_text(run_dir / "state.json", json.dumps(state, indent=2))
+    atomic_write_text(run_dir / "forecasts.csv", result_to_frame(result).to_csv(index=False))
+    atomic_write_text(run_dir / "walk_forward.jsonl", "".join(json.dumps(entry) + "\n" for entry in state["fit_log"]))
+    atomic_write_text(run_dir / "walk_forward.json", json.dumps(table, indent=2))
     plot_run(run_dir / "plots", result, cfg)
     text = report(cfg, table, state, run_dir)
     append_report(
@@ -717,7 +708,7 @@ def plot_run(plots: Path, result: WalkForwardResult, cfg: Config, last: int = 50
         )
     ax.set_title(f"{cfg.data.target} ({cfg.data.transform}): walk-forward one-step forecasts")
     ax.legend()
-    _save_figure(fig, plots / "forecast.png")
+    save_figure(fig, plots / "forecast.png", dpi=100, bbox_inches="tight")
     fig, ax = plt.subplots(figsize=(6, 4))
     steps = np.arange(1, result.actual.shape[1] + 1)
     for name, forecast in result.forecasts.items():
@@ -725,16 +716,7 @@ def plot_run(plots: Path, result: WalkForwardResult, cfg: Config, last: int = 50
     ax.set_xlabel("horizon step")
     ax.set_ylabel("MAE")
     ax.legend()
-    _save_figure(fig, plots / "error_by_horizon.png")
-
-
-def _save_figure(fig, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, plots / "error_by_horizon.png", dpi=100, bbox_inches="tight")
 
 
 # ------------------------------------------------------------------------------- eval and predict
@@ -872,7 +854,7 @@ def run_eval(args: argparse.Namespace) -> int:
 def run_predict(args: argparse.Namespace) -> int:
     frame = predict(args.run, args.data)
     if args.out:
-        _write_atomic(Path(args.out), frame.to_csv(index=False))
+        atomic_write_text(Path(args.out), frame.to_csv(index=False))
         print(f"wrote {len(frame)} forecast steps to {args.out}")
     else:
         print(frame.to_string(index=False))

@@ -61,7 +61,7 @@ options). The run folder (``runs/<task>/<YYYYmmdd-HHMMSS>/``): ``config.json``, 
 ``checkpoints/{last,best}/``, ``plots/*.png``, ``report.md``; see :mod:`rnnkit.train.run`.
 """
 
-from rnnkit.train.checkpoint import atomic_write_bytes, atomic_write_json, atomic_write_text
+from rnnkit.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from rnnkit.train.config import TrainConfig, add_train_args, config_from_args
 from rnnkit.train.gradients import TimeStepGradients, layer_grad_norms
 from rnnkit.train.logging import read_metrics

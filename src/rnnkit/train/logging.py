@@ -17,7 +17,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from rnnkit.train.checkpoint import atomic_write_text
+from rnnkit.io import atomic_write_text, save_figure
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -161,8 +161,7 @@ def write_plots(run_dir: str | Path, monitor: str = "loss") -> list[Path]:
     def save(fig, name: str) -> None:
         path = folder / name
         fig.subplots_adjust(left=0.14, right=0.97, bottom=0.14, top=0.9)
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
+        save_figure(fig, path, dpi=100)
         written.append(path)
 
     fig, ax = plt.subplots(figsize=(6, 4))

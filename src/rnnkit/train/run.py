@@ -26,8 +26,9 @@ from torch import Tensor
 
 import rnnkit
 from rnnkit.errors import CheckpointError, ConfigError
+from rnnkit.io import atomic_write_json, atomic_write_text
 from rnnkit.train import distributed as dist
-from rnnkit.train.checkpoint import atomic_write_json, atomic_write_text, load_weights, read_meta, resolve_checkpoint
+from rnnkit.train.checkpoint import load_weights, read_meta, resolve_checkpoint
 
 CONFIG_FILE = "config.json"
 REPORT_FILE = "report.md"

@@ -24,9 +24,9 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.errors import ConfigError, RnnkitError
+from rnnkit.io import atomic_write_bytes
 from rnnkit.train import distributed as dist
 from rnnkit.train.checkpoint import (
-    atomic_write_bytes,
     load_train_state,
     load_weights,
     read_meta,

@@ -1,0 +1,69 @@
+"""Atomic file output: nothing rnnkit writes is ever half-written.
+
+Every writer goes through a temporary file in the destination's folder, then ``os.replace``: a
+crash or an error half way leaves the previous file (or none), never a truncated one. The file
+gets the permissions a plain ``open`` would give (``mkstemp`` alone makes it owner-only).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it is renamed to ``path``, on error deleted.
+
+    For writers that want a file name (``fig.savefig(tmp)``, a stream of ``f.write`` calls)::
+
+        with atomic_path("out.bin") as tmp, open(tmp, "wb") as f:
+            f.write(data)
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically, flushed to disk before the rename."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as indented JSON (UTF-8, non-ASCII kept) to ``path`` atomically."""
+    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def save_figure(fig, path: str | os.PathLike, **savefig_kwargs: Any) -> None:
+    """Save a matplotlib figure as PNG atomically, then close it."""
+    import matplotlib.pyplot as plt
+
+    try:
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, format="png", **savefig_kwargs)
+    finally:
+        plt.close(fig)
