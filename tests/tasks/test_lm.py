@@ -195,3 +195,45 @@ def test_a_folder_that_is_not_a_run_is_refused(tmp_path, monkeypatch, capsys) ->
         assert "notarun" in _run_cli(argv, tmp_path, monkeypatch, capsys)
     assert "nowhere" in _run_cli(["lm", "generate", "--run", "nowhere"], tmp_path, monkeypatch, capsys)
     assert sorted(p.name for p in (tmp_path / "notarun").iterdir()) == []
+
+
+def test_torchrun_two_processes_make_one_run_folder(tmp_path) -> None:
+    """Under torchrun every process tokenizes on its own, but only rank 0's run folder and data exist;
+    with --minutes, rank 0's step count is every process's (else DDP would wait forever)."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "corpus.txt").write_text(TEXT, encoding="utf-8")
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node=2",
+        "-m",
+        "rnnkit",
+        "lm",
+        "train",
+        "--data",
+        "corpus.txt",
+        "--seq-len",
+        "16",
+        "--hidden",
+        "16",
+        "--layers",
+        "1",
+        "--batch-size",
+        "4",
+        "--minutes",
+        "0.02",
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run_dir,) = (tmp_path / "runs" / "lm").iterdir()
+    assert (run_dir / "data" / "split.json").is_file() and (run_dir / "checkpoints" / "last").is_dir()
+    assert "## Sample" in (run_dir / "report.md").read_text()

@@ -50,7 +50,7 @@ from rnnkit.data.text import (
 )
 from rnnkit.data.vocab import CharVocab, SubwordVocab
 from rnnkit.errors import CheckpointError, ConfigError, DataError
-from rnnkit.train import StepOutput, TrainConfig, Trainer, add_train_args, load_run, seed_everything
+from rnnkit.train import StepOutput, TrainConfig, Trainer, add_train_args, distributed, load_run, seed_everything
 from rnnkit.train import config_from_args as train_config_from_args
 from rnnkit.train.run import append_report, new_run_dir, read_run_config
 
@@ -555,13 +555,17 @@ def train(config: Config) -> Path:
     config.model.validate()
     if config.minutes is not None and not config.minutes > 0:
         raise ConfigError(f"minutes: expected a number > 0, got {config.minutes!r}")
+    # Under torchrun: join the process group first, so that the run folder is rank 0's on every
+    # process; every process tokenizes into its own temporary folder, rank 0 moves its copy in.
+    distributed.setup(config.train)
     run_dir, staging = _run_dir_and_data(config)
     try:
         corpus = load_corpus(staging or run_dir / DATA_DIR)
         seed_everything(config.train.seed)
         model = LanguageModel(len(corpus.vocab), config.model)
-        if config.minutes is not None:
-            config.train.steps, config.train.epochs = steps_for_minutes(model, corpus, config), None
+        if config.minutes is not None:  # rank 0's timing decides: every process runs the same steps
+            steps = distributed.broadcast(steps_for_minutes(model, corpus, config) if distributed.is_main() else None)
+            config.train.steps, config.train.epochs = steps, None
             config.train.eval_every = config.train.eval_every or max(1, config.train.steps // 4)
         trainer = Trainer(
             model,
@@ -574,13 +578,16 @@ def train(config: Config) -> Path:
         )
         if staging is not None:
             del corpus
-            shutil.move(str(staging), str(run_dir / DATA_DIR))
+            if distributed.is_main():
+                shutil.move(str(staging), str(run_dir / DATA_DIR))
+            distributed.barrier()
             corpus = load_corpus(run_dir / DATA_DIR)
     finally:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
     trainer.fit(train_batches(corpus, config))
-    _report_sample(trainer.run_dir, model, corpus.vocab, config.train.seed)
+    if distributed.is_main():
+        _report_sample(trainer.run_dir, model, corpus.vocab, config.train.seed)
     return trainer.run_dir
 
 
