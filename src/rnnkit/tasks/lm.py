@@ -588,6 +588,7 @@ def train(config: Config) -> Path:
     trainer.fit(train_batches(corpus, config))
     if distributed.is_main():
         _report_sample(trainer.run_dir, model, corpus.vocab, config.train.seed)
+    distributed.barrier()
     return trainer.run_dir
 
 

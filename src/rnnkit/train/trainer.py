@@ -632,8 +632,13 @@ class Trainer:
         )
 
     def _finish(self, result: FitResult) -> None:
-        if not self.is_main:
-            return
+        if self.is_main:
+            self._write_final_files(result)
+        # Every process leaves fit together: none exits (tearing down its connections) while
+        # rank 0 is still writing.
+        dist.barrier()
+
+    def _write_final_files(self, result: FitResult) -> None:
         if self.config.plots:
             write_plots(self.run_dir, self.config.monitor)
         figures: dict[str, Any] = {"steps": result.steps, "stopped": result.stop_reason}
