@@ -41,12 +41,46 @@ def word_tokenize(text: str, lowercase: bool = True) -> list[str]:
     return _WORD.findall(text.lower() if lowercase else text)
 
 
-class WordVocab:
+class SymbolListVocab:
+    """The JSON form shared by vocabularies that are one list of symbols (``field``):
+    ``{"type": "<class name>", "<field>": [...]}``, saved atomically, loaded with clear errors."""
+
+    field: str
+
+    def to_dict(self) -> dict:
+        return {"type": type(self).__name__, self.field: getattr(self, self.field)}
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        name = cls.__name__
+        if not isinstance(data, dict) or data.get("type") != name or not isinstance(data.get(cls.field), list):
+            raise ValueError(f"expected a JSON object {{'type': '{name}', '{cls.field}': [...]}}")
+        return cls(data[cls.field])
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the vocabulary as JSON, atomically (temp file, then ``os.replace``)."""
+        atomic_write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike):
+        """Read a vocabulary written by :meth:`save`; :class:`CheckpointError` if it is not one."""
+        try:
+            with open(path, encoding="utf-8") as f:
+                return cls.from_dict(json.load(f))
+        except OSError as e:
+            raise CheckpointError(f"{path}: cannot read vocabulary ({e.strerror})") from None
+        except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as e:
+            raise CheckpointError(f"{path}: not a {cls.__name__} JSON file ({e})") from None
+
+
+class WordVocab(SymbolListVocab):
     """A word → id table. Ids 0 and 1 are ``<pad>`` and ``<unk>``; the rest are the training
     words, most frequent first (ties in alphabetical order, so building is deterministic).
 
     Build with :meth:`build`, save with :meth:`save` (JSON), load with :meth:`load`.
     """
+
+    field = "words"
 
     PAD = "<pad>"
     UNK = "<unk>"
@@ -90,37 +124,15 @@ class WordVocab:
         """Words for ``ids`` (``<pad>`` included; drop id 0 yourself if you need to)."""
         return [self.words[i] for i in ids]
 
-    def to_dict(self) -> dict:
-        return {"type": "WordVocab", "words": self.words}
 
-    @classmethod
-    def from_dict(cls, data: dict) -> WordVocab:
-        if not isinstance(data, dict) or data.get("type") != "WordVocab" or not isinstance(data.get("words"), list):
-            raise ValueError("expected a JSON object {'type': 'WordVocab', 'words': [...]}")
-        return cls(data["words"])
-
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the vocabulary as JSON, atomically (temp file, then ``os.replace``)."""
-        atomic_write_json(path, self.to_dict())
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> WordVocab:
-        """Read a vocabulary written by :meth:`save`; :class:`CheckpointError` if it is not one."""
-        try:
-            with open(path, encoding="utf-8") as f:
-                return cls.from_dict(json.load(f))
-        except OSError as e:
-            raise CheckpointError(f"{path}: cannot read vocabulary ({e.strerror})") from None
-        except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as e:
-            raise CheckpointError(f"{path}: not a WordVocab JSON file ({e})") from None
-
-
-class CharVocab:
+class CharVocab(SymbolListVocab):
     """A character → id table: one id per distinct character of the training text, in code point
     order (so building is deterministic). There is no unknown id: a character-level model is
     trained on every character it can meet in its text, and :meth:`encode` reports (or, with
     ``skip_unknown=True``, drops) characters it has never seen, e.g. in a generation prompt.
     """
+
+    field = "chars"
 
     kind = "char"
 
@@ -180,30 +192,6 @@ class CharVocab:
     def stream_decoder(self):
         """A function ``id -> str`` for streaming output one token at a time."""
         return self.chars.__getitem__
-
-    def to_dict(self) -> dict:
-        return {"type": "CharVocab", "chars": self.chars}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> CharVocab:
-        if not isinstance(data, dict) or data.get("type") != "CharVocab" or not isinstance(data.get("chars"), list):
-            raise ValueError("expected a JSON object {'type': 'CharVocab', 'chars': [...]}")
-        return cls(data["chars"])
-
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the vocabulary as JSON, atomically."""
-        atomic_write_json(path, self.to_dict())
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> CharVocab:
-        """Read a vocabulary written by :meth:`save`; :class:`CheckpointError` if it is not one."""
-        try:
-            with open(path, encoding="utf-8") as f:
-                return cls.from_dict(json.load(f))
-        except OSError as e:
-            raise CheckpointError(f"{path}: cannot read vocabulary ({e.strerror})") from None
-        except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as e:
-            raise CheckpointError(f"{path}: not a CharVocab JSON file ({e})") from None
 
 
 class SubwordVocab:
