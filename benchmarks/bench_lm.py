@@ -12,14 +12,19 @@ What it measures, in one process, one after the other under the same conditions:
    ``torch.nn.LSTM``, alternating step by step; characters per second and the median ratio.
 2. **Reference**: the bare loop trained for ``--reference-minutes`` (cosine decay over that time),
    then its validation loss.
-3. **rnnkit**: ``lm.train`` with the recipe below (``--cell``, ``--dropout``, ...) for each budget of
-   ``--minutes`` (default 15 and 30; the step count is the budget times the throughput measured
-   in 1., or a timed probe for another network): the best validation loss of each run.
+3. **rnnkit**: ``lm.train`` with the recipe below (``--cell``, ``--batch-size``, ``--dropout``, ...)
+   for each budget of ``--minutes`` (default 15 and 30): the best validation loss of each run.
+
+Budgets are turned into step counts right after 1., while the machine is as quiet as during the
+throughput measurement: the reference gets ``minutes x`` its measured steps per second, the rnnkit
+recipe ``minutes x`` the steps per second of a timed probe of its own network and batch size. A run
+then trains exactly that many steps, so a busier machine later makes it take longer but does not
+change its result.
 4. **Generation**: characters per second at batch 1 (one recurrent step per character).
 5. **Memory**: peak resident memory of tokenizing and training a few steps on the corpus
    repeated 1x and ``--memory-repeat`` x (flat: the corpus is memory-mapped, never loaded).
 
-Full run (about 70 minutes on 2 cores)::
+Full run (about 65 minutes on 2 cores)::
 
     python -m benchmarks.bench_lm --minutes 15 30 --reference-minutes 15
 
@@ -112,20 +117,20 @@ class BareLoop:
         self.steps += 1
         return float(loss.detach())
 
-    def train_for(self, seconds: float) -> dict[str, float]:
-        """Train with cosine decay over ``seconds`` of wall time; returns steps and speed."""
+    def train_steps(self, steps: int) -> dict[str, float]:
+        """Train ``steps`` steps with cosine decay over them; returns steps and wall time."""
         start = time.perf_counter()
-        while (elapsed := time.perf_counter() - start) < seconds:
-            self.step(0.5 * (1 + math.cos(math.pi * elapsed / seconds)))
-        elapsed = time.perf_counter() - start
-        return {"steps": self.steps, "seconds": elapsed, "chars_per_second": self.steps * B * T / elapsed}
+        for k in range(steps):
+            self.step(0.5 * (1 + math.cos(math.pi * k / steps)))
+        return {"steps": self.steps, "seconds": time.perf_counter() - start}
 
 
 # ---------------------------------------------------------------- the rnnkit pipeline
 
 
 def pipeline_config(data: Path, work: Path, steps: int, model: lm.ModelConfig, train: dict) -> lm.Config:
-    """`rnnkit lm train --data input.txt --val-fraction 0.1 --seq-len 128 --batch-size 64 ...`."""
+    """`rnnkit lm train --data input.txt --val-fraction 0.1 --seq-len 128 --batch-size 64 ...`
+    (``train`` overrides any of these, e.g. ``batch_size`` and ``lr`` of the rnnkit recipe)."""
     options = dict(steps=steps, batch_size=B, lr=LR, schedule="cosine", clip_norm=1.0, log_every=5, quiet=True)
     return lm.Config(
         data=lm.DataConfig(files=[str(data)], val_fraction=0.1, seq_len=T),
@@ -263,6 +268,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=None, help="another text file (dry runs)")
     g = parser.add_argument_group("the rnnkit recipe for the val-loss target")
     g.add_argument("--cell", default="lstm", choices=lm.CELLS)
+    g.add_argument("--batch-size", type=int, default=32, help="streams per step (the reference uses 64)")
+    g.add_argument("--lr", type=float, default=LR)
     g.add_argument("--layers", type=int, default=2)
     g.add_argument("--hidden", type=int, default=512)
     g.add_argument("--dropout", type=float, default=0.3)
@@ -292,12 +299,17 @@ def main() -> None:
             f"throughput: bare {bare_cps:.0f}, pipeline {pipe_cps:.0f} chars/s, ratio {speed['ratio']:.3f}", flush=True
         )
 
+        ref_steps = max(1, int(args.reference_minutes * 60 * bare_cps / (B * T)))
+        step_seconds = recipe_step_seconds(data, work, args)
+        run_steps = {minutes: max(1, int(minutes * 60 / step_seconds)) for minutes in args.minutes}
+        print(f"steps: reference {ref_steps}, rnnkit {run_steps} ({step_seconds:.3f} s per step)", flush=True)
+
         bare = BareLoop(corpus.train, vocab_size, seed=0)
-        ref = bare.train_for(args.reference_minutes * 60)
+        ref = bare.train_steps(ref_steps)
         ref_val = lm.evaluate_tokens(bare.model, corpus.val, corpus.val_chars, lm.EVAL_STREAMS, 2 * T)["loss"]
         print(f"reference: {ref['steps']} steps in {ref['seconds']:.0f} s, val loss {ref_val:.4f}", flush=True)
 
-        runs = {minutes: rnnkit_run(data, work, args, minutes, pipe_cps) for minutes in args.minutes}
+        runs = {minutes: rnnkit_run(data, work, args, minutes, steps) for minutes, steps in run_steps.items()}
 
         last = runs[max(runs)]
         gen_cps = generation_speed(last["model"], last["vocab"])
@@ -325,6 +337,7 @@ def main() -> None:
         f"val_loss_nats_{args.reference_minutes:g}min": round(ref_val, 4),
         "train_chars_per_second": round(bare_cps),
         f"train_steps_{args.reference_minutes:g}min": ref["steps"],
+        f"wall_seconds_{args.reference_minutes:g}min": round(ref["seconds"], 1),
         "train_step_seconds_interleaved": [round(x, 3) for x in speed["bare_seconds"]],
         "pipeline_step_seconds_interleaved": [round(x, 3) for x in speed["pipeline_seconds"]],
     }
@@ -332,6 +345,8 @@ def main() -> None:
         k: getattr(args, k)
         for k in (
             "cell",
+            "batch_size",
+            "lr",
             "layers",
             "hidden",
             "dropout",
@@ -355,9 +370,11 @@ def main() -> None:
             f"{args.throughput_steps} pairs of steps alternating bare loop / rnnkit pipeline (Trainer.fit with "
             f"lm.train_step on memory-mapped lm.train_batches, same model, fused LSTM path; the bare step runs "
             f"inside the pipeline's batch source, and is subtracted from the pipeline's logged step interval), "
-            f"first pair dropped, median of per-pair ratios. rnnkit recipe: {recipe}, steps = budget / "
-            f"measured seconds per step, cosine decay over them. Val loss = nats per character over the whole "
-            f"validation text, {lm.EVAL_STREAMS} streams with carried state. Memory: peak RSS of a fresh process "
+            f"first pair dropped, median of per-pair ratios. rnnkit recipe: {recipe}. Step counts: budget x "
+            f"steps per second measured at the start (reference: the throughput pairs; rnnkit: a timed probe "
+            f"of its network), cosine decay over them; wall_seconds are what the runs then took. Val loss = "
+            f"nats per character over the whole validation text, {lm.EVAL_STREAMS} streams with carried state. "
+            f"Memory: peak RSS of a fresh process "
             f"tokenizing the corpus repeated 1x / {args.memory_repeat}x and training 20 steps (hidden 128). "
             f"Sample ({max(runs):g}-min run, ROMEO:, T=0.8): {sample!r}. {args.notes}"
         ).strip(),
@@ -365,20 +382,26 @@ def main() -> None:
     print(f"wrote {path}")
 
 
-def rnnkit_run(data: Path, work: Path, args: argparse.Namespace, minutes: float, measured_cps: float) -> dict:
-    """Train the rnnkit recipe for about ``minutes``; its steps come from the throughput measured
-    for the same network (a 2 x 512 fused LSTM), or from timing a few steps of another one."""
+def recipe_step_seconds(data: Path, work: Path, args: argparse.Namespace) -> float:
+    """Seconds per optimizer step of the rnnkit recipe's network and batch size (a timed probe)."""
+    probe = pipeline_config(data, work, 1, rnnkit_model_config(args), {"batch_size": args.batch_size})
+    probe.minutes = 100.0  # many steps, so that rounding to whole steps costs nothing
+    corpus = lm.load_corpus(work / "data")
+    model = lm.LanguageModel(len(corpus.vocab), rnnkit_model_config(args))
+    return probe.minutes * 60 / lm.steps_for_minutes(model, corpus, probe)
+
+
+def rnnkit_run(data: Path, work: Path, args: argparse.Namespace, minutes: float, steps: int) -> dict:
+    """Train the rnnkit recipe for ``steps`` optimizer steps (its budget of ``minutes``)."""
     model_config = rnnkit_model_config(args)
-    same_speed = (args.cell, args.layers, args.hidden, args.weight_drop) == ("lstm", LAYERS, HIDDEN, 0.0)
-    if same_speed:
-        steps = max(1, int(minutes * 60 * measured_cps / (B * T)))
-    else:
-        probe = pipeline_config(data, work, 1, model_config, {})
-        probe.minutes = minutes
-        corpus = lm.load_corpus(work / "data")
-        steps = lm.steps_for_minutes(lm.LanguageModel(len(corpus.vocab), model_config), corpus, probe)
     warmup = min(args.warmup, steps // 10)  # a short run must still reach its peak learning rate
-    train = {"weight_decay": args.weight_decay, "warmup": warmup, "eval_every": max(1, steps // args.evals)}
+    train = {
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "weight_decay": args.weight_decay,
+        "warmup": warmup,
+        "eval_every": max(1, steps // args.evals),
+    }
     start = time.perf_counter()
     run_dir = lm.train(pipeline_config(data, work, steps, model_config, train))
     wall = time.perf_counter() - start

@@ -90,15 +90,16 @@ def test_layers_use_the_fast_path_and_match_torch():
     torch.testing.assert_close(c, c_t, atol=1e-5, rtol=1e-5)
 
 
-def test_c_kernels_build_where_a_compiler_exists_and_match_the_torch_code(monkeypatch):
-    """The layer-norm LSTM's C steps (rnnkit.nn.native) give the torch code's values and gradients."""
+@pytest.mark.parametrize("kind", ["lstm", "layer_norm_lstm"])
+def test_c_kernels_build_where_a_compiler_exists_and_match_the_torch_code(monkeypatch, kind):
+    """The C steps (rnnkit.nn.native) of each LSTM give the torch code's values and gradients."""
     import shutil
 
     from rnnkit.nn import native
 
     has_compiler = shutil.which("cc") is not None or shutil.which("gcc") is not None
     assert (native.library() is not None) == has_compiler  # built here, or the documented fallback
-    cell = make_cell("layer_norm_lstm")
+    cell = make_cell(kind)
     x = torch.randn(3, 9, 3, requires_grad=True)
     lengths, mask = torch.tensor([9, 4, 1]), (torch.rand(3, 4) > 0.3).float() / 0.7
     results = []

@@ -1,11 +1,12 @@
-"""Fused element-wise steps of the layer-norm LSTM in C, with a pure-torch fallback.
+"""Fused element-wise steps of the LSTM and the layer-norm LSTM in C, with a pure-torch fallback.
 
-The sequence Function in :mod:`rnnkit.nn.sequence` spends, per time step of a
-:class:`~rnnkit.nn.LayerNormLSTMCell`, about 10 ATen element-wise calls in the forward pass and 15
-in the backward pass, each a full pass over ``(B, 4H)`` or ``(B, H)``. Here each pass is one C
-loop per batch row: the layer norm of ``W_hh h``, the gates, the cell update, the layer norm of
-``c`` and ``h`` in one function; their gradients (and the gains' gradients) in another. The
-matrix products stay in torch (MKL).
+The sequence Function in :mod:`rnnkit.nn.sequence` spends, per time step, several ATen
+element-wise calls (a plain LSTM: about 7 in the forward pass and 10 in the backward pass; a
+:class:`~rnnkit.nn.LayerNormLSTMCell`: about 10 and 15), each a full pass over ``(B, 4H)`` or
+``(B, H)`` with its dispatch overhead. Here each step is one C loop per batch row: the gates, the
+cell update and ``h`` (with, for the layer-norm cell, the layer norms of ``W_hh h`` and ``c``) in
+one function; their gradients (and the layer-norm gains' gradients) in another. The matrix
+products stay in torch (MKL).
 
 The C source below is compiled on first use with the system C compiler (``cc``, ``-O3
 -march=native -ffast-math``: ``expf`` vectorized by glibc's libmvec), in about a second, into
@@ -34,6 +35,52 @@ SOURCE = r"""
 
 static inline float sigm(float x) { return 1.0f / (1.0f + expf(-x)); }
 static inline float tanh_(float x) { return 1.0f - 2.0f / (1.0f + expf(2.0f * x)); }
+
+/* One forward step of the plain LSTM for B rows. gates: gx + W_hh h (B, 4H), order i, f, g, o;
+   c_prev (B, H). Writes acts = sigmoid(i, f, o), tanh(g) (B, 4H), c_new (B, H), tc = tanh(c_new)
+   (B, H) and h = o * tc (B, H). */
+void lstm_forward(int B, int H, const float *gates, const float *c_prev, float *acts, float *c_new,
+                  float *tc, float *h) {
+    int G = 4 * H;
+    for (int b = 0; b < B; b++) {
+        const float *gb = gates + (size_t)b * G, *cp = c_prev + (size_t)b * H;
+        float *a = acts + (size_t)b * G, *cn = c_new + (size_t)b * H, *t = tc + (size_t)b * H;
+        float *hb = h + (size_t)b * H;
+        for (int k = 0; k < 2 * H; k++) a[k] = sigm(gb[k]);
+        for (int k = 2 * H; k < 3 * H; k++) a[k] = tanh_(gb[k]);
+        for (int k = 3 * H; k < G; k++) a[k] = sigm(gb[k]);
+        for (int j = 0; j < H; j++) {
+            cn[j] = a[H + j] * cp[j] + a[j] * a[2 * H + j];
+            t[j] = tanh_(cn[j]);
+            hb[j] = a[3 * H + j] * t[j];
+        }
+    }
+}
+
+/* One backward step of the plain LSTM. d_out: grad of this step's output (B, H); dh_next: grad of
+   h_t from later steps (B, H); dc: grad of c_t from later steps (B, H). Writes d_gates (B, 4H) and
+   dc_prev = grad of c_{t-1} (B, H). */
+void lstm_backward(int B, int H, const float *d_out, const float *dh_next, const float *dc,
+                   const float *acts, const float *tc, const float *c_prev, float *d_gates,
+                   float *dc_prev) {
+    int G = 4 * H;
+    for (int b = 0; b < B; b++) {
+        const float *dob = d_out + (size_t)b * H, *dhb = dh_next + (size_t)b * H;
+        const float *dcb = dc + (size_t)b * H, *a = acts + (size_t)b * G, *t = tc + (size_t)b * H;
+        const float *cp = c_prev + (size_t)b * H;
+        float *dg = d_gates + (size_t)b * G, *dcp = dc_prev + (size_t)b * H;
+        for (int j = 0; j < H; j++) {
+            float i = a[j], f = a[H + j], g = a[2 * H + j], o = a[3 * H + j];
+            float dh = dob[j] + dhb[j];
+            float dcj = dcb[j] + dh * o * (1.0f - t[j] * t[j]);
+            dg[j] = dcj * g * i * (1.0f - i);
+            dg[H + j] = dcj * cp[j] * f * (1.0f - f);
+            dg[2 * H + j] = dcj * i * (1.0f - g * g);
+            dg[3 * H + j] = dh * t[j] * o * (1.0f - o);
+            dcp[j] = dcj * f;
+        }
+    }
+}
 
 /* Normalize v (n floats) in place into out; returns rstd, writes mean. */
 static float normalize(const float *v, float *out, int n, float eps, float *mean_out) {
@@ -149,7 +196,7 @@ def _build(path: Path) -> None:
         raise OSError("no C compiler (cc or gcc) on PATH")
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-        source = Path(tmp) / "ln_lstm.c"
+        source = Path(tmp) / "lstm_kernels.c"
         source.write_text(SOURCE)
         built = Path(tmp) / path.name
         subprocess.run([compiler, *_FLAGS, str(source), "-o", str(built), "-lm"], check=True, capture_output=True)
@@ -164,14 +211,17 @@ def library() -> ctypes.CDLL | None:
     if os.environ.get("RNNKIT_NATIVE", "1") != "0":
         key = SOURCE + " ".join(_FLAGS) + _cpu_flags()  # -march=native: one build per kind of CPU
         digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-        path = _cache_dir() / f"ln_lstm_{digest}.so"
+        path = _cache_dir() / f"lstm_kernels_{digest}.so"
         try:
             if not path.exists():
                 _build(path)
             lib = ctypes.CDLL(str(path))
             lib.ln_lstm_forward.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_float] + [ctypes.c_void_p] * 14
             lib.ln_lstm_backward.argtypes = [ctypes.c_int, ctypes.c_int] + [ctypes.c_void_p] * 18
-            lib.ln_lstm_forward.restype = lib.ln_lstm_backward.restype = None
+            lib.lstm_forward.argtypes = [ctypes.c_int, ctypes.c_int] + [ctypes.c_void_p] * 6
+            lib.lstm_backward.argtypes = [ctypes.c_int, ctypes.c_int] + [ctypes.c_void_p] * 8
+            for kernel in (lib.ln_lstm_forward, lib.ln_lstm_backward, lib.lstm_forward, lib.lstm_backward):
+                kernel.restype = None
         except (OSError, subprocess.CalledProcessError):
             lib = None  # no compiler or a failed build: the torch code runs instead
     _loaded.append(lib)

@@ -12,9 +12,10 @@ computes exactly the same numbers with
   all time steps (``dW_hh = dG^T h``, ``(4H, T*B) @ (T*B, H)``) instead of ``T`` small ones.
 
 It covers :class:`LSTMCell` (no projection) and :class:`LayerNormLSTMCell`, with an optional
-recurrent-dropout mask on ``h_{t-1}`` and ``lengths``. :func:`lstm_scan` is the entry point the
-layers use; the generic loop stays the reference, and the tests pin both to the same values and
-gradients (and ``gradcheck`` this Function in float64).
+recurrent-dropout mask on ``h_{t-1}`` and ``lengths``. For float32 on the CPU, each step's
+element-wise math runs as one C function (:mod:`rnnkit.nn.native`) where a C compiler exists.
+:func:`lstm_scan` is the entry point the layers use; the generic loop stays the reference, and
+the tests pin both to the same values and gradients (and ``gradcheck`` this Function in float64).
 
 Shapes: ``T`` time, ``B`` batch, ``H`` hidden size; buffers are time-major ``(T, B, ·)``.
 """
@@ -56,12 +57,22 @@ class LSTMSequence(torch.autograd.Function):
         if layer_norm:
             r, r_hats = new(B, G), new(T, B, G)  # W_hh h (this step) and its normalized value (all steps)
             stats = new(4, T, B, 1)  # mean and rstd of W_hh h, then of c
-        use_c = layer_norm and native.usable(gx, weight_hh)
-        c_hats = new(T, B, H) if use_c else None  # normalized c (C kernels only)
+        use_c = native.usable(gx, weight_hh)
+        c_hats = new(T, B, H) if use_c and layer_norm else None  # normalized c (C kernels only)
         lib = native.library() if use_c else None
+        if use_c and not layer_norm:
+            gates = new(B, G)  # gx + W_hh h of this step
         for t in range(T):
             h_rec = hs[t] if mask is None else hs[t] * mask  # (B, H)
-            if use_c:  # the same step, fused in C (rnnkit.nn.native)
+            if use_c and not layer_norm:  # the same step, fused in C (rnnkit.nn.native)
+                torch.addmm(gx[t], h_rec, weight_hh.t(), out=gates)
+                lib.lstm_forward(B, H, *map(native.ptr, (gates, cs[t], acts[t], c_news[t], tcs[t], outs[t])))
+                if valid is not None:
+                    torch.lerp(hs[t], outs[t], valid[t], out=hs[t + 1])
+                    torch.lerp(cs[t], c_news[t], valid[t], out=cs[t + 1])
+                    outs[t].mul_(valid[t])
+                continue
+            if use_c:
                 torch.mm(h_rec, weight_hh.t(), out=r)
                 lib.ln_lstm_forward(
                     B, H, eps, *map(native.ptr, (r, gx[t], ln_hh_weight, ln_c_weight, ln_c_bias, cs[t], r_hats[t])),
@@ -107,7 +118,8 @@ class LSTMSequence(torch.autograd.Function):
     @staticmethod
     def backward(ctx, d_out, d_hT, d_cT):
         if ctx.use_c:
-            return _backward_c(ctx, d_out, d_hT, d_cT)
+            backward_c = _backward_layer_norm_c if ctx.layer_norm else _backward_plain_c
+            return backward_c(ctx, d_out, d_hT, d_cT)
         hs, cs, acts, tcs, weight_hh, mask, valid, *ln = ctx.saved_tensors
         T, B, G = acts.shape
         H = G // 4
@@ -167,7 +179,36 @@ class LSTMSequence(torch.autograd.Function):
         return tuple(grads)
 
 
-def _backward_c(ctx, d_out: Tensor, d_hT: Tensor, d_cT: Tensor) -> tuple:
+def _backward_plain_c(ctx, d_out: Tensor, d_hT: Tensor, d_cT: Tensor) -> tuple:
+    """:meth:`LSTMSequence.backward` of the plain LSTM cell with the C kernels of :mod:`rnnkit.nn.native`."""
+    hs, cs, acts, tcs, weight_hh, mask, valid = ctx.saved_tensors
+    T, B, G = acts.shape
+    H = G // 4
+    lib = native.library()
+    d_out = d_out.contiguous()  # (T, B, H)
+    d_gates, zeros = d_out.new_empty(T, B, G), d_out.new_zeros(B, H)  # zeros: dh_next already added in
+    dh_next, dc_next = d_hT.contiguous(), d_cT.contiguous()  # grads of the carried h_t, c_t
+    for t in reversed(range(T)):
+        d_step, dh_later, dc = d_out[t], dh_next, dc_next
+        if valid is not None:  # past a sequence's end: the grads pass through to the frozen state
+            keep = 1.0 - valid[t]
+            dh_keep, dc_keep = dh_next * keep, dc_next * keep
+            d_step, dh_later, dc = (d_out[t] + dh_next) * valid[t], zeros, dc_next * valid[t]
+        dc_prev = torch.empty_like(dc)  # (B, H)
+        lib.lstm_backward(B, H, *map(native.ptr, (d_step, dh_later, dc, acts[t], tcs[t], cs[t], d_gates[t], dc_prev)))
+        dh_next = d_gates[t] @ weight_hh  # (B, H)
+        if mask is not None:
+            dh_next.mul_(mask)
+        dc_next = dc_prev
+        if valid is not None:
+            dh_next += dh_keep
+            dc_next += dc_keep
+    h_rec = hs[:T] if mask is None else hs[:T] * mask  # (T, B, H)
+    d_weight_hh = d_gates.reshape(T * B, G).t() @ h_rec.reshape(T * B, H)  # (4H, H): one GEMM
+    return d_gates, dh_next, dc_next, d_weight_hh, None, None, None, None, None, None
+
+
+def _backward_layer_norm_c(ctx, d_out: Tensor, d_hT: Tensor, d_cT: Tensor) -> tuple:
     """:meth:`LSTMSequence.backward` of the layer-norm cell with the C kernels of :mod:`rnnkit.nn.native`."""
     hs, cs, acts, tcs, weight_hh, mask, valid, r_hats, _, stats, g_hh, g_c, b_c, c_hats = ctx.saved_tensors
     T, B, G = acts.shape
