@@ -34,7 +34,7 @@ def test_run_folder_is_complete(quick_run):
     _, out = quick_run
     assert "adding_mse_lstm_20" in assert_benchmark(out, "experiment_memory")["metrics"]
     text = assert_report(out, "rnnkit experiment memory --quick", "## Adding problem", "## Copy memory", "T=20")
-    assert "Budget per run: 30 Adam steps" in text
+    assert "Budget per run: at most 30 Adam steps" in text
     for name in ("memory_by_length.png", "training_loss.png"):
         assert_png(out / "plots" / name)
     saved = json.loads((out / "results.json").read_text())
@@ -52,3 +52,25 @@ def test_bad_settings_raise_config_error():
         MemoryConfig(models=("transformer",))
     with pytest.raises(ConfigError, match="tasks"):
         MemoryConfig(tasks=("sorting",))
+
+
+def test_worker_processes_give_the_same_results_as_one_process(tmp_path):
+    """Each run seeds itself, so sharing the runs out to processes changes nothing but the time."""
+    tiny = {"lengths": (6, 8), "models": ("rnn",), "tasks": ("adding",), "steps": 5, "test_size": 50}
+    serial = run(MemoryConfig.quick(**tiny, out=str(tmp_path / "one")), command="x")
+    parallel = run(MemoryConfig.quick(**tiny, workers=2, out=str(tmp_path / "two")), command="x")
+    assert serial["test"] == parallel["test"]
+
+
+def test_a_run_stops_once_solved_on_validation(monkeypatch, tmp_path):
+    """With the criterion met at every check, each run ends at the first check, and says so."""
+    from rnnkit.experiments import memory
+
+    monkeypatch.setattr(memory, "solved", lambda task, score, config: True)
+    config = MemoryConfig.quick(lengths=(6,), models=("rnn",), steps=30, check_every=4, out=str(tmp_path))
+    memory.run(config, command="x")
+    saved = json.loads((tmp_path / "results.json").read_text())
+    for task in ("adding", "copy"):
+        assert saved["runs"][task]["rnn"]["6"]["steps"] == 4
+        assert len(saved["runs"][task]["rnn"]["6"]["losses"]) == 4
+    assert "(4 steps)" in (tmp_path / "report.md").read_text()

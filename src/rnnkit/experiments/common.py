@@ -106,12 +106,15 @@ def train_steps(
     lr: float,
     clip: float | None = 1.0,
     optimizer: str = "adam",
+    stop: Callable[[int], bool] | None = None,
 ) -> tuple[list[float], list[float]]:
     """Train ``model`` for ``steps`` steps; ``batch_loss()`` draws a batch and returns its loss.
 
     Args:
         clip: clip the global gradient norm to this value (``None``: no clipping).
         optimizer: ``"adam"`` or ``"sgd"``.
+        stop: called after every step with the number of steps done; ``True`` ends training early
+            (the model is put back in training mode afterwards, so the callback may evaluate it).
 
     Returns:
         The loss and the (unclipped) global gradient norm of every step. A non-finite loss is
@@ -135,4 +138,9 @@ def train_steps(
         grad_norms.append(float(norm))
         if torch.isfinite(norm):
             opt.step()
+        if stop is not None:
+            done = stop(len(losses))
+            model.train()
+            if done:
+                break
     return losses, grad_norms

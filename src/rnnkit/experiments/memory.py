@@ -1,7 +1,9 @@
 """`rnnkit experiment memory`: long-term dependencies — which cells remember, and for how long.
 
-Two tasks at growing sequence lengths, each model trained with the same fixed budget (steps ×
-batch) per run:
+Two tasks at growing sequence lengths, each model trained with the same fixed budget (at most
+``steps`` steps of ``batch_size`` fresh sequences) per run; a run stops early once it meets the
+success criterion on a validation set checked every ``check_every`` steps, and the steps it took
+are reported beside its test figure:
 
 * the adding problem (:func:`rnnkit.experiments.tasks.adding_batch`): solved when the test MSE is
   under 0.01; answering 1 always scores 0.167;
@@ -10,12 +12,16 @@ batch) per run:
 
 Models: every recurrent layer of :mod:`rnnkit.nn` (tanh RNN, LSTM, GRU, and the cells beyond
 torch's where they exist: layer-norm LSTM, IndRNN, minGRU, …), one layer of ``hidden_size`` units
-each. ``run(MemoryConfig())`` writes the run folder; ``MemoryConfig.quick()`` runs in seconds.
+each. The runs are independent: ``workers`` processes (one torch thread each) share them out.
+``run(MemoryConfig())`` writes the run folder; ``MemoryConfig.quick()`` runs in seconds.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,15 +53,17 @@ class MemoryConfig:
     lengths: tuple[int, ...] = (50, 100, 200)  # adding: T; copy: the delay between reading and recall
     models: tuple[str, ...] = default_models()
     tasks: tuple[str, ...] = TASKS
-    hidden_size: int = 32
+    hidden_size: int = 64
     batch_size: int = 64
-    steps: int = 300  # training budget per (task, model, length)
+    steps: int = 2000  # training budget per (task, model, length): at most this many Adam steps
+    check_every: int = 100  # stop a run once solved on the validation set, checked this often (0: never)
     lr: float = 1e-2
     clip: float = 1.0
     num_symbols: int = 8  # copy: symbols to remember
     num_recall: int = 5  # copy: how many of them
     test_size: int = 500
     seed: int = 0
+    workers: int = min(2, os.cpu_count() or 1)  # processes running the (task, model, length) runs
     out: str | None = None
 
     def __post_init__(self) -> None:
@@ -66,13 +74,23 @@ class MemoryConfig:
             raise ConfigError(f"tasks: expected some of {list(TASKS)}, got {list(self.tasks)}")
         if not self.lengths or min(self.lengths) < 2:
             raise ConfigError(f"lengths: expected lengths >= 2, got {list(self.lengths)}")
-        if self.steps < 1 or self.hidden_size < 1 or self.batch_size < 1 or self.test_size < 1:
-            raise ConfigError("steps, hidden_size, batch_size and test_size must be positive")
+        if min(self.steps, self.hidden_size, self.batch_size, self.test_size, self.workers) < 1:
+            raise ConfigError("steps, hidden_size, batch_size, test_size and workers must be positive")
+        if self.check_every < 0:
+            raise ConfigError(f"check_every: expected an integer >= 0, got {self.check_every}")
 
     @classmethod
     def quick(cls, **overrides) -> MemoryConfig:
         """A preset that runs in seconds: short lengths, RNN and LSTM, a few dozen steps."""
-        values = {"lengths": (10, 20), "models": ("rnn", "lstm"), "hidden_size": 16, "steps": 30, "test_size": 200}
+        values = {
+            "lengths": (10, 20),
+            "models": ("rnn", "lstm"),
+            "hidden_size": 16,
+            "steps": 30,
+            "check_every": 10,
+            "test_size": 200,
+            "workers": 1,
+        }
         return cls(**(values | overrides))
 
 
@@ -120,12 +138,30 @@ def train_and_test(task: str, kind: str, length: int, config: MemoryConfig) -> d
         x, y = copy_batch(config.batch_size, length, gen, config.num_symbols, config.num_recall)
         return copy_loss(model, x, y)
 
+    def solved_on_validation(step: int) -> bool:  # the same validation sequences at every check
+        if not config.check_every or step % config.check_every:
+            return False
+        val_gen = torch.Generator().manual_seed(config.seed + 20_000)
+        return solved(task, evaluate(task, model, length, config, val_gen), config)
+
     start = time.monotonic()
-    losses, _ = train_steps(model, batch_loss, config.steps, config.lr, config.clip)
+    losses, _ = train_steps(model, batch_loss, config.steps, config.lr, config.clip, stop=solved_on_validation)
     seconds = time.monotonic() - start
     test_gen = torch.Generator().manual_seed(config.seed + 10_000)
     score = evaluate(task, model, length, config, test_gen)
-    return {"test": score, "train_seconds": seconds, "parameters": count_parameters(model), "losses": losses}
+    return {
+        "test": score,
+        "steps": len(losses),
+        "train_seconds": seconds,
+        "parameters": count_parameters(model),
+        "losses": losses,
+    }
+
+
+def _run_one(job: tuple[str, str, int, MemoryConfig]) -> dict[str, float]:
+    """One run in a worker process: one torch thread, so that the workers share the cores."""
+    torch.set_num_threads(1)
+    return train_and_test(*job)
 
 
 # ----------------------------------------------------------------------------- the experiment
@@ -137,11 +173,17 @@ def solved(task: str, score: float, config: MemoryConfig) -> bool:
 def run(config: MemoryConfig, command: str | None = None) -> dict[str, object]:
     """Every (task, model, length); writes the run folder and returns the results (also ``results.json``)."""
     start = time.monotonic()
+    jobs = [(task, kind, n, config) for task in config.tasks for kind in config.models for n in config.lengths]
+    if config.workers == 1:
+        done = [train_and_test(*job) for job in jobs]
+    else:  # longest sequences first, so that no worker is left with a long run at the end
+        order = sorted(range(len(jobs)), key=lambda k: -jobs[k][2])
+        with ProcessPoolExecutor(config.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            by_job = dict(zip(order, pool.map(_run_one, [jobs[k] for k in order]), strict=True))
+        done = [by_job[k] for k in range(len(jobs))]
     results: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
-    for task in config.tasks:
-        results[task] = {}
-        for kind in config.models:
-            results[task][kind] = {str(n): train_and_test(task, kind, n, config) for n in config.lengths}
+    for (task, kind, n, _), result in zip(jobs, done, strict=True):
+        results.setdefault(task, {}).setdefault(kind, {})[str(n)] = result
     out = report.run_dir(config.out, "memory")
     plot_results(results, config, out / "plots" / "memory_by_length.png")
     plot_training(results, config, out / "plots" / "training_loss.png")
@@ -169,7 +211,11 @@ def run(config: MemoryConfig, command: str | None = None) -> dict[str, object]:
             for n, score in by_length.items()
         },
         reference={"adding_mse_answer_one": ADDING_BASELINE_MSE, "copy_accuracy_no_memory": 1 / config.num_symbols},
-        notes=f"fixed budget per run: {config.steps} steps of {config.batch_size} sequences",
+        notes=(
+            f"budget per run: at most {config.steps} steps of {config.batch_size} sequences, stopped early once "
+            f"solved on a validation set (checked every {config.check_every} steps); {config.workers} worker "
+            "process(es), one torch thread each"
+        ),
     )
     return {"test": summary, "wall_seconds": seconds, "run_dir": str(out)}
 
@@ -224,7 +270,9 @@ def render_report(config: MemoryConfig, results: dict, command: str, seconds: fl
         rows = []
         for kind, by_length in by_kind.items():
             cells = [
-                f"{r['test']:.3g}" + (" ✓" if solved(task, r["test"], config) else "")
+                f"{r['test']:.3g}"
+                + (" ✓" if solved(task, r["test"], config) else "")
+                + (f" ({r['steps']} steps)" if r["steps"] < config.steps else "")
                 for r in (by_length[str(n)] for n in config.lengths)
             ]
             params = next(iter(by_length.values()))["parameters"]
@@ -240,10 +288,17 @@ def render_report(config: MemoryConfig, results: dict, command: str, seconds: fl
             )
         sections.append(f"## {'Adding problem' if task == 'adding' else 'Copy memory'}\n\n{what}\n\n{table}\n")
     budget = (
-        f"Budget per run: {config.steps} Adam steps (lr {config.lr:g}, gradient norm clipped at {config.clip:g}) "
-        f"of {config.batch_size} fresh sequences, i.e. {config.steps * config.batch_size} training sequences; "
-        f"one layer of {config.hidden_size} units; tested on {config.test_size} new sequences. The LSTM's "
-        "forget-gate bias starts at 1."
+        f"Budget per run: at most {config.steps} Adam steps (lr {config.lr:g}, gradient norm clipped at "
+        f"{config.clip:g}) of {config.batch_size} fresh sequences, i.e. {config.steps * config.batch_size} "
+        f"training sequences; one layer of {config.hidden_size} units; tested on {config.test_size} new "
+        "sequences. "
+        + (
+            f"Every {config.check_every} steps the run is checked on {config.test_size} validation sequences "
+            'and stops once it meets the criterion there; "(N steps)" marks a run that stopped early. '
+            if config.check_every
+            else ""
+        )
+        + "The LSTM's forget-gate bias starts at 1."
     )
     return (
         report.report_header("Long-term dependencies: adding problem and copy memory", command, seconds, config)
