@@ -90,9 +90,22 @@ def test_layers_use_the_fast_path_and_match_torch():
     torch.testing.assert_close(c, c_t, atol=1e-5, rtol=1e-5)
 
 
+@pytest.fixture
+def two_threads():
+    """torch (and so the C kernels' OpenMP loops) on 2 threads for one test; the suite runs on 1."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("kind", ["lstm", "layer_norm_lstm"])
-def test_c_kernels_build_where_a_compiler_exists_and_match_the_torch_code(monkeypatch, kind):
-    """The C steps (rnnkit.nn.native) of each LSTM give the torch code's values and gradients."""
+def test_c_kernels_build_where_a_compiler_exists_and_match_the_torch_code(monkeypatch, request, kind, threads):
+    """The C steps (rnnkit.nn.native) of each LSTM give the torch code's values and gradients,
+    on one thread and with the batch rows shared out to two."""
+    if threads == 2:
+        request.getfixturevalue("two_threads")
     import shutil
 
     from rnnkit.nn import native
@@ -100,8 +113,8 @@ def test_c_kernels_build_where_a_compiler_exists_and_match_the_torch_code(monkey
     has_compiler = shutil.which("cc") is not None or shutil.which("gcc") is not None
     assert (native.library() is not None) == has_compiler  # built here, or the documented fallback
     cell = make_cell(kind)
-    x = torch.randn(3, 9, 3, requires_grad=True)
-    lengths, mask = torch.tensor([9, 4, 1]), (torch.rand(3, 4) > 0.3).float() / 0.7
+    x = torch.randn(5, 9, 3, requires_grad=True)
+    lengths, mask = torch.tensor([9, 4, 1, 9, 7]), (torch.rand(5, 4) > 0.3).float() / 0.7
     results = []
     for lib in ([native.library()], [None]):  # C kernels (when built), then the torch code
         monkeypatch.setattr(native, "_loaded", lib)

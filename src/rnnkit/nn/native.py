@@ -8,8 +8,11 @@ cell update and ``h`` (with, for the layer-norm cell, the layer norms of ``W_hh 
 one function; their gradients (and the layer-norm gains' gradients) in another. The matrix
 products stay in torch (MKL).
 
-The C source below is compiled on first use with the system C compiler (``cc``, ``-O3
--march=native -ffast-math``: ``expf`` vectorized by glibc's libmvec), in about a second, into
+Batch rows are shared out to torch's intra-op threads with OpenMP (the build links libgomp,
+which is the one torch has already loaded, so there is one thread pool; without OpenMP the same
+kernels run single-threaded). The C source below is compiled on first use with the system C
+compiler (``cc``, ``-O3 -march=native -ffast-math -fopenmp``: ``expf`` vectorized by glibc's
+libmvec), in about a second, into
 ``$RNNKIT_CACHE`` (default ``~/.cache/rnnkit``), keyed by a hash of the source, and loaded with
 ``ctypes``. Without a compiler, or with ``RNNKIT_NATIVE=0``, :func:`library` returns ``None`` and
 the sequence Function runs its torch code — the same numbers (tests pin both to each other).
@@ -33,15 +36,21 @@ SOURCE = r"""
 #include <math.h>
 #include <stddef.h>
 
+/* Rows (batch entries) are independent: with OpenMP they are shared out to `threads` threads
+   (torch's intra-op thread count; the pool is torch's own libgomp). Sums over rows come after, in
+   a second loop shared out by column, so that no two threads add into the same number. */
+#define PARALLEL_FOR _Pragma("omp parallel for num_threads(threads) schedule(static) if (threads > 1)")
+
 static inline float sigm(float x) { return 1.0f / (1.0f + expf(-x)); }
 static inline float tanh_(float x) { return 1.0f - 2.0f / (1.0f + expf(2.0f * x)); }
 
 /* One forward step of the plain LSTM for B rows. gates: gx + W_hh h (B, 4H), order i, f, g, o;
    c_prev (B, H). Writes acts = sigmoid(i, f, o), tanh(g) (B, 4H), c_new (B, H), tc = tanh(c_new)
    (B, H) and h = o * tc (B, H). */
-void lstm_forward(int B, int H, const float *gates, const float *c_prev, float *acts, float *c_new,
+void lstm_forward(int threads, int B, int H, const float *gates, const float *c_prev, float *acts, float *c_new,
                   float *tc, float *h) {
     int G = 4 * H;
+    PARALLEL_FOR
     for (int b = 0; b < B; b++) {
         const float *gb = gates + (size_t)b * G, *cp = c_prev + (size_t)b * H;
         float *a = acts + (size_t)b * G, *cn = c_new + (size_t)b * H, *t = tc + (size_t)b * H;
@@ -60,10 +69,11 @@ void lstm_forward(int B, int H, const float *gates, const float *c_prev, float *
 /* One backward step of the plain LSTM. d_out: grad of this step's output (B, H); dh_next: grad of
    h_t from later steps (B, H); dc: grad of c_t from later steps (B, H). Writes d_gates (B, 4H) and
    dc_prev = grad of c_{t-1} (B, H). */
-void lstm_backward(int B, int H, const float *d_out, const float *dh_next, const float *dc,
+void lstm_backward(int threads, int B, int H, const float *d_out, const float *dh_next, const float *dc,
                    const float *acts, const float *tc, const float *c_prev, float *d_gates,
                    float *dc_prev) {
     int G = 4 * H;
+    PARALLEL_FOR
     for (int b = 0; b < B; b++) {
         const float *dob = d_out + (size_t)b * H, *dhb = dh_next + (size_t)b * H;
         const float *dcb = dc + (size_t)b * H, *a = acts + (size_t)b * G, *t = tc + (size_t)b * H;
@@ -98,11 +108,12 @@ static float normalize(const float *v, float *out, int n, float eps, float *mean
    r: W_hh h (B, 4H); gx: LN_ih(W_ih x) + b_ih + b_hh (B, 4H); c_prev (B, H).
    Writes r_hat (B, 4H), r_rstd (B), acts = sigmoid(i, f, o), tanh(g) (B, 4H), c_new (B, H),
    c_hat (B, H), c_rstd (B), tc = tanh(LN_c(c_new)) (B, H), h (B, H). */
-void ln_lstm_forward(int B, int H, float eps, const float *r, const float *gx, const float *g_hh,
+void ln_lstm_forward(int threads, int B, int H, float eps, const float *r, const float *gx, const float *g_hh,
                      const float *g_c, const float *b_c, const float *c_prev, float *r_hat,
                      float *r_rstd, float *acts, float *c_new, float *c_hat, float *c_rstd,
                      float *tc, float *h) {
     int G = 4 * H;
+    PARALLEL_FOR
     for (int b = 0; b < B; b++) {
         const float *rb = r + (size_t)b * G, *gxb = gx + (size_t)b * G, *cp = c_prev + (size_t)b * H;
         float *rh = r_hat + (size_t)b * G, *a = acts + (size_t)b * G;
@@ -124,25 +135,25 @@ void ln_lstm_forward(int B, int H, float eps, const float *r, const float *gx, c
 
 /* One backward step. dh: grad of h_new (B, H); dc: grad of c_t from later steps (B, H).
    Writes d_gates (B, 4H), d_rec = grad of W_hh h (B, 4H), dc_prev = grad of c_{t-1} through f (B, H);
-   adds into d_g_hh (4H), d_g_c (H), d_b_c (H). d_act: scratch of G floats. */
-void ln_lstm_backward(int B, int H, const float *dh, const float *dc, const float *acts,
+   adds into d_g_hh (4H), d_g_c (H), d_b_c (H). scratch: (B, 2H) floats. */
+void ln_lstm_backward(int threads, int B, int H, const float *dh, const float *dc, const float *acts,
                       const float *tc, const float *c_prev, const float *c_hat, const float *c_rstd,
                       const float *r_hat, const float *r_rstd, const float *g_hh, const float *g_c,
                       float *d_gates, float *d_rec, float *dc_prev, float *d_g_hh, float *d_g_c,
                       float *d_b_c, float *scratch) {
     int G = 4 * H;
+    PARALLEL_FOR
     for (int b = 0; b < B; b++) {
         const float *dhb = dh + (size_t)b * H, *dcb = dc + (size_t)b * H, *a = acts + (size_t)b * G;
         const float *t = tc + (size_t)b * H, *cp = c_prev + (size_t)b * H, *ch = c_hat + (size_t)b * H;
         const float *rh = r_hat + (size_t)b * G;
         float *dg = d_gates + (size_t)b * G, *dr = d_rec + (size_t)b * G, *dcp = dc_prev + (size_t)b * H;
-        float *dxc = scratch; /* H floats: grad of c_hat, then of c */
+        float *dcn = scratch + (size_t)b * 2 * H; /* H floats: grad of LN_c's output */
+        float *dxc = dcn + H;                     /* H floats: grad of c_hat */
         float s1 = 0.0f, s2 = 0.0f;
         for (int j = 0; j < H; j++) {
-            float dcn = dhb[j] * a[3 * H + j] * (1.0f - t[j] * t[j]); /* grad of LN_c's output */
-            d_g_c[j] += dcn * ch[j];
-            d_b_c[j] += dcn;
-            dxc[j] = dcn * g_c[j];
+            dcn[j] = dhb[j] * a[3 * H + j] * (1.0f - t[j] * t[j]);
+            dxc[j] = dcn[j] * g_c[j];
             s1 += dxc[j];
             s2 += dxc[j] * ch[j];
         }
@@ -158,7 +169,6 @@ void ln_lstm_backward(int B, int H, const float *dh, const float *dc, const floa
         }
         float q1 = 0.0f, q2 = 0.0f;
         for (int k = 0; k < G; k++) {
-            d_g_hh[k] += dg[k] * rh[k];
             float dx = dg[k] * g_hh[k];
             dr[k] = dx;
             q1 += dx;
@@ -167,10 +177,27 @@ void ln_lstm_backward(int B, int H, const float *dh, const float *dc, const floa
         q1 /= G; q2 /= G;
         for (int k = 0; k < G; k++) dr[k] = r_rstd[b] * (dr[k] - q1 - rh[k] * q2);
     }
+    PARALLEL_FOR
+    for (int k = 0; k < G; k++) { /* the gains' gradients: sums over rows, one column per thread */
+        float acc = 0.0f;
+        for (int b = 0; b < B; b++) acc += d_gates[(size_t)b * G + k] * r_hat[(size_t)b * G + k];
+        d_g_hh[k] += acc;
+        if (k < H) {
+            float gc = 0.0f, bc = 0.0f;
+            for (int b = 0; b < B; b++) {
+                float d = scratch[(size_t)b * 2 * H + k];
+                gc += d * c_hat[(size_t)b * H + k];
+                bc += d;
+            }
+            d_g_c[k] += gc;
+            d_b_c[k] += bc;
+        }
+    }
 }
 """
 
 _FLAGS = ["-O3", "-march=native", "-ffast-math", "-shared", "-fPIC"]
+_OPENMP = ["-fopenmp"]  # tried first; a compiler without OpenMP builds the same kernels single-threaded
 _loaded: list = []  # [library or None] once tried
 
 
@@ -199,7 +226,11 @@ def _build(path: Path) -> None:
         source = Path(tmp) / "lstm_kernels.c"
         source.write_text(SOURCE)
         built = Path(tmp) / path.name
-        subprocess.run([compiler, *_FLAGS, str(source), "-o", str(built), "-lm"], check=True, capture_output=True)
+        command = [compiler, *_FLAGS, str(source), "-o", str(built), "-lm"]
+        try:
+            subprocess.run([*command, *_OPENMP], check=True, capture_output=True)
+        except subprocess.CalledProcessError:  # no OpenMP here: the same kernels, one thread
+            subprocess.run(command, check=True, capture_output=True)
         os.replace(built, path)
 
 
@@ -209,17 +240,18 @@ def library() -> ctypes.CDLL | None:
         return _loaded[0]
     lib = None
     if os.environ.get("RNNKIT_NATIVE", "1") != "0":
-        key = SOURCE + " ".join(_FLAGS) + _cpu_flags()  # -march=native: one build per kind of CPU
+        key = SOURCE + " ".join(_FLAGS + _OPENMP) + _cpu_flags()  # -march=native: one build per kind of CPU
         digest = hashlib.sha256(key.encode()).hexdigest()[:16]
         path = _cache_dir() / f"lstm_kernels_{digest}.so"
         try:
             if not path.exists():
                 _build(path)
             lib = ctypes.CDLL(str(path))
-            lib.ln_lstm_forward.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_float] + [ctypes.c_void_p] * 14
-            lib.ln_lstm_backward.argtypes = [ctypes.c_int, ctypes.c_int] + [ctypes.c_void_p] * 18
-            lib.lstm_forward.argtypes = [ctypes.c_int, ctypes.c_int] + [ctypes.c_void_p] * 6
-            lib.lstm_backward.argtypes = [ctypes.c_int, ctypes.c_int] + [ctypes.c_void_p] * 8
+            ints = [ctypes.c_int] * 3  # threads, B, H
+            lib.ln_lstm_forward.argtypes = [*ints, ctypes.c_float] + [ctypes.c_void_p] * 14
+            lib.ln_lstm_backward.argtypes = ints + [ctypes.c_void_p] * 18
+            lib.lstm_forward.argtypes = ints + [ctypes.c_void_p] * 6
+            lib.lstm_backward.argtypes = ints + [ctypes.c_void_p] * 8
             for kernel in (lib.ln_lstm_forward, lib.ln_lstm_backward, lib.lstm_forward, lib.lstm_backward):
                 kernel.restype = None
         except (OSError, subprocess.CalledProcessError):
@@ -231,6 +263,11 @@ def library() -> ctypes.CDLL | None:
 def usable(*tensors: Tensor) -> bool:
     """Whether the C kernels apply: float32 CPU tensors, and a library that built."""
     return all(t.dtype == torch.float32 and t.device.type == "cpu" for t in tensors) and library() is not None
+
+
+def threads() -> int:
+    """Threads for a kernel call: torch's intra-op thread count (``torch.set_num_threads``)."""
+    return torch.get_num_threads()
 
 
 def ptr(t: Tensor | None) -> int | None:

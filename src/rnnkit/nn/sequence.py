@@ -59,14 +59,14 @@ class LSTMSequence(torch.autograd.Function):
             stats = new(4, T, B, 1)  # mean and rstd of W_hh h, then of c
         use_c = native.usable(gx, weight_hh)
         c_hats = new(T, B, H) if use_c and layer_norm else None  # normalized c (C kernels only)
-        lib = native.library() if use_c else None
+        lib, threads = (native.library(), native.threads()) if use_c else (None, 1)
         if use_c and not layer_norm:
             gates = new(B, G)  # gx + W_hh h of this step
         for t in range(T):
             h_rec = hs[t] if mask is None else hs[t] * mask  # (B, H)
             if use_c and not layer_norm:  # the same step, fused in C (rnnkit.nn.native)
                 torch.addmm(gx[t], h_rec, weight_hh.t(), out=gates)
-                lib.lstm_forward(B, H, *map(native.ptr, (gates, cs[t], acts[t], c_news[t], tcs[t], outs[t])))
+                lib.lstm_forward(threads, B, H, *map(native.ptr, (gates, cs[t], acts[t], c_news[t], tcs[t], outs[t])))
                 if valid is not None:
                     torch.lerp(hs[t], outs[t], valid[t], out=hs[t + 1])
                     torch.lerp(cs[t], c_news[t], valid[t], out=cs[t + 1])
@@ -74,10 +74,9 @@ class LSTMSequence(torch.autograd.Function):
                 continue
             if use_c:
                 torch.mm(h_rec, weight_hh.t(), out=r)
-                lib.ln_lstm_forward(
-                    B, H, eps, *map(native.ptr, (r, gx[t], ln_hh_weight, ln_c_weight, ln_c_bias, cs[t], r_hats[t])),
-                    *map(native.ptr, (stats[1, t], acts[t], c_news[t], c_hats[t], stats[3, t], tcs[t], outs[t])),
-                )  # fmt: skip
+                args = (r, gx[t], ln_hh_weight, ln_c_weight, ln_c_bias, cs[t], r_hats[t], stats[1, t], acts[t])
+                args += (c_news[t], c_hats[t], stats[3, t], tcs[t], outs[t])
+                lib.ln_lstm_forward(threads, B, H, eps, *map(native.ptr, args))
                 if valid is not None:
                     torch.lerp(hs[t], outs[t], valid[t], out=hs[t + 1])
                     torch.lerp(cs[t], c_news[t], valid[t], out=cs[t + 1])
@@ -184,7 +183,7 @@ def _backward_plain_c(ctx, d_out: Tensor, d_hT: Tensor, d_cT: Tensor) -> tuple:
     hs, cs, acts, tcs, weight_hh, mask, valid = ctx.saved_tensors
     T, B, G = acts.shape
     H = G // 4
-    lib = native.library()
+    lib, threads = native.library(), native.threads()
     d_out = d_out.contiguous()  # (T, B, H)
     d_gates, zeros = d_out.new_empty(T, B, G), d_out.new_zeros(B, H)  # zeros: dh_next already added in
     dh_next, dc_next = d_hT.contiguous(), d_cT.contiguous()  # grads of the carried h_t, c_t
@@ -195,7 +194,8 @@ def _backward_plain_c(ctx, d_out: Tensor, d_hT: Tensor, d_cT: Tensor) -> tuple:
             dh_keep, dc_keep = dh_next * keep, dc_next * keep
             d_step, dh_later, dc = (d_out[t] + dh_next) * valid[t], zeros, dc_next * valid[t]
         dc_prev = torch.empty_like(dc)  # (B, H)
-        lib.lstm_backward(B, H, *map(native.ptr, (d_step, dh_later, dc, acts[t], tcs[t], cs[t], d_gates[t], dc_prev)))
+        args = (d_step, dh_later, dc, acts[t], tcs[t], cs[t], d_gates[t], dc_prev)
+        lib.lstm_backward(threads, B, H, *map(native.ptr, args))
         dh_next = d_gates[t] @ weight_hh  # (B, H)
         if mask is not None:
             dh_next.mul_(mask)
@@ -213,9 +213,9 @@ def _backward_layer_norm_c(ctx, d_out: Tensor, d_hT: Tensor, d_cT: Tensor) -> tu
     hs, cs, acts, tcs, weight_hh, mask, valid, r_hats, _, stats, g_hh, g_c, b_c, c_hats = ctx.saved_tensors
     T, B, G = acts.shape
     H = G // 4
-    lib = native.library()
+    lib, threads = native.library(), native.threads()
     new = d_out.new_empty
-    d_gates, d_recs, dc_prev, scratch = new(T, B, G), new(T, B, G), new(B, H), new(H)
+    d_gates, d_recs, dc_prev, scratch = new(T, B, G), new(T, B, G), new(B, H), new(B, 2 * H)
     d_g_hh, d_g_c, d_b_c = d_out.new_zeros(G), d_out.new_zeros(H), d_out.new_zeros(H)
     dh_next, dc_next = d_hT.contiguous(), d_cT.contiguous()  # grads of the carried h_t, c_t
     for t in reversed(range(T)):
@@ -225,10 +225,9 @@ def _backward_layer_norm_c(ctx, d_out: Tensor, d_hT: Tensor, d_cT: Tensor) -> tu
             dh_keep, dc_keep = dh_next * keep, dc_next * keep
             dh, dc = dh * valid[t], dc * valid[t]
         dc = dc.contiguous()
-        lib.ln_lstm_backward(
-            B, H, *map(native.ptr, (dh, dc, acts[t], tcs[t], cs[t], c_hats[t], stats[3, t], r_hats[t], stats[1, t])),
-            *map(native.ptr, (g_hh, g_c, d_gates[t], d_recs[t], dc_prev, d_g_hh, d_g_c, d_b_c, scratch)),
-        )  # fmt: skip
+        args = (dh, dc, acts[t], tcs[t], cs[t], c_hats[t], stats[3, t], r_hats[t], stats[1, t], g_hh, g_c)
+        args += (d_gates[t], d_recs[t], dc_prev, d_g_hh, d_g_c, d_b_c, scratch)
+        lib.ln_lstm_backward(threads, B, H, *map(native.ptr, args))
         dh_next = d_recs[t] @ weight_hh  # (B, H)
         if mask is not None:
             dh_next.mul_(mask)
