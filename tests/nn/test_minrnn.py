@@ -93,3 +93,30 @@ def test_min_gru_long_sequence_stays_accurate():
         sequential, h_s = rnn.scan(cell, x)
     torch.testing.assert_close(parallel.detach(), sequential, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(h_p.detach(), h_s, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_min_gru_c_kernel_matches_the_blocked_scan(monkeypatch, threads):
+    """The minGRU's C pass (rnnkit.nn.native), on one thread and on two, gives the torch scan's
+    values and gradients: outputs, final state, weights and initial state, with lengths, reversed."""
+    from rnnkit.nn import native
+
+    if native.library() is None:
+        pytest.skip("no C compiler here: the minGRU runs the blocked scan only")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        torch.manual_seed(0)
+        layer = rnn.MinGRU(3, 5, num_layers=2, bidirectional=True)
+        x = torch.randn(4, 40, 3)
+        lengths, h0 = torch.tensor([40, 17, 1, 33]), torch.randn(4, 4, 5, requires_grad=True)
+        results = []
+        for lib in ([native.library()], [None]):  # the C kernel, then the blocked scan
+            monkeypatch.setattr(native, "_loaded", lib)
+            out, h_n = layer(x, h0, lengths=lengths)
+            grads = torch.autograd.grad(out.square().sum() + h_n.sum(), [h0, *layer.parameters()])
+            results.append((out, h_n, *grads))
+    finally:
+        torch.set_num_threads(before)
+    for fast, reference in zip(*results, strict=True):
+        torch.testing.assert_close(fast, reference, atol=1e-5, rtol=1e-5)

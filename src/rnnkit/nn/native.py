@@ -1,4 +1,5 @@
-"""Fused element-wise steps of the LSTM and the layer-norm LSTM in C, with a pure-torch fallback.
+"""Fused element-wise steps of the LSTM and the layer-norm LSTM, and the whole minGRU recurrence,
+in C, with a pure-torch fallback.
 
 The sequence Function in :mod:`rnnkit.nn.sequence` spends, per time step, several ATen
 element-wise calls (a plain LSTM: about 7 in the forward pass and 10 in the backward pass; a
@@ -6,7 +7,10 @@ element-wise calls (a plain LSTM: about 7 in the forward pass and 10 in the back
 ``(B, H)`` with its dispatch overhead. Here each step is one C loop per batch row: the gates, the
 cell update and ``h`` (with, for the layer-norm cell, the layer norms of ``W_hh h`` and ``c``) in
 one function; their gradients (and the layer-norm gains' gradients) in another. The matrix
-products stay in torch (MKL).
+products stay in torch (MKL). The minGRU (:mod:`rnnkit.nn.minrnn`) runs its gates and its linear
+recurrence over the whole sequence in one call, each batch row in one pass over time, and its
+backward in another: one read of the projected inputs and one write of ``h`` instead of the
+parallel scan's many passes.
 
 Batch rows are shared out to torch's intra-op threads with OpenMP (the build links libgomp,
 which is the one torch has already loaded, so there is one thread pool; without OpenMP the same
@@ -88,6 +92,50 @@ void lstm_backward(int threads, int B, int H, const float *d_out, const float *d
             dg[2 * H + j] = dcj * i * (1.0f - g * g);
             dg[3 * H + j] = dh * t[j] * o * (1.0f - o);
             dcp[j] = dcj * f;
+        }
+    }
+}
+
+/* minGRU over a whole sequence, one row per thread (rnnkit.nn.minrnn): g (B, T, 2H) holds the
+   projected inputs [k | c]; h_t = sigmoid(-k) h_{t-1} + sigmoid(k) pos(c), pos(c) = c + 1/2 for
+   c > 0, sigmoid(c) otherwise. h0 (B, H); writes h (B, T, H). */
+static inline float pos_(float c) { return c > 0.0f ? c + 0.5f : sigm(c); }
+
+void mingru_forward(int threads, int B, int T, int H, const float *g, const float *h0, float *h) {
+    PARALLEL_FOR
+    for (int b = 0; b < B; b++) {
+        const float *prev = h0 + (size_t)b * H;
+        for (int t = 0; t < T; t++) {
+            const float *gt = g + ((size_t)b * T + t) * 2 * H;
+            float *ht = h + ((size_t)b * T + t) * H;
+            for (int j = 0; j < H; j++) {
+                float k = gt[j];
+                ht[j] = sigm(-k) * prev[j] + sigm(k) * pos_(gt[H + j]);
+            }
+            prev = ht;
+        }
+    }
+}
+
+/* Its backward: dh (B, T, H) grads of the outputs; writes dg (B, T, 2H) and dh0 (B, H). */
+void mingru_backward(int threads, int B, int T, int H, const float *g, const float *h0, const float *h,
+                     const float *dh, float *dg, float *dh0) {
+    PARALLEL_FOR
+    for (int b = 0; b < B; b++) {
+        float *carry = dh0 + (size_t)b * H; /* grad of h_t from later steps, ends as grad of h0 */
+        for (int j = 0; j < H; j++) carry[j] = 0.0f;
+        for (int t = T - 1; t >= 0; t--) {
+            const float *gt = g + ((size_t)b * T + t) * 2 * H, *dht = dh + ((size_t)b * T + t) * H;
+            const float *prev = t > 0 ? h + ((size_t)b * T + t - 1) * H : h0 + (size_t)b * H;
+            float *dgt = dg + ((size_t)b * T + t) * 2 * H;
+            for (int j = 0; j < H; j++) {
+                float k = gt[j], c = gt[H + j], d = dht[j] + carry[j];
+                float z = sigm(k), a = sigm(-k), s = sigm(c);
+                float p = c > 0.0f ? c + 0.5f : s, dp = c > 0.0f ? 1.0f : s * (1.0f - s);
+                dgt[j] = d * z * a * (p - prev[j]);
+                dgt[H + j] = d * z * dp;
+                carry[j] = d * a;
+            }
         }
     }
 }
@@ -252,8 +300,11 @@ def library() -> ctypes.CDLL | None:
             lib.ln_lstm_backward.argtypes = ints + [ctypes.c_void_p] * 18
             lib.lstm_forward.argtypes = ints + [ctypes.c_void_p] * 6
             lib.lstm_backward.argtypes = ints + [ctypes.c_void_p] * 8
-            for kernel in (lib.ln_lstm_forward, lib.ln_lstm_backward, lib.lstm_forward, lib.lstm_backward):
-                kernel.restype = None
+            lib.mingru_forward.argtypes = [ctypes.c_int] * 4 + [ctypes.c_void_p] * 3  # threads, B, T, H
+            lib.mingru_backward.argtypes = [ctypes.c_int] * 4 + [ctypes.c_void_p] * 6
+            kernels = ("ln_lstm_forward", "ln_lstm_backward", "lstm_forward", "lstm_backward", "mingru_forward")
+            for name in (*kernels, "mingru_backward"):
+                getattr(lib, name).restype = None
         except (OSError, subprocess.CalledProcessError):
             lib = None  # no compiler or a failed build: the torch code runs instead
     _loaded.append(lib)
