@@ -25,6 +25,7 @@ import copy
 import json
 import math
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -611,21 +612,24 @@ def _run_dir_and_data(config: Config) -> tuple[Path, Path | None]:
 
 def steps_for_minutes(model: LanguageModel, corpus: Corpus, config: Config) -> int:
     """How many optimizer steps fit in ``config.minutes``: a few steps of a copy of the model are
-    timed on real batches (the model itself and the random state are left as they were)."""
+    timed on real batches, with the engine's gradient clipping (the model itself and the random
+    state are left as they were); the median step counts, not the fastest."""
     rng = torch.get_rng_state()
     probe = copy.deepcopy(model).train()
     optimizer = torch.optim.AdamW(probe.parameters(), lr=config.train.lr)
     batches = train_batches(corpus, config)
     per_step = []
-    for k in range(4):  # the first is a warm-up
+    for k in range(6):  # the first is a warm-up
         start = time.perf_counter()
         out = train_step(probe, batches(k), None)
         out.loss.backward()
+        if config.train.clip_norm:
+            torch.nn.utils.clip_grad_norm_(probe.parameters(), config.train.clip_norm)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         per_step.append(time.perf_counter() - start)
     torch.set_rng_state(rng)
-    seconds = min(per_step[1:]) * config.train.accumulate
+    seconds = statistics.median(per_step[1:]) * config.train.accumulate
     return max(1, int(config.minutes * 60 / seconds))
 
 
