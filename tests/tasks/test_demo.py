@@ -15,7 +15,7 @@ def test_demo_text_is_english_from_python_itself() -> None:
 
 def test_demo_trains_writes_the_run_folder_and_prints_a_sample(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
-    assert main(["demo", "--minutes", "0.05", "--hidden", "32", "--layers", "1", "--length", "80", "--quiet"]) == 0
+    assert main(["demo", "--minutes", "0.1", "--hidden", "32", "--layers", "1", "--length", "80", "--quiet"]) == 0
     out = capsys.readouterr().out
     (run_dir,) = (tmp_path / "runs" / "demo").glob("2*")
     assert f"run folder: runs/demo/{run_dir.name}" in out
