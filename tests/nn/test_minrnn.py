@@ -96,18 +96,22 @@ def test_min_gru_long_sequence_stays_accurate():
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_min_gru_c_kernel_matches_the_blocked_scan(monkeypatch, threads):
-    """The minGRU's C pass (rnnkit.nn.native), on one thread and on two, gives the torch scan's
-    values and gradients: outputs, final state, weights and initial state, with lengths, reversed."""
+@pytest.mark.parametrize("cls", [rnn.MinGRU, rnn.MinLSTM])
+def test_c_kernel_matches_the_blocked_scan(monkeypatch, cls, threads):
+    """The C pass (rnnkit.nn.native), on one thread and on two, gives the torch scan's values and
+    gradients: outputs, final state, weights and initial state, with lengths, both directions."""
     from rnnkit.nn import native
 
     if native.library() is None:
-        pytest.skip("no C compiler here: the minGRU runs the blocked scan only")
+        pytest.skip("no C compiler here: the min-cells run the blocked scan only")
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         torch.manual_seed(0)
-        layer = rnn.MinGRU(3, 5, num_layers=2, bidirectional=True)
+        layer = cls(3, 5, num_layers=2, bidirectional=True)
+        with torch.no_grad():
+            for p in layer.parameters():
+                p.mul_(4.0)  # gate pre-activations of both signs and large size
         x = torch.randn(4, 40, 3)
         lengths, h0 = torch.tensor([40, 17, 1, 33]), torch.randn(4, 4, 5, requires_grad=True)
         results = []
@@ -118,5 +122,8 @@ def test_min_gru_c_kernel_matches_the_blocked_scan(monkeypatch, threads):
             results.append((out, h_n, *grads))
     finally:
         torch.set_num_threads(before)
-    for fast, reference in zip(*results, strict=True):
-        torch.testing.assert_close(fast, reference, atol=1e-5, rtol=1e-5)
+    (out, h_n, *grads), (out_ref, h_ref, *grads_ref) = results
+    torch.testing.assert_close(out, out_ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(h_n, h_ref, atol=1e-5, rtol=1e-5)
+    for fast, reference in zip(grads, grads_ref, strict=True):  # sums over B * T steps: float32 rounding
+        torch.testing.assert_close(fast, reference, atol=1e-4 * reference.abs().max(), rtol=1e-4)

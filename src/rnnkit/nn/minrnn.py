@@ -17,8 +17,8 @@ same scan, but costs a ``logcumsumexp`` (slow on CPU: 0.44 s for 4M elements her
 precision at long ``T`` (``log h`` is a difference of two numbers of size ~``T``). Its backward is
 the same scan run backwards in time, written by hand.
 
-On the CPU in float32, the minGRU skips all of this: :class:`MinGRUSequence` runs its gates and
-its recurrence in one C pass per batch row (:mod:`rnnkit.nn.native`), which on a CPU beats any
+On the CPU in float32, both cells skip all of this: :class:`MinSequence` runs their gates and
+recurrence in one C pass per batch row (:mod:`rnnkit.nn.native`), which on a CPU beats any
 scan — ``B * H`` independent channels already fill the cores, and the scan's extra passes over
 memory are what it costs.
 
@@ -110,32 +110,38 @@ class LinearRecurrence(torch.autograd.Function):
         return dh * h_prev, dh, a[:, 0] * dh[:, 0]
 
 
-class MinGRUSequence(torch.autograd.Function):
-    """The minGRU over a whole sequence from its projected inputs, in C (:mod:`rnnkit.nn.native`):
-    ``g: (B, T, 2H)`` (``[k | c]``), ``h0: (B, H)`` -> ``h: (B, T, H)``; float32 CPU tensors only.
+class MinSequence(torch.autograd.Function):
+    """A minGRU or minLSTM over a whole sequence from its projected inputs, in C
+    (:mod:`rnnkit.nn.native`): ``g: (B, T, G)`` (minGRU ``[k | c]``, minLSTM ``[kf | ki | c]``),
+    ``h0: (B, H)`` -> ``h: (B, T, H)``; float32 CPU tensors only.
 
     Each batch row runs in one pass over time (rows shared out to torch's threads): the same
-    numbers as :class:`MinGRUCell` through :func:`linear_recurrence`, with one read of ``g`` and one
-    write of ``h`` instead of the element-wise passes of the gates and the blocked scan.
+    numbers as the cell's :meth:`~MinRecurrentCell.coefficients` through :func:`linear_recurrence`,
+    with one read of ``g`` and one write of ``h`` instead of the element-wise passes of the gates
+    and the blocked scan.
     """
 
     @staticmethod
-    def forward(ctx, g: Tensor, h0: Tensor) -> Tensor:
-        B, T, G = g.shape
+    def forward(ctx, g: Tensor, h0: Tensor, kernel: str) -> Tensor:
+        B, T, _ = g.shape
+        H = h0.shape[-1]
         g, h0 = g.contiguous(), h0.contiguous()
-        h = g.new_empty(B, T, G // 2)
-        native.library().mingru_forward(native.threads(), B, T, G // 2, *map(native.ptr, (g, h0, h)))
+        h = g.new_empty(B, T, H)
+        forward = getattr(native.library(), f"{kernel}_forward")
+        forward(native.threads(), B, T, H, *map(native.ptr, (g, h0, h)))
         ctx.save_for_backward(g, h0, h)
+        ctx.kernel = kernel
         return h
 
     @staticmethod
     def backward(ctx, dh: Tensor):
         g, h0, h = ctx.saved_tensors
-        B, T, G = g.shape
+        B, T, _ = g.shape
         dg, dh0 = torch.empty_like(g), torch.empty_like(h0)
         args = (g, h0, h, dh.contiguous(), dg, dh0)
-        native.library().mingru_backward(native.threads(), B, T, G // 2, *map(native.ptr, args))
-        return dg, dh0
+        backward = getattr(native.library(), f"{ctx.kernel}_backward")
+        backward(native.threads(), B, T, h0.shape[-1], *map(native.ptr, args))
+        return dg, dh0, None
 
 
 def linear_recurrence(a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
@@ -146,9 +152,12 @@ def linear_recurrence(a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
 class MinRecurrentCell(RecurrentCell):
     """Base of minGRU/minLSTM cells: gates from the input only, no recurrent weights.
 
-    Subclasses give :meth:`coefficients` (``a``, ``b`` of ``h_t = a_t h_{t-1} + b_t``).
+    Subclasses give :meth:`coefficients` (``a``, ``b`` of ``h_t = a_t h_{t-1} + b_t``), and
+    ``kernel``, the name of their C pass in :mod:`rnnkit.nn.native` (``None``: the scan only).
     Parameters: ``weight_ih: (G, I)``, ``bias_ih: (G,)``. State: ``h: (B, H)``.
     """
+
+    kernel: str | None = None
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *, device=None, dtype=None) -> None:
         super().__init__(input_size, hidden_size, bias, device=device, dtype=dtype)
@@ -173,6 +182,7 @@ class MinGRUCell(MinRecurrentCell):
     """
 
     num_gates = 2
+    kernel = "mingru"  # its C pass in rnnkit.nn.native
 
     def coefficients(self, g: Tensor) -> tuple[Tensor, Tensor]:
         k, candidate = g.chunk(2, dim=-1)
@@ -188,6 +198,7 @@ class MinLSTMCell(MinRecurrentCell):
     """
 
     num_gates = 3
+    kernel = "minlstm"
 
     def coefficients(self, g: Tensor) -> tuple[Tensor, Tensor]:
         kf, ki, candidate = g.chunk(3, dim=-1)
@@ -214,8 +225,8 @@ def parallel_scan(
     if reverse:
         x = reverse_padded(x, lengths)
     g = cell.project(x)  # (B, T, G)
-    if isinstance(cell, MinGRUCell) and native.usable(g, state):
-        h = MinGRUSequence.apply(g, state)  # (B, T, H): the whole recurrence in C
+    if cell.kernel is not None and native.usable(g, state):
+        h = MinSequence.apply(g, state, cell.kernel)  # (B, T, H): the whole recurrence in C
     else:
         pieces, h_end = [], state
         for segment in g.split(SEGMENT, dim=1):  # cache-sized pieces; the state carries across

@@ -1,5 +1,5 @@
-"""Fused element-wise steps of the LSTM and the layer-norm LSTM, and the whole minGRU recurrence,
-in C, with a pure-torch fallback.
+"""Fused element-wise steps of the LSTM and the layer-norm LSTM, and the whole minGRU / minLSTM
+recurrence, in C, with a pure-torch fallback.
 
 The sequence Function in :mod:`rnnkit.nn.sequence` spends, per time step, several ATen
 element-wise calls (a plain LSTM: about 7 in the forward pass and 10 in the backward pass; a
@@ -7,8 +7,8 @@ element-wise calls (a plain LSTM: about 7 in the forward pass and 10 in the back
 ``(B, H)`` with its dispatch overhead. Here each step is one C loop per batch row: the gates, the
 cell update and ``h`` (with, for the layer-norm cell, the layer norms of ``W_hh h`` and ``c``) in
 one function; their gradients (and the layer-norm gains' gradients) in another. The matrix
-products stay in torch (MKL). The minGRU (:mod:`rnnkit.nn.minrnn`) runs its gates and its linear
-recurrence over the whole sequence in one call, each batch row in one pass over time, and its
+products stay in torch (MKL). minGRU and minLSTM (:mod:`rnnkit.nn.minrnn`) run their gates and their
+linear recurrence over the whole sequence in one call, each batch row in one pass over time, and its
 backward in another: one read of the projected inputs and one write of ``h`` instead of the
 parallel scan's many passes.
 
@@ -134,6 +134,51 @@ void mingru_backward(int threads, int B, int T, int H, const float *g, const flo
                 float p = c > 0.0f ? c + 0.5f : s, dp = c > 0.0f ? 1.0f : s * (1.0f - s);
                 dgt[j] = d * z * a * (p - prev[j]);
                 dgt[H + j] = d * z * dp;
+                carry[j] = d * a;
+            }
+        }
+    }
+}
+
+/* minLSTM, the same way: g (B, T, 3H) holds [kf | ki | c]; with r = softplus(-kf) - softplus(-ki)
+   (= log(i / f)), h_t = sigmoid(-r) h_{t-1} + sigmoid(r) pos(c): the normalized gates f', i'. */
+static inline float softplus_(float x) { return x > 0.0f ? x + log1pf(expf(-x)) : log1pf(expf(x)); }
+
+void minlstm_forward(int threads, int B, int T, int H, const float *g, const float *h0, float *h) {
+    PARALLEL_FOR
+    for (int b = 0; b < B; b++) {
+        const float *prev = h0 + (size_t)b * H;
+        for (int t = 0; t < T; t++) {
+            const float *gt = g + ((size_t)b * T + t) * 3 * H;
+            float *ht = h + ((size_t)b * T + t) * H;
+            for (int j = 0; j < H; j++) {
+                float r = softplus_(-gt[j]) - softplus_(-gt[H + j]);
+                ht[j] = sigm(-r) * prev[j] + sigm(r) * pos_(gt[2 * H + j]);
+            }
+            prev = ht;
+        }
+    }
+}
+
+void minlstm_backward(int threads, int B, int T, int H, const float *g, const float *h0, const float *h,
+                      const float *dh, float *dg, float *dh0) {
+    PARALLEL_FOR
+    for (int b = 0; b < B; b++) {
+        float *carry = dh0 + (size_t)b * H;
+        for (int j = 0; j < H; j++) carry[j] = 0.0f;
+        for (int t = T - 1; t >= 0; t--) {
+            const float *gt = g + ((size_t)b * T + t) * 3 * H, *dht = dh + ((size_t)b * T + t) * H;
+            const float *prev = t > 0 ? h + ((size_t)b * T + t - 1) * H : h0 + (size_t)b * H;
+            float *dgt = dg + ((size_t)b * T + t) * 3 * H;
+            for (int j = 0; j < H; j++) {
+                float kf = gt[j], ki = gt[H + j], c = gt[2 * H + j], d = dht[j] + carry[j];
+                float r = softplus_(-kf) - softplus_(-ki);
+                float a = sigm(-r), ia = sigm(r), s = sigm(c);
+                float p = c > 0.0f ? c + 0.5f : s, dp = c > 0.0f ? 1.0f : s * (1.0f - s);
+                float dr = d * a * ia * (p - prev[j]);
+                dgt[j] = -dr * sigm(-kf);
+                dgt[H + j] = dr * sigm(-ki);
+                dgt[2 * H + j] = d * ia * dp;
                 carry[j] = d * a;
             }
         }
@@ -300,11 +345,12 @@ def library() -> ctypes.CDLL | None:
             lib.ln_lstm_backward.argtypes = ints + [ctypes.c_void_p] * 18
             lib.lstm_forward.argtypes = ints + [ctypes.c_void_p] * 6
             lib.lstm_backward.argtypes = ints + [ctypes.c_void_p] * 8
-            lib.mingru_forward.argtypes = [ctypes.c_int] * 4 + [ctypes.c_void_p] * 3  # threads, B, T, H
-            lib.mingru_backward.argtypes = [ctypes.c_int] * 4 + [ctypes.c_void_p] * 6
-            kernels = ("ln_lstm_forward", "ln_lstm_backward", "lstm_forward", "lstm_backward", "mingru_forward")
-            for name in (*kernels, "mingru_backward"):
-                getattr(lib, name).restype = None
+            for cell in ("mingru", "minlstm"):
+                # threads, B, T, H, then the tensors
+                getattr(lib, f"{cell}_forward").argtypes = [ctypes.c_int] * 4 + [ctypes.c_void_p] * 3
+                getattr(lib, f"{cell}_backward").argtypes = [ctypes.c_int] * 4 + [ctypes.c_void_p] * 6
+            for kernel in ("ln_lstm", "lstm", "mingru", "minlstm"):
+                getattr(lib, f"{kernel}_forward").restype = getattr(lib, f"{kernel}_backward").restype = None
         except (OSError, subprocess.CalledProcessError):
             lib = None  # no compiler or a failed build: the torch code runs instead
     _loaded.append(lib)
