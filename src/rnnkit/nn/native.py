@@ -101,7 +101,8 @@ void lstm_backward(int threads, int B, int H, const float *d_out, const float *d
    c > 0, sigmoid(c) otherwise. h0 (B, H); writes h (B, T, H). */
 static inline float pos_(float c) { return c > 0.0f ? c + 0.5f : sigm(c); }
 
-void mingru_forward(int threads, int B, int T, int H, const float *g, const float *h0, float *h) {
+void mingru_forward(int threads, int B, int T, int H, const float *restrict g, const float *restrict h0,
+                    float *restrict h) {
     PARALLEL_FOR
     for (int b = 0; b < B; b++) {
         const float *prev = h0 + (size_t)b * H;
@@ -117,25 +118,30 @@ void mingru_forward(int threads, int B, int T, int H, const float *g, const floa
     }
 }
 
+/* One step of its backward for one row: d = grad of h_t (from the output and later steps). */
+static void mingru_backward_step(int H, const float *restrict gt, const float *restrict dht,
+                                 const float *restrict prev, float *restrict dgt, float *restrict carry) {
+    for (int j = 0; j < H; j++) {
+        float k = gt[j], c = gt[H + j], d = dht[j] + carry[j];
+        float z = sigm(k), a = sigm(-k), s = sigm(c);
+        float p = c > 0.0f ? c + 0.5f : s, dp = c > 0.0f ? 1.0f : s * (1.0f - s);
+        dgt[j] = d * z * a * (p - prev[j]);
+        dgt[H + j] = d * z * dp;
+        carry[j] = d * a;
+    }
+}
+
 /* Its backward: dh (B, T, H) grads of the outputs; writes dg (B, T, 2H) and dh0 (B, H). */
-void mingru_backward(int threads, int B, int T, int H, const float *g, const float *h0, const float *h,
-                     const float *dh, float *dg, float *dh0) {
+void mingru_backward(int threads, int B, int T, int H, const float *restrict g, const float *restrict h0,
+                     const float *restrict h, const float *restrict dh, float *restrict dg, float *restrict dh0) {
     PARALLEL_FOR
     for (int b = 0; b < B; b++) {
         float *carry = dh0 + (size_t)b * H; /* grad of h_t from later steps, ends as grad of h0 */
         for (int j = 0; j < H; j++) carry[j] = 0.0f;
         for (int t = T - 1; t >= 0; t--) {
-            const float *gt = g + ((size_t)b * T + t) * 2 * H, *dht = dh + ((size_t)b * T + t) * H;
-            const float *prev = t > 0 ? h + ((size_t)b * T + t - 1) * H : h0 + (size_t)b * H;
-            float *dgt = dg + ((size_t)b * T + t) * 2 * H;
-            for (int j = 0; j < H; j++) {
-                float k = gt[j], c = gt[H + j], d = dht[j] + carry[j];
-                float z = sigm(k), a = sigm(-k), s = sigm(c);
-                float p = c > 0.0f ? c + 0.5f : s, dp = c > 0.0f ? 1.0f : s * (1.0f - s);
-                dgt[j] = d * z * a * (p - prev[j]);
-                dgt[H + j] = d * z * dp;
-                carry[j] = d * a;
-            }
+            size_t row = (size_t)b * T + t;
+            const float *prev = t > 0 ? h + (row - 1) * H : h0 + (size_t)b * H;
+            mingru_backward_step(H, g + row * 2 * H, dh + row * H, prev, dg + row * 2 * H, carry);
         }
     }
 }
@@ -144,7 +150,8 @@ void mingru_backward(int threads, int B, int T, int H, const float *g, const flo
    (= log(i / f)), h_t = sigmoid(-r) h_{t-1} + sigmoid(r) pos(c): the normalized gates f', i'. */
 static inline float softplus_(float x) { return x > 0.0f ? x + log1pf(expf(-x)) : log1pf(expf(x)); }
 
-void minlstm_forward(int threads, int B, int T, int H, const float *g, const float *h0, float *h) {
+void minlstm_forward(int threads, int B, int T, int H, const float *restrict g, const float *restrict h0,
+                    float *restrict h) {
     PARALLEL_FOR
     for (int b = 0; b < B; b++) {
         const float *prev = h0 + (size_t)b * H;
@@ -160,27 +167,31 @@ void minlstm_forward(int threads, int B, int T, int H, const float *g, const flo
     }
 }
 
-void minlstm_backward(int threads, int B, int T, int H, const float *g, const float *h0, const float *h,
-                      const float *dh, float *dg, float *dh0) {
+static void minlstm_backward_step(int H, const float *restrict gt, const float *restrict dht,
+                                  const float *restrict prev, float *restrict dgt, float *restrict carry) {
+    for (int j = 0; j < H; j++) {
+        float kf = gt[j], ki = gt[H + j], c = gt[2 * H + j], d = dht[j] + carry[j];
+        float r = softplus_(-kf) - softplus_(-ki);
+        float a = sigm(-r), ia = sigm(r), s = sigm(c);
+        float p = c > 0.0f ? c + 0.5f : s, dp = c > 0.0f ? 1.0f : s * (1.0f - s);
+        float dr = d * a * ia * (p - prev[j]);
+        dgt[j] = -dr * sigm(-kf);
+        dgt[H + j] = dr * sigm(-ki);
+        dgt[2 * H + j] = d * ia * dp;
+        carry[j] = d * a;
+    }
+}
+
+void minlstm_backward(int threads, int B, int T, int H, const float *restrict g, const float *restrict h0,
+                      const float *restrict h, const float *restrict dh, float *restrict dg, float *restrict dh0) {
     PARALLEL_FOR
     for (int b = 0; b < B; b++) {
         float *carry = dh0 + (size_t)b * H;
         for (int j = 0; j < H; j++) carry[j] = 0.0f;
         for (int t = T - 1; t >= 0; t--) {
-            const float *gt = g + ((size_t)b * T + t) * 3 * H, *dht = dh + ((size_t)b * T + t) * H;
-            const float *prev = t > 0 ? h + ((size_t)b * T + t - 1) * H : h0 + (size_t)b * H;
-            float *dgt = dg + ((size_t)b * T + t) * 3 * H;
-            for (int j = 0; j < H; j++) {
-                float kf = gt[j], ki = gt[H + j], c = gt[2 * H + j], d = dht[j] + carry[j];
-                float r = softplus_(-kf) - softplus_(-ki);
-                float a = sigm(-r), ia = sigm(r), s = sigm(c);
-                float p = c > 0.0f ? c + 0.5f : s, dp = c > 0.0f ? 1.0f : s * (1.0f - s);
-                float dr = d * a * ia * (p - prev[j]);
-                dgt[j] = -dr * sigm(-kf);
-                dgt[H + j] = dr * sigm(-ki);
-                dgt[2 * H + j] = d * ia * dp;
-                carry[j] = d * a;
-            }
+            size_t row = (size_t)b * T + t;
+            const float *prev = t > 0 ? h + (row - 1) * H : h0 + (size_t)b * H;
+            minlstm_backward_step(H, g + row * 3 * H, dh + row * H, prev, dg + row * 3 * H, carry);
         }
     }
 }
