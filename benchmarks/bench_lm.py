@@ -281,12 +281,24 @@ def main() -> None:
     g.add_argument("--evals", type=int, default=6, help="evaluations per rnnkit run")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--notes", default="", help="free text stored with the results (e.g. machine load)")
+    parser.add_argument(
+        "--recipe-only",
+        type=float,
+        default=None,
+        metavar="SECONDS_PER_STEP",
+        help="only train the rnnkit recipe, with step counts from this many seconds per step (as measured "
+        "by a full run of this benchmark), into benchmarks/results/<--name>.json: another recipe, same budget",
+    )
+    parser.add_argument("--name", default="lm_tinyshakespeare_recipe", help="results file of --recipe-only")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     started = time.perf_counter()
     data = args.data or data_path()
     torch.manual_seed(0)
+    if args.recipe_only is not None:
+        recipe_only(args, data, started)
+        return
     with tempfile.TemporaryDirectory(prefix="bench-lm-") as tmp:
         work = Path(tmp)
         corpus = lm.prepare_corpus(lm.DataConfig(files=[str(data)], val_fraction=0.1, seq_len=T), work / "data", B)
@@ -341,22 +353,7 @@ def main() -> None:
         "train_step_seconds_interleaved": [round(x, 3) for x in speed["bare_seconds"]],
         "pipeline_step_seconds_interleaved": [round(x, 3) for x in speed["pipeline_seconds"]],
     }
-    recipe = {
-        k: getattr(args, k)
-        for k in (
-            "cell",
-            "batch_size",
-            "lr",
-            "layers",
-            "hidden",
-            "dropout",
-            "input_dropout",
-            "locked",
-            "weight_drop",
-            "weight_decay",
-            "warmup",
-        )
-    }
+    recipe = recipe_of(args)
     path = write_result(
         "lm_tinyshakespeare",
         dataset="tiny shakespeare (karpathy/char-rnn input.txt, 1,115,394 characters)",
@@ -380,6 +377,42 @@ def main() -> None:
         ).strip(),
     )
     print(f"wrote {path}")
+
+
+def recipe_only(args: argparse.Namespace, data: Path, started: float) -> None:
+    """Train the rnnkit recipe alone for each budget, steps = budget / ``args.recipe_only``."""
+    run_steps = {minutes: max(1, int(minutes * 60 / args.recipe_only)) for minutes in args.minutes}
+    print(f"steps: {run_steps} ({args.recipe_only:.3f} s per step, given)", flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench-lm-") as tmp:
+        work = Path(tmp)
+        lm.prepare_corpus(lm.DataConfig(files=[str(data)], val_fraction=0.1, seq_len=T), work / "data", B)
+        runs = {minutes: rnnkit_run(data, work, args, minutes, steps) for minutes, steps in run_steps.items()}
+    metrics = {}
+    for minutes, r in runs.items():
+        metrics[f"val_loss_nats_{minutes:g}min"] = round(r["val_loss_best"], 4)
+        metrics[f"val_loss_nats_{minutes:g}min_final"] = round(r["val_loss_final"], 4)
+        metrics[f"train_steps_{minutes:g}min"] = r["steps"]
+        metrics[f"wall_seconds_{minutes:g}min"] = round(r["wall_seconds"], 1)
+    path = write_result(
+        args.name,
+        dataset="tiny shakespeare (karpathy/char-rnn input.txt, 1,115,394 characters)",
+        split="nanoGPT shakespeare_char: first 90% of characters train, last 10% validation (whole text scored)",
+        metrics=metrics,
+        reference={},
+        wall_seconds=time.perf_counter() - started,
+        notes=(
+            f"Another rnnkit recipe under the budgets of lm_tinyshakespeare.json: recipe {recipe_of(args)}; "
+            f"steps = budget / {args.recipe_only} s per step (that file's quiet measurement of this network "
+            f"and batch size), cosine decay over them. {args.notes}"
+        ).strip(),
+    )
+    print(f"wrote {path}")
+
+
+def recipe_of(args: argparse.Namespace) -> dict:
+    """The recipe's settings, as stored with the results."""
+    names = ("cell", "batch_size", "lr", "layers", "hidden", "dropout", "input_dropout", "locked")
+    return {k: getattr(args, k) for k in (*names, "weight_drop", "weight_decay", "warmup")}
 
 
 def recipe_step_seconds(data: Path, work: Path, args: argparse.Namespace) -> float:

@@ -55,7 +55,7 @@ class MemoryConfig:
     tasks: tuple[str, ...] = TASKS
     hidden_size: int = 64
     batch_size: int = 64
-    steps: int = 2000  # training budget per (task, model, length): at most this many Adam steps
+    steps: int = 1500  # training budget per (task, model, length): at most this many Adam steps
     check_every: int = 100  # stop a run once solved on the validation set, checked this often (0: never)
     lr: float = 1e-2
     clip: float = 1.0
