@@ -67,20 +67,14 @@ class LSTMSequence(torch.autograd.Function):
             if use_c and not layer_norm:  # the same step, fused in C (rnnkit.nn.native)
                 torch.addmm(gx[t], h_rec, weight_hh.t(), out=gates)
                 lib.lstm_forward(threads, B, H, *map(native.ptr, (gates, cs[t], acts[t], c_news[t], tcs[t], outs[t])))
-                if valid is not None:
-                    torch.lerp(hs[t], outs[t], valid[t], out=hs[t + 1])
-                    torch.lerp(cs[t], c_news[t], valid[t], out=cs[t + 1])
-                    outs[t].mul_(valid[t])
+                _freeze_past_ends(t, valid, hs, cs, outs, c_news)
                 continue
             if use_c:
                 torch.mm(h_rec, weight_hh.t(), out=r)
                 args = (r, gx[t], ln_hh_weight, ln_c_weight, ln_c_bias, cs[t], r_hats[t], stats[1, t], acts[t])
                 args += (c_news[t], c_hats[t], stats[3, t], tcs[t], outs[t])
                 lib.ln_lstm_forward(threads, B, H, eps, *map(native.ptr, args))
-                if valid is not None:
-                    torch.lerp(hs[t], outs[t], valid[t], out=hs[t + 1])
-                    torch.lerp(cs[t], c_news[t], valid[t], out=cs[t + 1])
-                    outs[t].mul_(valid[t])
+                _freeze_past_ends(t, valid, hs, cs, outs, c_news)
                 continue
             if layer_norm:
                 torch.mm(h_rec, weight_hh.t(), out=r)
@@ -102,11 +96,8 @@ class LSTMSequence(torch.autograd.Function):
                 tcs[t].tanh_()
             else:
                 torch.tanh(c_new, out=tcs[t])
-            h_new = torch.mul(o, tcs[t], out=outs[t])  # (B, H)
-            if valid is not None:
-                torch.lerp(hs[t], h_new, valid[t], out=hs[t + 1])
-                torch.lerp(cs[t], c_new, valid[t], out=cs[t + 1])
-                h_new.mul_(valid[t])
+            torch.mul(o, tcs[t], out=outs[t])  # (B, H)
+            _freeze_past_ends(t, valid, hs, cs, outs, c_news)
         saved = [hs, cs, acts, tcs, weight_hh, mask, valid]
         if layer_norm:  # r, r_hat: (T, B, 4H); c: (T, B, H); statistics (T, B, 1)
             saved += [r_hats, c_news, stats, ln_hh_weight, ln_c_weight, ln_c_bias, c_hats]
@@ -176,6 +167,15 @@ class LSTMSequence(torch.autograd.Function):
         if ctx.layer_norm:
             grads[6:9] = d_ln_hh_weight, d_ln_c_weight, d_ln_c_bias if ln_c_bias is not None else None
         return tuple(grads)
+
+
+def _freeze_past_ends(t: int, valid: Tensor | None, hs: Tensor, cs: Tensor, outs: Tensor, c_news: Tensor) -> None:
+    """After step ``t``: where ``valid[t]`` is 0 (past a sequence's end) the carried state keeps
+    its value and the output is zero; elsewhere the new ``h``, ``c`` are carried."""
+    if valid is not None:
+        torch.lerp(hs[t], outs[t], valid[t], out=hs[t + 1])
+        torch.lerp(cs[t], c_news[t], valid[t], out=cs[t + 1])
+        outs[t].mul_(valid[t])
 
 
 def _backward_plain_c(ctx, d_out: Tensor, d_hT: Tensor, d_cT: Tensor) -> tuple:
