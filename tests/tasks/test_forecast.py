@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from rnnkit.cli import main
 from rnnkit.data.timeseries import read_csv_series, transform_series, walk_forward_folds
@@ -17,15 +16,6 @@ from rnnkit.tasks import forecast as fc
 from rnnkit.train import TrainConfig
 
 DATA = Path(os.environ.get("RNNKIT_DATA", Path(__file__).resolve().parents[2] / "../shared/data"))
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models train fastest on one thread; give torch its setting back afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def write_series(path: Path, values: np.ndarray, start: str = "2000-01-03") -> str:
