@@ -252,6 +252,7 @@ def rnnkit_model_config(args: argparse.Namespace) -> lm.ModelConfig:
         cell=args.cell,
         layers=args.layers,
         hidden=args.hidden,
+        embed=args.embed,
         dropout=args.dropout,
         input_dropout=args.input_dropout,
         locked=args.locked,
@@ -272,6 +273,7 @@ def main() -> None:
     g.add_argument("--lr", type=float, default=LR)
     g.add_argument("--layers", type=int, default=2)
     g.add_argument("--hidden", type=int, default=512)
+    g.add_argument("--embed", type=int, default=0, help="embedding size (0: same as --hidden)")
     g.add_argument("--dropout", type=float, default=0.3)
     g.add_argument("--input-dropout", type=float, default=0.1)
     g.add_argument("--locked", action="store_true")
@@ -411,7 +413,7 @@ def recipe_only(args: argparse.Namespace, data: Path, started: float) -> None:
 
 def recipe_of(args: argparse.Namespace) -> dict:
     """The recipe's settings, as stored with the results."""
-    names = ("cell", "batch_size", "lr", "layers", "hidden", "dropout", "input_dropout", "locked")
+    names = ("cell", "batch_size", "lr", "layers", "hidden", "embed", "dropout", "input_dropout", "locked")
     return {k: getattr(args, k) for k in (*names, "weight_drop", "weight_decay", "warmup")}
 
 

@@ -11,9 +11,10 @@ from rnnkit.nn.dropout import RecurrentDropoutCell
 from rnnkit.nn.sequence import lstm_scan, supports
 
 
-def make_cell(kind: str, dtype=torch.float32):
+def make_cell(kind: str, dtype=torch.float32, hidden: int = 4):
     torch.manual_seed(0)
-    cell = rnn.LSTMCell(3, 4, dtype=dtype) if kind == "lstm" else rnn.LayerNormLSTMCell(3, 4, dtype=dtype)
+    make = rnn.LSTMCell if kind == "lstm" else rnn.LayerNormLSTMCell
+    cell = make(3, hidden, dtype=dtype)
     with torch.no_grad():
         for p in cell.parameters():
             p.uniform_(-0.6, 0.6)  # gains and biases away from their trivial init
@@ -99,11 +100,13 @@ def two_threads():
     torch.set_num_threads(before)
 
 
+@pytest.mark.parametrize("hidden", [4, 40])
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("kind", ["lstm", "layer_norm_lstm"])
-def test_c_kernels_build_where_a_compiler_exists_and_match_the_torch_code(monkeypatch, request, kind, threads):
+def test_c_kernels_build_where_a_compiler_exists_and_match_the_torch_code(monkeypatch, request, kind, threads, hidden):
     """The C steps (rnnkit.nn.native) of each LSTM give the torch code's values and gradients,
-    on one thread and with the batch rows shared out to two."""
+    on one thread and with the batch rows shared out to two; hidden 40 (4H = 160) spans several
+    of the column blocks that the layer-norm gains' gradient sums are shared out by."""
     if threads == 2:
         request.getfixturevalue("two_threads")
     import shutil
@@ -112,9 +115,9 @@ def test_c_kernels_build_where_a_compiler_exists_and_match_the_torch_code(monkey
 
     has_compiler = shutil.which("cc") is not None or shutil.which("gcc") is not None
     assert (native.library() is not None) == has_compiler  # built here, or the documented fallback
-    cell = make_cell(kind)
+    cell = make_cell(kind, hidden=hidden)
     x = torch.randn(5, 9, 3, requires_grad=True)
-    lengths, mask = torch.tensor([9, 4, 1, 9, 7]), (torch.rand(5, 4) > 0.3).float() / 0.7
+    lengths, mask = torch.tensor([9, 4, 1, 9, 7]), (torch.rand(5, hidden) > 0.3).float() / 0.7
     results = []
     for lib in ([native.library()], [None]):  # C kernels (when built), then the torch code
         monkeypatch.setattr(native, "_loaded", lib)

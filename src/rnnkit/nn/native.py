@@ -43,6 +43,7 @@ SOURCE = r"""
 /* Rows (batch entries) are independent: with OpenMP they are shared out to `threads` threads
    (torch's intra-op thread count; the pool is torch's own libgomp). Sums over rows come after, in
    a second loop shared out by column, so that no two threads add into the same number. */
+#define GAIN_BLOCK 64 /* columns per block of the gains' gradient sums */
 #define PARALLEL_FOR _Pragma("omp parallel for num_threads(threads) schedule(static) if (threads > 1)")
 
 static inline float sigm(float x) { return 1.0f / (1.0f + expf(-x)); }
@@ -197,7 +198,7 @@ void minlstm_backward(int threads, int B, int T, int H, const float *restrict g,
 }
 
 /* Normalize v (n floats) in place into out; returns rstd, writes mean. */
-static float normalize(const float *v, float *out, int n, float eps, float *mean_out) {
+static float normalize(const float *restrict v, float *restrict out, int n, float eps, float *restrict mean_out) {
     float mean = 0.0f, var = 0.0f;
     for (int k = 0; k < n; k++) mean += v[k];
     mean /= n;
@@ -212,10 +213,11 @@ static float normalize(const float *v, float *out, int n, float eps, float *mean
    r: W_hh h (B, 4H); gx: LN_ih(W_ih x) + b_ih + b_hh (B, 4H); c_prev (B, H).
    Writes r_hat (B, 4H), r_rstd (B), acts = sigmoid(i, f, o), tanh(g) (B, 4H), c_new (B, H),
    c_hat (B, H), c_rstd (B), tc = tanh(LN_c(c_new)) (B, H), h (B, H). */
-void ln_lstm_forward(int threads, int B, int H, float eps, const float *r, const float *gx, const float *g_hh,
-                     const float *g_c, const float *b_c, const float *c_prev, float *r_hat,
-                     float *r_rstd, float *acts, float *c_new, float *c_hat, float *c_rstd,
-                     float *tc, float *h) {
+void ln_lstm_forward(int threads, int B, int H, float eps, const float *restrict r, const float *restrict gx,
+                     const float *restrict g_hh, const float *restrict g_c, const float *restrict b_c,
+                     const float *restrict c_prev, float *restrict r_hat, float *restrict r_rstd,
+                     float *restrict acts, float *restrict c_new, float *restrict c_hat, float *restrict c_rstd,
+                     float *restrict tc, float *restrict h) {
     int G = 4 * H;
     PARALLEL_FOR
     for (int b = 0; b < B; b++) {
@@ -240,11 +242,13 @@ void ln_lstm_forward(int threads, int B, int H, float eps, const float *r, const
 /* One backward step. dh: grad of h_new (B, H); dc: grad of c_t from later steps (B, H).
    Writes d_gates (B, 4H), d_rec = grad of W_hh h (B, 4H), dc_prev = grad of c_{t-1} through f (B, H);
    adds into d_g_hh (4H), d_g_c (H), d_b_c (H). scratch: (B, 2H) floats. */
-void ln_lstm_backward(int threads, int B, int H, const float *dh, const float *dc, const float *acts,
-                      const float *tc, const float *c_prev, const float *c_hat, const float *c_rstd,
-                      const float *r_hat, const float *r_rstd, const float *g_hh, const float *g_c,
-                      float *d_gates, float *d_rec, float *dc_prev, float *d_g_hh, float *d_g_c,
-                      float *d_b_c, float *scratch) {
+void ln_lstm_backward(int threads, int B, int H, const float *restrict dh, const float *restrict dc,
+                      const float *restrict acts, const float *restrict tc, const float *restrict c_prev,
+                      const float *restrict c_hat, const float *restrict c_rstd, const float *restrict r_hat,
+                      const float *restrict r_rstd, const float *restrict g_hh, const float *restrict g_c,
+                      float *restrict d_gates, float *restrict d_rec, float *restrict dc_prev,
+                      float *restrict d_g_hh, float *restrict d_g_c, float *restrict d_b_c,
+                      float *restrict scratch) {
     int G = 4 * H;
     PARALLEL_FOR
     for (int b = 0; b < B; b++) {
@@ -281,20 +285,23 @@ void ln_lstm_backward(int threads, int B, int H, const float *dh, const float *d
         q1 /= G; q2 /= G;
         for (int k = 0; k < G; k++) dr[k] = r_rstd[b] * (dr[k] - q1 - rh[k] * q2);
     }
+    /* The gains' gradients: sums over rows. Each thread owns a block of columns and walks the rows
+       in order, so the inner loop runs along memory (vectorized) and no two threads add into the
+       same number. */
     PARALLEL_FOR
-    for (int k = 0; k < G; k++) { /* the gains' gradients: sums over rows, one column per thread */
-        float acc = 0.0f;
-        for (int b = 0; b < B; b++) acc += d_gates[(size_t)b * G + k] * r_hat[(size_t)b * G + k];
-        d_g_hh[k] += acc;
-        if (k < H) {
-            float gc = 0.0f, bc = 0.0f;
-            for (int b = 0; b < B; b++) {
-                float d = scratch[(size_t)b * 2 * H + k];
-                gc += d * c_hat[(size_t)b * H + k];
-                bc += d;
+    for (int k0 = 0; k0 < G; k0 += GAIN_BLOCK) {
+        int k1 = k0 + GAIN_BLOCK < G ? k0 + GAIN_BLOCK : G;
+        for (int b = 0; b < B; b++) {
+            const float *dgb = d_gates + (size_t)b * G, *rhb = r_hat + (size_t)b * G;
+            for (int k = k0; k < k1; k++) d_g_hh[k] += dgb[k] * rhb[k];
+            if (k0 < H) {
+                int m1 = k1 < H ? k1 : H;
+                const float *d = scratch + (size_t)b * 2 * H, *chb = c_hat + (size_t)b * H;
+                for (int k = k0; k < m1; k++) {
+                    d_g_c[k] += d[k] * chb[k];
+                    d_b_c[k] += d[k];
+                }
             }
-            d_g_c[k] += gc;
-            d_b_c[k] += bc;
         }
     }
 }
