@@ -7,6 +7,7 @@ import torch
 from torch.autograd import gradcheck
 
 import rnnkit.nn as rnn
+from rnnkit.nn import sequence
 from rnnkit.nn.dropout import RecurrentDropoutCell
 from rnnkit.nn.sequence import lstm_scan, supports
 
@@ -106,7 +107,8 @@ def two_threads():
 def test_c_kernels_build_where_a_compiler_exists_and_match_the_torch_code(monkeypatch, request, kind, threads, hidden):
     """The C steps (rnnkit.nn.native) of each LSTM give the torch code's values and gradients,
     on one thread and with the batch rows shared out to two; hidden 40 (4H = 160) spans several
-    of the column blocks that the layer-norm gains' gradient sums are shared out by."""
+    of the column blocks that the layer-norm gains' gradient sums are shared out by, and the
+    weight gradient is summed over blocks of 2 steps (9 steps: the last block is short)."""
     if threads == 2:
         request.getfixturevalue("two_threads")
     import shutil
@@ -115,6 +117,7 @@ def test_c_kernels_build_where_a_compiler_exists_and_match_the_torch_code(monkey
 
     has_compiler = shutil.which("cc") is not None or shutil.which("gcc") is not None
     assert (native.library() is not None) == has_compiler  # built here, or the documented fallback
+    monkeypatch.setattr(sequence, "_WEIGHT_GRAD_ROWS", 10)  # 10 rows = 2 steps of 5
     cell = make_cell(kind, hidden=hidden)
     x = torch.randn(5, 9, 3, requires_grad=True)
     lengths, mask = torch.tensor([9, 4, 1, 9, 7]), (torch.rand(5, hidden) > 0.3).float() / 0.7

@@ -31,6 +31,7 @@ from rnnkit.nn.cells import LayerNormLSTMCell, LSTMCell
 from rnnkit.nn.scan import reverse_padded
 
 _aten = torch.ops.aten
+_WEIGHT_GRAD_ROWS = 2048  # rows (steps x batch) per weight-gradient GEMM of the chunked backward
 
 
 class LSTMSequence(torch.autograd.Function):
@@ -209,14 +210,20 @@ def _backward_plain_c(ctx, d_out: Tensor, d_hT: Tensor, d_cT: Tensor) -> tuple:
 
 
 def _backward_layer_norm_c(ctx, d_out: Tensor, d_hT: Tensor, d_cT: Tensor) -> tuple:
-    """:meth:`LSTMSequence.backward` of the layer-norm cell with the C kernels of :mod:`rnnkit.nn.native`."""
+    """:meth:`LSTMSequence.backward` of the layer-norm cell with the C kernels of :mod:`rnnkit.nn.native`.
+
+    The grads of ``W_hh h`` live in a buffer of ``block`` steps only: each time a block of steps is
+    done, its share of ``dW_hh`` is one GEMM of ``block * B`` rows (at least 2048), so the backward
+    pass does not hold a second ``(T, B, 4H)`` buffer beside ``d_gates``."""
     hs, cs, acts, tcs, weight_hh, mask, valid, r_hats, _, stats, g_hh, g_c, b_c, c_hats = ctx.saved_tensors
     T, B, G = acts.shape
     H = G // 4
     lib, threads = native.library(), native.threads()
     new = d_out.new_empty
-    d_gates, d_recs, dc_prev, scratch = new(T, B, G), new(T, B, G), new(B, H), new(B, 2 * H)
-    d_g_hh, d_g_c, d_b_c = d_out.new_zeros(G), d_out.new_zeros(H), d_out.new_zeros(H)
+    block = min(T, -(-_WEIGHT_GRAD_ROWS // B))  # steps per dW_hh GEMM
+    d_gates, d_recs, dc_prev, scratch = new(T, B, G), new(block, B, G), new(B, H), new(B, 2 * H)
+    zeros = d_out.new_zeros
+    d_weight_hh, d_g_hh, d_g_c, d_b_c = zeros(G, H), zeros(G), zeros(H), zeros(H)
     dh_next, dc_next = d_hT.contiguous(), d_cT.contiguous()  # grads of the carried h_t, c_t
     for t in reversed(range(T)):
         dh, dc = d_out[t] + dh_next, dc_next  # (B, H): grads of h_new and of c_t from later steps
@@ -225,18 +232,21 @@ def _backward_layer_norm_c(ctx, d_out: Tensor, d_hT: Tensor, d_cT: Tensor) -> tu
             dh_keep, dc_keep = dh_next * keep, dc_next * keep
             dh, dc = dh * valid[t], dc * valid[t]
         dc = dc.contiguous()
+        d_rec = d_recs[t % block]  # (B, 4H): grad of W_hh h_{t-1}
         args = (dh, dc, acts[t], tcs[t], cs[t], c_hats[t], stats[3, t], r_hats[t], stats[1, t], g_hh, g_c)
-        args += (d_gates[t], d_recs[t], dc_prev, d_g_hh, d_g_c, d_b_c, scratch)
+        args += (d_gates[t], d_rec, dc_prev, d_g_hh, d_g_c, d_b_c, scratch)
         lib.ln_lstm_backward(threads, B, H, *map(native.ptr, args))
-        dh_next = d_recs[t] @ weight_hh  # (B, H)
+        dh_next = d_rec @ weight_hh  # (B, H)
         if mask is not None:
             dh_next.mul_(mask)
         dc_next = dc_prev.clone()
         if valid is not None:
             dh_next += dh_keep
             dc_next += dc_keep
-    h_rec = hs[:T] if mask is None else hs[:T] * mask  # (T, B, H)
-    d_weight_hh = d_recs.reshape(T * B, G).t() @ h_rec.reshape(T * B, H)  # (4H, H): one GEMM
+        if t % block == 0:  # steps t .. end-1 done: their share of dW_hh = dG^T h, one GEMM
+            end = min(t + block, T)
+            h_rec = hs[t:end] if mask is None else hs[t:end] * mask  # (end - t, B, H)
+            d_weight_hh.addmm_(d_recs[: end - t].reshape(-1, G).t(), h_rec.reshape(-1, H))
     return d_gates, dh_next, dc_next, d_weight_hh, None, None, d_g_hh, d_g_c, d_b_c if b_c is not None else None, None
 
 
