@@ -204,6 +204,7 @@ def main() -> None:
     parser.add_argument("--clock", choices=list(CLOCKS), default="cpu", help="what the ratios are computed from")
     parser.add_argument("--skip-memory", action="store_true", help="skip the T=4096 peak-memory subprocesses")
     parser.add_argument("--notes", default="", help="free text stored with the results (e.g. machine load)")
+    parser.add_argument("--name", default="cells", help="results file name (benchmarks/results/<name>.json)")
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
@@ -226,7 +227,7 @@ def main() -> None:
     if not args.skip_memory:
         metrics.update(bench_memory(torch.get_num_threads()))
     path = write_result(
-        "cells",
+        args.name,
         dataset="random normal tensors",
         split="n/a",
         metrics={k: round(v, 4) for k, v in metrics.items()},

@@ -28,6 +28,13 @@ Full run (about 65 minutes on 2 cores)::
 
     python -m benchmarks.bench_lm --minutes 15 30 --reference-minutes 15
 
+Another recipe at the same budgets: time its step on the quiet machine, then train it for the
+step counts that time gives (e.g. the 64-wide embedding, B=16 recipe)::
+
+    python -m benchmarks.bench_lm --probe --embed 64 --batch-size 16 --lr 2e-3
+    python -m benchmarks.bench_lm --recipe-only 0.289 --minutes 30 --embed 64 --batch-size 16 --lr 2e-3 \
+        --name lm_tinyshakespeare_embed64_b16
+
 A short run (numbers not comparable to the targets; throughput ratio still meaningful)::
 
     python -m benchmarks.bench_lm --minutes 3 --reference-minutes 3 --throughput-steps 20
@@ -289,7 +296,11 @@ def main() -> None:
         default=None,
         metavar="SECONDS_PER_STEP",
         help="only train the rnnkit recipe, with step counts from this many seconds per step (as measured "
-        "by a full run of this benchmark), into benchmarks/results/<--name>.json: another recipe, same budget",
+        "by a full run of this benchmark, or by --probe), into benchmarks/results/<--name>.json: another recipe, "
+        "same budget",
+    )
+    parser.add_argument(
+        "--probe", action="store_true", help="only print the rnnkit recipe's seconds per step (a timed probe)"
     )
     parser.add_argument("--name", default="lm_tinyshakespeare_recipe", help="results file of --recipe-only")
     args = parser.parse_args()
@@ -298,6 +309,12 @@ def main() -> None:
     started = time.perf_counter()
     data = args.data or data_path()
     torch.manual_seed(0)
+    if args.probe:
+        with tempfile.TemporaryDirectory(prefix="bench-lm-") as tmp:
+            work = Path(tmp)
+            lm.prepare_corpus(lm.DataConfig(files=[str(data)], val_fraction=0.1, seq_len=T), work / "data", B)
+            print(f"{recipe_step_seconds(data, work, args):.3f} s per step ({recipe_of(args)})")
+        return
     if args.recipe_only is not None:
         recipe_only(args, data, started)
         return
@@ -404,8 +421,8 @@ def recipe_only(args: argparse.Namespace, data: Path, started: float) -> None:
         wall_seconds=time.perf_counter() - started,
         notes=(
             f"Another rnnkit recipe under the budgets of lm_tinyshakespeare.json: recipe {recipe_of(args)}; "
-            f"steps = budget / {args.recipe_only} s per step (that file's quiet measurement of this network "
-            f"and batch size), cosine decay over them. {args.notes}"
+            f"steps = budget / {args.recipe_only} s per step (given: a quiet measurement of this network and "
+            f"batch size), cosine decay over them. {args.notes}"
         ).strip(),
     )
     print(f"wrote {path}")
