@@ -69,6 +69,11 @@ REPO = Path(__file__).resolve().parents[1]
 B, T, HIDDEN, LAYERS, DROPOUT, LR = 64, 128, 512, 2, 0.2, 3e-3
 
 
+def prepare_split(data: Path, work: Path) -> lm.Corpus:
+    """Tokenize ``data`` into ``work/data`` with the benchmark's split (last 10% validates)."""
+    return lm.prepare_corpus(lm.DataConfig(files=[str(data)], val_fraction=0.1, seq_len=T), work / "data", B)
+
+
 def data_path() -> Path:
     root = Path(os.environ.get("RNNKIT_DATA", REPO / "../shared/data"))
     path = (root / "tinyshakespeare" / "input.txt").resolve()
@@ -314,7 +319,7 @@ def main() -> None:
     if args.probe:
         with tempfile.TemporaryDirectory(prefix="bench-lm-") as tmp:
             work = Path(tmp)
-            lm.prepare_corpus(lm.DataConfig(files=[str(data)], val_fraction=0.1, seq_len=T), work / "data", B)
+            prepare_split(data, work)
             print(f"{recipe_step_seconds(data, work, args):.3f} s per step ({recipe_of(args)})")
         return
     if args.recipe_only is not None:
@@ -322,7 +327,7 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory(prefix="bench-lm-") as tmp:
         work = Path(tmp)
-        corpus = lm.prepare_corpus(lm.DataConfig(files=[str(data)], val_fraction=0.1, seq_len=T), work / "data", B)
+        corpus = prepare_split(data, work)
         vocab_size = len(corpus.vocab)
         print(f"tiny shakespeare: {len(corpus.train)} train / {len(corpus.val)} val chars, vocab {vocab_size}")
 
@@ -406,7 +411,7 @@ def recipe_only(args: argparse.Namespace, data: Path, started: float) -> None:
     print(f"steps: {run_steps} ({args.recipe_only:.3f} s per step, given)", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-lm-") as tmp:
         work = Path(tmp)
-        lm.prepare_corpus(lm.DataConfig(files=[str(data)], val_fraction=0.1, seq_len=T), work / "data", B)
+        prepare_split(data, work)
         runs = {minutes: rnnkit_run(data, work, args, minutes, steps) for minutes, steps in run_steps.items()}
     metrics = {}
     for minutes, r in runs.items():
