@@ -20,12 +20,24 @@ The issue's full budget (30 minutes per run on a 2-core CPU)::
 A quick run: ``--minutes 3 --seeds 0`` (and ``--max-train-examples 20000`` for less data). The
 calibration is only as good as the machine is steady: on a shared CPU whose load changes, give
 ``--epochs N`` instead (a fixed amount of work; each run's wall time is recorded).
+
+``--pretrain-lm-epochs N`` first pretrains the BiLSTM's and the BiGRU's embedding and encoder as
+a bidirectional language model on ``train.tsv``'s own text (``rnnkit classify train
+--pretrain-lm-epochs``; no outside data), then fine-tunes for ``--epochs``; the bag-of-words MLP
+is never pretrained. Each run's wall time counts both, and is checked against
+``--max-run-minutes``.
+
+Tuning without looking at dev: ``--holdout N`` sets aside N of the training split's longest
+phrases (full sentences, like dev's) together with every training phrase inside one of them, trains
+on the rest and reports accuracy on those N instead of dev (write it under another ``--name``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import random
 import statistics
 import tempfile
 import time
@@ -36,8 +48,10 @@ import torch
 
 from benchmarks.results_io import write_result
 from rnnkit.data.tabular import read_table
+from rnnkit.data.vocab import word_tokenize
 from rnnkit.tasks import classify
 from rnnkit.tasks.classify import Classifier, Config, DataConfig, ModelConfig
+from rnnkit.tasks.classify_pretrain import PRETRAIN_TEXTS, PretrainConfig
 from rnnkit.train import TrainConfig
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / "../shared/data"
@@ -50,7 +64,9 @@ MODELS = {
     "bigru": ModelConfig(cell="gru", embed_dim=128, hidden_size=128, pool="attention", dropout=0.5),
     "bow": ModelConfig(cell="bow", embed_dim=128, hidden_size=128, dropout=0.5),
 }
+PRETRAINED = ("bilstm", "bigru")  # the models --pretrain-lm-epochs applies to (bow has no encoder)
 CALIBRATION_STEPS = 40
+HOLDOUT_SEED = 1234
 
 
 def parse_args() -> argparse.Namespace:
@@ -70,20 +86,58 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core CPU)")
+    p.add_argument(
+        "--pretrain-lm-epochs", type=int, default=0, help="biLM pretraining epochs of bilstm/bigru (0: none)"
+    )
+    p.add_argument("--pretrain-lm-text", choices=PRETRAIN_TEXTS, default="longest", help="text to pretrain on")
+    p.add_argument(
+        "--pretrain-lm-tie-weights", action=argparse.BooleanOptionalAction, default=True, help="tied softmax"
+    )
+    p.add_argument("--pretrain-lm-lr", type=float, default=2e-3, help="pretraining peak learning rate")
+    p.add_argument("--pretrain-lm-dropout", type=float, default=0.5, help="dropout before the LM softmax")
+    p.add_argument("--max-run-minutes", type=float, default=30.0, help="the issue's limit on one run's wall time")
+    p.add_argument(
+        "--holdout", type=int, default=0, help="report on N held-out training sentences instead of dev (tuning)"
+    )
     p.add_argument("--data", default=os.environ.get("RNNKIT_DATA", str(DEFAULT_DATA)), help="folder holding sst2/")
     p.add_argument("--name", default="sst2", help="results file name (benchmarks/results/<name>.json)")
-    return p.parse_args()
+    args = p.parse_args()
+    if args.pretrain_lm_epochs and args.epochs is None:
+        p.error("--pretrain-lm-epochs needs --epochs (the time calibration covers fine-tuning steps only)")
+    return args
+
+
+def holdout_split(train_tsv: Path, n: int, scratch: Path) -> tuple[Path, Path]:
+    """Set aside ``n`` of the training split's longest phrases (seeded; phrases inside no longer
+    one, i.e. full sentences) and every training phrase inside one of them: the files
+    ``(train minus held-out, held-out)``, both with columns ``sentence`` and ``label``."""
+    table = read_table(train_tsv, "sentence", "label")
+    keys = [" " + " ".join(word_tokenize(t)) + " " for t in table.texts]
+    longest, haystack = [], ""
+    for i in sorted(range(len(keys)), key=lambda i: -len(keys[i])):
+        if keys[i] not in haystack:
+            longest.append(i)
+            haystack += keys[i] + "\n"
+    held = sorted(random.Random(HOLDOUT_SEED).sample(longest, n))
+    held_text = "\n".join(keys[i] for i in held)
+    rest = [i for i in range(len(keys)) if keys[i] not in held_text]
+    paths = scratch / "train-minus-holdout.tsv", scratch / "holdout.tsv"
+    for path, rows in zip(paths, (rest, held), strict=True):
+        path.write_text(
+            "sentence\tlabel\n" + "".join(f"{table.texts[i]}\t{table.labels[i]}\n" for i in rows), encoding="utf-8"
+        )
+    print(f"holdout: {n} sentences held out, {len(rest)} of {len(keys)} training phrases kept", flush=True)
+    return paths
 
 
 def base_config(args: argparse.Namespace, model: ModelConfig, seed: int, run_dir: Path) -> Config:
     sst2 = Path(args.data) / "sst2"
-    data = DataConfig(
-        train=str(sst2 / "train.tsv"),
-        val=str(sst2 / "dev.tsv"),
-        val_text_column="content",  # dev.tsv's header is `label<TAB>content`
-        min_freq=args.min_freq,
-        max_train_examples=args.max_train_examples,
-    )
+    if args.holdout:
+        train_path, val_path = args.holdout_files
+        data = DataConfig(train=str(train_path), val=str(val_path), val_text_column="sentence")
+    else:
+        data = DataConfig(train=str(sst2 / "train.tsv"), val=str(sst2 / "dev.tsv"), val_text_column="content")
+    data = replace(data, min_freq=args.min_freq, max_train_examples=args.max_train_examples)
     train = TrainConfig(
         steps=CALIBRATION_STEPS,
         batch_size=args.batch_size,
@@ -97,7 +151,15 @@ def base_config(args: argparse.Namespace, model: ModelConfig, seed: int, run_dir
         log_every=50,
         run_dir=str(run_dir),
     )
-    return Config(data, model, train)
+    pretrain = PretrainConfig(
+        epochs=0 if model.cell == "bow" else args.pretrain_lm_epochs,
+        text=args.pretrain_lm_text,
+        tie_weights=args.pretrain_lm_tie_weights,
+        lr=args.pretrain_lm_lr,
+        batch_size=args.batch_size,
+        dropout=args.pretrain_lm_dropout,
+    )
+    return Config(data, model, train, pretrain)
 
 
 def steps_for_budget(args: argparse.Namespace, model: ModelConfig, minutes: float, scratch: Path) -> tuple[int, float]:
@@ -125,35 +187,59 @@ def run_one(args: argparse.Namespace, name: str, seed: int, steps: int | None, s
     wall = time.monotonic() - started
     if result.stop_reason != "completed":  # the trainer returns on SIGINT/SIGTERM: so must we
         raise SystemExit(f"{name} seed {seed}: {result.stop_reason}; no results written")
-    dev = read_table(config.data.val, "content", "label")
+    split = split_name(args)
+    dev = read_table(config.data.val, config.data.val_text_column, "label")
     final = Classifier.load(result.run_dir, which="last").evaluate(dev)
-    train_rows = args.max_train_examples or 67349
+    train_rows = len(Path(config.data.train).read_text(encoding="utf-8").splitlines()) - 1
+    train_rows = min(train_rows, args.max_train_examples or train_rows)
     row = {
         "model": name,
         "seed": seed,
         "steps": result.steps,
         "epochs": round(result.steps * args.batch_size / train_rows, 2),
         "wall_seconds": round(wall, 1),
-        "dev_accuracy": final["accuracy"],
-        "dev_macro_f1": final["macro_f1"],
-        "best_dev_accuracy_selected_on_dev": result.best_metric,
+        f"{split}_accuracy": final["accuracy"],
+        f"{split}_macro_f1": final["macro_f1"],
+        f"best_{split}_accuracy_selected_on_{split}": result.best_metric,
+        **pretraining_figures(result.run_dir, wall, result.wall_seconds),
+        "within_max_run_minutes": wall <= args.max_run_minutes * 60,
     }
     accuracy = final["accuracy"]
     print(
-        f"{name} seed {seed}: {result.steps} steps ({row['epochs']} epochs), {wall:.0f} s: dev accuracy {accuracy:.4f}",
+        f"{name} seed {seed}: {result.steps} steps ({row['epochs']} epochs), {wall:.0f} s all in: "
+        f"{split} accuracy {accuracy:.4f}",
         flush=True,
     )
     return row
 
 
-def summary(rows: list[dict], name: str) -> dict[str, float]:
-    accuracies = [r["dev_accuracy"] for r in rows if r["model"] == name]
+def split_name(args: argparse.Namespace) -> str:
+    return "holdout" if args.holdout else "dev"
+
+
+def pretraining_figures(run_dir: Path, wall: float, finetune_seconds: float) -> dict:
+    """Seconds spent pretraining and the language model's final held-out loss (empty: none)."""
+    metrics = run_dir / "pretrain" / "metrics.jsonl"
+    if not metrics.exists():
+        return {}
+    evals = [r for r in map(json.loads, metrics.read_text().splitlines()) if r.get("kind") == "eval"]
     return {
-        f"{name}_dev_accuracy_mean": statistics.mean(accuracies),
-        f"{name}_dev_accuracy_std": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
-        f"{name}_dev_accuracy_min": min(accuracies),
-        f"{name}_dev_accuracy_max": max(accuracies),
+        "pretrain_seconds": round(wall - finetune_seconds, 1),
+        "finetune_seconds": round(finetune_seconds, 1),
+        "pretrain_heldout_lm_loss_nats": evals[-1]["val_loss"] if evals else None,
+    }
+
+
+def summary(rows: list[dict], name: str, split: str = "dev") -> dict[str, float]:
+    accuracies = [r[f"{split}_accuracy"] for r in rows if r["model"] == name]
+    walls = [r["wall_seconds"] for r in rows if r["model"] == name]
+    return {
+        f"{name}_{split}_accuracy_mean": statistics.mean(accuracies),
+        f"{name}_{split}_accuracy_std": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
+        f"{name}_{split}_accuracy_min": min(accuracies),
+        f"{name}_{split}_accuracy_max": max(accuracies),
         f"{name}_runs": len(accuracies),
+        f"{name}_max_run_wall_seconds": max(walls),
     }
 
 
@@ -166,6 +252,8 @@ def main() -> None:
     rows, calibration = [], {}
     with tempfile.TemporaryDirectory(prefix="bench_sst2_") as tmp:
         scratch = Path(tmp)
+        if args.holdout:
+            args.holdout_files = holdout_split(Path(args.data) / "sst2" / "train.tsv", args.holdout, scratch)
         for name in args.models:
             if args.epochs is not None:
                 steps, calibration[name] = None, {"budget_epochs": args.epochs}
@@ -175,10 +263,18 @@ def main() -> None:
                 calibration[name] = {"budget_minutes": minutes, "seconds_per_step": round(per_step, 4), "steps": steps}
             rows += [run_one(args, name, seed, steps, scratch) for seed in args.seeds]
     wall = time.monotonic() - started
-    metrics = summary(rows, args.models[0])
-    reference = {k: v for name in args.models[1:] for k, v in summary(rows, name).items()}
+    split = split_name(args)
+    metrics = summary(rows, args.models[0], split)
+    reference = {k: v for name in args.models[1:] for k, v in summary(rows, name, split).items()}
     if args.epochs is not None:
         budget = f"Budget per run: {args.epochs} epochs (cosine schedule to the end); see runs[].wall_seconds. "
+        if args.pretrain_lm_epochs:
+            budget += (
+                f"{', '.join(n for n in PRETRAINED if n in args.models)} first pretrained as a bidirectional LM "
+                f"for {args.pretrain_lm_epochs} epochs on train.tsv's own text ({args.pretrain_lm_text} phrases, "
+                f"{'tied' if args.pretrain_lm_tie_weights else 'untied'} softmax); wall_seconds includes it; "
+                "bow is not pretrained. "
+            )
     else:
         minutes = ", ".join(f"{n} {c['budget_minutes']} min" for n, c in calibration.items())
         budget = f"Time budget per run: {minutes}; steps per run from a {CALIBRATION_STEPS}-step calibration. "
@@ -187,11 +283,17 @@ def main() -> None:
         budget + f"{args.threads} torch thread(s); measured while "
         f"other jobs shared the 2-core CPU ({load}). dev_accuracy is the final model's (no selection on dev). "
         + ("" if args.max_train_examples is None else f"Trained on the first {args.max_train_examples} phrases only.")
+        + (
+            f"Tuning run: trained on train.tsv minus {args.holdout} held-out sentences (and the phrases inside "
+            f"them), reported on those sentences (seed {HOLDOUT_SEED}), not on dev."
+            if args.holdout
+            else ""
+        )
     )
     path = write_result(
         args.name,
         dataset="SST-2 (GLUE): train.tsv 67,349 phrases, dev.tsv 872 sentences",
-        split="train -> dev",
+        split="train minus held-out -> held-out train sentences" if args.holdout else "train -> dev",
         metrics=metrics,
         reference=reference,
         wall_seconds=wall,
@@ -210,6 +312,16 @@ def main() -> None:
                 "clip_norm": 5.0,
                 "threads": args.threads,
             },
+            "pretraining": {
+                "models": [n for n in PRETRAINED if n in args.models] if args.pretrain_lm_epochs else [],
+                "epochs": args.pretrain_lm_epochs,
+                "text": args.pretrain_lm_text,
+                "tie_weights": args.pretrain_lm_tie_weights,
+                "lr": args.pretrain_lm_lr,
+                "dropout": args.pretrain_lm_dropout,
+                "data": "train.tsv's own text only (no outside data, no pretrained embeddings)",
+            },
+            "max_run_minutes": args.max_run_minutes,
             "target": {"bilstm_dev_accuracy_mean": 0.86},
         },
     )

@@ -8,6 +8,7 @@ import json
 import os
 import random
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,10 +16,11 @@ import torch
 
 from rnnkit.cli import main
 from rnnkit.data.tabular import read_table
-from rnnkit.errors import DataError
+from rnnkit.errors import CheckpointError, DataError
 from rnnkit.tasks import classify
 from rnnkit.tasks.classify import Classifier, Config, DataConfig, ModelConfig, TextClassifier
-from rnnkit.train import TrainConfig
+from rnnkit.tasks.classify_pretrain import PretrainConfig, copy_pretrained, pretraining_sequences
+from rnnkit.train import TrainConfig, load_run
 
 POSITIVE = ["good", "great", "fine", "nice"]
 NEGATIVE = ["bad", "awful", "poor", "dull"]
@@ -291,3 +293,103 @@ def test_sst2_splits_read_if_present() -> None:
         read_table(root / "sst2" / "dev.tsv")  # the dev split names its text column differently
     dev = read_table(root / "sst2" / "dev.tsv", text_column="content")
     assert len(dev) == 872 and set(dev.labels) == {"0", "1"}
+
+
+# ----------------------------------------------------------------- bidirectional language-model pretraining
+def pretrain_config(tmp_path: Path, epochs: int = 5, **pretrain) -> Config:
+    config = tiny_config(tmp_path)
+    config.pretrain = PretrainConfig(epochs=epochs, batch_size=32, lr=1e-2, dropout=0.0, **pretrain)
+    return config
+
+
+def test_pretraining_sequences_are_unique_and_the_longest_leave_out_their_parts() -> None:
+    ids = [[1, 2, 3], [2, 3], [3, 4], [1, 2, 3], [5], [12, 3], [7, 1, 2]]
+    assert pretraining_sequences(ids, "all") == [[1, 2, 3], [7, 1, 2], [2, 3], [3, 4], [12, 3]]
+    # [2, 3] is inside [1, 2, 3]; [12, 3] is not (whole ids, not digits); [5] predicts nothing
+    assert pretraining_sequences(ids, "longest") == [[1, 2, 3], [7, 1, 2], [3, 4], [12, 3]]
+    with pytest.raises(ValueError, match=r"text: expected one of \['longest', 'all'\], got 'some'"):
+        pretraining_sequences(ids, "some")
+
+
+def test_bilm_never_sees_the_word_it_predicts() -> None:
+    torch.manual_seed(0)
+    config = ModelConfig(cell="lstm", embed_dim=8, hidden_size=6)
+    bilm = classify.build_bilm(30, config, PretrainConfig(epochs=1)).eval()
+    tokens, L, j = torch.tensor([[3, 9, 4, 17, 5, 8]]), 6, 3
+    changed = tokens.clone()
+    changed[0, j] = 21
+    h, targets = bilm.predictions(tokens, torch.tensor([L]))  # rows: forward t = 0..L-2, then backward t = 1..L-1
+    h2, targets2 = bilm.predictions(changed, torch.tensor([L]))
+    assert h.shape == (2 * (L - 1), 6) and targets.tolist() == [9, 4, 17, 5, 8, 3, 9, 4, 17, 5]
+    forward_row, backward_row = j - 1, (L - 1) + (j + 1) - 1  # the two rows whose target is word j
+    assert targets2[forward_row] == targets2[backward_row] == 21
+    assert torch.equal(h[forward_row], h2[forward_row]) and torch.equal(h[backward_row], h2[backward_row])
+    assert not torch.allclose(h[j], h2[j])  # the forward output at j itself does read word j
+
+
+def test_pretraining_lowers_the_lm_loss_and_the_classifier_starts_from_its_weights(tmp_path) -> None:
+    config = pretrain_config(tmp_path)
+    config.train = replace(config.train, steps=1, epochs=None, lr=1e-9)  # fine-tuning moves nothing
+    run = classify.train(config, runs_root=tmp_path / "runs").run_dir
+    lm_evals = _evals(run / "pretrain")
+    assert len(lm_evals) == 5 and lm_evals[-1]["val_loss"] < lm_evals[0]["val_loss"] - 0.2, lm_evals
+    assert json.loads((run / "config.json").read_text())["pretrain"]["epochs"] == 5
+    assert json.loads((run / "pretrain" / "config.json").read_text())["task"] == "classify-pretrain"
+    _, pretrained = load_run(run / "pretrain", "last")
+    _, tuned = load_run(run, "last")
+    fresh_config = tiny_config(tmp_path)  # the same data, seed and fine-tuning, no pretraining
+    fresh_config.train = config.train
+    _, fresh = load_run(classify.train(fresh_config, runs_root=tmp_path / "fresh").run_dir, "last")
+    names = [k for k in tuned if k.startswith(("embed.", "encoder."))]
+    assert "embed.weight" in names and "encoder.weight_hh_l0_reverse" in names
+    for k in names:
+        assert torch.allclose(tuned[k], pretrained[k], atol=1e-6), k
+    assert (tuned["embed.weight"] - fresh["embed.weight"]).abs().max() > 1e-2
+    assert torch.allclose(tuned["head.weight"], fresh["head.weight"], atol=1e-6)  # the head starts fresh
+
+
+def test_copy_pretrained_checks_names_and_shapes() -> None:
+    classifier = TextClassifier(30, 2, ModelConfig(embed_dim=8, hidden_size=6))
+    other = classify.build_bilm(30, ModelConfig(embed_dim=8, hidden_size=5), PretrainConfig(epochs=1))
+    with pytest.raises(CheckpointError, match=r"encoder.weight_ih_l0 has shape \(20, 8\), expected \(24, 8\)"):
+        copy_pretrained(classifier, other.state_dict())
+    same = classify.build_bilm(30, ModelConfig(embed_dim=8, hidden_size=6), PretrainConfig(epochs=1))
+    names = copy_pretrained(classifier, same.state_dict())
+    assert len(names) == 1 + 8 and torch.equal(classifier.embed.weight, same.embed.weight)
+
+
+def test_cli_pretrain_lm_flags_are_saved_and_shown_in_help(tmp_path, capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["classify", "train", "--help"])
+    assert "--pretrain-lm-epochs" in capsys.readouterr().out
+    train = write_tsv(tmp_path / "train.tsv", order_sentences(64, seed=5))
+    run = tmp_path / "run"
+    argv = ["classify", "train", "--train", str(train), "--embed-dim", "8", "--hidden-size", "8", "--epochs", "1"]
+    argv += ["--pretrain-lm-epochs", "2", "--pretrain-lm-text", "all", "--no-pretrain-lm-tie-weights"]
+    argv += ["--pretrain-lm-batch-size", "16", "--batch-size", "16", "--run-dir", str(run), "--quiet"]
+    assert main(argv) == 0
+    saved = json.loads((run / "config.json").read_text())["pretrain"]
+    assert (saved["epochs"], saved["text"], saved["tie_weights"], saved["batch_size"]) == (2, "all", False, 16)
+    _, lm_weights = load_run(run / "pretrain", "last")
+    assert "decoder.weight" in lm_weights and "project.weight" not in lm_weights  # the untied softmax
+    assert Classifier.load(run).predict(["not good and fine"])[0].label in ("negative", "positive")
+
+
+@pytest.mark.parametrize(
+    ("options", "pattern"),
+    [
+        (
+            ["--pretrain-lm-epochs", "-1"],
+            r"pretrain\.epochs \(--pretrain-lm-epochs\): expected an integer >= 0, got -1",
+        ),
+        (["--pretrain-lm-epochs", "2", "--cell", "bow"], r"cell 'bow' has no recurrent encoder to pretrain"),
+        (["--pretrain-lm-epochs", "2", "--num-layers", "2"], r"must have num_layers 1 .* got num_layers 2"),
+        (["--pretrain-lm-dropout", "1.0"], r"pretrain\.dropout: expected a probability in \[0, 1\), got 1\.0"),
+        (["--pretrain-lm-lr", "0"], r"pretrain\.lr: expected a number > 0, got 0\.0"),
+    ],
+)
+def test_bad_pretrain_options_fail_with_one_line_and_write_nothing(tmp_path, capsys, options, pattern) -> None:
+    train = write_tsv(tmp_path / "t.tsv", [("good", "1"), ("bad", "0")])
+    argv = ["classify", "train", "--train", str(train), *options, "--run-dir", str(tmp_path / "r")]
+    _fails_cleanly(argv, capsys, pattern)
+    assert not (tmp_path / "r").exists()

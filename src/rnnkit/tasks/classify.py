@@ -19,6 +19,11 @@ The model: token ids ``(B, T)`` → embedding (with embedding dropout) → a rec
 ``--cell bow`` replaces the recurrent encoder with the mean of the word embeddings and a hidden
 layer: the bag-of-words MLP baseline, blind to word order.
 
+``--pretrain-lm-epochs N`` first trains the embedding and the (one-layer) encoder as a
+bidirectional language model on the training split's own text, then the classifier starts from
+those weights (:mod:`rnnkit.tasks.classify_pretrain`; Dai & Le 2015). The pretraining is a run of
+the same engine in ``<run>/pretrain/``.
+
 Data: a TSV, CSV or JSON-lines table (:mod:`rnnkit.data.tabular`) with a text and a label column;
 any number of classes, string or integer labels. The vocabulary (word-level with
 :func:`rnnkit.data.vocab.word_tokenize`, or byte-level BPE) and the label set are built from the
@@ -39,7 +44,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +58,15 @@ from rnnkit.data.vocab import SubwordVocab, WordVocab, word_tokenize
 from rnnkit.errors import CheckpointError, ConfigError, DataError
 from rnnkit.io import atomic_write_json, atomic_write_text, save_figure
 from rnnkit.nn import GRU, LSTM, RNN, EmbeddingDropout
+from rnnkit.tasks.classify_pretrain import (
+    PRETRAIN_TEXTS,
+    BiLM,
+    PretrainConfig,
+    collate_lm,
+    copy_pretrained,
+    pretrain,
+    pretraining_sequences,
+)
 from rnnkit.tasks.pooling import POOLINGS, Pooling, valid_mask
 from rnnkit.train import (
     FitResult,
@@ -139,6 +153,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=default_train_config)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
 
     def validate(self) -> None:
         if not self.data.train:
@@ -146,6 +161,7 @@ class Config:
         self.data.validate()
         self.model.validate()
         self.train.validate()
+        self.pretrain.validate(self.model)
 
 
 # ===================================================================== text and labels → ids
@@ -323,6 +339,15 @@ class TextClassifier(nn.Module):
         D = 2 if self.config.bidirectional else 1
         final = torch.cat(list(h_n[-D:]), dim=-1)  # (B, D*H): the last layer's directions
         return self.head(self.dropout(self.pool(outputs, lengths, final)))  # (B, C)
+
+
+def build_bilm(vocab_size: int, model: ModelConfig, config: PretrainConfig) -> BiLM:
+    """A language model over a fresh embedding and encoder of the classifier's shape, whose
+    ``embed.*`` and ``encoder.*`` weights :func:`copy_pretrained` can load into a classifier."""
+    model.validate()
+    config.validate(model)
+    embed = EmbeddingDropout(vocab_size, model.embed_dim, p=model.embed_dropout, padding_idx=0)
+    return BiLM(embed, _make_encoder(model), model.hidden_size, model.bidirectional, config.tie_weights, config.dropout)
 
 
 def _make_encoder(config: ModelConfig) -> nn.Module:
@@ -634,12 +659,25 @@ def train(config: Config, *, runs_root: str | os.PathLike = "runs") -> FitResult
         train_step=classification_step,
         evaluate=evaluate if val_examples is not None else None,
         task="classify",
-        task_config={"data": asdict(config.data), "model": asdict(config.model)},
+        task_config={"data": asdict(config.data), "model": asdict(config.model), "pretrain": asdict(config.pretrain)},
         runs_root=runs_root,
     )
     if resume is None:
         encoder.save(trainer.run_dir)
         labels.save(trainer.run_dir)
+    if config.pretrain.epochs and resume is None:
+        pretrained, _ = pretrain_classifier(
+            trainer.model, config, len(encoder), train_examples, trainer.run_dir / "pretrain"
+        )
+        if pretrained.stop_reason != "completed":  # SIGINT/SIGTERM: no classifier training
+            return replace(
+                pretrained, run_dir=trainer.run_dir, stop_reason=f"{pretrained.stop_reason} during pretraining"
+            )
+    elif config.pretrain.epochs and not (resume / "checkpoints" / "last").exists():
+        raise ConfigError(
+            f"resume: {resume} stopped during its language-model pretraining, which cannot be resumed; "
+            "start the run again"
+        )
     padding = batches.padding_fraction()
     if not config.train.quiet:
         print(
@@ -651,6 +689,28 @@ def train(config: Config, *, runs_root: str | os.PathLike = "runs") -> FitResult
     if trainer.is_main:
         _report_run(result, padding, val_examples, config.data.val)
     return result
+
+
+def pretrain_classifier(
+    model: TextClassifier, config: Config, vocab_size: int, train_examples: Examples, run_dir: Path
+) -> tuple[FitResult, list[str]]:
+    """Pretrain a :class:`BiLM` of ``config.model``'s shape on the training split's text (a run
+    of the engine in ``run_dir``), then copy its ``embed.*`` and ``encoder.*`` weights into
+    ``model`` (in place). Returns the pretraining's :class:`FitResult` and the names copied
+    (none when the pretraining was interrupted)."""
+    sequences = pretraining_sequences(train_examples.ids, config.pretrain.text)
+    bilm = build_bilm(vocab_size, config.model, config.pretrain)
+
+    def batches(seqs: list[list[int]], batch_size: int, seed: int) -> BucketedBatches:
+        lengths = [len(s) for s in seqs]
+        factor = 50 if config.data.bucket else 0
+        return BucketedBatches(lengths, batch_size, lambda idx: collate_lm(seqs, idx), seed=seed, bucket_factor=factor)
+
+    task_config = {"model": asdict(config.model), "pretrain": asdict(config.pretrain)}
+    result = pretrain(bilm, sequences, config.pretrain, config.train, run_dir, batches, task_config)
+    if result.stop_reason != "completed":
+        return result, []
+    return result, copy_pretrained(model, bilm.state_dict())
 
 
 def _report_run(result: FitResult, padding: float, val: Examples | None, val_path: str | None) -> None:
@@ -694,6 +754,7 @@ def add_parser(subparsers) -> None:
     train_parser = jobs.add_parser("train", help="train a classifier on a labelled table", formatter_class=fmt)
     _add_data_args(train_parser)
     _add_model_args(train_parser)
+    _add_pretrain_args(train_parser)
     add_train_args(train_parser, default_train_config())
     add_config_option(train_parser)
     train_parser.set_defaults(func=run_train)
@@ -773,11 +834,40 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--dropout", type=float, default=m.dropout, help="dropout between layers and before the classifier")
 
 
+def _add_pretrain_args(parser: argparse.ArgumentParser) -> None:
+    p = PretrainConfig()
+    g = parser.add_argument_group(
+        "language-model pretraining",
+        "pretrain the embedding and the one-layer encoder as a bidirectional language model on the training "
+        "split's own text (the forward direction predicts the next word, the backward one the previous word), "
+        "then train the classifier from those weights; a run of the engine in <run>/pretrain/",
+    )
+    g.add_argument(
+        "--pretrain-lm-epochs", type=int, default=p.epochs, help="passes over the training text (0: no pretraining)"
+    )
+    g.add_argument(
+        "--pretrain-lm-text",
+        choices=PRETRAIN_TEXTS,
+        default=p.text,
+        help="longest: unique texts not inside a longer one; all: every unique text",
+    )
+    g.add_argument(
+        "--pretrain-lm-tie-weights",
+        action=argparse.BooleanOptionalAction,
+        default=p.tie_weights,
+        help="tie the softmax to the embedding (else a separate Linear(H, V))",
+    )
+    g.add_argument("--pretrain-lm-lr", type=float, default=p.lr, help="peak learning rate (warmup, cosine decay)")
+    g.add_argument("--pretrain-lm-batch-size", type=int, default=p.batch_size, help="texts per step")
+    g.add_argument("--pretrain-lm-dropout", type=float, default=p.dropout, help="dropout before the softmax")
+
+
 def config_from_cli(args: argparse.Namespace) -> Config:
     """The :class:`Config` of ``rnnkit classify train`` options."""
     data = DataConfig(**{f.name: getattr(args, f.name) for f in fields(DataConfig)})
     model = ModelConfig(**{f.name: getattr(args, f.name) for f in fields(ModelConfig)})
-    return Config(data, model, config_from_args(args))
+    pretrain = PretrainConfig(**{f.name: getattr(args, f"pretrain_lm_{f.name}") for f in fields(PretrainConfig)})
+    return Config(data, model, config_from_args(args), pretrain)
 
 
 def run_train(args: argparse.Namespace) -> int:
