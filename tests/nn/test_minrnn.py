@@ -95,15 +95,19 @@ def test_min_gru_long_sequence_stays_accurate():
     torch.testing.assert_close(h_p.detach(), h_s, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("chunk_rows", [1024, 12])
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("cls", [rnn.MinGRU, rnn.MinLSTM])
-def test_c_kernel_matches_the_blocked_scan(monkeypatch, cls, threads):
+def test_c_kernel_matches_the_blocked_scan(monkeypatch, cls, threads, chunk_rows):
     """The C pass (rnnkit.nn.native), on one thread and on two, gives the torch scan's values and
-    gradients: outputs, final state, weights and initial state, with lengths, both directions."""
-    from rnnkit.nn import native
+    gradients: outputs, final state, input, weights and initial state, with lengths, both
+    directions; the whole sequence as one chunk, and as chunks of 3 steps (12 rows of batch 4; the
+    last chunk of 40 steps is 1 step long), the state and its gradient carried across."""
+    from rnnkit.nn import minrnn, native
 
     if native.library() is None:
         pytest.skip("no C compiler here: the min-cells run the blocked scan only")
+    monkeypatch.setattr(minrnn, "CHUNK_ROWS", chunk_rows)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -112,13 +116,13 @@ def test_c_kernel_matches_the_blocked_scan(monkeypatch, cls, threads):
         with torch.no_grad():
             for p in layer.parameters():
                 p.mul_(4.0)  # gate pre-activations of both signs and large size
-        x = torch.randn(4, 40, 3)
+        x = torch.randn(4, 40, 3, requires_grad=True)
         lengths, h0 = torch.tensor([40, 17, 1, 33]), torch.randn(4, 4, 5, requires_grad=True)
         results = []
         for lib in ([native.library()], [None]):  # the C kernel, then the blocked scan
             monkeypatch.setattr(native, "_loaded", lib)
             out, h_n = layer(x, h0, lengths=lengths)
-            grads = torch.autograd.grad(out.square().sum() + h_n.sum(), [h0, *layer.parameters()])
+            grads = torch.autograd.grad(out.square().sum() + h_n.sum(), [x, h0, *layer.parameters()])
             results.append((out, h_n, *grads))
     finally:
         torch.set_num_threads(before)

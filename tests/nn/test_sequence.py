@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch.autograd import gradcheck
 
 import rnnkit.nn as rnn
@@ -101,14 +102,20 @@ def two_threads():
     torch.set_num_threads(before)
 
 
+@pytest.mark.parametrize("batch", [5, 1])
+@pytest.mark.parametrize("whole", [True, False], ids=["whole-sequence", "per-step"])
 @pytest.mark.parametrize("hidden", [4, 40])
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("kind", ["lstm", "layer_norm_lstm"])
-def test_c_kernels_build_where_a_compiler_exists_and_match_the_torch_code(monkeypatch, request, kind, threads, hidden):
-    """The C steps (rnnkit.nn.native) of each LSTM give the torch code's values and gradients,
-    on one thread and with the batch rows shared out to two; hidden 40 (4H = 160) spans several
-    of the column blocks that the layer-norm gains' gradient sums are shared out by, and the
-    weight gradient is summed over blocks of 2 steps (9 steps: the last block is short)."""
+def test_c_kernels_build_where_a_compiler_exists_and_match_the_torch_code(
+    monkeypatch, request, kind, threads, hidden, whole, batch
+):
+    """The C kernels (rnnkit.nn.native) of each LSTM give the torch code's values and gradients:
+    the whole-sequence kernels (recurrent products through torch's own sgemm_) and the per-step
+    ones, on one thread and with the batch rows shared out to two (batch 1: one thread has no
+    rows); hidden 40 (4H = 160) spans several of the column blocks that the per-step layer-norm
+    gains' gradient sums are shared out by, and the weight gradient is summed over blocks of 2
+    steps (9 steps: the last block is short)."""
     if threads == 2:
         request.getfixturevalue("two_threads")
     import shutil
@@ -117,10 +124,14 @@ def test_c_kernels_build_where_a_compiler_exists_and_match_the_torch_code(monkey
 
     has_compiler = shutil.which("cc") is not None or shutil.which("gcc") is not None
     assert (native.library() is not None) == has_compiler  # built here, or the documented fallback
-    monkeypatch.setattr(sequence, "_WEIGHT_GRAD_ROWS", 10)  # 10 rows = 2 steps of 5
+    if whole and native.sgemm() is None:
+        pytest.skip("torch's library exports no sgemm_ here: the per-step kernels run")
+    monkeypatch.setattr(native, "_sgemm", [native.sgemm() if whole else None])
+    monkeypatch.setattr(sequence, "_WEIGHT_GRAD_ROWS", 2 * batch)  # 2 steps per block
     cell = make_cell(kind, hidden=hidden)
-    x = torch.randn(5, 9, 3, requires_grad=True)
-    lengths, mask = torch.tensor([9, 4, 1, 9, 7]), (torch.rand(5, hidden) > 0.3).float() / 0.7
+    x = torch.randn(batch, 9, 3, requires_grad=True)
+    lengths = torch.tensor([9, 4, 1, 9, 7][:batch] if batch > 1 else [6])
+    mask = (torch.rand(batch, hidden) > 0.3).float() / 0.7
     results = []
     for lib in ([native.library()], [None]):  # C kernels (when built), then the torch code
         monkeypatch.setattr(native, "_loaded", lib)
@@ -129,3 +140,25 @@ def test_c_kernels_build_where_a_compiler_exists_and_match_the_torch_code(monkey
         results.append((out, h, c, *grads))
     for fast, reference in zip(*results, strict=True):
         torch.testing.assert_close(fast, reference, atol=1e-5, rtol=1e-5)
+
+
+def test_c_layer_norm_matches_torch():
+    """LN_ih's C kernel (LayerNormRows) gives F.layer_norm's values and gradients, with and
+    without a shift, on rows of several sizes."""
+    from rnnkit.nn import native
+
+    if native.library() is None:
+        pytest.skip("no C compiler here: F.layer_norm runs")
+    torch.manual_seed(0)
+    for n, with_bias in ((5, True), (160, False)):
+        x = torch.randn(3, 7, n, requires_grad=True)
+        gain = torch.randn(n, requires_grad=True)
+        bias = torch.randn(n, requires_grad=True) if with_bias else None
+        inputs = [t for t in (x, gain, bias) if t is not None]
+        weights = torch.randn(3, 7, n)
+        results = []
+        for ours in (True, False):
+            y = sequence.LayerNormRows.apply(x, gain, bias, 1e-5) if ours else F.layer_norm(x, (n,), gain, bias, 1e-5)
+            results.append((y, *torch.autograd.grad((y * weights).sum(), inputs)))
+        for ours, theirs in zip(*results, strict=True):
+            torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)

@@ -111,37 +111,87 @@ class LinearRecurrence(torch.autograd.Function):
 
 
 class MinSequence(torch.autograd.Function):
-    """A minGRU or minLSTM over a whole sequence from its projected inputs, in C
-    (:mod:`rnnkit.nn.native`): ``g: (B, T, G)`` (minGRU ``[k | c]``, minLSTM ``[kf | ki | c]``),
-    ``h0: (B, H)`` -> ``h: (B, T, H)``; float32 CPU tensors only.
+    """A minGRU or minLSTM over a whole sequence, input projection included, in C
+    (:mod:`rnnkit.nn.native`): ``x: (B, T, I)``, ``weight: (G, I)``, ``bias: (G,)`` or ``None``,
+    ``h0: (B, H)`` -> ``h: (B, T, H)``; ``kernel`` names the cell (``G = 2H`` minGRU ``[k | c]``,
+    ``3H`` minLSTM ``[kf | ki | c]``); float32 CPU tensors only.
 
-    Each batch row runs in one pass over time (rows shared out to torch's threads): the same
-    numbers as the cell's :meth:`~MinRecurrentCell.coefficients` through :func:`linear_recurrence`,
-    with one read of ``g`` and one write of ``h`` instead of the element-wise passes of the gates
-    and the blocked scan.
+    Time is cut into chunks of about ``CHUNK_ROWS`` rows (steps x batch): each chunk's projection
+    ``x W^T + b`` is one GEMM into a cache-sized buffer, and the C pass runs the chunk's gates and
+    recurrence, each batch row in one pass over time, the state carried into the next chunk. The
+    backward pass walks the chunks in reverse, projects each again (cheaper than keeping
+    ``(B, T, G)`` projections: at ``I`` small next to ``H`` the GEMM costs less than writing and
+    re-reading them) and adds the chunk's share of ``dW`` (one GEMM), ``db`` and ``dx``. Only ``h``
+    is saved. The same numbers as the cell's :meth:`~MinRecurrentCell.coefficients` through
+    :func:`linear_recurrence` (tests pin it).
     """
 
     @staticmethod
-    def forward(ctx, g: Tensor, h0: Tensor, kernel: str) -> Tensor:
-        B, T, _ = g.shape
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, h0: Tensor, kernel: str) -> Tensor:
+        B, T, _ = x.shape
         H = h0.shape[-1]
-        g, h0 = g.contiguous(), h0.contiguous()
-        h = g.new_empty(B, T, H)
-        forward = getattr(native.library(), f"{kernel}_forward")
-        forward(native.threads(), B, T, H, *map(native.ptr, (g, h0, h)))
-        ctx.save_for_backward(g, h0, h)
+        h0 = h0.contiguous()
+        h = x.new_empty(B, T, H)
+        forward, threads = getattr(native.library(), f"{kernel}_forward"), native.threads()
+        work = x.new_empty(B * _chunk_steps(B, T) * weight.shape[0])
+        for start, steps in _chunks(B, T):
+            g = _project_chunk(x, weight, bias, start, steps, work)  # (B, steps, G)
+            prev, ld_prev = (h0, H) if start == 0 else (h[:, start - 1], T * H)
+            forward(threads, B, steps, H, native.ptr(g), prev.data_ptr(), ld_prev, h[:, start].data_ptr(), T * H)
+        ctx.save_for_backward(x, weight, bias, h0, h)
         ctx.kernel = kernel
         return h
 
     @staticmethod
     def backward(ctx, dh: Tensor):
-        g, h0, h = ctx.saved_tensors
-        B, T, _ = g.shape
-        dg, dh0 = torch.empty_like(g), torch.empty_like(h0)
-        args = (g, h0, h, dh.contiguous(), dg, dh0)
-        backward = getattr(native.library(), f"{ctx.kernel}_backward")
-        backward(native.threads(), B, T, h0.shape[-1], *map(native.ptr, args))
-        return dg, dh0, None
+        x, weight, bias, h0, h = ctx.saved_tensors
+        B, T, I = x.shape
+        G, H = weight.shape[0], h0.shape[-1]
+        backward, threads = getattr(native.library(), f"{ctx.kernel}_backward"), native.threads()
+        steps_max = _chunk_steps(B, T)
+        work, d_g = x.new_empty(B * steps_max * G), x.new_empty(B * steps_max * G)  # a chunk's g and its grad
+        dh_chunk = x.new_empty(B * steps_max * H)  # a chunk's output grads, contiguous
+        carry = h0.new_zeros(B, H)  # grad of the state from later steps; ends as grad of h0
+        d_weight = weight.new_zeros(G, I)
+        d_bias = None if bias is None else bias.new_zeros(G)
+        dx = torch.empty_like(x) if ctx.needs_input_grad[0] else None
+        for start, steps in reversed(list(_chunks(B, T))):
+            g = _project_chunk(x, weight, bias, start, steps, work)  # (B, steps, G), projected again
+            dg = d_g[: B * steps * G].view(B, steps, G)
+            dhc = dh_chunk[: B * steps * H].view(B, steps, H).copy_(dh[:, start : start + steps])
+            prev, ld_prev = (h0, H) if start == 0 else (h[:, start - 1], T * H)
+            backward(threads, B, steps, H, native.ptr(g), prev.data_ptr(), ld_prev, h[:, start].data_ptr(), T * H,
+                     native.ptr(dhc), native.ptr(dg), native.ptr(carry))  # fmt: skip
+            dg_rows = dg.view(B * steps, G)
+            d_weight.addmm_(dg_rows.t(), x[:, start : start + steps].reshape(B * steps, I))  # (G, I)
+            if d_bias is not None:
+                d_bias += dg_rows.sum(0)
+            if dx is not None:
+                dx[:, start : start + steps] = (dg_rows @ weight).view(B, steps, I)
+        return dx, d_weight, d_bias, carry, None
+
+
+CHUNK_ROWS = 1024  # rows (steps x batch) per chunk of MinSequence: its buffers stay in cache
+
+
+def _chunk_steps(B: int, T: int) -> int:
+    """Steps per chunk of :class:`MinSequence` for batch size ``B``."""
+    return min(T, max(1, CHUNK_ROWS // B))
+
+
+def _chunks(B: int, T: int):
+    """``(start, steps)`` of each chunk of :class:`MinSequence`, in time order."""
+    size = _chunk_steps(B, T)
+    for start in range(0, T, size):
+        yield start, min(size, T - start)
+
+
+def _project_chunk(x: Tensor, weight: Tensor, bias: Tensor | None, start: int, steps: int, work: Tensor) -> Tensor:
+    """``x[:, start:start + steps] W^T + b`` into ``work``, as a contiguous ``(B, steps, G)`` tensor."""
+    B, G = x.shape[0], weight.shape[0]
+    g = work[: B * steps * G].view(B, steps, G)
+    torch.matmul(x[:, start : start + steps], weight.t(), out=g)
+    return g if bias is None else g.add_(bias)
 
 
 def linear_recurrence(a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
@@ -224,10 +274,10 @@ def parallel_scan(
         state = cell.initial_state(B, device=x.device, dtype=x.dtype)
     if reverse:
         x = reverse_padded(x, lengths)
-    g = cell.project(x)  # (B, T, G)
-    if cell.kernel is not None and native.usable(g, state):
-        h = MinSequence.apply(g, state, cell.kernel)  # (B, T, H): the whole recurrence in C
+    if cell.kernel is not None and native.usable(x, cell.weight_ih, state):
+        h = MinSequence.apply(x, cell.weight_ih, cell.bias_ih, state, cell.kernel)  # (B, T, H): all in C
     else:
+        g = cell.project(x)  # (B, T, G)
         pieces, h_end = [], state
         for segment in g.split(SEGMENT, dim=1):  # cache-sized pieces; the state carries across
             a, b = cell.coefficients(segment)  # (B, S, H) each

@@ -49,77 +49,87 @@ SOURCE = r"""
 static inline float sigm(float x) { return 1.0f / (1.0f + expf(-x)); }
 static inline float tanh_(float x) { return 1.0f - 2.0f / (1.0f + expf(2.0f * x)); }
 
-/* One forward step of the plain LSTM for B rows. gates: gx + W_hh h (B, 4H), order i, f, g, o;
-   c_prev (B, H). Writes acts = sigmoid(i, f, o), tanh(g) (B, 4H), c_new (B, H), tc = tanh(c_new)
-   (B, H) and h = o * tc (B, H). */
+/* One row of the plain LSTM's forward step. gates: gx + W_hh h (4H), order i, f, g, o; c_prev (H).
+   Writes acts = sigmoid(i, f, o), tanh(g) (4H), c_new (H), tc = tanh(c_new) (H) and h = o * tc (H). */
+static inline void lstm_forward_row(int H, const float *restrict gb, const float *restrict cp, float *restrict a,
+                                    float *restrict cn, float *restrict t, float *restrict hb) {
+    int G = 4 * H;
+    for (int k = 0; k < 2 * H; k++) a[k] = sigm(gb[k]);
+    for (int k = 2 * H; k < 3 * H; k++) a[k] = tanh_(gb[k]);
+    for (int k = 3 * H; k < G; k++) a[k] = sigm(gb[k]);
+    for (int j = 0; j < H; j++) {
+        cn[j] = a[H + j] * cp[j] + a[j] * a[2 * H + j];
+        t[j] = tanh_(cn[j]);
+        hb[j] = a[3 * H + j] * t[j];
+    }
+}
+
+/* One forward step of the plain LSTM for B rows (each as lstm_forward_row; all (B, .)). */
 void lstm_forward(int threads, int B, int H, const float *gates, const float *c_prev, float *acts, float *c_new,
                   float *tc, float *h) {
     int G = 4 * H;
     PARALLEL_FOR
-    for (int b = 0; b < B; b++) {
-        const float *gb = gates + (size_t)b * G, *cp = c_prev + (size_t)b * H;
-        float *a = acts + (size_t)b * G, *cn = c_new + (size_t)b * H, *t = tc + (size_t)b * H;
-        float *hb = h + (size_t)b * H;
-        for (int k = 0; k < 2 * H; k++) a[k] = sigm(gb[k]);
-        for (int k = 2 * H; k < 3 * H; k++) a[k] = tanh_(gb[k]);
-        for (int k = 3 * H; k < G; k++) a[k] = sigm(gb[k]);
-        for (int j = 0; j < H; j++) {
-            cn[j] = a[H + j] * cp[j] + a[j] * a[2 * H + j];
-            t[j] = tanh_(cn[j]);
-            hb[j] = a[3 * H + j] * t[j];
-        }
+    for (int b = 0; b < B; b++)
+        lstm_forward_row(H, gates + (size_t)b * G, c_prev + (size_t)b * H, acts + (size_t)b * G,
+                         c_new + (size_t)b * H, tc + (size_t)b * H, h + (size_t)b * H);
+}
+
+/* One row of the plain LSTM's backward step. d_out: grad of this step's output (H); dh_next: grad
+   of h_t from later steps (H); dc: grad of c_t from later steps (H). Writes d_gates (4H) and
+   dc_prev = grad of c_{t-1} (H), which may be dc itself (each element is read before it is written). */
+static inline void lstm_backward_row(int H, const float *restrict dob, const float *restrict dhb, const float *dcb,
+                                     const float *restrict a, const float *restrict t, const float *restrict cp,
+                                     float *restrict dg, float *dcp) {
+    for (int j = 0; j < H; j++) {
+        float i = a[j], f = a[H + j], g = a[2 * H + j], o = a[3 * H + j];
+        float dh = dob[j] + dhb[j];
+        float dcj = dcb[j] + dh * o * (1.0f - t[j] * t[j]);
+        dg[j] = dcj * g * i * (1.0f - i);
+        dg[H + j] = dcj * cp[j] * f * (1.0f - f);
+        dg[2 * H + j] = dcj * i * (1.0f - g * g);
+        dg[3 * H + j] = dh * t[j] * o * (1.0f - o);
+        dcp[j] = dcj * f;
     }
 }
 
-/* One backward step of the plain LSTM. d_out: grad of this step's output (B, H); dh_next: grad of
-   h_t from later steps (B, H); dc: grad of c_t from later steps (B, H). Writes d_gates (B, 4H) and
-   dc_prev = grad of c_{t-1} (B, H). */
+/* One backward step of the plain LSTM for B rows (each as lstm_backward_row; all (B, .)). */
 void lstm_backward(int threads, int B, int H, const float *d_out, const float *dh_next, const float *dc,
                    const float *acts, const float *tc, const float *c_prev, float *d_gates,
                    float *dc_prev) {
     int G = 4 * H;
     PARALLEL_FOR
-    for (int b = 0; b < B; b++) {
-        const float *dob = d_out + (size_t)b * H, *dhb = dh_next + (size_t)b * H;
-        const float *dcb = dc + (size_t)b * H, *a = acts + (size_t)b * G, *t = tc + (size_t)b * H;
-        const float *cp = c_prev + (size_t)b * H;
-        float *dg = d_gates + (size_t)b * G, *dcp = dc_prev + (size_t)b * H;
-        for (int j = 0; j < H; j++) {
-            float i = a[j], f = a[H + j], g = a[2 * H + j], o = a[3 * H + j];
-            float dh = dob[j] + dhb[j];
-            float dcj = dcb[j] + dh * o * (1.0f - t[j] * t[j]);
-            dg[j] = dcj * g * i * (1.0f - i);
-            dg[H + j] = dcj * cp[j] * f * (1.0f - f);
-            dg[2 * H + j] = dcj * i * (1.0f - g * g);
-            dg[3 * H + j] = dh * t[j] * o * (1.0f - o);
-            dcp[j] = dcj * f;
-        }
-    }
+    for (int b = 0; b < B; b++)
+        lstm_backward_row(H, d_out + (size_t)b * H, dh_next + (size_t)b * H, dc + (size_t)b * H,
+                          acts + (size_t)b * G, tc + (size_t)b * H, c_prev + (size_t)b * H, d_gates + (size_t)b * G,
+                          dc_prev + (size_t)b * H);
 }
 
-/* minGRU over a whole sequence, one row per thread (rnnkit.nn.minrnn): g (B, T, 2H) holds the
-   projected inputs [k | c]; h_t = sigmoid(-k) h_{t-1} + sigmoid(k) pos(c), pos(c) = c + 1/2 for
-   c > 0, sigmoid(c) otherwise. h0 (B, H); writes h (B, T, H). */
+/* minGRU and minLSTM (rnnkit.nn.minrnn) over a chunk of T steps, one pass over time per batch row
+   (rows shared out to threads). g (B, T, G) holds the chunk's projected inputs, contiguous: minGRU
+   [k | c] (G = 2H), h_t = sigmoid(-k) h_{t-1} + sigmoid(k) pos(c); minLSTM [kf | ki | c] (G = 3H),
+   with r = softplus(-kf) - softplus(-ki) (= log(i / f)), h_t = sigmoid(-r) h_{t-1} + sigmoid(r) pos(c):
+   the normalized gates f', i'. pos(c) = c + 1/2 for c > 0, sigmoid(c) otherwise.
+   h0: the state before the chunk, row b at h0 + b * ld_h0; h: the chunk's outputs, row b's step t at
+   h + b * ld_h + t * H (a chunk of a longer (B, T_all, H) tensor: ld_h = T_all * H). */
 static inline float pos_(float c) { return c > 0.0f ? c + 0.5f : sigm(c); }
+static inline float softplus_(float x) { return x > 0.0f ? x + log1pf(expf(-x)) : log1pf(expf(x)); }
 
-void mingru_forward(int threads, int B, int T, int H, const float *restrict g, const float *restrict h0,
-                    float *restrict h) {
-    PARALLEL_FOR
-    for (int b = 0; b < B; b++) {
-        const float *prev = h0 + (size_t)b * H;
-        for (int t = 0; t < T; t++) {
-            const float *gt = g + ((size_t)b * T + t) * 2 * H;
-            float *ht = h + ((size_t)b * T + t) * H;
-            for (int j = 0; j < H; j++) {
-                float k = gt[j];
-                ht[j] = sigm(-k) * prev[j] + sigm(k) * pos_(gt[H + j]);
-            }
-            prev = ht;
-        }
+static void mingru_forward_step(int H, const float *restrict gt, const float *restrict prev, float *restrict ht) {
+    for (int j = 0; j < H; j++) {
+        float k = gt[j];
+        ht[j] = sigm(-k) * prev[j] + sigm(k) * pos_(gt[H + j]);
     }
 }
 
-/* One step of its backward for one row: d = grad of h_t (from the output and later steps). */
+static void minlstm_forward_step(int H, const float *restrict gt, const float *restrict prev, float *restrict ht) {
+    for (int j = 0; j < H; j++) {
+        float r = softplus_(-gt[j]) - softplus_(-gt[H + j]);
+        ht[j] = sigm(-r) * prev[j] + sigm(r) * pos_(gt[2 * H + j]);
+    }
+}
+
+/* One step of the backward pass for one row: d = grad of h_t from the output plus carry (the grad
+   from later steps, which becomes the grad of h_{t-1}). */
 static void mingru_backward_step(int H, const float *restrict gt, const float *restrict dht,
                                  const float *restrict prev, float *restrict dgt, float *restrict carry) {
     for (int j = 0; j < H; j++) {
@@ -129,42 +139,6 @@ static void mingru_backward_step(int H, const float *restrict gt, const float *r
         dgt[j] = d * z * a * (p - prev[j]);
         dgt[H + j] = d * z * dp;
         carry[j] = d * a;
-    }
-}
-
-/* Its backward: dh (B, T, H) grads of the outputs; writes dg (B, T, 2H) and dh0 (B, H). */
-void mingru_backward(int threads, int B, int T, int H, const float *restrict g, const float *restrict h0,
-                     const float *restrict h, const float *restrict dh, float *restrict dg, float *restrict dh0) {
-    PARALLEL_FOR
-    for (int b = 0; b < B; b++) {
-        float *carry = dh0 + (size_t)b * H; /* grad of h_t from later steps, ends as grad of h0 */
-        for (int j = 0; j < H; j++) carry[j] = 0.0f;
-        for (int t = T - 1; t >= 0; t--) {
-            size_t row = (size_t)b * T + t;
-            const float *prev = t > 0 ? h + (row - 1) * H : h0 + (size_t)b * H;
-            mingru_backward_step(H, g + row * 2 * H, dh + row * H, prev, dg + row * 2 * H, carry);
-        }
-    }
-}
-
-/* minLSTM, the same way: g (B, T, 3H) holds [kf | ki | c]; with r = softplus(-kf) - softplus(-ki)
-   (= log(i / f)), h_t = sigmoid(-r) h_{t-1} + sigmoid(r) pos(c): the normalized gates f', i'. */
-static inline float softplus_(float x) { return x > 0.0f ? x + log1pf(expf(-x)) : log1pf(expf(x)); }
-
-void minlstm_forward(int threads, int B, int T, int H, const float *restrict g, const float *restrict h0,
-                    float *restrict h) {
-    PARALLEL_FOR
-    for (int b = 0; b < B; b++) {
-        const float *prev = h0 + (size_t)b * H;
-        for (int t = 0; t < T; t++) {
-            const float *gt = g + ((size_t)b * T + t) * 3 * H;
-            float *ht = h + ((size_t)b * T + t) * H;
-            for (int j = 0; j < H; j++) {
-                float r = softplus_(-gt[j]) - softplus_(-gt[H + j]);
-                ht[j] = sigm(-r) * prev[j] + sigm(r) * pos_(gt[2 * H + j]);
-            }
-            prev = ht;
-        }
     }
 }
 
@@ -183,19 +157,46 @@ static void minlstm_backward_step(int H, const float *restrict gt, const float *
     }
 }
 
-void minlstm_backward(int threads, int B, int T, int H, const float *restrict g, const float *restrict h0,
-                      const float *restrict h, const float *restrict dh, float *restrict dg, float *restrict dh0) {
-    PARALLEL_FOR
-    for (int b = 0; b < B; b++) {
-        float *carry = dh0 + (size_t)b * H;
-        for (int j = 0; j < H; j++) carry[j] = 0.0f;
-        for (int t = T - 1; t >= 0; t--) {
-            size_t row = (size_t)b * T + t;
-            const float *prev = t > 0 ? h + (row - 1) * H : h0 + (size_t)b * H;
-            minlstm_backward_step(H, g + row * 3 * H, dh + row * H, prev, dg + row * 3 * H, carry);
-        }
+/* The chunk's forward pass; G = 2H (minGRU) or 3H (minLSTM). */
+#define MIN_FORWARD(name, G_OF_H)                                                                       \
+    void name##_forward(int threads, int B, int T, int H, const float *restrict g, const float *h0,      \
+                        long ld_h0, float *h, long ld_h) {                                              \
+        int G = G_OF_H;                                                                                 \
+        PARALLEL_FOR                                                                                    \
+        for (int b = 0; b < B; b++) {                                                                   \
+            const float *prev = h0 + (size_t)b * ld_h0;                                                 \
+            for (int t = 0; t < T; t++) {                                                               \
+                float *ht = h + (size_t)b * ld_h + (size_t)t * H;                                       \
+                name##_forward_step(H, g + ((size_t)b * T + t) * G, prev, ht);                          \
+                prev = ht;                                                                              \
+            }                                                                                           \
+        }                                                                                               \
     }
-}
+
+/* The chunk's backward pass, steps T - 1 down to 0: dh (B, T, H) grads of the chunk's outputs,
+   contiguous; carry (B, H): on entry the grad of the chunk's last h from later chunks, on return
+   that of h0. Writes dg (B, T, G). */
+#define MIN_BACKWARD(name, G_OF_H)                                                                      \
+    void name##_backward(int threads, int B, int T, int H, const float *restrict g, const float *h0,     \
+                         long ld_h0, const float *h, long ld_h, const float *restrict dh,               \
+                         float *restrict dg, float *restrict carry) {                                   \
+        int G = G_OF_H;                                                                                 \
+        PARALLEL_FOR                                                                                    \
+        for (int b = 0; b < B; b++) {                                                                   \
+            for (int t = T - 1; t >= 0; t--) {                                                          \
+                size_t row = (size_t)b * T + t;                                                         \
+                const float *prev = t > 0 ? h + (size_t)b * ld_h + (size_t)(t - 1) * H                  \
+                                          : h0 + (size_t)b * ld_h0;                                     \
+                name##_backward_step(H, g + row * G, dh + row * H, prev, dg + row * G,                  \
+                                     carry + (size_t)b * H);                                            \
+            }                                                                                           \
+        }                                                                                               \
+    }
+
+MIN_FORWARD(mingru, 2 * H)
+MIN_BACKWARD(mingru, 2 * H)
+MIN_FORWARD(minlstm, 3 * H)
+MIN_BACKWARD(minlstm, 3 * H)
 
 /* Normalize v (n floats) in place into out; returns rstd, writes mean. */
 static float normalize(const float *restrict v, float *restrict out, int n, float eps, float *restrict mean_out) {
@@ -209,10 +210,32 @@ static float normalize(const float *restrict v, float *restrict out, int n, floa
     return rstd;
 }
 
-/* One forward step of the layer-norm LSTM for B rows.
-   r: W_hh h (B, 4H); gx: LN_ih(W_ih x) + b_ih + b_hh (B, 4H); c_prev (B, H).
-   Writes r_hat (B, 4H), r_rstd (B), acts = sigmoid(i, f, o), tanh(g) (B, 4H), c_new (B, H),
-   c_hat (B, H), c_rstd (B), tc = tanh(LN_c(c_new)) (B, H), h (B, H). */
+/* One row of the layer-norm LSTM's forward step.
+   r: W_hh h (4H); gx: LN_ih(W_ih x) + b_ih + b_hh (4H); c_prev (H).
+   Writes r_hat (4H), *r_rstd, acts = sigmoid(i, f, o), tanh(g) (4H), c_new (H), c_hat (H), *c_rstd,
+   tc = tanh(LN_c(c_new)) (H), h (H). */
+static inline void ln_lstm_forward_row(int H, float eps, const float *restrict rb, const float *restrict gxb,
+                                       const float *restrict g_hh, const float *restrict g_c,
+                                       const float *restrict b_c, const float *restrict cp, float *restrict rh,
+                                       float *restrict r_rstd, float *restrict a, float *restrict cn,
+                                       float *restrict ch, float *restrict c_rstd, float *restrict t,
+                                       float *restrict hb) {
+    int G = 4 * H;
+    *r_rstd = normalize(rb, rh, G, eps, NULL);
+    for (int k = 0; k < G; k++) a[k] = gxb[k] + rh[k] * g_hh[k];
+    for (int k = 0; k < 2 * H; k++) a[k] = sigm(a[k]);
+    for (int k = 2 * H; k < 3 * H; k++) a[k] = tanh_(a[k]);
+    for (int k = 3 * H; k < G; k++) a[k] = sigm(a[k]);
+    for (int j = 0; j < H; j++) cn[j] = a[H + j] * cp[j] + a[j] * a[2 * H + j];
+    *c_rstd = normalize(cn, ch, H, eps, NULL);
+    for (int j = 0; j < H; j++) {
+        t[j] = tanh_(ch[j] * g_c[j] + (b_c ? b_c[j] : 0.0f));
+        hb[j] = a[3 * H + j] * t[j];
+    }
+}
+
+/* One forward step of the layer-norm LSTM for B rows (each as ln_lstm_forward_row; r_rstd and
+   c_rstd (B), the rest (B, .)). */
 void ln_lstm_forward(int threads, int B, int H, float eps, const float *restrict r, const float *restrict gx,
                      const float *restrict g_hh, const float *restrict g_c, const float *restrict b_c,
                      const float *restrict c_prev, float *restrict r_hat, float *restrict r_rstd,
@@ -221,27 +244,53 @@ void ln_lstm_forward(int threads, int B, int H, float eps, const float *restrict
     int G = 4 * H;
     PARALLEL_FOR
     for (int b = 0; b < B; b++) {
-        const float *rb = r + (size_t)b * G, *gxb = gx + (size_t)b * G, *cp = c_prev + (size_t)b * H;
-        float *rh = r_hat + (size_t)b * G, *a = acts + (size_t)b * G;
-        float *cn = c_new + (size_t)b * H, *ch = c_hat + (size_t)b * H, *t = tc + (size_t)b * H;
-        float *hb = h + (size_t)b * H;
-        r_rstd[b] = normalize(rb, rh, G, eps, NULL);
-        for (int k = 0; k < G; k++) a[k] = gxb[k] + rh[k] * g_hh[k];
-        for (int k = 0; k < 2 * H; k++) a[k] = sigm(a[k]);
-        for (int k = 2 * H; k < 3 * H; k++) a[k] = tanh_(a[k]);
-        for (int k = 3 * H; k < G; k++) a[k] = sigm(a[k]);
-        for (int j = 0; j < H; j++) cn[j] = a[H + j] * cp[j] + a[j] * a[2 * H + j];
-        c_rstd[b] = normalize(cn, ch, H, eps, NULL);
-        for (int j = 0; j < H; j++) {
-            t[j] = tanh_(ch[j] * g_c[j] + (b_c ? b_c[j] : 0.0f));
-            hb[j] = a[3 * H + j] * t[j];
-        }
+        size_t g = (size_t)b * G, n = (size_t)b * H;
+        ln_lstm_forward_row(H, eps, r + g, gx + g, g_hh, g_c, b_c, c_prev + n, r_hat + g, r_rstd + b, acts + g,
+                            c_new + n, c_hat + n, c_rstd + b, tc + n, h + n);
     }
 }
 
-/* One backward step. dh: grad of h_new (B, H); dc: grad of c_t from later steps (B, H).
-   Writes d_gates (B, 4H), d_rec = grad of W_hh h (B, 4H), dc_prev = grad of c_{t-1} through f (B, H);
-   adds into d_g_hh (4H), d_g_c (H), d_b_c (H). scratch: (B, 2H) floats. */
+/* One row of the layer-norm LSTM's backward step. dh: grad of h_new (H); dc: grad of c_t from later
+   steps (H). Writes d_gates (4H), d_rec = grad of W_hh h (4H), dc_prev = grad of c_{t-1} through f
+   (H; may be dc itself: each element is read before it is written), and dcn = grad of LN_c's output
+   (H, for the gains' gradients). scratch: H floats. */
+static inline void ln_lstm_backward_row(int H, const float *restrict dhb, const float *dcb,
+                                        const float *restrict a, const float *restrict t,
+                                        const float *restrict cp, const float *restrict ch, float c_rstd,
+                                        const float *restrict rh, float r_rstd, const float *restrict g_hh,
+                                        const float *restrict g_c, float *restrict dg, float *restrict dr,
+                                        float *dcp, float *restrict dcn, float *restrict dxc) {
+    int G = 4 * H;
+    float s1 = 0.0f, s2 = 0.0f;
+    for (int j = 0; j < H; j++) {
+        dcn[j] = dhb[j] * a[3 * H + j] * (1.0f - t[j] * t[j]);
+        dxc[j] = dcn[j] * g_c[j];
+        s1 += dxc[j];
+        s2 += dxc[j] * ch[j];
+    }
+    s1 /= H; s2 /= H;
+    for (int j = 0; j < H; j++) {
+        float dcj = dcb[j] + c_rstd * (dxc[j] - s1 - ch[j] * s2); /* grad of c_t */
+        float i = a[j], f = a[H + j], g = a[2 * H + j], o = a[3 * H + j];
+        dg[j] = dcj * g * i * (1.0f - i);
+        dg[H + j] = dcj * cp[j] * f * (1.0f - f);
+        dg[2 * H + j] = dcj * i * (1.0f - g * g);
+        dg[3 * H + j] = dhb[j] * t[j] * o * (1.0f - o);
+        dcp[j] = dcj * f;
+    }
+    float q1 = 0.0f, q2 = 0.0f;
+    for (int k = 0; k < G; k++) {
+        float dx = dg[k] * g_hh[k];
+        dr[k] = dx;
+        q1 += dx;
+        q2 += dx * rh[k];
+    }
+    q1 /= G; q2 /= G;
+    for (int k = 0; k < G; k++) dr[k] = r_rstd * (dr[k] - q1 - rh[k] * q2);
+}
+
+/* One backward step for B rows (each as ln_lstm_backward_row; c_rstd and r_rstd (B), the rest
+   (B, .)); adds into d_g_hh (4H), d_g_c (H), d_b_c (H). scratch: (B, 2H) floats. */
 void ln_lstm_backward(int threads, int B, int H, const float *restrict dh, const float *restrict dc,
                       const float *restrict acts, const float *restrict tc, const float *restrict c_prev,
                       const float *restrict c_hat, const float *restrict c_rstd, const float *restrict r_hat,
@@ -252,38 +301,10 @@ void ln_lstm_backward(int threads, int B, int H, const float *restrict dh, const
     int G = 4 * H;
     PARALLEL_FOR
     for (int b = 0; b < B; b++) {
-        const float *dhb = dh + (size_t)b * H, *dcb = dc + (size_t)b * H, *a = acts + (size_t)b * G;
-        const float *t = tc + (size_t)b * H, *cp = c_prev + (size_t)b * H, *ch = c_hat + (size_t)b * H;
-        const float *rh = r_hat + (size_t)b * G;
-        float *dg = d_gates + (size_t)b * G, *dr = d_rec + (size_t)b * G, *dcp = dc_prev + (size_t)b * H;
-        float *dcn = scratch + (size_t)b * 2 * H; /* H floats: grad of LN_c's output */
-        float *dxc = dcn + H;                     /* H floats: grad of c_hat */
-        float s1 = 0.0f, s2 = 0.0f;
-        for (int j = 0; j < H; j++) {
-            dcn[j] = dhb[j] * a[3 * H + j] * (1.0f - t[j] * t[j]);
-            dxc[j] = dcn[j] * g_c[j];
-            s1 += dxc[j];
-            s2 += dxc[j] * ch[j];
-        }
-        s1 /= H; s2 /= H;
-        for (int j = 0; j < H; j++) {
-            float dcj = dcb[j] + c_rstd[b] * (dxc[j] - s1 - ch[j] * s2); /* grad of c_t */
-            float i = a[j], f = a[H + j], g = a[2 * H + j], o = a[3 * H + j];
-            dg[j] = dcj * g * i * (1.0f - i);
-            dg[H + j] = dcj * cp[j] * f * (1.0f - f);
-            dg[2 * H + j] = dcj * i * (1.0f - g * g);
-            dg[3 * H + j] = dhb[j] * t[j] * o * (1.0f - o);
-            dcp[j] = dcj * f;
-        }
-        float q1 = 0.0f, q2 = 0.0f;
-        for (int k = 0; k < G; k++) {
-            float dx = dg[k] * g_hh[k];
-            dr[k] = dx;
-            q1 += dx;
-            q2 += dx * rh[k];
-        }
-        q1 /= G; q2 /= G;
-        for (int k = 0; k < G; k++) dr[k] = r_rstd[b] * (dr[k] - q1 - rh[k] * q2);
+        size_t g = (size_t)b * G, n = (size_t)b * H;
+        float *dcn = scratch + (size_t)b * 2 * H;
+        ln_lstm_backward_row(H, dh + n, dc + n, acts + g, tc + n, c_prev + n, c_hat + n, c_rstd[b], r_hat + g,
+                             r_rstd[b], g_hh, g_c, d_gates + g, d_rec + g, dc_prev + n, dcn, dcn + H);
     }
     /* The gains' gradients: sums over rows. Each thread owns a block of columns and walks the rows
        in order, so the inner loop runs along memory (vectorized) and no two threads add into the
@@ -302,6 +323,202 @@ void ln_lstm_backward(int threads, int B, int H, const float *restrict dh, const
                     d_b_c[k] += d[k];
                 }
             }
+        }
+    }
+}
+
+/* ---- Whole sequences in one call ------------------------------------------------------------
+   The LSTM's rows (batch entries) are independent over the whole sequence: row b's h_t needs only
+   row b's h_{t-1}. So each thread takes a fixed block of rows for all T steps and runs them without
+   ever waiting for another thread: per step, its rows' recurrent product through the BLAS sgemm_
+   (the one torch carries; single-threaded inside this parallel region), then the rows' element-wise
+   step. Buffers are time-major (T, B, .); hs, cs are (T + 1, B, H) with [0] the initial state;
+   valid (T, B) is 1.0 inside a sequence and 0.0 past its end (NULL: no lengths), where the state
+   is frozen and the output zero. The layer-norm pointers are NULL for the plain LSTM. */
+#ifdef _OPENMP
+#include <omp.h>
+#define THREAD_ROWS(B, b0, b1) int nt_ = omp_get_num_threads(), id_ = omp_get_thread_num(); \
+    int b0 = (B) * id_ / nt_, b1 = (B) * (id_ + 1) / nt_
+#define THREAD_ID omp_get_thread_num()
+#else
+#define THREAD_ROWS(B, b0, b1) int nt_ = 1, b0 = 0, b1 = (B)
+#define THREAD_ID 0
+#endif
+#define PARALLEL_REGION _Pragma("omp parallel num_threads(threads) if (threads > 1)")
+
+typedef void (*sgemm_t)(const char *, const char *, const int *, const int *, const int *, const float *,
+                        const float *, const int *, const float *, const int *, const float *, float *, const int *);
+
+/* out (rows, n) = a (rows, k) @ w^T, w (n, k) row-major; beta 0 or 1 (add into out). */
+static void rows_times_wt(sgemm_t sgemm, int rows, int n, int k, const float *a, const float *w, float beta,
+                          float *out) {
+    const float one = 1.0f;
+    sgemm("T", "N", &n, &rows, &k, &one, w, &k, a, &k, &beta, out, &n);
+}
+
+/* out (rows, k) = d (rows, n) @ w, w (n, k) row-major. */
+static void rows_times_w(sgemm_t sgemm, int rows, int n, int k, const float *d, const float *w, float *out) {
+    const float one = 1.0f, zero = 0.0f;
+    sgemm("N", "N", &k, &rows, &n, &one, w, &k, d, &n, &zero, out, &k);
+}
+
+void lstm_sequence_forward(int threads, sgemm_t sgemm, int T, int B, int H, float eps, const float *gx,
+                           const float *w, const float *mask, const float *valid, const float *g_hh,
+                           const float *g_c, const float *b_c, float *hs, float *cs, float *acts, float *tcs,
+                           float *outs, float *c_news, float *r_hats, float *r_rstd, float *c_hats, float *c_rstd,
+                           float *work) {
+    int G = 4 * H, ln = g_hh != NULL;
+    PARALLEL_REGION
+    {
+        THREAD_ROWS(B, b0, b1);
+        int rows = b1 - b0;
+        float *pre = work + (size_t)b0 * G;               /* rows x G: gates, or W_hh h for LN */
+        float *hrec = work + (size_t)B * G + (size_t)b0 * H; /* rows x H: h_{t-1} * mask */
+        for (int t = 0; t < T && rows > 0; t++) {
+            size_t base = (size_t)t * B + b0;
+            const float *hp = hs + base * H, *src = hp;
+            if (mask) {
+                for (size_t k = 0; k < (size_t)rows * H; k++) hrec[k] = hp[k] * mask[(size_t)b0 * H + k];
+                src = hrec;
+            }
+            if (!ln)
+                for (size_t k = 0; k < (size_t)rows * G; k++) pre[k] = gx[base * G + k];
+            rows_times_wt(sgemm, rows, G, H, src, w, ln ? 0.0f : 1.0f, pre);
+            for (int r = 0; r < rows; r++) {
+                size_t row = base + r, b = (size_t)b0 + r;
+                if (ln)
+                    ln_lstm_forward_row(H, eps, pre + (size_t)r * G, gx + row * G, g_hh, g_c, b_c, cs + row * H,
+                                        r_hats + row * G, r_rstd + row, acts + row * G, c_news + row * H,
+                                        c_hats + row * H, c_rstd + row, tcs + row * H, outs + row * H);
+                else
+                    lstm_forward_row(H, pre + (size_t)r * G, cs + row * H, acts + row * G, c_news + row * H,
+                                     tcs + row * H, outs + row * H);
+                float *hn = hs + (row + B) * H, *cn = cs + (row + B) * H;
+                float *o = outs + row * H, *c = c_news + row * H;
+                if (valid && valid[row] == 0.0f) { /* past this sequence's end: frozen state, zero output */
+                    for (int j = 0; j < H; j++) { hn[j] = hp[(size_t)r * H + j]; cn[j] = cs[row * H + j]; o[j] = 0.0f; }
+                } else {
+                    if (hn != o) for (int j = 0; j < H; j++) hn[j] = o[j];
+                    if (cn != c) for (int j = 0; j < H; j++) cn[j] = c[j];
+                }
+            }
+        }
+    }
+}
+
+/* Steps t1 - 1 down to t0 of the backward pass. dh, dc (B, H): grads of h_{t1}, c_{t1} on entry
+   (from later steps), of h_{t0}, c_{t0} on return. Writes d_gates (T, B, G) rows of those steps and,
+   for the layer-norm cell, d_rec (t1 - t0, B, G): grads of W_hh h_{t-1} (the plain cell's are
+   d_gates). Adds the gains' gradients into d_g_hh (G), d_g_c (H), d_b_c (H) (LN only).
+   work: B * 3H + threads * (G + 2H) floats. */
+void lstm_sequence_backward(int threads, sgemm_t sgemm, int t0, int t1, int B, int H, const float *w,
+                            const float *mask, const float *valid, const float *d_out, float *dh, float *dc,
+                            const float *acts, const float *tcs, const float *cs, const float *c_hats,
+                            const float *c_rstd, const float *r_hats, const float *r_rstd, const float *g_hh,
+                            const float *g_c, float *d_gates, float *d_rec, float *d_g_hh, float *d_g_c,
+                            float *d_b_c, float *work) {
+    int G = 4 * H, ln = g_hh != NULL;
+    float *partials = work + (size_t)B * 3 * H; /* per thread: G + 2H gain sums */
+    int used = 1;
+    PARALLEL_REGION
+    {
+        THREAD_ROWS(B, b0, b1);
+        int rows = b1 - b0, id = THREAD_ID;
+        float *tmp = work + (size_t)b0 * H;                      /* rows x H: d_rec @ W_hh */
+        float *scratch = work + (size_t)B * H + (size_t)b0 * 2 * H; /* rows x 2H: LN scratch */
+        float *pg = partials + (size_t)id * (G + 2 * H), *pc = pg + G, *pb = pc + H;
+        #pragma omp single
+        used = nt_;
+        for (int k = 0; k < G + 2 * H; k++) pg[k] = 0.0f;
+        for (int t = t1 - 1; t >= t0 && rows > 0; t--) {
+            size_t base = (size_t)t * B + b0;
+            float *drec = ln ? d_rec + ((size_t)(t - t0) * B + b0) * G : d_gates + base * G;
+            for (int r = 0; r < rows; r++) {
+                size_t row = base + r, b = (size_t)b0 + r;
+                float *dg = d_gates + row * G, *dr = drec + (size_t)r * G;
+                if (valid && valid[row] == 0.0f) { /* past the end: the grads pass to the frozen state */
+                    for (int k = 0; k < G; k++) dg[k] = 0.0f;
+                    if (ln) for (int k = 0; k < G; k++) dr[k] = 0.0f;
+                    continue;
+                }
+                float *dhb = dh + b * H, *dcb = dc + b * H;
+                if (ln) {
+                    const float *dob = d_out + row * H, *chr = c_hats + row * H, *rhr = r_hats + row * G;
+                    for (int j = 0; j < H; j++) dhb[j] += dob[j]; /* grad of h_new */
+                    float *dcn = scratch + (size_t)r * 2 * H;
+                    ln_lstm_backward_row(H, dhb, dcb, acts + row * G, tcs + row * H, cs + row * H, chr, c_rstd[row],
+                                         rhr, r_rstd[row], g_hh, g_c, dg, dr, dcb, dcn, dcn + H);
+                    for (int k = 0; k < G; k++) pg[k] += dg[k] * rhr[k];
+                    for (int j = 0; j < H; j++) { pc[j] += dcn[j] * chr[j]; pb[j] += dcn[j]; }
+                } else {
+                    lstm_backward_row(H, d_out + row * H, dhb, dcb, acts + row * G, tcs + row * H, cs + row * H,
+                                      dg, dcb);
+                }
+            }
+            rows_times_w(sgemm, rows, G, H, drec, w, tmp);
+            for (int r = 0; r < rows; r++) {
+                size_t row = base + r, b = (size_t)b0 + r;
+                if (valid && valid[row] == 0.0f) continue;
+                float *dhb = dh + b * H;
+                const float *m = mask ? mask + b * H : NULL, *tr = tmp + (size_t)r * H;
+                for (int j = 0; j < H; j++) dhb[j] = m ? tr[j] * m[j] : tr[j];
+            }
+        }
+    }
+    if (ln)
+        for (int id = 0; id < used; id++) {
+            const float *pg = partials + (size_t)id * (G + 2 * H), *pc = pg + G, *pb = pc + H;
+            for (int k = 0; k < G; k++) d_g_hh[k] += pg[k];
+            for (int j = 0; j < H; j++) { d_g_c[j] += pc[j]; d_b_c[j] += pb[j]; }
+        }
+}
+
+/* Layer norm over the last axis of N rows of n: y = x_hat * gain + bias (bias may be NULL);
+   writes x_hat (N, n), rstd (N), y (N, n). */
+void layer_norm_rows_forward(int threads, int N, int n, float eps, const float *restrict x,
+                             const float *restrict gain, const float *restrict bias, float *restrict x_hat,
+                             float *restrict rstd, float *restrict y) {
+    PARALLEL_FOR
+    for (int i = 0; i < N; i++) {
+        const float *xi = x + (size_t)i * n;
+        float *xh = x_hat + (size_t)i * n, *yi = y + (size_t)i * n;
+        rstd[i] = normalize(xi, xh, n, eps, NULL);
+        for (int k = 0; k < n; k++) yi[k] = xh[k] * gain[k] + (bias ? bias[k] : 0.0f);
+    }
+}
+
+/* Its backward: dy (N, n) -> dx (N, n); adds sum(dy * x_hat) into d_gain and sum(dy) into d_bias
+   (d_bias may be NULL). partials: threads * 2n floats. */
+void layer_norm_rows_backward(int threads, int N, int n, const float *restrict dy, const float *restrict x_hat,
+                              const float *restrict rstd, const float *restrict gain, float *restrict dx,
+                              float *restrict d_gain, float *restrict d_bias, float *restrict partials) {
+    int used = 1;
+    PARALLEL_REGION
+    {
+        THREAD_ROWS(N, i0, i1);
+        float *pg = partials + (size_t)THREAD_ID * 2 * n, *pb = pg + n;
+        #pragma omp single
+        used = nt_;
+        for (int k = 0; k < 2 * n; k++) pg[k] = 0.0f;
+        for (int i = i0; i < i1; i++) {
+            const float *d = dy + (size_t)i * n, *xh = x_hat + (size_t)i * n;
+            float *o = dx + (size_t)i * n, s1 = 0.0f, s2 = 0.0f;
+            for (int k = 0; k < n; k++) {
+                float v = d[k] * gain[k];
+                s1 += v;
+                s2 += v * xh[k];
+                pg[k] += d[k] * xh[k];
+                pb[k] += d[k];
+            }
+            s1 /= n; s2 /= n;
+            for (int k = 0; k < n; k++) o[k] = rstd[i] * (d[k] * gain[k] - s1 - xh[k] * s2);
+        }
+    }
+    for (int id = 0; id < used; id++) {
+        const float *pg = partials + (size_t)id * 2 * n, *pb = pg + n;
+        for (int k = 0; k < n; k++) {
+            d_gain[k] += pg[k];
+            if (d_bias) d_bias[k] += pb[k];
         }
     }
 }
@@ -363,16 +580,45 @@ def library() -> ctypes.CDLL | None:
             lib.ln_lstm_backward.argtypes = ints + [ctypes.c_void_p] * 18
             lib.lstm_forward.argtypes = ints + [ctypes.c_void_p] * 6
             lib.lstm_backward.argtypes = ints + [ctypes.c_void_p] * 8
-            for cell in ("mingru", "minlstm"):
-                # threads, B, T, H, then the tensors
-                getattr(lib, f"{cell}_forward").argtypes = [ctypes.c_int] * 4 + [ctypes.c_void_p] * 3
-                getattr(lib, f"{cell}_backward").argtypes = [ctypes.c_int] * 4 + [ctypes.c_void_p] * 6
-            for kernel in ("ln_lstm", "lstm", "mingru", "minlstm"):
+            pointer, stride = ctypes.c_void_p, ctypes.c_long
+            for cell in ("mingru", "minlstm"):  # threads, B, T, H, then the tensors and row strides
+                forward = [ctypes.c_int] * 4 + [pointer, pointer, stride, pointer, stride]
+                getattr(lib, f"{cell}_forward").argtypes = forward
+                getattr(lib, f"{cell}_backward").argtypes = [ctypes.c_int] * 4 + [pointer, pointer, stride]
+                getattr(lib, f"{cell}_backward").argtypes += [pointer, stride, pointer, pointer, pointer]
+            lib.lstm_sequence_forward.argtypes = [ctypes.c_int, ctypes.c_void_p, *ints, ctypes.c_float]
+            lib.lstm_sequence_forward.argtypes += [ctypes.c_void_p] * 18
+            lib.lstm_sequence_backward.argtypes = [ctypes.c_int, ctypes.c_void_p] + [ctypes.c_int] * 4
+            lib.lstm_sequence_backward.argtypes += [ctypes.c_void_p] * 21
+            lib.layer_norm_rows_forward.argtypes = [*ints, ctypes.c_float] + [ctypes.c_void_p] * 6
+            lib.layer_norm_rows_backward.argtypes = ints + [ctypes.c_void_p] * 8
+            for kernel in ("ln_lstm", "lstm", "mingru", "minlstm", "lstm_sequence", "layer_norm_rows"):
                 getattr(lib, f"{kernel}_forward").restype = getattr(lib, f"{kernel}_backward").restype = None
         except (OSError, subprocess.CalledProcessError):
             lib = None  # no compiler or a failed build: the torch code runs instead
     _loaded.append(lib)
     return lib
+
+
+def sgemm() -> int | None:
+    """The address of the BLAS ``sgemm_`` (Fortran interface, 32-bit integers) in torch's own CPU
+    library, or ``None``. Official x86 builds of torch link MKL into ``libtorch_cpu`` and export
+    it; the whole-sequence kernels call it for their recurrent products. ``RNNKIT_SGEMM=0``
+    turns it off (the per-step kernels run instead)."""
+    if _sgemm:
+        return _sgemm[0]
+    address = None
+    if os.environ.get("RNNKIT_SGEMM", "1") != "0" and library() is not None:
+        try:
+            torch_cpu = ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"))
+            address = ctypes.cast(torch_cpu.sgemm_, ctypes.c_void_p).value
+        except (OSError, AttributeError):
+            address = None
+    _sgemm.append(address)
+    return address
+
+
+_sgemm: list = []  # [address or None] once looked up
 
 
 def usable(*tensors: Tensor) -> bool:

@@ -61,9 +61,17 @@ class LSTMSequence(torch.autograd.Function):
         use_c = native.usable(gx, weight_hh)
         c_hats = new(T, B, H) if use_c and layer_norm else None  # normalized c (C kernels only)
         lib, threads = (native.library(), native.threads()) if use_c else (None, 1)
-        if use_c and not layer_norm:
+        whole = use_c and native.sgemm() is not None  # the whole sequence in one C call
+        if whole:
+            weight_hh, ln_args = weight_hh.contiguous(), (None,) * 6
+            if layer_norm:
+                ln_args = (ln_hh_weight, ln_c_weight, ln_c_bias, r_hats, stats[1], c_hats)
+            args = (gx, weight_hh, mask, valid, *ln_args[:3], hs, cs, acts, tcs, outs, c_news, *ln_args[3:])
+            args += (stats[3] if layer_norm else None, new(B * (G + H)))  # c's rstd, work space
+            lib.lstm_sequence_forward(threads, native.sgemm(), T, B, H, eps, *map(native.ptr, args))
+        elif use_c and not layer_norm:
             gates = new(B, G)  # gx + W_hh h of this step
-        for t in range(T):
+        for t in range(0 if whole else T):
             h_rec = hs[t] if mask is None else hs[t] * mask  # (B, H)
             if use_c and not layer_norm:  # the same step, fused in C (rnnkit.nn.native)
                 torch.addmm(gx[t], h_rec, weight_hh.t(), out=gates)
@@ -103,11 +111,13 @@ class LSTMSequence(torch.autograd.Function):
         if layer_norm:  # r, r_hat: (T, B, 4H); c: (T, B, H); statistics (T, B, 1)
             saved += [r_hats, c_news, stats, ln_hh_weight, ln_c_weight, ln_c_bias, c_hats]
         ctx.save_for_backward(*saved)
-        ctx.layer_norm, ctx.use_c = layer_norm, use_c
+        ctx.layer_norm, ctx.use_c, ctx.whole = layer_norm, use_c, whole
         return outs, hs[T].clone(), cs[T].clone()
 
     @staticmethod
     def backward(ctx, d_out, d_hT, d_cT):
+        if ctx.whole:
+            return _backward_sequence_c(ctx, d_out, d_hT, d_cT)
         if ctx.use_c:
             backward_c = _backward_layer_norm_c if ctx.layer_norm else _backward_plain_c
             return backward_c(ctx, d_out, d_hT, d_cT)
@@ -250,6 +260,72 @@ def _backward_layer_norm_c(ctx, d_out: Tensor, d_hT: Tensor, d_cT: Tensor) -> tu
     return d_gates, dh_next, dc_next, d_weight_hh, None, None, d_g_hh, d_g_c, d_b_c if b_c is not None else None, None
 
 
+def _backward_sequence_c(ctx, d_out: Tensor, d_hT: Tensor, d_cT: Tensor) -> tuple:
+    """:meth:`LSTMSequence.backward` in whole-sequence C calls (``lstm_sequence_backward``), for both
+    cells. The layer-norm cell's grads of ``W_hh h`` live in a buffer of ``block`` steps: after
+    each block of steps (one C call), its share of ``dW_hh`` is one GEMM, as in
+    :func:`_backward_layer_norm_c`; the plain cell's are ``d_gates``, one GEMM at the end."""
+    hs, cs, acts, tcs, weight_hh, mask, valid, *ln = ctx.saved_tensors
+    T, B, G = acts.shape
+    H = G // 4
+    lib, threads, sgemm = native.library(), native.threads(), native.sgemm()
+    new, zeros = d_out.new_empty, d_out.new_zeros
+    d_out, weight_hh = d_out.contiguous(), weight_hh.contiguous()  # (T, B, H), (4H, H)
+    dh, dc = d_hT.contiguous().clone(), d_cT.contiguous().clone()  # (B, H) each: carried back in place
+    d_gates, work = new(T, B, G), new(B * 3 * H + threads * (G + 2 * H))
+    h_rec = hs[:T] if mask is None else hs[:T] * mask  # (T, B, H): what multiplied W_hh
+    if not ctx.layer_norm:
+        args = (weight_hh, mask, valid, d_out, dh, dc, acts, tcs, cs, *(None,) * 6, d_gates, *(None,) * 4, work)
+        lib.lstm_sequence_backward(threads, sgemm, 0, T, B, H, *map(native.ptr, args))
+        d_weight_hh = d_gates.reshape(T * B, G).t() @ h_rec.reshape(T * B, H)  # (4H, H): one GEMM
+        return d_gates, dh, dc, d_weight_hh, None, None, None, None, None, None
+    r_hats, _, stats, g_hh, g_c, b_c, c_hats = ln
+    block = min(T, -(-_WEIGHT_GRAD_ROWS // B))  # steps per C call and per dW_hh GEMM
+    d_recs, d_weight_hh = new(block, B, G), zeros(G, H)
+    d_g_hh, d_g_c, d_b_c = zeros(G), zeros(H), zeros(H)
+    for end in range(T, 0, -block):
+        start = max(0, end - block)
+        args = (weight_hh, mask, valid, d_out, dh, dc, acts, tcs, cs, c_hats, stats[3], r_hats, stats[1])
+        args += (g_hh, g_c, d_gates, d_recs, d_g_hh, d_g_c, d_b_c, work)
+        lib.lstm_sequence_backward(threads, sgemm, start, end, B, H, *map(native.ptr, args))
+        d_weight_hh.addmm_(d_recs[: end - start].reshape(-1, G).t(), h_rec[start:end].reshape(-1, H))
+    return d_gates, dh, dc, d_weight_hh, None, None, d_g_hh, d_g_c, d_b_c if b_c is not None else None, None
+
+
+class LayerNormRows(torch.autograd.Function):
+    """``F.layer_norm(x, (n,), gain, bias, eps)`` over the last axis of a contiguous float32 CPU
+    tensor, in C (``layer_norm_rows_*`` in :mod:`rnnkit.nn.native`): ``x: (..., n)``,
+    ``gain: (n,)``, ``bias: (n,)`` or ``None``. Saves the normalized ``x`` and ``1/std`` per row."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, gain: Tensor, bias: Tensor | None, eps: float) -> Tensor:
+        n = x.shape[-1]
+        rows = x.numel() // n
+        x_hat, rstd, y = torch.empty_like(x), x.new_empty(rows), torch.empty_like(x)
+        args = (x, gain, bias, x_hat, rstd, y)
+        native.library().layer_norm_rows_forward(native.threads(), rows, n, eps, *map(native.ptr, args))
+        ctx.save_for_backward(x_hat, rstd, gain)
+        ctx.has_bias = bias is not None
+        return y
+
+    @staticmethod
+    def backward(ctx, dy: Tensor):
+        x_hat, rstd, gain = ctx.saved_tensors
+        n, threads = x_hat.shape[-1], native.threads()
+        dy, dx = dy.contiguous(), torch.empty_like(x_hat)
+        d_gain, d_bias = gain.new_zeros(n), gain.new_zeros(n) if ctx.has_bias else None
+        args = (dy, x_hat, rstd, gain, dx, d_gain, d_bias, dy.new_empty(threads * 2 * n))
+        native.library().layer_norm_rows_backward(threads, rstd.numel(), n, *map(native.ptr, args))
+        return dx, d_gain, d_bias, None
+
+
+def _layer_norm(x: Tensor, gain: Tensor, bias: Tensor | None, eps: float) -> Tensor:
+    """Layer norm over the last axis: :class:`LayerNormRows` where the C kernels apply, else ``F.layer_norm``."""
+    if native.usable(x, gain) and x.is_contiguous() and gain.is_contiguous():
+        return LayerNormRows.apply(x, gain, bias, eps)
+    return F.layer_norm(x, x.shape[-1:], gain, bias, eps)
+
+
 def lstm_scan(
     cell: LSTMCell | LayerNormLSTMCell,
     x: Tensor,
@@ -280,7 +356,7 @@ def lstm_scan(
     if isinstance(cell, LayerNormLSTMCell):
         gates = F.linear(x_tm, cell.weight_ih)  # (T, B, 4H)
         bias = None if cell.bias_ih is None else cell.bias_ih + cell.bias_hh  # LN_hh's shift folded in here
-        gx = F.layer_norm(gates, gates.shape[-1:], cell.ln_ih_weight, bias, cell.eps)  # LN_ih(W_ih x) + b_ih + b_hh
+        gx = _layer_norm(gates, cell.ln_ih_weight, bias, cell.eps)  # LN_ih(W_ih x) + b_ih + b_hh
         ln = (cell.ln_hh_weight, cell.ln_c_weight, cell.ln_c_bias, cell.eps)
     else:
         bias = None if cell.bias_ih is None else cell.bias_ih + cell.bias_hh
