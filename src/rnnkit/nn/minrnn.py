@@ -131,7 +131,7 @@ class MinSequence(torch.autograd.Function):
         B, T, _ = x.shape
         H = h0.shape[-1]
         h0 = h0.contiguous()
-        h = x.new_empty(B, T, H)
+        h = native.empty(x, B, T, H)
         forward, threads = getattr(native.library(), f"{kernel}_forward"), native.threads()
         work = x.new_empty(B * _chunk_steps(B, T) * weight.shape[0])
         for start, steps in _chunks(B, T):
@@ -154,7 +154,7 @@ class MinSequence(torch.autograd.Function):
         carry = h0.new_zeros(B, H)  # grad of the state from later steps; ends as grad of h0
         d_weight = weight.new_zeros(G, I)
         d_bias = None if bias is None else bias.new_zeros(G)
-        dx = torch.empty_like(x) if ctx.needs_input_grad[0] else None
+        dx = native.empty(x, *x.shape) if ctx.needs_input_grad[0] else None
         for start, steps in reversed(list(_chunks(B, T))):
             g = _project_chunk(x, weight, bias, start, steps, work)  # (B, steps, G), projected again
             dg = d_g[: B * steps * G].view(B, steps, G)

@@ -22,6 +22,8 @@ Shapes: ``T`` time, ``B`` batch, ``H`` hidden size; buffers are time-major ``(T,
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -49,7 +51,7 @@ class LSTMSequence(torch.autograd.Function):
         T, B, G = gx.shape
         H = G // 4
         layer_norm = ln_hh_weight is not None
-        new = gx.new_empty
+        new = functools.partial(native.empty, gx)
         hs, cs = new(T + 1, B, H), new(T + 1, B, H)  # carried states, [0] = initial
         hs[0], cs[0] = h0, c0
         acts, tcs = new(T, B, G), new(T, B, H)  # sigmoid(i, f, o) and tanh(g); tanh of (normalized) c
@@ -269,7 +271,7 @@ def _backward_sequence_c(ctx, d_out: Tensor, d_hT: Tensor, d_cT: Tensor) -> tupl
     T, B, G = acts.shape
     H = G // 4
     lib, threads, sgemm = native.library(), native.threads(), native.sgemm()
-    new, zeros = d_out.new_empty, d_out.new_zeros
+    new, zeros = functools.partial(native.empty, d_out), d_out.new_zeros
     d_out, weight_hh = d_out.contiguous(), weight_hh.contiguous()  # (T, B, H), (4H, H)
     dh, dc = d_hT.contiguous().clone(), d_cT.contiguous().clone()  # (B, H) each: carried back in place
     d_gates, work = new(T, B, G), new(B * 3 * H + threads * (G + 2 * H))
@@ -301,7 +303,7 @@ class LayerNormRows(torch.autograd.Function):
     def forward(ctx, x: Tensor, gain: Tensor, bias: Tensor | None, eps: float) -> Tensor:
         n = x.shape[-1]
         rows = x.numel() // n
-        x_hat, rstd, y = torch.empty_like(x), x.new_empty(rows), torch.empty_like(x)
+        x_hat, rstd, y = native.empty(x, *x.shape), x.new_empty(rows), native.empty(x, *x.shape)
         args = (x, gain, bias, x_hat, rstd, y)
         native.library().layer_norm_rows_forward(native.threads(), rows, n, eps, *map(native.ptr, args))
         ctx.save_for_backward(x_hat, rstd, gain)
@@ -312,7 +314,7 @@ class LayerNormRows(torch.autograd.Function):
     def backward(ctx, dy: Tensor):
         x_hat, rstd, gain = ctx.saved_tensors
         n, threads = x_hat.shape[-1], native.threads()
-        dy, dx = dy.contiguous(), torch.empty_like(x_hat)
+        dy, dx = dy.contiguous(), native.empty(x_hat, *x_hat.shape)
         d_gain, d_bias = gain.new_zeros(n), gain.new_zeros(n) if ctx.has_bias else None
         args = (dy, x_hat, rstd, gain, dx, d_gain, d_bias, dy.new_empty(threads * 2 * n))
         native.library().layer_norm_rows_backward(threads, rstd.numel(), n, *map(native.ptr, args))
