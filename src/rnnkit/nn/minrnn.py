@@ -116,47 +116,50 @@ class MinSequence(torch.autograd.Function):
     ``h0: (B, H)`` -> ``h: (B, T, H)``; ``kernel`` names the cell (``G = 2H`` minGRU ``[k | c]``,
     ``3H`` minLSTM ``[kf | ki | c]``); float32 CPU tensors only.
 
-    Time is cut into chunks of about ``CHUNK_ROWS`` rows (steps x batch): each chunk's projection
-    ``x W^T + b`` is one GEMM into a cache-sized buffer, and the C pass runs the chunk's gates and
-    recurrence, each batch row in one pass over time, the state carried into the next chunk. The
-    backward pass walks the chunks in reverse, projects each again (cheaper than keeping
-    ``(B, T, G)`` projections: at ``I`` small next to ``H`` the GEMM costs less than writing and
-    re-reading them) and adds the chunk's share of ``dW`` (one GEMM), ``db`` and ``dx``. Only ``h``
-    is saved. The same numbers as the cell's :meth:`~MinRecurrentCell.coefficients` through
-    :func:`linear_recurrence` (tests pin it).
+    Where the input is narrow (``I * RECOMPUTE_RATIO <= G``), time is cut into chunks of about
+    ``CHUNK_ROWS`` rows (steps x batch): each chunk's projection ``x W^T + b`` is one GEMM into a
+    cache-sized buffer and the C pass runs the chunk's gates and recurrence, each batch row in one
+    pass over time, the state carried into the next chunk; the backward pass walks the chunks in
+    reverse and projects each again, which costs less than writing and re-reading ``(B, T, G)``
+    projections when ``I`` is small next to ``G``, and saves their memory. Otherwise the whole
+    sequence is one chunk and its projection is kept for the backward pass. Either way each chunk
+    adds its share of ``dW`` (one GEMM), ``db`` and ``dx``. The same numbers as the cell's
+    :meth:`~MinRecurrentCell.coefficients` through :func:`linear_recurrence` (tests pin it).
     """
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, h0: Tensor, kernel: str) -> Tensor:
-        B, T, _ = x.shape
-        H = h0.shape[-1]
+        B, T, I = x.shape
+        G, H = weight.shape[0], h0.shape[-1]
         h0 = h0.contiguous()
         h = native.empty(x, B, T, H)
         forward, threads = getattr(native.library(), f"{kernel}_forward"), native.threads()
-        work = x.new_empty(B * _chunk_steps(B, T) * weight.shape[0])
-        for start, steps in _chunks(B, T):
+        size = _chunk_steps(B, T, I, G)
+        work = native.empty(x, B * size * G)  # a chunk's projections (all of them when size == T)
+        for start, steps in _chunks(T, size):
             g = _project_chunk(x, weight, bias, start, steps, work)  # (B, steps, G)
             prev, ld_prev = (h0, H) if start == 0 else (h[:, start - 1], T * H)
             forward(threads, B, steps, H, native.ptr(g), prev.data_ptr(), ld_prev, h[:, start].data_ptr(), T * H)
-        ctx.save_for_backward(x, weight, bias, h0, h)
+        ctx.save_for_backward(x, weight, bias, h0, h, work if size == T else None)
         ctx.kernel = kernel
         return h
 
     @staticmethod
     def backward(ctx, dh: Tensor):
-        x, weight, bias, h0, h = ctx.saved_tensors
+        x, weight, bias, h0, h, kept = ctx.saved_tensors
         B, T, I = x.shape
         G, H = weight.shape[0], h0.shape[-1]
         backward, threads = getattr(native.library(), f"{ctx.kernel}_backward"), native.threads()
-        steps_max = _chunk_steps(B, T)
-        work, d_g = x.new_empty(B * steps_max * G), x.new_empty(B * steps_max * G)  # a chunk's g and its grad
-        dh_chunk = x.new_empty(B * steps_max * H)  # a chunk's output grads, contiguous
+        size = T if kept is not None else _chunk_steps(B, T, I, G)
+        work = kept if kept is not None else x.new_empty(B * size * G)  # a chunk's projections
+        d_g, dh_chunk = native.empty(x, B * size * G), native.empty(x, B * size * H)  # its g grads, output grads
         carry = h0.new_zeros(B, H)  # grad of the state from later steps; ends as grad of h0
         d_weight = weight.new_zeros(G, I)
         d_bias = None if bias is None else bias.new_zeros(G)
         dx = native.empty(x, *x.shape) if ctx.needs_input_grad[0] else None
-        for start, steps in reversed(list(_chunks(B, T))):
-            g = _project_chunk(x, weight, bias, start, steps, work)  # (B, steps, G), projected again
+        for start, steps in reversed(list(_chunks(T, size))):
+            # (B, steps, G): projected again, or the kept projections of the whole sequence
+            g = kept.view(B, T, G) if kept is not None else _project_chunk(x, weight, bias, start, steps, work)
             dg = d_g[: B * steps * G].view(B, steps, G)
             dhc = dh_chunk[: B * steps * H].view(B, steps, H).copy_(dh[:, start : start + steps])
             prev, ld_prev = (h0, H) if start == 0 else (h[:, start - 1], T * H)
@@ -172,26 +175,32 @@ class MinSequence(torch.autograd.Function):
 
 
 CHUNK_ROWS = 1024  # rows (steps x batch) per chunk of MinSequence: its buffers stay in cache
+RECOMPUTE_RATIO = 16  # MinSequence projects again in backward where I * RECOMPUTE_RATIO <= G
 
 
-def _chunk_steps(B: int, T: int) -> int:
-    """Steps per chunk of :class:`MinSequence` for batch size ``B``."""
-    return min(T, max(1, CHUNK_ROWS // B))
+def _chunk_steps(B: int, T: int, I: int, G: int) -> int:
+    """Steps per chunk of :class:`MinSequence`: cache-sized chunks where the projection is cheap
+    to do again (``I * RECOMPUTE_RATIO <= G``), else the whole sequence (``T``)."""
+    return min(T, max(1, CHUNK_ROWS // B)) if I * RECOMPUTE_RATIO <= G else T
 
 
-def _chunks(B: int, T: int):
-    """``(start, steps)`` of each chunk of :class:`MinSequence`, in time order."""
-    size = _chunk_steps(B, T)
+def _chunks(T: int, size: int):
+    """``(start, steps)`` of each chunk of ``size`` steps (the last may be shorter), in time order."""
     for start in range(0, T, size):
         yield start, min(size, T - start)
 
 
 def _project_chunk(x: Tensor, weight: Tensor, bias: Tensor | None, start: int, steps: int, work: Tensor) -> Tensor:
     """``x[:, start:start + steps] W^T + b`` into ``work``, as a contiguous ``(B, steps, G)`` tensor."""
-    B, G = x.shape[0], weight.shape[0]
-    g = work[: B * steps * G].view(B, steps, G)
-    torch.matmul(x[:, start : start + steps], weight.t(), out=g)
-    return g if bias is None else g.add_(bias)
+    B, I = x.shape[0], x.shape[-1]
+    G = weight.shape[0]
+    rows = x[:, start : start + steps].reshape(B * steps, I)  # (B * steps, I): a copy unless T == steps
+    g = work[: B * steps * G].view(B * steps, G)
+    if bias is None:
+        torch.mm(rows, weight.t(), out=g)
+    else:
+        torch.addmm(bias, rows, weight.t(), out=g)
+    return g.view(B, steps, G)
 
 
 def linear_recurrence(a: Tensor, b: Tensor, h0: Tensor) -> Tensor:

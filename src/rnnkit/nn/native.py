@@ -113,19 +113,28 @@ void lstm_backward(int threads, int B, int H, const float *d_out, const float *d
    h0: the state before the chunk, row b at h0 + b * ld_h0; h: the chunk's outputs, row b's step t at
    h + b * ld_h + t * H (a chunk of a longer (B, T_all, H) tensor: ld_h = T_all * H). */
 static inline float pos_(float c) { return c > 0.0f ? c + 0.5f : sigm(c); }
+
+/* sigmoid(k) and sigmoid(-k) = 1 - sigmoid(k) from one exp, each accurate where it is small. */
+static inline void sigm_pair(float k, float *restrict z, float *restrict a) {
+    float e = expf(-fabsf(k)), p = 1.0f / (1.0f + e), q = e * p; /* p = sigmoid(|k|), q = sigmoid(-|k|) */
+    *z = k >= 0.0f ? p : q;
+    *a = k >= 0.0f ? q : p;
+}
 static inline float softplus_(float x) { return x > 0.0f ? x + log1pf(expf(-x)) : log1pf(expf(x)); }
 
 static void mingru_forward_step(int H, const float *restrict gt, const float *restrict prev, float *restrict ht) {
     for (int j = 0; j < H; j++) {
-        float k = gt[j];
-        ht[j] = sigm(-k) * prev[j] + sigm(k) * pos_(gt[H + j]);
+        float z, a;
+        sigm_pair(gt[j], &z, &a);
+        ht[j] = a * prev[j] + z * pos_(gt[H + j]);
     }
 }
 
 static void minlstm_forward_step(int H, const float *restrict gt, const float *restrict prev, float *restrict ht) {
     for (int j = 0; j < H; j++) {
-        float r = softplus_(-gt[j]) - softplus_(-gt[H + j]);
-        ht[j] = sigm(-r) * prev[j] + sigm(r) * pos_(gt[2 * H + j]);
+        float r = softplus_(-gt[j]) - softplus_(-gt[H + j]), ia, a;
+        sigm_pair(r, &ia, &a);
+        ht[j] = a * prev[j] + ia * pos_(gt[2 * H + j]);
     }
 }
 
@@ -134,8 +143,8 @@ static void minlstm_forward_step(int H, const float *restrict gt, const float *r
 static void mingru_backward_step(int H, const float *restrict gt, const float *restrict dht,
                                  const float *restrict prev, float *restrict dgt, float *restrict carry) {
     for (int j = 0; j < H; j++) {
-        float k = gt[j], c = gt[H + j], d = dht[j] + carry[j];
-        float z = sigm(k), a = sigm(-k), s = sigm(c);
+        float c = gt[H + j], d = dht[j] + carry[j], z, a, s = sigm(c);
+        sigm_pair(gt[j], &z, &a);
         float p = c > 0.0f ? c + 0.5f : s, dp = c > 0.0f ? 1.0f : s * (1.0f - s);
         dgt[j] = d * z * a * (p - prev[j]);
         dgt[H + j] = d * z * dp;
@@ -147,8 +156,8 @@ static void minlstm_backward_step(int H, const float *restrict gt, const float *
                                   const float *restrict prev, float *restrict dgt, float *restrict carry) {
     for (int j = 0; j < H; j++) {
         float kf = gt[j], ki = gt[H + j], c = gt[2 * H + j], d = dht[j] + carry[j];
-        float r = softplus_(-kf) - softplus_(-ki);
-        float a = sigm(-r), ia = sigm(r), s = sigm(c);
+        float r = softplus_(-kf) - softplus_(-ki), a, ia, s = sigm(c);
+        sigm_pair(r, &ia, &a);
         float p = c > 0.0f ? c + 0.5f : s, dp = c > 0.0f ? 1.0f : s * (1.0f - s);
         float dr = d * a * ia * (p - prev[j]);
         dgt[j] = -dr * sigm(-kf);
