@@ -13,10 +13,10 @@ from rnnkit.nn.dropout import RecurrentDropoutCell
 from rnnkit.nn.sequence import lstm_scan, supports
 
 
-def make_cell(kind: str, dtype=torch.float32, hidden: int = 4):
+def make_cell(kind: str, dtype=torch.float32, hidden: int = 4, bias: bool = True):
     torch.manual_seed(0)
     make = rnn.LSTMCell if kind == "lstm" else rnn.LayerNormLSTMCell
-    cell = make(3, hidden, dtype=dtype)
+    cell = make(3, hidden, bias=bias, dtype=dtype)
     with torch.no_grad():
         for p in cell.parameters():
             p.uniform_(-0.6, 0.6)  # gains and biases away from their trivial init
@@ -102,20 +102,21 @@ def two_threads():
     torch.set_num_threads(before)
 
 
-@pytest.mark.parametrize("batch", [5, 1])
+@pytest.mark.parametrize(("batch", "bias"), [(5, True), (1, True), (5, False)])
 @pytest.mark.parametrize("whole", [True, False], ids=["whole-sequence", "per-step"])
 @pytest.mark.parametrize("hidden", [4, 40])
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("kind", ["lstm", "layer_norm_lstm"])
 def test_c_kernels_build_where_a_compiler_exists_and_match_the_torch_code(
-    monkeypatch, request, kind, threads, hidden, whole, batch
+    monkeypatch, request, kind, threads, hidden, whole, batch, bias
 ):
     """The C kernels (rnnkit.nn.native) of each LSTM give the torch code's values and gradients:
-    the whole-sequence kernels (recurrent products through torch's own sgemm_) and the per-step
-    ones, on one thread and with the batch rows shared out to two (batch 1: one thread has no
-    rows); hidden 40 (4H = 160) spans several of the column blocks that the per-step layer-norm
-    gains' gradient sums are shared out by, and the weight gradient is summed over blocks of 2
-    steps (9 steps: the last block is short)."""
+    the whole-sequence kernels (recurrent products through torch's own sgemm_; the layer-norm
+    cell's with LN_ih inside) and the per-step ones, on one thread and with the batch rows shared
+    out to two (batch 1: one thread has no rows), with and without biases; hidden 40 (4H = 160)
+    spans several of the column blocks that the per-step layer-norm gains' gradient sums are
+    shared out by, and the weight gradient is summed over blocks of 2 steps (9 steps: the last
+    block is short)."""
     if threads == 2:
         request.getfixturevalue("two_threads")
     import shutil
@@ -128,7 +129,7 @@ def test_c_kernels_build_where_a_compiler_exists_and_match_the_torch_code(
         pytest.skip("torch's library exports no sgemm_ here: the per-step kernels run")
     monkeypatch.setattr(native, "_sgemm", [native.sgemm() if whole else None])
     monkeypatch.setattr(sequence, "_WEIGHT_GRAD_ROWS", 2 * batch)  # 2 steps per block
-    cell = make_cell(kind, hidden=hidden)
+    cell = make_cell(kind, hidden=hidden, bias=bias)
     x = torch.randn(batch, 9, 3, requires_grad=True)
     lengths = torch.tensor([9, 4, 1, 9, 7][:batch] if batch > 1 else [6])
     mask = (torch.rand(batch, hidden) > 0.3).float() / 0.7

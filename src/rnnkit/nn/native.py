@@ -260,16 +260,27 @@ void ln_lstm_forward(int threads, int B, int H, float eps, const float *restrict
     }
 }
 
+/* LN_ih's part of a row's backward step (the whole-sequence kernel; NULL ih in the per-step one):
+   the raw W_ih x row, its mean and rstd, the gain; adds into the gain's and shift's partial sums
+   pg_ih, pb_ih and the W_hh gain's pg_hh; writes d_raw (4H), using x_hat (4H floats) as scratch. */
+struct ih_backward {
+    const float *raw, *g_ih;
+    float mean, rstd;
+    float *x_hat, *pg_hh, *pg_ih, *pb_ih, *d_raw;
+};
+
 /* One row of the layer-norm LSTM's backward step. dh: grad of h_new (H); dc: grad of c_t from later
    steps (H). Writes d_gates (4H), d_rec = grad of W_hh h (4H), dc_prev = grad of c_{t-1} through f
    (H; may be dc itself: each element is read before it is written), and dcn = grad of LN_c's output
-   (H, for the gains' gradients). scratch: H floats. */
+   (H, for the gains' gradients). scratch: H floats. With ih, also LN_ih's backward, in the same
+   passes over the 4H gates. */
 static inline void ln_lstm_backward_row(int H, const float *restrict dhb, const float *dcb,
                                         const float *restrict a, const float *restrict t,
                                         const float *restrict cp, const float *restrict ch, float c_rstd,
                                         const float *restrict rh, float r_rstd, const float *restrict g_hh,
                                         const float *restrict g_c, float *restrict dg, float *restrict dr,
-                                        float *dcp, float *restrict dcn, float *restrict dxc) {
+                                        float *dcp, float *restrict dcn, float *restrict dxc,
+                                        const struct ih_backward *ih) {
     int G = 4 * H;
     float s1 = 0.0f, s2 = 0.0f;
     for (int j = 0; j < H; j++) {
@@ -289,14 +300,38 @@ static inline void ln_lstm_backward_row(int H, const float *restrict dhb, const 
         dcp[j] = dcj * f;
     }
     float q1 = 0.0f, q2 = 0.0f;
+    if (!ih) {
+        for (int k = 0; k < G; k++) {
+            float dx = dg[k] * g_hh[k];
+            dr[k] = dx;
+            q1 += dx;
+            q2 += dx * rh[k];
+        }
+        q1 /= G; q2 /= G;
+        for (int k = 0; k < G; k++) dr[k] = r_rstd * (dr[k] - q1 - rh[k] * q2);
+        return;
+    }
+    const float *restrict raw = ih->raw, *restrict g_ih = ih->g_ih;
+    float *restrict xh = ih->x_hat, *restrict pg = ih->pg_hh, *restrict pgi = ih->pg_ih, *restrict pbi = ih->pb_ih;
+    float *restrict d_raw = ih->d_raw;
+    float mean = ih->mean, rstd = ih->rstd, u1 = 0.0f, u2 = 0.0f;
     for (int k = 0; k < G; k++) {
-        float dx = dg[k] * g_hh[k];
+        float dx = dg[k] * g_hh[k], x = (raw[k] - mean) * rstd, v = dg[k] * g_ih[k];
         dr[k] = dx;
         q1 += dx;
         q2 += dx * rh[k];
+        xh[k] = x;
+        u1 += v;
+        u2 += v * x;
+        pg[k] += dg[k] * rh[k];
+        pgi[k] += dg[k] * x;
+        pbi[k] += dg[k];
     }
-    q1 /= G; q2 /= G;
-    for (int k = 0; k < G; k++) dr[k] = r_rstd * (dr[k] - q1 - rh[k] * q2);
+    q1 /= G; q2 /= G; u1 /= G; u2 /= G;
+    for (int k = 0; k < G; k++) {
+        dr[k] = r_rstd * (dr[k] - q1 - rh[k] * q2);
+        d_raw[k] = rstd * (dg[k] * g_ih[k] - u1 - xh[k] * u2);
+    }
 }
 
 /* One backward step for B rows (each as ln_lstm_backward_row; c_rstd and r_rstd (B), the rest
@@ -314,7 +349,7 @@ void ln_lstm_backward(int threads, int B, int H, const float *restrict dh, const
         size_t g = (size_t)b * G, n = (size_t)b * H;
         float *dcn = scratch + (size_t)b * 2 * H;
         ln_lstm_backward_row(H, dh + n, dc + n, acts + g, tc + n, c_prev + n, c_hat + n, c_rstd[b], r_hat + g,
-                             r_rstd[b], g_hh, g_c, d_gates + g, d_rec + g, dc_prev + n, dcn, dcn + H);
+                             r_rstd[b], g_hh, g_c, d_gates + g, d_rec + g, dc_prev + n, dcn, dcn + H, NULL);
     }
     /* The gains' gradients: sums over rows. Each thread owns a block of columns and walks the rows
        in order, so the inner loop runs along memory (vectorized) and no two threads add into the
@@ -372,11 +407,15 @@ static void rows_times_w(sgemm_t sgemm, int rows, int n, int k, const float *d, 
     sgemm("N", "N", &k, &rows, &n, &one, w, &k, d, &n, &zero, out, &k);
 }
 
+/* The forward pass. Plain LSTM: gx (T, B, G) = W_ih x + b_ih + b_hh. Layer-norm LSTM: gx is the
+   raw W_ih x, normalized here row by row (LN_ih, gain g_ih, shift b_ih = b_ih + b_hh or NULL; its
+   mean and rstd written to ih_mean, ih_rstd (T, B)), and W_hh h, c normalized as in
+   ln_lstm_forward_row. work: B * (G + H) + threads * G floats. */
 void lstm_sequence_forward(int threads, sgemm_t sgemm, int T, int B, int H, float eps, const float *gx,
                            const float *w, const float *mask, const float *valid, const float *g_hh,
                            const float *g_c, const float *b_c, float *hs, float *cs, float *acts, float *tcs,
                            float *outs, float *c_news, float *r_hats, float *r_rstd, float *c_hats, float *c_rstd,
-                           float *work) {
+                           const float *g_ih, const float *b_ih, float *ih_mean, float *ih_rstd, float *work) {
     int G = 4 * H, ln = g_hh != NULL;
     PARALLEL_REGION
     {
@@ -384,6 +423,7 @@ void lstm_sequence_forward(int threads, sgemm_t sgemm, int T, int B, int H, floa
         int rows = b1 - b0;
         float *pre = work + (size_t)b0 * G;               /* rows x G: gates, or W_hh h for LN */
         float *hrec = work + (size_t)B * G + (size_t)b0 * H; /* rows x H: h_{t-1} * mask */
+        float *gx_row = work + (size_t)B * (G + H) + (size_t)THREAD_ID * G; /* G: LN_ih(W_ih x) + b */
         for (int t = 0; t < T && rows > 0; t++) {
             size_t base = (size_t)t * B + b0;
             const float *hp = hs + base * H, *src = hp;
@@ -395,12 +435,14 @@ void lstm_sequence_forward(int threads, sgemm_t sgemm, int T, int B, int H, floa
                 for (size_t k = 0; k < (size_t)rows * G; k++) pre[k] = gx[base * G + k];
             rows_times_wt(sgemm, rows, G, H, src, w, ln ? 0.0f : 1.0f, pre);
             for (int r = 0; r < rows; r++) {
-                size_t row = base + r, b = (size_t)b0 + r;
-                if (ln)
-                    ln_lstm_forward_row(H, eps, pre + (size_t)r * G, gx + row * G, g_hh, g_c, b_c, cs + row * H,
+                size_t row = base + r;
+                if (ln) {
+                    ih_rstd[row] = normalize(gx + row * G, gx_row, G, eps, ih_mean + row);
+                    for (int k = 0; k < G; k++) gx_row[k] = gx_row[k] * g_ih[k] + (b_ih ? b_ih[k] : 0.0f);
+                    ln_lstm_forward_row(H, eps, pre + (size_t)r * G, gx_row, g_hh, g_c, b_c, cs + row * H,
                                         r_hats + row * G, r_rstd + row, acts + row * G, c_news + row * H,
                                         c_hats + row * H, c_rstd + row, tcs + row * H, outs + row * H);
-                else
+                } else
                     lstm_forward_row(H, pre + (size_t)r * G, cs + row * H, acts + row * G, c_news + row * H,
                                      tcs + row * H, outs + row * H);
                 float *hn = hs + (row + B) * H, *cn = cs + (row + B) * H;
@@ -417,29 +459,33 @@ void lstm_sequence_forward(int threads, sgemm_t sgemm, int T, int B, int H, floa
 }
 
 /* Steps t1 - 1 down to t0 of the backward pass. dh, dc (B, H): grads of h_{t1}, c_{t1} on entry
-   (from later steps), of h_{t0}, c_{t0} on return. Writes d_gates (T, B, G) rows of those steps and,
-   for the layer-norm cell, d_rec (t1 - t0, B, G): grads of W_hh h_{t-1} (the plain cell's are
-   d_gates). Adds the gains' gradients into d_g_hh (G), d_g_c (H), d_b_c (H) (LN only).
-   work: B * 3H + threads * (G + 2H) floats. */
+   (from later steps), of h_{t0}, c_{t0} on return. Writes d_gates (T, B, G) rows of those steps:
+   the grads of gx (plain LSTM), or of the raw W_ih x through LN_ih (layer-norm LSTM, whose gx is
+   raw as in the forward pass); for the layer-norm cell also d_rec (t1 - t0, B, G): grads of
+   W_hh h_{t-1} (the plain cell's are d_gates), and adds the gains' and LN_ih shift's gradients into
+   d_g_hh (G), d_g_c (H), d_b_c (H), d_g_ih (G), d_b_ih (G).
+   work: B * 3H + threads * (5G + 2H) floats. */
 void lstm_sequence_backward(int threads, sgemm_t sgemm, int t0, int t1, int B, int H, const float *w,
                             const float *mask, const float *valid, const float *d_out, float *dh, float *dc,
                             const float *acts, const float *tcs, const float *cs, const float *c_hats,
                             const float *c_rstd, const float *r_hats, const float *r_rstd, const float *g_hh,
                             const float *g_c, float *d_gates, float *d_rec, float *d_g_hh, float *d_g_c,
-                            float *d_b_c, float *work) {
-    int G = 4 * H, ln = g_hh != NULL;
-    float *partials = work + (size_t)B * 3 * H; /* per thread: G + 2H gain sums */
+                            float *d_b_c, const float *gx, const float *ih_mean, const float *ih_rstd,
+                            const float *g_ih, float *d_g_ih, float *d_b_ih, float *work) {
+    int G = 4 * H, ln = g_hh != NULL, P = 3 * G + 2 * H; /* per-thread partial sums */
+    float *partials = work + (size_t)B * 3 * H;
     int used = 1;
     PARALLEL_REGION
     {
         THREAD_ROWS(B, b0, b1);
         int rows = b1 - b0, id = THREAD_ID;
-        float *tmp = work + (size_t)b0 * H;                      /* rows x H: d_rec @ W_hh */
+        float *tmp = work + (size_t)b0 * H;                         /* rows x H: d_rec @ W_hh */
         float *scratch = work + (size_t)B * H + (size_t)b0 * 2 * H; /* rows x 2H: LN scratch */
-        float *pg = partials + (size_t)id * (G + 2 * H), *pc = pg + G, *pb = pc + H;
+        float *pg = partials + (size_t)id * P, *pc = pg + G, *pb = pc + H, *pgi = pb + H, *pbi = pgi + G;
+        float *dg_row = partials + (size_t)threads * P + (size_t)id * 2 * G, *xh = dg_row + G; /* G each */
         #pragma omp single
         used = nt_;
-        for (int k = 0; k < G + 2 * H; k++) pg[k] = 0.0f;
+        for (int k = 0; k < P; k++) pg[k] = 0.0f;
         for (int t = t1 - 1; t >= t0 && rows > 0; t--) {
             size_t base = (size_t)t * B + b0;
             float *drec = ln ? d_rec + ((size_t)(t - t0) * B + b0) * G : d_gates + base * G;
@@ -452,18 +498,19 @@ void lstm_sequence_backward(int threads, sgemm_t sgemm, int t0, int t1, int B, i
                     continue;
                 }
                 float *dhb = dh + b * H, *dcb = dc + b * H;
-                if (ln) {
-                    const float *dob = d_out + row * H, *chr = c_hats + row * H, *rhr = r_hats + row * G;
-                    for (int j = 0; j < H; j++) dhb[j] += dob[j]; /* grad of h_new */
-                    float *dcn = scratch + (size_t)r * 2 * H;
-                    ln_lstm_backward_row(H, dhb, dcb, acts + row * G, tcs + row * H, cs + row * H, chr, c_rstd[row],
-                                         rhr, r_rstd[row], g_hh, g_c, dg, dr, dcb, dcn, dcn + H);
-                    for (int k = 0; k < G; k++) pg[k] += dg[k] * rhr[k];
-                    for (int j = 0; j < H; j++) { pc[j] += dcn[j] * chr[j]; pb[j] += dcn[j]; }
-                } else {
+                if (!ln) {
                     lstm_backward_row(H, d_out + row * H, dhb, dcb, acts + row * G, tcs + row * H, cs + row * H,
                                       dg, dcb);
+                    continue;
                 }
+                const float *dob = d_out + row * H, *chr = c_hats + row * H, *rhr = r_hats + row * G;
+                for (int j = 0; j < H; j++) dhb[j] += dob[j]; /* grad of h_new */
+                float *dcn = scratch + (size_t)r * 2 * H;
+                /* dg_row: the grads of the gates, turned into those of the raw W_ih x (dg) on the spot */
+                struct ih_backward ih = {gx + row * G, g_ih, ih_mean[row], ih_rstd[row], xh, pg, pgi, pbi, dg};
+                ln_lstm_backward_row(H, dhb, dcb, acts + row * G, tcs + row * H, cs + row * H, chr, c_rstd[row],
+                                     rhr, r_rstd[row], g_hh, g_c, dg_row, dr, dcb, dcn, dcn + H, &ih);
+                for (int j = 0; j < H; j++) { pc[j] += dcn[j] * chr[j]; pb[j] += dcn[j]; }
             }
             rows_times_w(sgemm, rows, G, H, drec, w, tmp);
             for (int r = 0; r < rows; r++) {
@@ -477,9 +524,10 @@ void lstm_sequence_backward(int threads, sgemm_t sgemm, int t0, int t1, int B, i
     }
     if (ln)
         for (int id = 0; id < used; id++) {
-            const float *pg = partials + (size_t)id * (G + 2 * H), *pc = pg + G, *pb = pc + H;
-            for (int k = 0; k < G; k++) d_g_hh[k] += pg[k];
-            for (int j = 0; j < H; j++) { d_g_c[j] += pc[j]; d_b_c[j] += pb[j]; }
+            const float *pg = partials + (size_t)id * P, *pc = pg + G, *pb = pc + H, *pgi = pb + H, *pbi = pgi + G;
+            for (int k = 0; k < G; k++) { d_g_hh[k] += pg[k]; d_g_ih[k] += pgi[k]; }
+            if (d_b_ih) for (int k = 0; k < G; k++) d_b_ih[k] += pbi[k];
+            for (int j = 0; j < H; j++) { d_g_c[j] += pc[j]; if (d_b_c) d_b_c[j] += pb[j]; }
         }
 }
 
@@ -597,9 +645,9 @@ def library() -> ctypes.CDLL | None:
                 getattr(lib, f"{cell}_backward").argtypes = [ctypes.c_int] * 4 + [pointer, pointer, stride]
                 getattr(lib, f"{cell}_backward").argtypes += [pointer, stride, pointer, pointer, pointer]
             lib.lstm_sequence_forward.argtypes = [ctypes.c_int, ctypes.c_void_p, *ints, ctypes.c_float]
-            lib.lstm_sequence_forward.argtypes += [ctypes.c_void_p] * 18
+            lib.lstm_sequence_forward.argtypes += [ctypes.c_void_p] * 22
             lib.lstm_sequence_backward.argtypes = [ctypes.c_int, ctypes.c_void_p] + [ctypes.c_int] * 4
-            lib.lstm_sequence_backward.argtypes += [ctypes.c_void_p] * 21
+            lib.lstm_sequence_backward.argtypes += [ctypes.c_void_p] * 27
             lib.layer_norm_rows_forward.argtypes = [*ints, ctypes.c_float] + [ctypes.c_void_p] * 6
             lib.layer_norm_rows_backward.argtypes = ints + [ctypes.c_void_p] * 8
             for kernel in ("ln_lstm", "lstm", "mingru", "minlstm", "lstm_sequence", "layer_norm_rows"):

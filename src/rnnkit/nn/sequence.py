@@ -63,14 +63,11 @@ class LSTMSequence(torch.autograd.Function):
         use_c = native.usable(gx, weight_hh)
         c_hats = new(T, B, H) if use_c and layer_norm else None  # normalized c (C kernels only)
         lib, threads = (native.library(), native.threads()) if use_c else (None, 1)
-        whole = use_c and native.sgemm() is not None  # the whole sequence in one C call
-        if whole:
-            weight_hh, ln_args = weight_hh.contiguous(), (None,) * 6
-            if layer_norm:
-                ln_args = (ln_hh_weight, ln_c_weight, ln_c_bias, r_hats, stats[1], c_hats)
-            args = (gx, weight_hh, mask, valid, *ln_args[:3], hs, cs, acts, tcs, outs, c_news, *ln_args[3:])
-            args += (stats[3] if layer_norm else None, new(B * (G + H)))  # c's rstd, work space
-            lib.lstm_sequence_forward(threads, native.sgemm(), T, B, H, eps, *map(native.ptr, args))
+        whole = use_c and not layer_norm and native.sgemm() is not None  # the whole sequence in one C call
+        if whole:  # (the layer-norm cell's whole-sequence path is LayerNormLSTMSequence)
+            weight_hh, work = weight_hh.contiguous(), new(B * (G + H) + threads * G)
+            args = (gx, weight_hh, mask, valid, None, None, None, hs, cs, acts, tcs, outs, c_news, *(None,) * 8, work)
+            lib.lstm_sequence_forward(threads, native.sgemm(), T, B, H, 0.0, *map(native.ptr, args))
         elif use_c and not layer_norm:
             gates = new(B, G)  # gx + W_hh h of this step
         for t in range(0 if whole else T):
@@ -263,35 +260,87 @@ def _backward_layer_norm_c(ctx, d_out: Tensor, d_hT: Tensor, d_cT: Tensor) -> tu
 
 
 def _backward_sequence_c(ctx, d_out: Tensor, d_hT: Tensor, d_cT: Tensor) -> tuple:
-    """:meth:`LSTMSequence.backward` in whole-sequence C calls (``lstm_sequence_backward``), for both
-    cells. The layer-norm cell's grads of ``W_hh h`` live in a buffer of ``block`` steps: after
-    each block of steps (one C call), its share of ``dW_hh`` is one GEMM, as in
-    :func:`_backward_layer_norm_c`; the plain cell's are ``d_gates``, one GEMM at the end."""
-    hs, cs, acts, tcs, weight_hh, mask, valid, *ln = ctx.saved_tensors
+    """:meth:`LSTMSequence.backward` of the plain cell in one whole-sequence C call
+    (``lstm_sequence_backward``), then ``dW_hh`` as one GEMM."""
+    hs, cs, acts, tcs, weight_hh, mask, valid = ctx.saved_tensors
     T, B, G = acts.shape
     H = G // 4
-    lib, threads, sgemm = native.library(), native.threads(), native.sgemm()
-    new, zeros = functools.partial(native.empty, d_out), d_out.new_zeros
+    lib, threads = native.library(), native.threads()
     d_out, weight_hh = d_out.contiguous(), weight_hh.contiguous()  # (T, B, H), (4H, H)
     dh, dc = d_hT.contiguous().clone(), d_cT.contiguous().clone()  # (B, H) each: carried back in place
-    d_gates, work = new(T, B, G), new(B * 3 * H + threads * (G + 2 * H))
+    d_gates, work = native.empty(d_out, T, B, G), d_out.new_empty(_backward_work(B, H, threads))
+    args = (weight_hh, mask, valid, d_out, dh, dc, acts, tcs, cs, *(None,) * 6, d_gates, *(None,) * 10, work)
+    lib.lstm_sequence_backward(threads, native.sgemm(), 0, T, B, H, *map(native.ptr, args))
     h_rec = hs[:T] if mask is None else hs[:T] * mask  # (T, B, H): what multiplied W_hh
-    if not ctx.layer_norm:
-        args = (weight_hh, mask, valid, d_out, dh, dc, acts, tcs, cs, *(None,) * 6, d_gates, *(None,) * 4, work)
-        lib.lstm_sequence_backward(threads, sgemm, 0, T, B, H, *map(native.ptr, args))
-        d_weight_hh = d_gates.reshape(T * B, G).t() @ h_rec.reshape(T * B, H)  # (4H, H): one GEMM
-        return d_gates, dh, dc, d_weight_hh, None, None, None, None, None, None
-    r_hats, _, stats, g_hh, g_c, b_c, c_hats = ln
-    block = min(T, -(-_WEIGHT_GRAD_ROWS // B))  # steps per C call and per dW_hh GEMM
-    d_recs, d_weight_hh = new(block, B, G), zeros(G, H)
-    d_g_hh, d_g_c, d_b_c = zeros(G), zeros(H), zeros(H)
-    for end in range(T, 0, -block):
-        start = max(0, end - block)
-        args = (weight_hh, mask, valid, d_out, dh, dc, acts, tcs, cs, c_hats, stats[3], r_hats, stats[1])
-        args += (g_hh, g_c, d_gates, d_recs, d_g_hh, d_g_c, d_b_c, work)
-        lib.lstm_sequence_backward(threads, sgemm, start, end, B, H, *map(native.ptr, args))
-        d_weight_hh.addmm_(d_recs[: end - start].reshape(-1, G).t(), h_rec[start:end].reshape(-1, H))
-    return d_gates, dh, dc, d_weight_hh, None, None, d_g_hh, d_g_c, d_b_c if b_c is not None else None, None
+    d_weight_hh = d_gates.reshape(T * B, G).t() @ h_rec.reshape(T * B, H)  # (4H, H): one GEMM
+    return d_gates, dh, dc, d_weight_hh, None, None, None, None, None, None
+
+
+def _backward_work(B: int, H: int, threads: int) -> int:
+    """Floats of work space ``lstm_sequence_backward`` needs."""
+    return B * 3 * H + threads * (5 * 4 * H + 2 * H)
+
+
+class LayerNormLSTMSequence(torch.autograd.Function):
+    """``(outputs (T, B, H), h_T, c_T)`` of a :class:`LayerNormLSTMCell` over a whole sequence in
+    C calls (``lstm_sequence_forward`` / ``_backward`` in :mod:`rnnkit.nn.native`), ``LN_ih``
+    included: each thread runs its block of batch rows through all steps, the recurrent products
+    through torch's own ``sgemm_``, the layer norms of ``W_ih x``, ``W_hh h`` and ``c`` and the
+    gates row by row. Needs float32 CPU tensors and :func:`native.sgemm`.
+
+    Inputs: ``raw: (T, B, 4H)`` = ``W_ih x`` (no bias), ``ln_ih_weight: (4H,)``, ``bias: (4H,)``
+    (``b_ih + b_hh``) or ``None``, ``h0, c0: (B, H)``, ``weight_hh: (4H, H)``, ``mask: (B, H)`` or
+    ``None`` (on ``h_{t-1}``), ``valid: (T, B, 1)`` float 0/1 or ``None``, ``ln_hh_weight: (4H,)``,
+    ``ln_c_weight, ln_c_bias: (H,)`` (the shift may be ``None``), ``eps``. The same numbers as
+    :class:`LSTMSequence` after ``LN_ih`` (tests pin it). Saves ``raw`` and the row statistics
+    instead of a normalized copy, and keeps no ``(T, B, 4H)`` gate gradients: each row's are
+    turned into the grads of ``raw`` on the spot.
+    """
+
+    @staticmethod
+    def forward(ctx, raw, ln_ih_weight, bias, h0, c0, weight_hh, mask, valid, ln_hh_weight, ln_c_weight, ln_c_bias,
+                eps):  # fmt: skip
+        T, B, G = raw.shape
+        H = G // 4
+        new, threads = functools.partial(native.empty, raw), native.threads()
+        hs, cs = new(T + 1, B, H), new(T + 1, B, H)  # carried states, [0] = initial
+        hs[0], cs[0] = h0, c0
+        acts, tcs, r_hats, c_hats = new(T, B, G), new(T, B, H), new(T, B, G), new(T, B, H)
+        outs = hs[1:] if valid is None else new(T, B, H)
+        c_news = cs[1:] if valid is None else new(T, B, H)  # c before freezing past the ends
+        stats = raw.new_empty(4, T, B)  # rstd of W_hh h, rstd of c, mean and rstd of W_ih x
+        weight_hh = weight_hh.contiguous()
+        args = (raw, weight_hh, mask, valid, ln_hh_weight, ln_c_weight, ln_c_bias, hs, cs, acts, tcs, outs, c_news)
+        args += (r_hats, stats[0], c_hats, stats[1], ln_ih_weight, bias, stats[2], stats[3])
+        args += (raw.new_empty(B * (G + H) + threads * G),)  # work space
+        native.library().lstm_sequence_forward(threads, native.sgemm(), T, B, H, eps, *map(native.ptr, args))
+        ctx.save_for_backward(raw, ln_ih_weight, hs, cs, acts, tcs, weight_hh, mask, valid, r_hats, c_hats, stats,
+                              ln_hh_weight, ln_c_weight)  # fmt: skip
+        ctx.has_bias, ctx.has_c_bias = bias is not None, ln_c_bias is not None
+        return outs, hs[T].clone(), cs[T].clone()
+
+    @staticmethod
+    def backward(ctx, d_out, d_hT, d_cT):
+        raw, g_ih, hs, cs, acts, tcs, weight_hh, mask, valid, r_hats, c_hats, stats, g_hh, g_c = ctx.saved_tensors
+        T, B, G = raw.shape
+        H = G // 4
+        lib, threads = native.library(), native.threads()
+        zeros = raw.new_zeros
+        d_out = d_out.contiguous()  # (T, B, H)
+        dh, dc = d_hT.contiguous().clone(), d_cT.contiguous().clone()  # (B, H) each: carried back in place
+        d_raw, work = native.empty(raw, T, B, G), raw.new_empty(_backward_work(B, H, threads))
+        block = min(T, -(-_WEIGHT_GRAD_ROWS // B))  # steps per C call and per dW_hh GEMM
+        d_recs, d_weight_hh = native.empty(raw, block, B, G), zeros(G, H)  # grads of W_hh h for a block
+        d_g_hh, d_g_c, d_b_c, d_g_ih, d_b_ih = zeros(G), zeros(H), zeros(H), zeros(G), zeros(G)
+        h_rec = hs[:T] if mask is None else hs[:T] * mask  # (T, B, H): what multiplied W_hh
+        for end in range(T, 0, -block):
+            start = max(0, end - block)
+            args = (weight_hh, mask, valid, d_out, dh, dc, acts, tcs, cs, c_hats, stats[1], r_hats, stats[0])
+            args += (g_hh, g_c, d_raw, d_recs, d_g_hh, d_g_c, d_b_c, raw, stats[2], stats[3], g_ih, d_g_ih, d_b_ih)
+            lib.lstm_sequence_backward(threads, native.sgemm(), start, end, B, H, *map(native.ptr, (*args, work)))
+            d_weight_hh.addmm_(d_recs[: end - start].reshape(-1, G).t(), h_rec[start:end].reshape(-1, H))
+        return (d_raw, d_g_ih, d_b_ih if ctx.has_bias else None, dh, dc, d_weight_hh, None, None,
+                d_g_hh, d_g_c, d_b_c if ctx.has_c_bias else None, None)  # fmt: skip
 
 
 class LayerNormRows(torch.autograd.Function):
@@ -356,8 +405,13 @@ def lstm_scan(
         valid = (torch.arange(T, device=x.device).unsqueeze(1) < lengths.unsqueeze(0)).to(x.dtype).unsqueeze(-1)
     x_tm = x.transpose(0, 1)  # (T, B, I)
     if isinstance(cell, LayerNormLSTMCell):
-        gates = F.linear(x_tm, cell.weight_ih)  # (T, B, 4H)
+        gates = F.linear(x_tm, cell.weight_ih).contiguous()  # (T, B, 4H)
         bias = None if cell.bias_ih is None else cell.bias_ih + cell.bias_hh  # LN_hh's shift folded in here
+        if native.usable(gates, weight_hh) and native.sgemm() is not None:  # all of it in whole-sequence C calls
+            ln_cell = (cell.ln_hh_weight, cell.ln_c_weight, cell.ln_c_bias, cell.eps)
+            args = (gates, cell.ln_ih_weight, bias, h0, c0, weight_hh, mask, valid, *ln_cell)
+            out, h_n, c_n = LayerNormLSTMSequence.apply(*args)
+            return _batch_major(out, lengths, reverse), (h_n, c_n)
         gx = _layer_norm(gates, cell.ln_ih_weight, bias, cell.eps)  # LN_ih(W_ih x) + b_ih + b_hh
         ln = (cell.ln_hh_weight, cell.ln_c_weight, cell.ln_c_bias, cell.eps)
     else:
@@ -365,10 +419,13 @@ def lstm_scan(
         gx = F.linear(x_tm, cell.weight_ih, bias)  # (T, B, 4H)
         ln = (None, None, None, 0.0)
     out, h_n, c_n = LSTMSequence.apply(gx.contiguous(), h0, c0, weight_hh, mask, valid, *ln)
+    return _batch_major(out, lengths, reverse), (h_n, c_n)
+
+
+def _batch_major(out: Tensor, lengths: Tensor | None, reverse: bool) -> Tensor:
+    """``(T, B, H)`` outputs back to ``(B, T, H)``, each sequence turned back in time if it was reversed."""
     out = out.transpose(0, 1)  # (B, T, H)
-    if reverse:
-        out = reverse_padded(out, lengths)
-    return out, (h_n, c_n)
+    return reverse_padded(out, lengths) if reverse else out
 
 
 def supports(cell) -> bool:
