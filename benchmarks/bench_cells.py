@@ -15,8 +15,9 @@ targets:
 * ``min_gru_parallel_speedup_T<T>`` = minGRU ``impl="loop"`` time / parallel-scan time (target >= 10),
   ``..._I8`` the same with 8 input features (the shared input projection nearly free, so the scan's
   own speedup), and ``min_gru_vs_torch_gru_T<T>`` = minGRU parallel / torch.nn.GRU at equal sizes;
-  ``min_gru_parallel_speedup_bound_T<T>`` = loop time / the time of the input projection alone
-  (forward and backward), which both modes do: no parallel path can beat the loop by more;
+  ``min_gru_parallel_speedup_bound_T<T>`` = loop time / the time the input projection's GEMMs
+  (forward and weight gradient), which both modes do, take at the rate of a cache-sized GEMM
+  (1024 rows) of that width measured in the same run: no parallel path can beat the loop by more;
 * ``<size>_recipe_speedup_bound`` = recipe time / ``<size>_matmul_floor_seconds``, the time the
   step's matrix products take at the rate of one big GEMM measured in the same run: no LSTM
   variant doing those products can beat the recipe by more;
@@ -90,41 +91,34 @@ def lstm_models(I: int, H: int) -> dict[str, nn.Module]:
     }
 
 
-class ProjectionOnly(nn.Module):
-    """Only the input projection ``x W^T + b`` of a minGRU layer (``W: (2H, I)``): the work that
-    its parallel and step-loop modes share, so ``loop time / this time`` bounds the speedup."""
-
-    def __init__(self, input_size: int, hidden_size: int) -> None:
-        super().__init__()
-        self.proj = nn.Linear(input_size, 2 * hidden_size)
-
-    def forward(self, x: torch.Tensor):
-        return self.proj(x), None  # (B, T, 2H)
-
-
 def gru_models(I: int, H: int, with_torch: bool = True) -> dict[str, nn.Module]:
     torch.manual_seed(0)
     parallel = rnn.MinGRU(I, H)
     sequential = rnn.MinGRU(I, H, impl="loop")
     sequential.load_state_dict(parallel.state_dict())
-    models = {"min_gru_parallel": parallel, "min_gru_loop": sequential, "projection_only": ProjectionOnly(I, H)}
+    models = {"min_gru_parallel": parallel, "min_gru_loop": sequential}
     return {**models, "torch_gru": nn.GRU(I, H, batch_first=True)} if with_torch else models
 
 
-def matmul_floor_seconds(B: int, T: int, I: int, H: int, repeats: int) -> tuple[float, float]:
-    """``(seconds, GFLOP/s)``: the matrix products of one LSTM training step (``x`` without grad:
-    input projection and its weight gradient, ``T`` recurrent products forward and backward and the
-    recurrent weight gradient, ``2 B T 4H (2I + 3H)`` flops in all) at the rate of one big GEMM of
-    the same size measured now — a floor under any LSTM variant's step, so ``recipe time / floor``
-    bounds any variant's speedup over the recipe."""
-    a, b = torch.randn(B * T, H), torch.randn(H, 4 * H)
+def gemm_rate(rows: int, k: int, n: int, repeats: int) -> float:
+    """flop/s of one big GEMM ``(rows, k) @ (k, n)`` measured now (median of ``repeats``)."""
+    a, b = torch.randn(rows, k), torch.randn(k, n)
     torch.mm(a, b)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         torch.mm(a, b)
         times.append(time.perf_counter() - start)
-    rate = 2 * B * T * H * 4 * H / statistics.median(times)  # flop/s
+    return 2 * rows * k * n / statistics.median(times)
+
+
+def lstm_matmul_floor_seconds(B: int, T: int, I: int, H: int, repeats: int) -> tuple[float, float]:
+    """``(seconds, GFLOP/s)``: the matrix products of one LSTM training step (``x`` without grad:
+    input projection and its weight gradient, ``T`` recurrent products forward and backward and the
+    recurrent weight gradient, ``2 B T 4H (2I + 3H)`` flops in all) at the rate of one big GEMM of
+    the same size measured now — a floor under any LSTM variant's step, so ``recipe time / floor``
+    bounds any variant's speedup over the recipe."""
+    rate = gemm_rate(B * T, H, 4 * H, repeats)
     return 2 * B * T * 4 * H * (2 * I + 3 * H) / rate, rate / 1e9
 
 
@@ -166,7 +160,7 @@ def bench_lstms(size_name: str, repeats: int, clock: str) -> tuple[dict, dict]:
         f"{size_name}_loop_lstm_vs_torch_lstm": t["loop_lstm"] / ref,
         f"{size_name}_recurrent_dropout_lstm_vs_fused": t["recurrent_dropout_lstm"] / ref,
     }
-    floor, gflops = matmul_floor_seconds(s["B"], s["T"], s["I"], s["H"], repeats)
+    floor, gflops = lstm_matmul_floor_seconds(s["B"], s["T"], s["I"], s["H"], repeats)
     metrics[f"{size_name}_matmul_floor_seconds"] = floor
     metrics[f"{size_name}_matmul_gflops_per_second"] = gflops
     metrics[f"{size_name}_recipe_speedup_bound"] = t["recipe_layer_norm_lstm"] / floor
@@ -176,14 +170,24 @@ def bench_lstms(size_name: str, repeats: int, clock: str) -> tuple[dict, dict]:
     return metrics, {**reference, f"{size_name}_torch_lstm_train_wall_seconds": WALL["torch_lstm"]}
 
 
+FLOOR_ROWS = 1024  # rows of the GEMM whose rate prices the minGRU projection: cache-sized, the fastest
+
+
+def projection_floor_seconds(B: int, T: int, I: int, H: int, rate: float) -> float:
+    """Seconds of a minGRU layer's input projection and its weight gradient (``x`` without grad:
+    ``4 B T I 2H`` flops) at ``rate`` flop/s: work its parallel and loop modes share."""
+    return 4 * B * T * I * 2 * H / rate
+
+
 def bench_min_gru(T: int, repeats: int, clock: str) -> tuple[dict, dict]:
     s = MIN_GRU_SIZE
     x = torch.randn(s["B"], T, s["I"])
     t = median_times(gru_models(s["I"], s["H"]), x, repeats, clock)
+    rate = gemm_rate(FLOOR_ROWS, s["I"], 2 * s["H"], repeats)
     metrics = {
         f"min_gru_parallel_speedup_T{T}": t["min_gru_loop"] / t["min_gru_parallel"],
-        f"min_gru_parallel_speedup_bound_T{T}": t["min_gru_loop"] / t["projection_only"],
-        f"projection_only_train_{clock}_seconds_T{T}": t["projection_only"],
+        f"min_gru_parallel_speedup_bound_T{T}": t["min_gru_loop"] / projection_floor_seconds(T=T, rate=rate, **s),
+        f"min_gru_projection_gflops_per_second_T{T}": rate / 1e9,
         f"min_gru_vs_torch_gru_T{T}": t["min_gru_parallel"] / t["torch_gru"],
         f"min_gru_parallel_train_{clock}_seconds_T{T}": t["min_gru_parallel"],
         f"min_gru_loop_train_{clock}_seconds_T{T}": t["min_gru_loop"],
@@ -196,9 +200,9 @@ def bench_min_gru(T: int, repeats: int, clock: str) -> tuple[dict, dict]:
     metrics[f"min_gru_parallel_speedup_T{T}_I{MIN_GRU_NARROW_INPUT}"] = (
         narrow["min_gru_loop"] / narrow["min_gru_parallel"]
     )
-    metrics[f"min_gru_parallel_speedup_bound_T{T}_I{MIN_GRU_NARROW_INPUT}"] = (
-        narrow["min_gru_loop"] / narrow["projection_only"]
-    )
+    narrow_rate = gemm_rate(FLOOR_ROWS, MIN_GRU_NARROW_INPUT, 2 * s["H"], repeats)
+    narrow_floor = projection_floor_seconds(s["B"], T, MIN_GRU_NARROW_INPUT, s["H"], narrow_rate)
+    metrics[f"min_gru_parallel_speedup_bound_T{T}_I{MIN_GRU_NARROW_INPUT}"] = narrow["min_gru_loop"] / narrow_floor
     return metrics, {f"torch_gru_train_{clock}_seconds_T{T}": t["torch_gru"]}
 
 
