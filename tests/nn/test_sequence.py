@@ -132,7 +132,7 @@ def test_c_kernels_build_where_a_compiler_exists_and_match_the_torch_code(
     cell = make_cell(kind, hidden=hidden, bias=bias)
     x = torch.randn(batch, 9, 3, requires_grad=True)
     lengths = torch.tensor([9, 4, 1, 9, 7][:batch] if batch > 1 else [6])
-    mask = (torch.rand(batch, hidden) > 0.3).float() / 0.7
+    mask = ((torch.rand(hidden, batch) > 0.3).float() / 0.7).t()  # not contiguous: any layout works
     results = []
     for lib in ([native.library()], [None]):  # C kernels (when built), then the torch code
         monkeypatch.setattr(native, "_loaded", lib)

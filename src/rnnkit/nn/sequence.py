@@ -400,6 +400,7 @@ def lstm_scan(
     if reverse:
         x = reverse_padded(x, lengths)
     weight_hh = cell.weight_hh if weight_hh is None else weight_hh
+    mask = None if mask is None else mask.contiguous()  # (B, H): the C kernels read it row by row
     valid = None
     if lengths is not None and int(lengths.min()) < T:
         valid = (torch.arange(T, device=x.device).unsqueeze(1) < lengths.unsqueeze(0)).to(x.dtype).unsqueeze(-1)
