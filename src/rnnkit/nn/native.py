@@ -316,14 +316,17 @@ static inline void ln_lstm_backward_row(int H, const float *restrict dhb, const 
     float *restrict d_raw = ih->d_raw;
     float mean = ih->mean, rstd = ih->rstd, u1 = 0.0f, u2 = 0.0f;
     for (int k = 0; k < G; k++) {
-        float dx = dg[k] * g_hh[k], x = (raw[k] - mean) * rstd, v = dg[k] * g_ih[k];
+        float dx = dg[k] * g_hh[k];
         dr[k] = dx;
         q1 += dx;
         q2 += dx * rh[k];
+        pg[k] += dg[k] * rh[k];
+    }
+    for (int k = 0; k < G; k++) {
+        float x = (raw[k] - mean) * rstd, v = dg[k] * g_ih[k];
         xh[k] = x;
         u1 += v;
         u2 += v * x;
-        pg[k] += dg[k] * rh[k];
         pgi[k] += dg[k] * x;
         pbi[k] += dg[k];
     }
