@@ -1,26 +1,26 @@
-"""Fused element-wise steps of the LSTM and the layer-norm LSTM, and the whole minGRU / minLSTM
-recurrence, in C, with a pure-torch fallback.
+"""The LSTM family's and the min-cells' recurrences in C, with a pure-torch fallback.
 
-The sequence Function in :mod:`rnnkit.nn.sequence` spends, per time step, several ATen
-element-wise calls (a plain LSTM: about 7 in the forward pass and 10 in the backward pass; a
-:class:`~rnnkit.nn.LayerNormLSTMCell`: about 10 and 15), each a full pass over ``(B, 4H)`` or
-``(B, H)`` with its dispatch overhead. Here each step is one C loop per batch row: the gates, the
-cell update and ``h`` (with, for the layer-norm cell, the layer norms of ``W_hh h`` and ``c``) in
-one function; their gradients (and the layer-norm gains' gradients) in another. The matrix
-products stay in torch (MKL). minGRU and minLSTM (:mod:`rnnkit.nn.minrnn`) run their gates and their
-linear recurrence over the whole sequence in one call, each batch row in one pass over time, and its
-backward in another: one read of the projected inputs and one write of ``h`` instead of the
-parallel scan's many passes.
+* **Whole sequences** (``lstm_sequence_forward`` / ``_backward``): an LSTM's batch rows are
+  independent over the whole sequence, so each thread takes a block of rows for all ``T`` steps
+  and never waits for another: per step its rows' recurrent product through the BLAS ``sgemm_``
+  that torch's own library exports (:func:`sgemm`; MKL on x86 builds), then each row's gates, cell
+  and ``h`` — for the layer-norm cell also the layer norms of ``W_ih x``, ``W_hh h`` and ``c`` —
+  in one pass, and the same backwards in time for the gradients. :mod:`rnnkit.nn.sequence` calls
+  them (``LSTMSequence`` for the plain cell, ``LayerNormLSTMSequence``).
+* **Per step** (``lstm_forward`` / ``ln_lstm_forward`` and their backward): the same row math for
+  one step of all rows, the products left to torch, where no ``sgemm_`` is found; and
+  ``layer_norm_rows_*`` for ``LN_ih`` over all steps there.
+* **minGRU / minLSTM** (``mingru_*`` / ``minlstm_*``, :mod:`rnnkit.nn.minrnn`): gates and the
+  linear recurrence of a chunk of steps, each batch row in one pass over time, and its backward.
 
-Batch rows are shared out to torch's intra-op threads with OpenMP (the build links libgomp,
-which is the one torch has already loaded, so there is one thread pool; without OpenMP the same
-kernels run single-threaded). The C source below is compiled on first use with the system C
-compiler (``cc``, ``-O3 -march=native -ffast-math -fopenmp``: ``expf`` vectorized by glibc's
-libmvec), in about a second, into
-``$RNNKIT_CACHE`` (default ``~/.cache/rnnkit``), keyed by a hash of the source, and loaded with
-``ctypes``. Without a compiler, or with ``RNNKIT_NATIVE=0``, :func:`library` returns ``None`` and
-the sequence Function runs its torch code — the same numbers (tests pin both to each other).
-Only float32 CPU tensors take this path.
+Rows are shared out to torch's intra-op threads with OpenMP (the build links libgomp, which is
+the one torch has already loaded, so there is one thread pool; without OpenMP the same kernels
+run single-threaded). The C source below is compiled on first use with the system C compiler
+(``cc``, ``-O3 -march=native -ffast-math -fopenmp``: ``expf`` vectorized by glibc's libmvec), in
+about a second, into ``$RNNKIT_CACHE`` (default ``~/.cache/rnnkit``), keyed by a hash of the
+source, and loaded with ``ctypes``. Without a compiler, or with ``RNNKIT_NATIVE=0``,
+:func:`library` returns ``None`` and the sequence Functions run their torch code — the same
+numbers (tests pin each path to the others). Only float32 CPU tensors take these paths.
 """
 
 from __future__ import annotations
