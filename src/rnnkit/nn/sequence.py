@@ -12,10 +12,14 @@ computes exactly the same numbers with
   all time steps (``dW_hh = dG^T h``, ``(4H, T*B) @ (T*B, H)``) instead of ``T`` small ones.
 
 It covers :class:`LSTMCell` (no projection) and :class:`LayerNormLSTMCell`, with an optional
-recurrent-dropout mask on ``h_{t-1}`` and ``lengths``. For float32 on the CPU, each step's
-element-wise math runs as one C function (:mod:`rnnkit.nn.native`) where a C compiler exists.
-:func:`lstm_scan` is the entry point the layers use; the generic loop stays the reference, and
-the tests pin both to the same values and gradients (and ``gradcheck`` this Function in float64).
+recurrent-dropout mask on ``h_{t-1}`` and ``lengths``. For float32 on the CPU, where a C compiler
+exists (:mod:`rnnkit.nn.native`), the whole sequence is one C call — forward and backward, each
+thread running its block of batch rows through all steps, the products through torch's own
+``sgemm_`` (:class:`LSTMSequence`'s C branch for the plain cell, :class:`LayerNormLSTMSequence`
+with ``LN_ih`` inside for the layer-norm cell) — or, where torch's library exports no ``sgemm_``,
+each step's element-wise math is one C call beside torch's ``addmm``. :func:`lstm_scan` is the
+entry point the layers use; the generic loop stays the reference, and the tests pin every path to
+the same values and gradients (and ``gradcheck`` the torch code in float64).
 
 Shapes: ``T`` time, ``B`` batch, ``H`` hidden size; buffers are time-major ``(T, B, ·)``.
 """
