@@ -95,7 +95,7 @@ def test_min_gru_long_sequence_stays_accurate():
     torch.testing.assert_close(h_p.detach(), h_s, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize(("chunk_rows", "recompute_ratio"), [(12, 1), (12, 0), (1024, 1)])
+@pytest.mark.parametrize(("chunk_rows", "recompute_ratio"), [(12, 1), (12, 10**6), (1024, 1)])
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("cls", [rnn.MinGRU, rnn.MinLSTM])
 def test_c_kernel_matches_the_blocked_scan(monkeypatch, cls, threads, chunk_rows, recompute_ratio):
@@ -103,7 +103,7 @@ def test_c_kernel_matches_the_blocked_scan(monkeypatch, cls, threads, chunk_rows
     gradients: outputs, final state, input, weights and initial state, with lengths, both
     directions; as chunks of 3 steps projected again in backward (12 rows of batch 4; the last
     chunk of 40 steps is 1 step long, the state and its gradient carried across), as one chunk
-    whose projection is kept (ratio 0), and as one chunk projected again."""
+    whose projection is kept (ratio 10**6: I * ratio > G), and as one chunk projected again."""
     from rnnkit.nn import minrnn, native
 
     if native.library() is None:
