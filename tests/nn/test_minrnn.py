@@ -95,21 +95,19 @@ def test_min_gru_long_sequence_stays_accurate():
     torch.testing.assert_close(h_p.detach(), h_s, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize(("chunk_rows", "recompute_ratio"), [(12, 1), (12, 10**6), (1024, 1)])
+@pytest.mark.parametrize("chunk_rows", [12, 1024])
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("cls", [rnn.MinGRU, rnn.MinLSTM])
-def test_c_kernel_matches_the_blocked_scan(monkeypatch, cls, threads, chunk_rows, recompute_ratio):
+def test_c_kernel_matches_the_blocked_scan(monkeypatch, cls, threads, chunk_rows):
     """The C pass (rnnkit.nn.native), on one thread and on two, gives the torch scan's values and
     gradients: outputs, final state, input, weights and initial state, with lengths, both
-    directions; as chunks of 3 steps projected again in backward (12 rows of batch 4; the last
-    chunk of 40 steps is 1 step long, the state and its gradient carried across), as one chunk
-    whose projection is kept (ratio 10**6: I * ratio > G), and as one chunk projected again."""
+    directions; as chunks of 3 steps (12 rows of batch 4; the last chunk of 40 steps is 1 step
+    long, the state and its gradient carried across) and as one chunk."""
     from rnnkit.nn import minrnn, native
 
     if native.library() is None:
         pytest.skip("no C compiler here: the min-cells run the blocked scan only")
     monkeypatch.setattr(minrnn, "CHUNK_ROWS", chunk_rows)
-    monkeypatch.setattr(minrnn, "RECOMPUTE_RATIO", recompute_ratio)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:

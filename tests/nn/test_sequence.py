@@ -165,14 +165,13 @@ def test_c_layer_norm_matches_torch():
             torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("layer", ["lstm", "layer_norm_lstm", "min_gru_kept", "min_gru_chunked"])
+@pytest.mark.parametrize("layer", ["lstm", "layer_norm_lstm", "min_gru"])
 def test_backward_twice_gives_the_same_gradients(monkeypatch, layer):
     """The sequence Functions' backward passes leave what they saved untouched (retain_graph)."""
     from rnnkit.nn import minrnn
 
     torch.manual_seed(0)
     monkeypatch.setattr(minrnn, "CHUNK_ROWS", 6)  # chunks of 2 steps at batch 3
-    monkeypatch.setattr(minrnn, "RECOMPUTE_RATIO", 1 if layer == "min_gru_chunked" else 10**6)  # 10**6: kept
     make = {"lstm": lambda: rnn.LSTM(4, 5, impl="loop"), "layer_norm_lstm": lambda: rnn.LayerNormLSTM(4, 5)}
     model = make.get(layer, lambda: rnn.MinGRU(4, 5))()
     x = torch.randn(3, 7, 4, requires_grad=True)
