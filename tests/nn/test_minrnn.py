@@ -95,14 +95,15 @@ def test_min_gru_long_sequence_stays_accurate():
     torch.testing.assert_close(h_p.detach(), h_s, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("chunk_rows", [12, 1024])
+@pytest.mark.parametrize(("chunk_rows", "bias"), [(12, True), (1024, True), (12, False)])
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("cls", [rnn.MinGRU, rnn.MinLSTM])
-def test_c_kernel_matches_the_blocked_scan(monkeypatch, cls, threads, chunk_rows):
+def test_c_kernel_matches_the_blocked_scan(monkeypatch, cls, threads, chunk_rows, bias):
     """The C pass (rnnkit.nn.native), on one thread and on two, gives the torch scan's values and
     gradients: outputs, final state, input, weights and initial state, with lengths, both
     directions; as chunks of 3 steps (12 rows of batch 4; the last chunk of 40 steps is 1 step
-    long, the state and its gradient carried across) and as one chunk."""
+    long, the state and its gradient carried across) and as one chunk; with and without biases
+    (the C pass adds the bias and sums its gradient per thread)."""
     from rnnkit.nn import minrnn, native
 
     if native.library() is None:
@@ -112,7 +113,7 @@ def test_c_kernel_matches_the_blocked_scan(monkeypatch, cls, threads, chunk_rows
     torch.set_num_threads(threads)
     try:
         torch.manual_seed(0)
-        layer = cls(3, 5, num_layers=2, bidirectional=True)
+        layer = cls(3, 5, num_layers=2, bidirectional=True, bias=bias)
         with torch.no_grad():
             for p in layer.parameters():
                 p.mul_(4.0)  # gate pre-activations of both signs and large size

@@ -137,9 +137,10 @@ class MinSequence(torch.autograd.Function):
         size = _chunk_steps(B, T)
         work = x.new_empty(B * size * G)  # a chunk's projections
         for start, steps in _chunks(T, size):
-            g = _project_chunk(x, weight, bias, start, steps, work)  # (B, steps, G)
+            g = _project_chunk(x, weight, start, steps, work)  # (B, steps, G): x W^T; the kernel adds b
             prev, ld_prev = (h0, H) if start == 0 else (h[:, start - 1], T * H)
-            forward(threads, B, steps, H, native.ptr(g), prev.data_ptr(), ld_prev, h[:, start].data_ptr(), T * H)
+            forward(threads, B, steps, H, native.ptr(g), native.ptr(bias), prev.data_ptr(), ld_prev,
+                    h[:, start].data_ptr(), T * H)  # fmt: skip
         ctx.save_for_backward(x, weight, bias, h0, h)
         ctx.kernel = kernel
         return h
@@ -154,21 +155,21 @@ class MinSequence(torch.autograd.Function):
         work, d_g, dh_chunk = x.new_empty(B * size * G), x.new_empty(B * size * G), x.new_empty(B * size * H)
         carry = h0.new_zeros(B, H)  # grad of the state from later steps; ends as grad of h0
         d_weight = weight.new_zeros(G, I)
-        d_bias = None if bias is None else bias.new_zeros(G)
+        d_bias_parts = None if bias is None else bias.new_zeros(threads, G)  # each thread's sum of dg
         dx = native.empty(x, *x.shape) if ctx.needs_input_grad[0] else None
         for start, steps in reversed(list(_chunks(T, size))):
-            g = _project_chunk(x, weight, bias, start, steps, work)  # (B, steps, G), projected again
+            g = _project_chunk(x, weight, start, steps, work)  # (B, steps, G), projected again
             dg = d_g[: B * steps * G].view(B, steps, G)
             dhc = dh_chunk[: B * steps * H].view(B, steps, H).copy_(dh[:, start : start + steps])
             prev, ld_prev = (h0, H) if start == 0 else (h[:, start - 1], T * H)
-            backward(threads, B, steps, H, native.ptr(g), prev.data_ptr(), ld_prev, h[:, start].data_ptr(), T * H,
-                     native.ptr(dhc), native.ptr(dg), native.ptr(carry))  # fmt: skip
+            backward(threads, B, steps, H, native.ptr(g), native.ptr(bias), prev.data_ptr(), ld_prev,
+                     h[:, start].data_ptr(), T * H, native.ptr(dhc), native.ptr(dg), native.ptr(carry),
+                     native.ptr(d_bias_parts))  # fmt: skip
             dg_rows = dg.view(B * steps, G)
             d_weight.addmm_(dg_rows.t(), x[:, start : start + steps].reshape(B * steps, I))  # (G, I)
-            if d_bias is not None:
-                d_bias += dg_rows.sum(0)
             if dx is not None:
                 dx[:, start : start + steps] = (dg_rows @ weight).view(B, steps, I)
+        d_bias = None if d_bias_parts is None else d_bias_parts.sum(0)
         return dx, d_weight, d_bias, carry, None
 
 
@@ -186,16 +187,14 @@ def _chunks(T: int, size: int):
         yield start, min(size, T - start)
 
 
-def _project_chunk(x: Tensor, weight: Tensor, bias: Tensor | None, start: int, steps: int, work: Tensor) -> Tensor:
-    """``x[:, start:start + steps] W^T + b`` into ``work``, as a contiguous ``(B, steps, G)`` tensor."""
+def _project_chunk(x: Tensor, weight: Tensor, start: int, steps: int, work: Tensor) -> Tensor:
+    """``x[:, start:start + steps] W^T`` into ``work``, as a contiguous ``(B, steps, G)`` tensor
+    (the C pass adds the bias as it reads it)."""
     B, I = x.shape[0], x.shape[-1]
     G = weight.shape[0]
     rows = x[:, start : start + steps].reshape(B * steps, I)  # (B * steps, I): a copy unless T == steps
     g = work[: B * steps * G].view(B * steps, G)
-    if bias is None:
-        torch.mm(rows, weight.t(), out=g)
-    else:
-        torch.addmm(bias, rows, weight.t(), out=g)
+    torch.mm(rows, weight.t(), out=g)
     return g.view(B, steps, G)
 
 

@@ -46,6 +46,16 @@ SOURCE = r"""
    a second loop shared out by column, so that no two threads add into the same number. */
 #define GAIN_BLOCK 64 /* columns per block of the gains' gradient sums */
 #define PARALLEL_FOR _Pragma("omp parallel for num_threads(threads) schedule(static) if (threads > 1)")
+#ifdef _OPENMP
+#include <omp.h>
+#define THREAD_ROWS(B, b0, b1) int nt_ = omp_get_num_threads(), id_ = omp_get_thread_num(); \
+    int b0 = (B) * id_ / nt_, b1 = (B) * (id_ + 1) / nt_
+#define THREAD_ID omp_get_thread_num()
+#else
+#define THREAD_ROWS(B, b0, b1) int nt_ = 1, b0 = 0, b1 = (B)
+#define THREAD_ID 0
+#endif
+#define PARALLEL_REGION _Pragma("omp parallel num_threads(threads) if (threads > 1)")
 
 static inline float sigm(float x) { return 1.0f / (1.0f + expf(-x)); }
 static inline float tanh_(float x) { return 1.0f - 2.0f / (1.0f + expf(2.0f * x)); }
@@ -167,38 +177,48 @@ static void minlstm_backward_step(int H, const float *restrict gt, const float *
     }
 }
 
-/* The chunk's forward pass; G = 2H (minGRU) or 3H (minLSTM). */
+/* The chunk's forward pass; G = 2H (minGRU) or 3H (minLSTM). bias (G) or NULL is added into g
+   (the caller's scratch projections x W^T) in place, step by step. */
 #define MIN_FORWARD(name, G_OF_H)                                                                       \
-    void name##_forward(int threads, int B, int T, int H, const float *restrict g, const float *h0,      \
-                        long ld_h0, float *h, long ld_h) {                                              \
+    void name##_forward(int threads, int B, int T, int H, float *restrict g, const float *restrict bias, \
+                        const float *h0, long ld_h0, float *h, long ld_h) {                             \
         int G = G_OF_H;                                                                                 \
         PARALLEL_FOR                                                                                    \
         for (int b = 0; b < B; b++) {                                                                   \
             const float *prev = h0 + (size_t)b * ld_h0;                                                 \
             for (int t = 0; t < T; t++) {                                                               \
-                float *ht = h + (size_t)b * ld_h + (size_t)t * H;                                       \
-                name##_forward_step(H, g + ((size_t)b * T + t) * G, prev, ht);                          \
+                float *ht = h + (size_t)b * ld_h + (size_t)t * H, *gt = g + ((size_t)b * T + t) * G;    \
+                if (bias)                                                                               \
+                    for (int k = 0; k < G; k++) gt[k] += bias[k];                                       \
+                name##_forward_step(H, gt, prev, ht);                                                   \
                 prev = ht;                                                                              \
             }                                                                                           \
         }                                                                                               \
     }
 
-/* The chunk's backward pass, steps T - 1 down to 0: dh (B, T, H) grads of the chunk's outputs,
-   contiguous; carry (B, H): on entry the grad of the chunk's last h from later chunks, on return
-   that of h0. Writes dg (B, T, G). */
+/* The chunk's backward pass, steps T - 1 down to 0: g, bias as in the forward pass (g without the
+   bias: it is added here, in place); dh (B, T, H) grads of the chunk's outputs, contiguous;
+   carry (B, H): on entry the grad of the chunk's last h from later chunks, on return that of h0.
+   Writes dg (B, T, G) and, with bias, adds each thread's sum of dg over its rows into
+   d_bias (threads, G). */
 #define MIN_BACKWARD(name, G_OF_H)                                                                      \
-    void name##_backward(int threads, int B, int T, int H, const float *restrict g, const float *h0,     \
-                         long ld_h0, const float *h, long ld_h, const float *restrict dh,               \
-                         float *restrict dg, float *restrict carry) {                                   \
+    void name##_backward(int threads, int B, int T, int H, float *restrict g, const float *restrict bias, \
+                         const float *h0, long ld_h0, const float *h, long ld_h, const float *restrict dh, \
+                         float *restrict dg, float *restrict carry, float *restrict d_bias) {           \
         int G = G_OF_H;                                                                                 \
         PARALLEL_FOR                                                                                    \
         for (int b = 0; b < B; b++) {                                                                   \
+            float *db = bias ? d_bias + (size_t)THREAD_ID * G : NULL;                                   \
             for (int t = T - 1; t >= 0; t--) {                                                          \
                 size_t row = (size_t)b * T + t;                                                         \
                 const float *prev = t > 0 ? h + (size_t)b * ld_h + (size_t)(t - 1) * H                  \
                                           : h0 + (size_t)b * ld_h0;                                     \
-                name##_backward_step(H, g + row * G, dh + row * H, prev, dg + row * G,                  \
-                                     carry + (size_t)b * H);                                            \
+                float *gt = g + row * G, *dgt = dg + row * G;                                           \
+                if (bias)                                                                               \
+                    for (int k = 0; k < G; k++) gt[k] += bias[k];                                       \
+                name##_backward_step(H, gt, dh + row * H, prev, dgt, carry + (size_t)b * H);            \
+                if (db)                                                                                 \
+                    for (int k = 0; k < G; k++) db[k] += dgt[k];                                        \
             }                                                                                           \
         }                                                                                               \
     }
@@ -383,16 +403,6 @@ void ln_lstm_backward(int threads, int B, int H, const float *restrict dh, const
    step. Buffers are time-major (T, B, .); hs, cs are (T + 1, B, H) with [0] the initial state;
    valid (T, B) is 1.0 inside a sequence and 0.0 past its end (NULL: no lengths), where the state
    is frozen and the output zero. The layer-norm pointers are NULL for the plain LSTM. */
-#ifdef _OPENMP
-#include <omp.h>
-#define THREAD_ROWS(B, b0, b1) int nt_ = omp_get_num_threads(), id_ = omp_get_thread_num(); \
-    int b0 = (B) * id_ / nt_, b1 = (B) * (id_ + 1) / nt_
-#define THREAD_ID omp_get_thread_num()
-#else
-#define THREAD_ROWS(B, b0, b1) int nt_ = 1, b0 = 0, b1 = (B)
-#define THREAD_ID 0
-#endif
-#define PARALLEL_REGION _Pragma("omp parallel num_threads(threads) if (threads > 1)")
 
 typedef void (*sgemm_t)(const char *, const char *, const int *, const int *, const int *, const float *,
                         const float *, const int *, const float *, const int *, const float *, float *, const int *);
@@ -643,10 +653,9 @@ def library() -> ctypes.CDLL | None:
             lib.lstm_backward.argtypes = ints + [ctypes.c_void_p] * 8
             pointer, stride = ctypes.c_void_p, ctypes.c_long
             for cell in ("mingru", "minlstm"):  # threads, B, T, H, then the tensors and row strides
-                forward = [ctypes.c_int] * 4 + [pointer, pointer, stride, pointer, stride]
+                forward = [ctypes.c_int] * 4 + [pointer, pointer, pointer, stride, pointer, stride]
                 getattr(lib, f"{cell}_forward").argtypes = forward
-                getattr(lib, f"{cell}_backward").argtypes = [ctypes.c_int] * 4 + [pointer, pointer, stride]
-                getattr(lib, f"{cell}_backward").argtypes += [pointer, stride, pointer, pointer, pointer]
+                getattr(lib, f"{cell}_backward").argtypes = [*forward, pointer, pointer, pointer, pointer]
             lib.lstm_sequence_forward.argtypes = [ctypes.c_int, ctypes.c_void_p, *ints, ctypes.c_float]
             lib.lstm_sequence_forward.argtypes += [ctypes.c_void_p] * 22
             lib.lstm_sequence_backward.argtypes = [ctypes.c_int, ctypes.c_void_p] + [ctypes.c_int] * 4
