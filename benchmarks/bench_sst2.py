@@ -97,7 +97,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument(
         "--pretrain-lm-tie-weights", action=argparse.BooleanOptionalAction, default=True, help="tied softmax"
     )
-    p.add_argument("--pretrain-lm-lr", type=float, default=2e-3, help="pretraining peak learning rate")
+    p.add_argument("--pretrain-lm-lr", type=float, default=5e-3, help="pretraining peak learning rate")
+    p.add_argument("--pretrain-lm-batch-size", type=int, default=16, help="pretraining texts per step")
     p.add_argument("--pretrain-lm-dropout", type=float, default=0.5, help="dropout before the LM softmax")
     p.add_argument("--max-run-minutes", type=float, default=30.0, help="the issue's limit on one run's wall time")
     p.add_argument(
@@ -162,7 +163,7 @@ def base_config(
         text=args.pretrain_lm_text,
         tie_weights=args.pretrain_lm_tie_weights,
         lr=args.pretrain_lm_lr,
-        batch_size=args.batch_size,
+        batch_size=args.pretrain_lm_batch_size,
         dropout=args.pretrain_lm_dropout,
     )
     return Config(data, model, train, pretrain)
@@ -324,6 +325,7 @@ def main() -> None:
                 "text": args.pretrain_lm_text,
                 "tie_weights": args.pretrain_lm_tie_weights,
                 "lr": args.pretrain_lm_lr,
+                "batch_size": args.pretrain_lm_batch_size,
                 "dropout": args.pretrain_lm_dropout,
                 "data": "train.tsv's own text only (no outside data, no pretrained embeddings)",
             },

@@ -49,8 +49,8 @@ class PretrainConfig:
     epochs: int = 0  # passes over the pretraining text; 0: no pretraining
     text: str = "longest"  # longest: unique sequences not inside a longer one | all: every unique sequence
     tie_weights: bool = True  # softmax tied to the embedding (with a Linear(H, E) projection)
-    lr: float = 2e-3  # peak learning rate (AdamW, linear warmup, cosine decay to 0)
-    batch_size: int = 64
+    lr: float = 5e-3  # peak learning rate (AdamW, linear warmup, cosine decay to 0)
+    batch_size: int = 16  # small batches: more updates per epoch (SST-2: LM loss 6.23 vs 6.53 nats at 64, lr 2e-3)
     dropout: float = 0.5  # on the encoder's outputs before the softmax
 
     def validate(self, model: Any = None) -> None:
