@@ -132,3 +132,28 @@ def test_c_kernel_matches_the_blocked_scan(monkeypatch, cls, threads, chunk_rows
     torch.testing.assert_close(h_n, h_ref, atol=1e-5, rtol=1e-5)
     for fast, reference in zip(grads, grads_ref, strict=True):  # sums over B * T steps: float32 rounding
         torch.testing.assert_close(fast, reference, atol=1e-4 * reference.abs().max(), rtol=1e-4)
+
+
+def test_c_pass_reads_output_gradients_in_any_layout(monkeypatch):
+    """MinSequence's backward reads a contiguous output gradient in place and copies any other
+    chunk by chunk: both give the blocked scan's gradients."""
+    from rnnkit.nn import minrnn, native
+
+    if native.library() is None:
+        pytest.skip("no C compiler here: the min-cells run the blocked scan only")
+    monkeypatch.setattr(minrnn, "CHUNK_ROWS", 6)  # chunks of 2 steps at batch 3
+    torch.manual_seed(0)
+    cell = rnn.MinGRUCell(4, 5)
+    x, h0 = torch.randn(3, 7, 4, requires_grad=True), torch.randn(3, 5, requires_grad=True)
+    grad = torch.randn(3, 7, 5)
+    layouts = {"contiguous": grad, "strided": grad.transpose(0, 1).contiguous().transpose(0, 1)}
+    results = {}
+    for name, g in layouts.items():
+        h = minrnn.MinSequence.apply(x, cell.weight_ih, cell.bias_ih, h0, cell.kernel)
+        results[name] = torch.autograd.grad(h, [x, h0, *cell.parameters()], g)
+    a, b = cell.coefficients(cell.project(x))
+    reference = torch.autograd.grad(minrnn.linear_recurrence(a, b, h0), [x, h0, *cell.parameters()], grad)
+    assert not layouts["strided"].is_contiguous()
+    for name in layouts:
+        for ours, theirs in zip(results[name], reference, strict=True):
+            torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)

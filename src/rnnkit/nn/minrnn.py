@@ -152,7 +152,8 @@ class MinSequence(torch.autograd.Function):
         G, H = weight.shape[0], h0.shape[-1]
         backward, threads = getattr(native.library(), f"{ctx.kernel}_backward"), native.threads()
         size = _chunk_steps(B, T)
-        work, d_g, dh_chunk = x.new_empty(B * size * G), x.new_empty(B * size * G), x.new_empty(B * size * H)
+        work, d_g = x.new_empty(B * size * G), x.new_empty(B * size * G)  # a chunk's projections, their grads
+        dh_chunk = None if dh.is_contiguous() else x.new_empty(B * size * H)  # a chunk's output grads, copied
         carry = h0.new_zeros(B, H)  # grad of the state from later steps; ends as grad of h0
         d_weight = weight.new_zeros(G, I)
         d_bias_parts = None if bias is None else bias.new_zeros(threads, G)  # each thread's sum of dg
@@ -160,10 +161,14 @@ class MinSequence(torch.autograd.Function):
         for start, steps in reversed(list(_chunks(T, size))):
             g = _project_chunk(x, weight, start, steps, work)  # (B, steps, G), projected again
             dg = d_g[: B * steps * G].view(B, steps, G)
-            dhc = dh_chunk[: B * steps * H].view(B, steps, H).copy_(dh[:, start : start + steps])
+            if dh_chunk is None:  # (B, T, H) contiguous: read in place
+                dhc, ld_dh = dh[:, start].data_ptr(), T * H
+            else:
+                dhc = dh_chunk[: B * steps * H].view(B, steps, H).copy_(dh[:, start : start + steps])
+                dhc, ld_dh = dhc.data_ptr(), steps * H
             prev, ld_prev = (h0, H) if start == 0 else (h[:, start - 1], T * H)
             backward(threads, B, steps, H, native.ptr(g), native.ptr(bias), prev.data_ptr(), ld_prev,
-                     h[:, start].data_ptr(), T * H, native.ptr(dhc), native.ptr(dg), native.ptr(carry),
+                     h[:, start].data_ptr(), T * H, dhc, ld_dh, native.ptr(dg), native.ptr(carry),
                      native.ptr(d_bias_parts))  # fmt: skip
             dg_rows = dg.view(B * steps, G)
             d_weight.addmm_(dg_rows.t(), x[:, start : start + steps].reshape(B * steps, I))  # (G, I)

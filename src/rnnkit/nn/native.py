@@ -197,14 +197,14 @@ static void minlstm_backward_step(int H, const float *restrict gt, const float *
     }
 
 /* The chunk's backward pass, steps T - 1 down to 0: g, bias as in the forward pass (g without the
-   bias: it is added here, in place); dh (B, T, H) grads of the chunk's outputs, contiguous;
-   carry (B, H): on entry the grad of the chunk's last h from later chunks, on return that of h0.
-   Writes dg (B, T, G) and, with bias, adds each thread's sum of dg over its rows into
-   d_bias (threads, G). */
+   bias: it is added here, in place); dh: grads of the chunk's outputs, row b's step t at
+   dh + b * ld_dh + t * H; carry (B, H): on entry the grad of the chunk's last h from later
+   chunks, on return that of h0. Writes dg (B, T, G) and, with bias, adds each thread's sum of dg
+   over its rows into d_bias (threads, G). */
 #define MIN_BACKWARD(name, G_OF_H)                                                                      \
     void name##_backward(int threads, int B, int T, int H, float *restrict g, const float *restrict bias, \
                          const float *h0, long ld_h0, const float *h, long ld_h, const float *restrict dh, \
-                         float *restrict dg, float *restrict carry, float *restrict d_bias) {           \
+                         long ld_dh, float *restrict dg, float *restrict carry, float *restrict d_bias) { \
         int G = G_OF_H;                                                                                 \
         PARALLEL_FOR                                                                                    \
         for (int b = 0; b < B; b++) {                                                                   \
@@ -216,7 +216,8 @@ static void minlstm_backward_step(int H, const float *restrict gt, const float *
                 float *gt = g + row * G, *dgt = dg + row * G;                                           \
                 if (bias)                                                                               \
                     for (int k = 0; k < G; k++) gt[k] += bias[k];                                       \
-                name##_backward_step(H, gt, dh + row * H, prev, dgt, carry + (size_t)b * H);            \
+                const float *dht = dh + (size_t)b * ld_dh + (size_t)t * H;                              \
+                name##_backward_step(H, gt, dht, prev, dgt, carry + (size_t)b * H);                     \
                 if (db)                                                                                 \
                     for (int k = 0; k < G; k++) db[k] += dgt[k];                                        \
             }                                                                                           \
@@ -655,7 +656,7 @@ def library() -> ctypes.CDLL | None:
             for cell in ("mingru", "minlstm"):  # threads, B, T, H, then the tensors and row strides
                 forward = [ctypes.c_int] * 4 + [pointer, pointer, pointer, stride, pointer, stride]
                 getattr(lib, f"{cell}_forward").argtypes = forward
-                getattr(lib, f"{cell}_backward").argtypes = [*forward, pointer, pointer, pointer, pointer]
+                getattr(lib, f"{cell}_backward").argtypes = [*forward, pointer, stride, pointer, pointer, pointer]
             lib.lstm_sequence_forward.argtypes = [ctypes.c_int, ctypes.c_void_p, *ints, ctypes.c_float]
             lib.lstm_sequence_forward.argtypes += [ctypes.c_void_p] * 22
             lib.lstm_sequence_backward.argtypes = [ctypes.c_int, ctypes.c_void_p] + [ctypes.c_int] * 4
