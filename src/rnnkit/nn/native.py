@@ -62,17 +62,34 @@ static inline float tanh_(float x) { return 1.0f - 2.0f / (1.0f + expf(2.0f * x)
 
 /* One row of the plain LSTM's forward step. gates: gx + W_hh h (4H), order i, f, g, o; c_prev (H).
    Writes acts = sigmoid(i, f, o), tanh(g) (4H), c_new (H), tc = tanh(c_new) (H) and h = o * tc (H). */
+/* The cell and output of one row from its activations a (4H): c_new, tc = tanh(c_new), h. */
+static inline void lstm_cell_row(int H, const float *restrict cp, const float *restrict a, float *restrict cn,
+                                 float *restrict t, float *restrict hb) {
+    for (int j = 0; j < H; j++) {
+        cn[j] = a[H + j] * cp[j] + a[j] * a[2 * H + j];
+        t[j] = tanh_(cn[j]);
+        hb[j] = a[3 * H + j] * t[j];
+    }
+}
+
 static inline void lstm_forward_row(int H, const float *restrict gb, const float *restrict cp, float *restrict a,
                                     float *restrict cn, float *restrict t, float *restrict hb) {
     int G = 4 * H;
     for (int k = 0; k < 2 * H; k++) a[k] = sigm(gb[k]);
     for (int k = 2 * H; k < 3 * H; k++) a[k] = tanh_(gb[k]);
     for (int k = 3 * H; k < G; k++) a[k] = sigm(gb[k]);
-    for (int j = 0; j < H; j++) {
-        cn[j] = a[H + j] * cp[j] + a[j] * a[2 * H + j];
-        t[j] = tanh_(cn[j]);
-        hb[j] = a[3 * H + j] * t[j];
-    }
+    lstm_cell_row(H, cp, a, cn, t, hb);
+}
+
+/* The same with the gates given as two parts, gx + r (W_hh h), added here. */
+static inline void lstm_forward_row2(int H, const float *restrict gx, const float *restrict r,
+                                     const float *restrict cp, float *restrict a, float *restrict cn,
+                                     float *restrict t, float *restrict hb) {
+    int G = 4 * H;
+    for (int k = 0; k < 2 * H; k++) a[k] = sigm(gx[k] + r[k]);
+    for (int k = 2 * H; k < 3 * H; k++) a[k] = tanh_(gx[k] + r[k]);
+    for (int k = 3 * H; k < G; k++) a[k] = sigm(gx[k] + r[k]);
+    lstm_cell_row(H, cp, a, cn, t, hb);
 }
 
 /* One forward step of the plain LSTM for B rows (each as lstm_forward_row; all (B, .)). */
@@ -435,7 +452,7 @@ void lstm_sequence_forward(int threads, sgemm_t sgemm, int T, int B, int H, floa
     {
         THREAD_ROWS(B, b0, b1);
         int rows = b1 - b0;
-        float *pre = work + (size_t)b0 * G;               /* rows x G: gates, or W_hh h for LN */
+        float *pre = work + (size_t)b0 * G;                  /* rows x G: W_hh h_{t-1} */
         float *hrec = work + (size_t)B * G + (size_t)b0 * H; /* rows x H: h_{t-1} * mask */
         float *gx_row = work + (size_t)B * (G + H) + (size_t)THREAD_ID * G; /* G: LN_ih(W_ih x) + b */
         for (int t = 0; t < T && rows > 0; t++) {
@@ -445,9 +462,7 @@ void lstm_sequence_forward(int threads, sgemm_t sgemm, int T, int B, int H, floa
                 for (size_t k = 0; k < (size_t)rows * H; k++) hrec[k] = hp[k] * mask[(size_t)b0 * H + k];
                 src = hrec;
             }
-            if (!ln)
-                for (size_t k = 0; k < (size_t)rows * G; k++) pre[k] = gx[base * G + k];
-            rows_times_wt(sgemm, rows, G, H, src, w, ln ? 0.0f : 1.0f, pre);
+            rows_times_wt(sgemm, rows, G, H, src, w, 0.0f, pre); /* W_hh h_{t-1} of this thread's rows */
             for (int r = 0; r < rows; r++) {
                 size_t row = base + r;
                 if (ln) {
@@ -457,8 +472,8 @@ void lstm_sequence_forward(int threads, sgemm_t sgemm, int T, int B, int H, floa
                                         r_hats + row * G, r_rstd + row, acts + row * G, c_news + row * H,
                                         c_hats + row * H, c_rstd + row, tcs + row * H, outs + row * H);
                 } else
-                    lstm_forward_row(H, pre + (size_t)r * G, cs + row * H, acts + row * G, c_news + row * H,
-                                     tcs + row * H, outs + row * H);
+                    lstm_forward_row2(H, gx + row * G, pre + (size_t)r * G, cs + row * H, acts + row * G,
+                                      c_news + row * H, tcs + row * H, outs + row * H);
                 float *hn = hs + (row + B) * H, *cn = cs + (row + B) * H;
                 float *o = outs + row * H, *c = c_news + row * H;
                 if (valid && valid[row] == 0.0f) { /* past this sequence's end: frozen state, zero output */
