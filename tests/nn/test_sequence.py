@@ -181,3 +181,31 @@ def test_backward_twice_gives_the_same_gradients(monkeypatch, layer):
     second = torch.autograd.grad(loss, [x, *model.parameters()])
     for a, b in zip(first, second, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "layer_norm_lstm"])
+def test_c_kernels_stay_finite_where_the_activations_saturate(kind):
+    """Pre-activations of +30 and -100 (the output gate) and a cell state that grows past 44
+    (where exp(2c) overflows float32) give the torch code's finite values, forward and backward."""
+    from rnnkit.nn import native
+
+    if native.library() is None:
+        pytest.skip("no C compiler here: the torch code runs")
+    cell = make_cell(kind, hidden=8)
+    with torch.no_grad():
+        cell.bias_ih.fill_(30.0)  # i, f -> 1 and g -> 1: c grows by 1 per step, to 70
+        cell.bias_ih[24:].fill_(-100.0)  # o -> sigmoid(-100)
+    x = torch.randn(2, 70, 3, requires_grad=True)
+    results = []
+    for lib in ([native.library()], [None]):
+        native_lib = native._loaded[:]
+        native._loaded[:] = lib
+        try:
+            out, (h, c) = lstm_scan(cell, x)
+            grads = torch.autograd.grad(out.sum() + c.sum(), [x, *cell.parameters()])
+        finally:
+            native._loaded[:] = native_lib
+        results.append((out, h, c, *grads))
+    for ours, theirs in zip(*results, strict=True):
+        assert torch.isfinite(ours).all()
+        torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)

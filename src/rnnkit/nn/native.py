@@ -57,8 +57,16 @@ SOURCE = r"""
 #endif
 #define PARALLEL_REGION _Pragma("omp parallel num_threads(threads) if (threads > 1)")
 
-static inline float sigm(float x) { return 1.0f / (1.0f + expf(-x)); }
-static inline float tanh_(float x) { return 1.0f - 2.0f / (1.0f + expf(2.0f * x)); }
+/* sigmoid and tanh from exp(-|x|), which never overflows: -ffast-math assumes no inf, and
+   1 / (1 + exp(-x)) at x < -88 (or 1 - 2 / (1 + exp(2x)) at x > 44) turned into NaN. */
+static inline float sigm(float x) {
+    float e = expf(-fabsf(x)), p = 1.0f / (1.0f + e); /* p = sigmoid(|x|) */
+    return x >= 0.0f ? p : e * p;
+}
+static inline float tanh_(float x) {
+    float e = expf(-2.0f * fabsf(x)); /* tanh(|x|) = 1 - 2e / (1 + e): exactly 1 once e is tiny */
+    return copysignf(1.0f - 2.0f * e / (1.0f + e), x);
+}
 
 /* One row of the plain LSTM's forward step. gates: gx + W_hh h (4H), order i, f, g, o; c_prev (H).
    Writes acts = sigmoid(i, f, o), tanh(g) (4H), c_new (H), tc = tanh(c_new) (H) and h = o * tc (H). */
