@@ -103,7 +103,7 @@ def two_threads():
 
 
 @pytest.mark.parametrize(("batch", "bias"), [(5, True), (1, True), (5, False)])
-@pytest.mark.parametrize("whole", [True, False], ids=["whole-sequence", "per-step"])
+@pytest.mark.parametrize("whole", ["packed", "unpacked", False], ids=["whole-packed", "whole-sgemm", "per-step"])
 @pytest.mark.parametrize("hidden", [4, 40])
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("kind", ["lstm", "layer_norm_lstm"])
@@ -111,7 +111,8 @@ def test_c_kernels_build_where_a_compiler_exists_and_match_the_torch_code(
     monkeypatch, request, kind, threads, hidden, whole, batch, bias
 ):
     """The C kernels (rnnkit.nn.native) of each LSTM give the torch code's values and gradients:
-    the whole-sequence kernels (recurrent products through torch's own sgemm_; the layer-norm
+    the whole-sequence kernels (recurrent products through torch's own sgemm_, with W_hh packed
+    once by MKL's sgemm_pack or not; the layer-norm
     cell's with LN_ih inside) and the per-step ones, on one thread and with the batch rows shared
     out to two (batch 1: one thread has no rows), with and without biases; hidden 40 (4H = 160)
     spans several of the column blocks that the per-step layer-norm gains' gradient sums are
@@ -128,6 +129,10 @@ def test_c_kernels_build_where_a_compiler_exists_and_match_the_torch_code(
     if whole and native.sgemm() is None:
         pytest.skip("torch's library exports no sgemm_ here: the per-step kernels run")
     monkeypatch.setattr(native, "_sgemm", [native.sgemm() if whole else None])
+    packed = native.use_packed_gemm(whole == "packed") if whole else False
+    request.addfinalizer(lambda: native.use_packed_gemm(True))
+    if whole == "packed" and not packed:
+        pytest.skip("torch's library exports no sgemm_pack_: the whole-sequence kernels use sgemm_")
     monkeypatch.setattr(sequence, "_WEIGHT_GRAD_ROWS", 2 * batch)  # 2 steps per block
     cell = make_cell(kind, hidden=hidden, bias=bias)
     x = torch.randn(batch, 9, 3, requires_grad=True)
