@@ -103,7 +103,7 @@ def two_threads():
 
 
 @pytest.mark.parametrize(("batch", "bias"), [(5, True), (1, True), (5, False)])
-@pytest.mark.parametrize("whole", ["packed", "unpacked", False], ids=["whole-packed", "whole-sgemm", "per-step"])
+@pytest.mark.parametrize("whole", [True, False], ids=["whole-sequence", "per-step"])
 @pytest.mark.parametrize("hidden", [4, 40])
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("kind", ["lstm", "layer_norm_lstm"])
@@ -111,8 +111,8 @@ def test_c_kernels_build_where_a_compiler_exists_and_match_the_torch_code(
     monkeypatch, request, kind, threads, hidden, whole, batch, bias
 ):
     """The C kernels (rnnkit.nn.native) of each LSTM give the torch code's values and gradients:
-    the whole-sequence kernels (recurrent products through torch's own sgemm_, with W_hh packed
-    once by MKL's sgemm_pack or not; the layer-norm
+    the whole-sequence kernels (recurrent products through torch's own sgemm_; 9 steps, too few
+    to pack W_hh: test_packed_weights_... covers that; the layer-norm
     cell's with LN_ih inside) and the per-step ones, on one thread and with the batch rows shared
     out to two (batch 1: one thread has no rows), with and without biases; hidden 40 (4H = 160)
     spans several of the column blocks that the per-step layer-norm gains' gradient sums are
@@ -129,10 +129,6 @@ def test_c_kernels_build_where_a_compiler_exists_and_match_the_torch_code(
     if whole and native.sgemm() is None:
         pytest.skip("torch's library exports no sgemm_ here: the per-step kernels run")
     monkeypatch.setattr(native, "_sgemm", [native.sgemm() if whole else None])
-    packed = native.use_packed_gemm(whole == "packed") if whole else False
-    request.addfinalizer(lambda: native.use_packed_gemm(True))
-    if whole == "packed" and not packed:
-        pytest.skip("torch's library exports no sgemm_pack_: the whole-sequence kernels use sgemm_")
     monkeypatch.setattr(sequence, "_WEIGHT_GRAD_ROWS", 2 * batch)  # 2 steps per block
     cell = make_cell(kind, hidden=hidden, bias=bias)
     x = torch.randn(batch, 9, 3, requires_grad=True)
@@ -213,4 +209,31 @@ def test_c_kernels_stay_finite_where_the_activations_saturate(kind):
         results.append((out, h, c, *grads))
     for ours, theirs in zip(*results, strict=True):
         assert torch.isfinite(ours).all()
+        torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "layer_norm_lstm"])
+def test_packed_weights_on_sequences_long_enough_to_pack(request, kind):
+    """The whole-sequence kernels pack W_hh (MKL's sgemm_pack) only for calls of 32 steps or more
+    (a generation step uses plain sgemm_): at T = 40 the packed products give the torch code's
+    values and gradients, with lengths and a recurrent-dropout mask, on 2 threads."""
+    from rnnkit.nn import native
+
+    if native.library() is None or native.sgemm() is None or not native.use_packed_gemm(True):
+        pytest.skip("no C kernels, sgemm_ or sgemm_pack_ here")
+    request.getfixturevalue("two_threads")
+    cell = make_cell(kind, hidden=8)
+    x = torch.randn(3, 40, 3, requires_grad=True)
+    lengths, mask = torch.tensor([40, 33, 7]), (torch.rand(3, 8) > 0.3).float() / 0.7
+    results = []
+    for lib in ([native.library()], [None]):
+        saved = native._loaded[:]
+        native._loaded[:] = lib
+        try:
+            out, (h, c) = lstm_scan(cell, x, None, lengths, mask=mask)
+            grads = torch.autograd.grad(out.square().sum() + (h * c).sum(), [x, *cell.parameters()])
+        finally:
+            native._loaded[:] = saved
+        results.append((out, h, c, *grads))
+    for ours, theirs in zip(*results, strict=True):
         torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)

@@ -461,11 +461,15 @@ struct weight_gemm {
     char trans[2];
 };
 
+/* Packing costs about as much as a dozen products (and a fresh buffer): only worth it for calls
+   of at least this many steps; a generation step (T = 1) uses plain sgemm_. */
+#define PACK_MIN_STEPS 32
+
 static void weight_gemm_init(struct weight_gemm *g, sgemm_t sgemm, char trans, int m, int rows, int k,
-                             const float *w, int lda) {
+                             const float *w, int lda, int steps) {
     g->sgemm = sgemm; g->w = w; g->packed = NULL; g->m = m; g->k = k; g->lda = lda;
     g->trans[0] = trans; g->trans[1] = 0;
-    if (pack_fn && rows > 0) {
+    if (pack_fn && rows > 0 && steps >= PACK_MIN_STEPS) {
         g->packed = malloc(pack_size_fn("A", &m, &rows, &k));
         if (g->packed) {
             const float one = 1.0f;
@@ -502,7 +506,7 @@ void lstm_sequence_forward(int threads, sgemm_t sgemm, int T, int B, int H, floa
         float *hrec = work + (size_t)B * G + (size_t)b0 * H; /* rows x H: h_{t-1} * mask */
         float *gx_row = work + (size_t)B * (G + H) + (size_t)THREAD_ID * G; /* G: LN_ih(W_ih x) + b */
         struct weight_gemm product; /* (rows, G) = h_rec (rows, H) @ W_hh^T */
-        weight_gemm_init(&product, sgemm, 'T', G, rows, H, w, H);
+        weight_gemm_init(&product, sgemm, 'T', G, rows, H, w, H, T);
         for (int t = 0; t < T && rows > 0; t++) {
             size_t base = (size_t)t * B + b0;
             const float *hp = hs + base * H, *src = hp;
@@ -562,7 +566,7 @@ void lstm_sequence_backward(int threads, sgemm_t sgemm, int t0, int t1, int B, i
         float *pg = partials + (size_t)id * P, *pc = pg + G, *pb = pc + H, *pgi = pb + H, *pbi = pgi + G;
         float *dg_row = partials + (size_t)threads * P + (size_t)id * 2 * G, *xh = dg_row + G; /* G each */
         struct weight_gemm product; /* (rows, H) = d_rec (rows, G) @ W_hh */
-        weight_gemm_init(&product, sgemm, 'N', H, rows, G, w, H);
+        weight_gemm_init(&product, sgemm, 'N', H, rows, G, w, H, t1 - t0);
         #pragma omp single
         used = nt_;
         for (int k = 0; k < P; k++) pg[k] = 0.0f;
