@@ -130,6 +130,7 @@ def test_c_kernels_build_where_a_compiler_exists_and_match_the_torch_code(
         pytest.skip("torch's library exports no sgemm_ here: the per-step kernels run")
     monkeypatch.setattr(native, "_sgemm", [native.sgemm() if whole else None])
     monkeypatch.setattr(sequence, "_WEIGHT_GRAD_ROWS", 2 * batch)  # 2 steps per block
+    monkeypatch.setattr(sequence, "_MIN_CALL_STEPS", 1)
     cell = make_cell(kind, hidden=hidden, bias=bias)
     x = torch.randn(batch, 9, 3, requires_grad=True)
     lengths = torch.tensor([9, 4, 1, 9, 7][:batch] if batch > 1 else [6])

@@ -38,6 +38,7 @@ from rnnkit.nn.scan import reverse_padded
 
 _aten = torch.ops.aten
 _WEIGHT_GRAD_ROWS = 2048  # rows (steps x batch) per weight-gradient GEMM of the chunked backward
+_MIN_CALL_STEPS = 32  # LayerNormLSTMSequence's backward C calls cover at least this many steps (W_hh is packed)
 
 
 class LSTMSequence(torch.autograd.Function):
@@ -333,7 +334,7 @@ class LayerNormLSTMSequence(torch.autograd.Function):
         d_out = d_out.contiguous()  # (T, B, H)
         dh, dc = d_hT.contiguous().clone(), d_cT.contiguous().clone()  # (B, H) each: carried back in place
         d_raw, work = native.empty(raw, T, B, G), raw.new_empty(_backward_work(B, H, threads))
-        block = min(T, -(-_WEIGHT_GRAD_ROWS // B))  # steps per C call and per dW_hh GEMM
+        block = min(T, max(_MIN_CALL_STEPS, -(-_WEIGHT_GRAD_ROWS // B)))  # steps per C call and dW_hh GEMM
         d_recs, d_weight_hh = native.empty(raw, block, B, G), zeros(G, H)  # grads of W_hh h for a block
         d_g_hh, d_g_c, d_b_c, d_g_ih, d_b_ih = zeros(G), zeros(H), zeros(H), zeros(G), zeros(G)
         h_rec = hs[:T] if mask is None else hs[:T] * mask  # (T, B, H): what multiplied W_hh
