@@ -38,7 +38,7 @@ from rnnkit.nn.scan import reverse_padded
 
 _aten = torch.ops.aten
 _WEIGHT_GRAD_ROWS = 2048  # rows (steps x batch) per weight-gradient GEMM of the chunked backward
-_MIN_CALL_STEPS = 32  # LayerNormLSTMSequence's backward C calls cover at least this many steps (W_hh is packed)
+_MIN_CALL_STEPS = 32  # LayerNormLSTMSequence's backward C calls cover >= this many steps: native's PACK_MIN_STEPS
 
 
 class LSTMSequence(torch.autograd.Function):
@@ -57,11 +57,8 @@ class LSTMSequence(torch.autograd.Function):
         H = G // 4
         layer_norm = ln_hh_weight is not None
         new = functools.partial(native.empty, gx)
-        hs, cs = new(T + 1, B, H), new(T + 1, B, H)  # carried states, [0] = initial
-        hs[0], cs[0] = h0, c0
+        hs, cs, outs, c_news = _state_buffers(new, h0, c0, T, valid)
         acts, tcs = new(T, B, G), new(T, B, H)  # sigmoid(i, f, o) and tanh(g); tanh of (normalized) c
-        outs = hs[1:] if valid is None else new(T, B, H)
-        c_news = cs[1:] if valid is None else new(T, B, H)  # c before freezing past the ends
         if layer_norm:
             r, r_hats = new(B, G), new(T, B, G)  # W_hh h (this step) and its normalized value (all steps)
             stats = new(4, T, B, 1)  # mean and rstd of W_hh h, then of c
@@ -182,6 +179,18 @@ class LSTMSequence(torch.autograd.Function):
         if ctx.layer_norm:
             grads[6:9] = d_ln_hh_weight, d_ln_c_weight, d_ln_c_bias if ln_c_bias is not None else None
         return tuple(grads)
+
+
+def _state_buffers(new, h0: Tensor, c0: Tensor, T: int, valid: Tensor | None) -> tuple[Tensor, ...]:
+    """``(hs, cs, outs, c_news)`` for a sequence Function: the carried states ``(T + 1, B, H)``
+    with ``[0]`` set to ``h0, c0``, and the outputs and new cells ``(T, B, H)`` — views of the
+    carried states when no sequence ends early (``valid is None``). ``new`` allocates."""
+    B, H = h0.shape
+    hs, cs = new(T + 1, B, H), new(T + 1, B, H)
+    hs[0], cs[0] = h0, c0
+    outs = hs[1:] if valid is None else new(T, B, H)
+    c_news = cs[1:] if valid is None else new(T, B, H)  # c before freezing past the ends
+    return hs, cs, outs, c_news
 
 
 def _freeze_past_ends(t: int, valid: Tensor | None, hs: Tensor, cs: Tensor, outs: Tensor, c_news: Tensor) -> None:
@@ -308,11 +317,8 @@ class LayerNormLSTMSequence(torch.autograd.Function):
         T, B, G = raw.shape
         H = G // 4
         new, threads = functools.partial(native.empty, raw), native.threads()
-        hs, cs = new(T + 1, B, H), new(T + 1, B, H)  # carried states, [0] = initial
-        hs[0], cs[0] = h0, c0
+        hs, cs, outs, c_news = _state_buffers(new, h0, c0, T, valid)
         acts, tcs, r_hats, c_hats = new(T, B, G), new(T, B, H), new(T, B, G), new(T, B, H)
-        outs = hs[1:] if valid is None else new(T, B, H)
-        c_news = cs[1:] if valid is None else new(T, B, H)  # c before freezing past the ends
         stats = raw.new_empty(4, T, B)  # rstd of W_hh h, rstd of c, mean and rstd of W_ih x
         weight_hh = weight_hh.contiguous()
         args = (raw, weight_hh, mask, valid, ln_hh_weight, ln_c_weight, ln_c_bias, hs, cs, acts, tcs, outs, c_news)
