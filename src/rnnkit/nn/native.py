@@ -222,11 +222,11 @@ static void minlstm_backward_step(int H, const float *restrict gt, const float *
         }                                                                                               \
     }
 
-/* The chunk's backward pass, steps T - 1 down to 0: g, bias as in the forward pass (g without the
-   bias: it is added here, in place); dh: grads of the chunk's outputs, row b's step t at
-   dh + b * ld_dh + t * H; carry (B, H): on entry the grad of the chunk's last h from later
-   chunks, on return that of h0. Writes dg (B, T, G) and, with bias, adds each thread's sum of dg
-   over its rows into d_bias (threads, G). */
+/* The chunk's backward pass, steps T - 1 down to 0: g (B, T, G), the projections with the bias
+   (bias NULL; or without it: then bias is added here, in place); dh: grads of the chunk's outputs,
+   row b's step t at dh + b * ld_dh + t * H; carry (B, H): on entry the grad of the chunk's last h
+   from later chunks, on return that of h0. Writes dg (B, T, G) and, unless d_bias is NULL, adds
+   each thread's sum of dg over its rows into d_bias (threads, G). */
 #define MIN_BACKWARD(name, G_OF_H)                                                                      \
     void name##_backward(int threads, int B, int T, int H, float *restrict g, const float *restrict bias, \
                          const float *h0, long ld_h0, const float *h, long ld_h, const float *restrict dh, \
@@ -234,7 +234,7 @@ static void minlstm_backward_step(int H, const float *restrict gt, const float *
         int G = G_OF_H;                                                                                 \
         PARALLEL_FOR                                                                                    \
         for (int b = 0; b < B; b++) {                                                                   \
-            float *db = bias ? d_bias + (size_t)THREAD_ID * G : NULL;                                   \
+            float *db = d_bias ? d_bias + (size_t)THREAD_ID * G : NULL;                                 \
             for (int t = T - 1; t >= 0; t--) {                                                          \
                 size_t row = (size_t)b * T + t;                                                         \
                 const float *prev = t > 0 ? h + (size_t)b * ld_h + (size_t)(t - 1) * H                  \
