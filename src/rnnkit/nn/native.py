@@ -488,7 +488,8 @@ static void weight_gemm_run(const struct weight_gemm *g, int rows, const float *
 
 static void weight_gemm_free(struct weight_gemm *g) { free(g->packed); }
 
-/* The forward pass. Plain LSTM: gx (T, B, G) = W_ih x + b_ih + b_hh. Layer-norm LSTM: gx is the
+/* The forward pass. Plain LSTM: gx (T, B, G) = W_ih x, b_ih = b_ih + b_hh (G) or NULL, added
+   to each row here (the caller's gx stays as it was given). Layer-norm LSTM: gx is the
    raw W_ih x, normalized here row by row (LN_ih, gain g_ih, shift b_ih = b_ih + b_hh or NULL; its
    mean and rstd written to ih_mean, ih_rstd (T, B)), and W_hh h, c normalized as in
    ln_lstm_forward_row. work: B * (G + H) + threads * G floats. */
@@ -523,9 +524,12 @@ void lstm_sequence_forward(int threads, sgemm_t sgemm, int T, int B, int H, floa
                     ln_lstm_forward_row(H, eps, pre + (size_t)r * G, gx_row, g_hh, g_c, b_c, cs + row * H,
                                         r_hats + row * G, r_rstd + row, acts + row * G, c_news + row * H,
                                         c_hats + row * H, c_rstd + row, tcs + row * H, outs + row * H);
-                } else
-                    lstm_forward_row2(H, gx + row * G, pre + (size_t)r * G, cs + row * H, acts + row * G,
-                                      c_news + row * H, tcs + row * H, outs + row * H);
+                } else {
+                    float *pr = pre + (size_t)r * G;
+                    if (b_ih) for (int k = 0; k < G; k++) pr[k] += b_ih[k]; /* the plain cell's b_ih + b_hh */
+                    lstm_forward_row2(H, gx + row * G, pr, cs + row * H, acts + row * G, c_news + row * H,
+                                      tcs + row * H, outs + row * H);
+                }
                 float *hn = hs + (row + B) * H, *cn = cs + (row + B) * H;
                 float *o = outs + row * H, *c = c_news + row * H;
                 if (valid && valid[row] == 0.0f) { /* past this sequence's end: frozen state, zero output */

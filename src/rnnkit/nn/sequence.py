@@ -41,18 +41,41 @@ _WEIGHT_GRAD_ROWS = 2048  # rows (steps x batch) per weight-gradient GEMM of the
 _MIN_CALL_STEPS = 32  # LayerNormLSTMSequence's backward C calls cover >= this many steps: native's PACK_MIN_STEPS
 
 
+class InputProjection(torch.autograd.Function):
+    """``x W^T`` for all time steps, ``x: (N, I)``, ``weight: (G, I)`` -> ``(N, G)``, written into a
+    buffer from :func:`native.empty` (huge pages: at N = 16384, G = 2048 a fresh 128 MiB output
+    costs ~40 ms of 4 KiB page faults on one thread, a third of the GEMM). The bias is left to the
+    sequence Function, which adds it as it reads each row instead of in a pass of its own."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor) -> Tensor:
+        out = native.empty(x, x.shape[0], weight.shape[0])
+        torch.mm(x, weight.t(), out=out)
+        ctx.save_for_backward(x, weight)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, weight = ctx.saved_tensors
+        dx = grad @ weight if ctx.needs_input_grad[0] else None  # (N, I)
+        d_weight = grad.t() @ x if ctx.needs_input_grad[1] else None  # (G, I)
+        return dx, d_weight
+
+
 class LSTMSequence(torch.autograd.Function):
     """``(outputs (T, B, H), h_T (B, H), c_T (B, H))`` of an LSTM over pre-projected gates.
 
-    Inputs: ``gx: (T, B, 4H)`` (input projection plus every bias that does not go through a layer
-    norm), ``h0, c0: (B, H)``, ``weight_hh: (4H, H)``, ``mask: (B, H)`` or ``None`` (multiplies
+    Inputs: ``gx: (T, B, 4H)`` (input projection; for the layer-norm cell plus every bias that
+    does not go through a layer norm), ``bias: (4H,)`` or ``None`` (the plain cell's ``b_ih + b_hh``,
+    added to ``gx`` inside: the whole-sequence C call adds it as it reads each row),
+    ``h0, c0: (B, H)``, ``weight_hh: (4H, H)``, ``mask: (B, H)`` or ``None`` (multiplies
     ``h_{t-1}`` in the recurrent product), ``valid: (T, B, 1)`` float 0/1 or ``None`` (state frozen
     and output zero where 0), and for the layer-norm cell ``ln_hh_weight: (4H,)``,
     ``ln_c_weight: (H,)``, ``ln_c_bias: (H,)`` or ``None`` (``ln_hh``'s shift is in ``gx``), ``eps``.
     """
 
     @staticmethod
-    def forward(ctx, gx, h0, c0, weight_hh, mask, valid, ln_hh_weight, ln_c_weight, ln_c_bias, eps):
+    def forward(ctx, gx, bias, h0, c0, weight_hh, mask, valid, ln_hh_weight, ln_c_weight, ln_c_bias, eps):
         T, B, G = gx.shape
         H = G // 4
         layer_norm = ln_hh_weight is not None
@@ -68,9 +91,12 @@ class LSTMSequence(torch.autograd.Function):
         whole = use_c and not layer_norm and native.sgemm() is not None  # the whole sequence in one C call
         if whole:  # (the layer-norm cell's whole-sequence path is LayerNormLSTMSequence)
             weight_hh, work = weight_hh.contiguous(), new(B * (G + H) + threads * G)
-            args = (gx, weight_hh, mask, valid, None, None, None, hs, cs, acts, tcs, outs, c_news, *(None,) * 8, work)
+            args = (gx, weight_hh, mask, valid, None, None, None, hs, cs, acts, tcs, outs, c_news, *(None,) * 5)
+            args += (bias, None, None, work)  # bias in b_ih's place: the plain cell adds it to each row
             lib.lstm_sequence_forward(threads, native.sgemm(), T, B, H, 0.0, *map(native.ptr, args))
-        elif use_c and not layer_norm:
+        elif bias is not None:
+            gx = gx + bias  # (T, B, 4H)
+        if use_c and not layer_norm and not whole:
             gates = new(B, G)  # gx + W_hh h of this step
         for t in range(0 if whole else T):
             h_rec = hs[t] if mask is None else hs[t] * mask  # (B, H)
@@ -112,73 +138,83 @@ class LSTMSequence(torch.autograd.Function):
         if layer_norm:  # r, r_hat: (T, B, 4H); c: (T, B, H); statistics (T, B, 1)
             saved += [r_hats, c_news, stats, ln_hh_weight, ln_c_weight, ln_c_bias, c_hats]
         ctx.save_for_backward(*saved)
-        ctx.layer_norm, ctx.use_c, ctx.whole = layer_norm, use_c, whole
+        ctx.layer_norm, ctx.use_c, ctx.whole, ctx.has_bias = layer_norm, use_c, whole, bias is not None
         return outs, hs[T].clone(), cs[T].clone()
 
     @staticmethod
     def backward(ctx, d_out, d_hT, d_cT):
         if ctx.whole:
-            return _backward_sequence_c(ctx, d_out, d_hT, d_cT)
-        if ctx.use_c:
+            grads = _backward_sequence_c(ctx, d_out, d_hT, d_cT)
+        elif ctx.use_c:
             backward_c = _backward_layer_norm_c if ctx.layer_norm else _backward_plain_c
-            return backward_c(ctx, d_out, d_hT, d_cT)
-        hs, cs, acts, tcs, weight_hh, mask, valid, *ln = ctx.saved_tensors
-        T, B, G = acts.shape
-        H = G // 4
+            grads = backward_c(ctx, d_out, d_hT, d_cT)
+        else:
+            grads = _backward_torch(ctx, d_out, d_hT, d_cT)
+        d_gates = grads[0]  # (T, B, 4H)
+        d_bias = d_gates.reshape(-1, d_gates.shape[-1]).sum(0) if ctx.has_bias else None
+        return grads[0], d_bias, *grads[1:]
+
+
+def _backward_torch(ctx, d_out: Tensor, d_hT: Tensor, d_cT: Tensor) -> tuple:
+    """:meth:`LSTMSequence.backward` in torch code (any dtype or device): the grads of ``gx`` and
+    every input after ``bias``."""
+    hs, cs, acts, tcs, weight_hh, mask, valid, *ln = ctx.saved_tensors
+    T, B, G = acts.shape
+    H = G // 4
+    if ctx.layer_norm:
+        r_hats, c_news, stats, ln_hh_weight, ln_c_weight, ln_c_bias, _ = ln
+        zero_mean, unit_rstd = d_out.new_zeros(B, 1), d_out.new_ones(B, 1)
+        d_recs = d_out.new_empty(T, B, G)  # grads of W_hh h
+        d_ln_hh_weight, d_ln_c_weight, d_ln_c_bias = d_out.new_zeros(G), d_out.new_zeros(H), d_out.new_zeros(H)
+    d_gates = d_out.new_empty(T, B, G)  # grads of the gate pre-activations (= of gx)
+    d_act = d_out.new_empty(B, G)
+    dh_next, dc_next = d_hT.clone(), d_cT.clone()  # grads of the carried h_t, c_t
+    for t in reversed(range(T)):
+        dh = d_out[t] + dh_next  # (B, H): grad of h_new
+        dc = dc_next
+        if valid is not None:
+            keep = 1.0 - valid[t]
+            dh_keep, dc_keep = dh_next * keep, dc_next * keep
+            dh, dc = dh * valid[t], dc * valid[t]
+        i, f, g, o = acts[t].chunk(4, dim=1)
         if ctx.layer_norm:
-            r_hats, c_news, stats, ln_hh_weight, ln_c_weight, ln_c_bias, _ = ln
-            zero_mean, unit_rstd = d_out.new_zeros(B, 1), d_out.new_ones(B, 1)
-            d_recs = d_out.new_empty(T, B, G)  # grads of W_hh h
-            d_ln_hh_weight, d_ln_c_weight, d_ln_c_bias = d_out.new_zeros(G), d_out.new_zeros(H), d_out.new_zeros(H)
-        d_gates = d_out.new_empty(T, B, G)  # grads of the gate pre-activations (= of gx)
-        d_act = d_out.new_empty(B, G)
-        dh_next, dc_next = d_hT.clone(), d_cT.clone()  # grads of the carried h_t, c_t
-        for t in reversed(range(T)):
-            dh = d_out[t] + dh_next  # (B, H): grad of h_new
-            dc = dc_next
-            if valid is not None:
-                keep = 1.0 - valid[t]
-                dh_keep, dc_keep = dh_next * keep, dc_next * keep
-                dh, dc = dh * valid[t], dc * valid[t]
-            i, f, g, o = acts[t].chunk(4, dim=1)
-            if ctx.layer_norm:
-                d_cnorm = _aten.tanh_backward(dh * o, tcs[t])  # (B, H): grad of LN_c's output
-                d_tc = _aten.native_layer_norm_backward(
-                    d_cnorm, c_news[t], (H,), stats[2, t], stats[3, t], ln_c_weight, ln_c_bias, (True, False, False)
-                )[0]
-                c_hat = (c_news[t] - stats[2, t]).mul_(stats[3, t])  # (B, H)
-                d_ln_c_weight += (d_cnorm * c_hat).sum(0)
-                d_ln_c_bias += d_cnorm.sum(0)
-            else:
-                d_tc = _aten.tanh_backward(dh * o, tcs[t])  # grad through tanh of c
-            dc = dc + d_tc  # (B, H): grad of c_t
-            torch.mul(dc, g, out=d_act[:, :H])
-            torch.mul(dc, cs[t], out=d_act[:, H : 2 * H])
-            torch.mul(dc, i, out=d_act[:, 2 * H : 3 * H])
-            torch.mul(dh, tcs[t], out=d_act[:, 3 * H :])
-            _aten.sigmoid_backward(d_act, acts[t], grad_input=d_gates[t])
-            _aten.tanh_backward(d_act[:, 2 * H : 3 * H], g, grad_input=d_gates[t, :, 2 * H : 3 * H])
-            d_rec = d_gates[t]
-            if ctx.layer_norm:  # LN backward from the normalized value: mean 0, rstd 1, then times rstd
-                d_rec = _aten.native_layer_norm_backward(
-                    d_rec, r_hats[t], (G,), zero_mean, unit_rstd, ln_hh_weight, None, (True, False, False)
-                )[0]
-                d_rec = torch.mul(d_rec, stats[1, t], out=d_recs[t])
-                d_ln_hh_weight += (d_gates[t] * r_hats[t]).sum(0)
-            dh_next = d_rec @ weight_hh  # (B, H)
-            if mask is not None:
-                dh_next.mul_(mask)
-            dc_next = dc * f
-            if valid is not None:
-                dh_next += dh_keep
-                dc_next += dc_keep
-        h_rec = hs[:T] if mask is None else hs[:T] * mask  # (T, B, H)
-        d_rec_all = d_recs if ctx.layer_norm else d_gates  # (T, B, 4H): grads of W_hh h
-        d_weight_hh = d_rec_all.reshape(T * B, G).t() @ h_rec.reshape(T * B, H)  # (4H, H): one GEMM
-        grads = [d_gates, dh_next, dc_next, d_weight_hh, None, None, None, None, None, None]
-        if ctx.layer_norm:
-            grads[6:9] = d_ln_hh_weight, d_ln_c_weight, d_ln_c_bias if ln_c_bias is not None else None
-        return tuple(grads)
+            d_cnorm = _aten.tanh_backward(dh * o, tcs[t])  # (B, H): grad of LN_c's output
+            d_tc = _aten.native_layer_norm_backward(
+                d_cnorm, c_news[t], (H,), stats[2, t], stats[3, t], ln_c_weight, ln_c_bias, (True, False, False)
+            )[0]
+            c_hat = (c_news[t] - stats[2, t]).mul_(stats[3, t])  # (B, H)
+            d_ln_c_weight += (d_cnorm * c_hat).sum(0)
+            d_ln_c_bias += d_cnorm.sum(0)
+        else:
+            d_tc = _aten.tanh_backward(dh * o, tcs[t])  # grad through tanh of c
+        dc = dc + d_tc  # (B, H): grad of c_t
+        torch.mul(dc, g, out=d_act[:, :H])
+        torch.mul(dc, cs[t], out=d_act[:, H : 2 * H])
+        torch.mul(dc, i, out=d_act[:, 2 * H : 3 * H])
+        torch.mul(dh, tcs[t], out=d_act[:, 3 * H :])
+        _aten.sigmoid_backward(d_act, acts[t], grad_input=d_gates[t])
+        _aten.tanh_backward(d_act[:, 2 * H : 3 * H], g, grad_input=d_gates[t, :, 2 * H : 3 * H])
+        d_rec = d_gates[t]
+        if ctx.layer_norm:  # LN backward from the normalized value: mean 0, rstd 1, then times rstd
+            d_rec = _aten.native_layer_norm_backward(
+                d_rec, r_hats[t], (G,), zero_mean, unit_rstd, ln_hh_weight, None, (True, False, False)
+            )[0]
+            d_rec = torch.mul(d_rec, stats[1, t], out=d_recs[t])
+            d_ln_hh_weight += (d_gates[t] * r_hats[t]).sum(0)
+        dh_next = d_rec @ weight_hh  # (B, H)
+        if mask is not None:
+            dh_next.mul_(mask)
+        dc_next = dc * f
+        if valid is not None:
+            dh_next += dh_keep
+            dc_next += dc_keep
+    h_rec = hs[:T] if mask is None else hs[:T] * mask  # (T, B, H)
+    d_rec_all = d_recs if ctx.layer_norm else d_gates  # (T, B, 4H): grads of W_hh h
+    d_weight_hh = d_rec_all.reshape(T * B, G).t() @ h_rec.reshape(T * B, H)  # (4H, H): one GEMM
+    grads = [d_gates, dh_next, dc_next, d_weight_hh, None, None, None, None, None, None]
+    if ctx.layer_norm:
+        grads[6:9] = d_ln_hh_weight, d_ln_c_weight, d_ln_c_bias if ln_c_bias is not None else None
+    return tuple(grads)
 
 
 def _state_buffers(new, h0: Tensor, c0: Tensor, T: int, valid: Tensor | None) -> tuple[Tensor, ...]:
@@ -415,9 +451,10 @@ def lstm_scan(
     valid = None
     if lengths is not None and int(lengths.min()) < T:
         valid = (torch.arange(T, device=x.device).unsqueeze(1) < lengths.unsqueeze(0)).to(x.dtype).unsqueeze(-1)
-    x_tm = x.transpose(0, 1)  # (T, B, I)
+    x_rows = x.transpose(0, 1).reshape(T * B, -1)  # (T * B, I), time-major
+    G = cell.weight_ih.shape[0]
     if isinstance(cell, LayerNormLSTMCell):
-        gates = F.linear(x_tm, cell.weight_ih).contiguous()  # (T, B, 4H)
+        gates = InputProjection.apply(x_rows, cell.weight_ih).view(T, B, G)  # (T, B, 4H): W_ih x
         bias = None if cell.bias_ih is None else cell.bias_ih + cell.bias_hh  # LN_hh's shift folded in here
         if native.usable(gates, weight_hh) and native.sgemm() is not None:  # all of it in whole-sequence C calls
             ln_cell = (cell.ln_hh_weight, cell.ln_c_weight, cell.ln_c_bias, cell.eps)
@@ -425,12 +462,12 @@ def lstm_scan(
             out, h_n, c_n = LayerNormLSTMSequence.apply(*args)
             return _batch_major(out, lengths, reverse), (h_n, c_n)
         gx = _layer_norm(gates, cell.ln_ih_weight, bias, cell.eps)  # LN_ih(W_ih x) + b_ih + b_hh
-        ln = (cell.ln_hh_weight, cell.ln_c_weight, cell.ln_c_bias, cell.eps)
+        bias, ln = None, (cell.ln_hh_weight, cell.ln_c_weight, cell.ln_c_bias, cell.eps)  # bias now in gx
     else:
-        bias = None if cell.bias_ih is None else cell.bias_ih + cell.bias_hh
-        gx = F.linear(x_tm, cell.weight_ih, bias)  # (T, B, 4H)
+        bias = None if cell.bias_ih is None else cell.bias_ih + cell.bias_hh  # (4H,): added inside LSTMSequence
+        gx = InputProjection.apply(x_rows, cell.weight_ih).view(T, B, G)  # (T, B, 4H): W_ih x
         ln = (None, None, None, 0.0)
-    out, h_n, c_n = LSTMSequence.apply(gx.contiguous(), h0, c0, weight_hh, mask, valid, *ln)
+    out, h_n, c_n = LSTMSequence.apply(gx, bias, h0, c0, weight_hh, mask, valid, *ln)
     return _batch_major(out, lengths, reverse), (h_n, c_n)
 
 
