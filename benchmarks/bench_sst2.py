@@ -27,6 +27,12 @@ a bidirectional language model on ``train.tsv``'s own text (``rnnkit classify tr
 is never pretrained. Each run's wall time counts both, and is checked against
 ``--max-run-minutes``.
 
+``--word-dropout P`` (replace training tokens by ``<unk>``), ``--embed-lr-scale S`` (the
+embedding's learning rate is ``S`` times ``--lr``) and ``--average ema|swa`` (evaluate and report
+one model whose weights are an average of the run's iterates) apply to every model but
+``bilstm_plain``, the BiLSTM without them (and without pretraining), kept as the baseline row.
+With ``--average``, each run also records the accuracy of its final *un*-averaged weights.
+
 Tuning without looking at dev: ``--holdout N`` sets aside N of the training split's longest
 phrases (full sentences, like dev's) together with every training phrase inside one of them, trains
 on the rest and reports accuracy on those N instead of dev (write it under another ``--name``).
@@ -66,6 +72,9 @@ MODELS = {
 }
 # The BiLSTM once more, never pretrained: with --pretrain-lm-epochs, what the pretraining adds, in the same run.
 MODELS["bilstm_no_lm"] = MODELS["bilstm"]
+# The BiLSTM without --word-dropout / --average (and never pretrained): what those add, in the same run.
+MODELS["bilstm_plain"] = MODELS["bilstm"]
+PLAIN = ("bilstm_plain",)  # the models --word-dropout and --average do not apply to
 PRETRAINED = ("bilstm", "bigru")  # the models --pretrain-lm-epochs applies to (bow has no encoder)
 CALIBRATION_STEPS = 40
 HOLDOUT_SEED = 1234
@@ -89,6 +98,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument(
+        "--schedule", choices=("cosine", "constant", "linear"), default="cosine", help="lr after a 200-step warmup"
+    )
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core CPU)")
     p.add_argument(
         "--pretrain-lm-epochs", type=int, default=0, help="biLM pretraining epochs of bilstm/bigru (0: none)"
@@ -100,6 +112,13 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--pretrain-lm-lr", type=float, default=5e-3, help="pretraining peak learning rate")
     p.add_argument("--pretrain-lm-batch-size", type=int, default=16, help="pretraining texts per step")
     p.add_argument("--pretrain-lm-dropout", type=float, default=0.5, help="dropout before the LM softmax")
+    p.add_argument("--word-dropout", type=float, default=0.0, help="replace training tokens by <unk> with this p")
+    p.add_argument("--embed-lr-scale", type=float, default=1.0, help="embedding lr = --lr times this")
+    p.add_argument("--average", choices=("none", "ema", "swa"), default="none", help="evaluate averaged weights")
+    p.add_argument("--average-decay", type=float, default=0.999, help="--average ema: decay per step")
+    p.add_argument(
+        "--average-start", type=float, default=None, help="fraction of steps before averaging (default ema 0, swa 0.5)"
+    )
     p.add_argument("--max-run-minutes", type=float, default=30.0, help="the issue's limit on one run's wall time")
     p.add_argument(
         "--holdout", type=int, default=0, help="report on N held-out training sentences instead of dev (tuning)"
@@ -179,15 +198,35 @@ def steps_for_budget(args: argparse.Namespace, model: ModelConfig, minutes: floa
     return max(CALIBRATION_STEPS, int(0.95 * minutes * 60 / per_step)), per_step
 
 
+def model_config(args: argparse.Namespace, name: str) -> ModelConfig:
+    """``MODELS[name]`` with the word dropout and weight averaging of the command line (not for
+    the plain baseline rows)."""
+    if name in PLAIN:
+        return MODELS[name]
+    return replace(
+        MODELS[name],
+        word_dropout=args.word_dropout,
+        embed_lr_scale=args.embed_lr_scale,
+        average=args.average,
+        average_decay=args.average_decay,
+        average_start=args.average_start,
+    )
+
+
 def run_one(args: argparse.Namespace, name: str, seed: int, steps: int | None, scratch: Path) -> dict:
     """Train one model with one seed for ``steps`` steps (or ``args.epochs`` epochs when ``steps``
-    is None); dev accuracy of the final model."""
-    config = base_config(args, MODELS[name], seed, scratch / f"{name}-seed{seed}", pretrained=name in PRETRAINED)
+    is None); dev accuracy of the final model (its averaged weights with ``--average``)."""
+    model = model_config(args, name)
+    config = base_config(args, model, seed, scratch / f"{name}-seed{seed}", pretrained=name in PRETRAINED)
     if steps is None:
-        config.train = replace(config.train, steps=None, epochs=args.epochs, schedule="cosine", warmup=200)
+        config.train = replace(config.train, steps=None, epochs=args.epochs, schedule=args.schedule, warmup=200)
     else:
         config.train = replace(
-            config.train, steps=steps, schedule="cosine", warmup=min(200, steps // 10), eval_every=max(1, steps // 8)
+            config.train,
+            steps=steps,
+            schedule=args.schedule,
+            warmup=min(200, steps // 10),
+            eval_every=max(1, steps // 8),
         )
     started = time.monotonic()
     result = classify.train(config)
@@ -197,6 +236,10 @@ def run_one(args: argparse.Namespace, name: str, seed: int, steps: int | None, s
     split = split_name(args)
     dev = read_table(config.data.val, config.data.val_text_column, "label")
     final = Classifier.load(result.run_dir, which="last").evaluate(dev)
+    raw = {}
+    if model.average != "none":  # the same run's final weights without the averaging
+        raw_final = Classifier.load(result.run_dir, which="last", averaged=False).evaluate(dev)
+        raw = {f"{split}_accuracy_raw_weights": raw_final["accuracy"]}
     train_rows = len(Path(config.data.train).read_text(encoding="utf-8").splitlines()) - 1
     train_rows = min(train_rows, args.max_train_examples or train_rows)
     row = {
@@ -207,6 +250,7 @@ def run_one(args: argparse.Namespace, name: str, seed: int, steps: int | None, s
         "wall_seconds": round(wall, 1),
         f"{split}_accuracy": final["accuracy"],
         f"{split}_macro_f1": final["macro_f1"],
+        **raw,
         f"best_{split}_accuracy_selected_on_{split}": result.best_metric,
         **pretraining_figures(result.run_dir, wall, result.wall_seconds),
         "within_max_run_minutes": wall <= args.max_run_minutes * 60,
@@ -214,7 +258,7 @@ def run_one(args: argparse.Namespace, name: str, seed: int, steps: int | None, s
     accuracy = final["accuracy"]
     print(
         f"{name} seed {seed}: {result.steps} steps ({row['epochs']} epochs), {wall:.0f} s all in: "
-        f"{split} accuracy {accuracy:.4f}",
+        f"{split} accuracy {accuracy:.4f}" + (f" (raw weights {raw_final['accuracy']:.4f})" if raw else ""),
         flush=True,
     )
     return row
@@ -240,7 +284,10 @@ def pretraining_figures(run_dir: Path, wall: float, finetune_seconds: float) -> 
 def summary(rows: list[dict], name: str, split: str = "dev") -> dict[str, float]:
     accuracies = [r[f"{split}_accuracy"] for r in rows if r["model"] == name]
     walls = [r["wall_seconds"] for r in rows if r["model"] == name]
+    key = f"{split}_accuracy_raw_weights"
+    raw = [r[key] for r in rows if r["model"] == name and key in r]
     return {
+        **({f"{name}_{split}_accuracy_raw_weights_mean": statistics.mean(raw)} if raw else {}),
         f"{name}_{split}_accuracy_mean": statistics.mean(accuracies),
         f"{name}_{split}_accuracy_std": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
         f"{name}_{split}_accuracy_min": min(accuracies),
@@ -274,7 +321,8 @@ def main() -> None:
     metrics = summary(rows, args.models[0], split)
     reference = {k: v for name in args.models[1:] for k, v in summary(rows, name, split).items()}
     if args.epochs is not None:
-        budget = f"Budget per run: {args.epochs} epochs (cosine schedule to the end); see runs[].wall_seconds. "
+        shape = "cosine schedule to the end" if args.schedule == "cosine" else f"{args.schedule} learning rate"
+        budget = f"Budget per run: {args.epochs} epochs ({shape}); see runs[].wall_seconds. "
         if args.pretrain_lm_epochs:
             budget += (
                 f"{', '.join(n for n in PRETRAINED if n in args.models)} first pretrained as a bidirectional LM "
@@ -285,6 +333,18 @@ def main() -> None:
     else:
         minutes = ", ".join(f"{n} {c['budget_minutes']} min" for n, c in calibration.items())
         budget = f"Time budget per run: {minutes}; steps per run from a {CALIBRATION_STEPS}-step calibration. "
+    if args.word_dropout or args.average != "none" or args.embed_lr_scale != 1.0:
+        budget += (
+            f"All models but {', '.join(PLAIN)}: word dropout {args.word_dropout}, embedding lr x "
+            f"{args.embed_lr_scale}, weight averaging {args.average}"
+            + (f" (decay {args.average_decay})" if args.average == "ema" else "")
+            + (
+                f" from {model_config(args, 'bilstm').average_start_fraction():.0%} of the steps on; "
+                "the accuracy is the averaged model's (one model, not an ensemble); "
+                if args.average != "none"
+                else "; "
+            )
+        )
     load = f"load average {load_before[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
     notes = (
         budget + f"{args.threads} torch thread(s); measured while "
@@ -308,14 +368,14 @@ def main() -> None:
         extra={
             "runs": rows,
             "calibration": calibration,
-            "models": {name: asdict(MODELS[name]) for name in args.models},
+            "models": {name: asdict(model_config(args, name)) for name in args.models},
             "training": {
                 "min_freq": args.min_freq,
                 "batch_size": args.batch_size,
                 "lr": args.lr,
                 "weight_decay": args.weight_decay,
                 "optimizer": "adamw",
-                "schedule": "cosine",
+                "schedule": args.schedule,
                 "clip_norm": 5.0,
                 "threads": args.threads,
             },

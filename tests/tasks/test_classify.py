@@ -21,6 +21,7 @@ from rnnkit.tasks import classify
 from rnnkit.tasks.classify import Classifier, Config, DataConfig, ModelConfig, TextClassifier
 from rnnkit.tasks.classify_pretrain import PretrainConfig, copy_pretrained, pretraining_sequences
 from rnnkit.train import TrainConfig, load_run
+from rnnkit.train.checkpoint import load_train_state
 
 POSITIVE = ["good", "great", "fine", "nice"]
 NEGATIVE = ["bad", "awful", "poor", "dull"]
@@ -389,6 +390,77 @@ def test_cli_pretrain_lm_flags_are_saved_and_shown_in_help(tmp_path, capsys) -> 
     ],
 )
 def test_bad_pretrain_options_fail_with_one_line_and_write_nothing(tmp_path, capsys, options, pattern) -> None:
+    train = write_tsv(tmp_path / "t.tsv", [("good", "1"), ("bad", "0")])
+    argv = ["classify", "train", "--train", str(train), *options, "--run-dir", str(tmp_path / "r")]
+    _fails_cleanly(argv, capsys, pattern)
+    assert not (tmp_path / "r").exists()
+
+
+# ===================================================================== word dropout, weight averaging
+def test_word_dropout_replaces_tokens_by_unk_in_training_only() -> None:
+    torch.manual_seed(0)
+    model = TextClassifier(50, 2, ModelConfig(embed_dim=8, hidden_size=8, word_dropout=0.5, embed_dropout=0.0))
+    seen = []
+    model.embed.register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()))
+    tokens = torch.randint(2, 50, (8, 40))
+    tokens[:, 30:] = 0  # padding
+    lengths = torch.full((8,), 30)
+    model.train()(tokens, lengths)
+    model.eval()(tokens, lengths)
+    trained, evaluated = seen
+    dropped = trained[:, :30] == TextClassifier.unk_id
+    assert 0.4 < dropped.float().mean() < 0.6
+    assert torch.equal(trained[~(trained == TextClassifier.unk_id)], tokens[~(trained == TextClassifier.unk_id)])
+    assert (trained[:, 30:] == 0).all() and torch.equal(evaluated, tokens)
+
+
+def test_ema_run_evaluates_saves_and_loads_the_averaged_weights(tmp_path) -> None:
+    config = tiny_config(tmp_path)
+    config.model = replace(config.model, average="ema", average_decay=0.9, word_dropout=0.1)
+    config.train = replace(config.train, epochs=2)
+    run = classify.train(config, runs_root=tmp_path / "runs").run_dir
+    saved = json.loads((run / "config.json").read_text())["model"]
+    assert (saved["average"], saved["average_decay"], saved["word_dropout"]) == ("ema", 0.9, 0.1)
+    averaged, raw = Classifier.load(run, "last"), Classifier.load(run, "last", averaged=False)
+    assert int(raw.model.average.updates) == int(raw.model.average.steps) == 2 * 13  # 400 sentences / 32
+    assert torch.equal(averaged.model.head.weight, raw.model.average.head__weight)
+    assert not torch.allclose(averaged.model.head.weight, raw.model.head.weight)
+    val = read_table(config.data.val, "sentence", "label")
+    assert _evals(run)[-1]["val_accuracy"] == pytest.approx(averaged.evaluate(val)["accuracy"])
+
+
+def test_swa_starts_at_the_configured_fraction_of_the_steps(tmp_path) -> None:
+    config = tiny_config(tmp_path)
+    config.model = replace(config.model, average="swa")  # default start: half of the steps
+    config.train = replace(config.train, epochs=2)
+    run = classify.train(config, runs_root=tmp_path / "runs").run_dir
+    average = Classifier.load(run, "last", averaged=False).model.average
+    assert (int(average.steps), int(average.updates)) == (26, 13)
+
+
+def test_embed_lr_scale_gives_the_embedding_its_own_learning_rate(tmp_path, capsys) -> None:
+    train = write_tsv(tmp_path / "train.tsv", order_sentences(64, seed=5))
+    run = tmp_path / "run"
+    argv = ["classify", "train", "--train", str(train), "--embed-dim", "8", "--hidden-size", "8", "--epochs", "1"]
+    argv += ["--lr", "0.01", "--embed-lr-scale", "0.1", "--batch-size", "16", "--run-dir", str(run), "--quiet"]
+    assert main(argv) == 0
+    assert json.loads((run / "config.json").read_text())["model"]["embed_lr_scale"] == 0.1
+    groups = load_train_state(run / "checkpoints" / "last")["optimizer"]["param_groups"]
+    assert [g["initial_lr"] for g in groups] == pytest.approx([0.01, 0.001])
+    assert len(groups[1]["params"]) == 1 and len(groups[0]["params"]) > 1  # the embedding alone
+
+
+@pytest.mark.parametrize(
+    ("options", "pattern"),
+    [
+        (["--word-dropout", "1.0"], r"word_dropout: expected a probability in \[0, 1\), got 1\.0"),
+        (["--word-dropout", "0.1", "--vocab", "subword"], r"word_dropout: needs the word vocabulary's <unk>"),
+        (["--average-decay", "1.0", "--average", "ema"], r"average_decay: expected a number in \[0, 1\), got 1\.0"),
+        (["--average-start", "1.5", "--average", "swa"], r"average_start: expected a fraction in \[0, 1\)"),
+        (["--embed-lr-scale", "0"], r"embed_lr_scale: expected a number > 0, got 0\.0"),
+    ],
+)
+def test_bad_averaging_or_word_dropout_options_fail_with_one_line(tmp_path, capsys, options, pattern) -> None:
     train = write_tsv(tmp_path / "t.tsv", [("good", "1"), ("bad", "0")])
     argv = ["classify", "train", "--train", str(train), *options, "--run-dir", str(tmp_path / "r")]
     _fails_cleanly(argv, capsys, pattern)

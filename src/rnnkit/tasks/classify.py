@@ -40,7 +40,9 @@ Shape legend: ``B`` batch, ``T`` time steps (tokens), ``E`` embedding size, ``H`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -79,9 +81,11 @@ from rnnkit.train import (
     load_run,
     seed_everything,
 )
+from rnnkit.train.averaging import AVERAGES, WeightAverage
 
 CELLS = ("lstm", "gru", "rnn", "bow")
 VOCABS = ("word", "subword")
+AVERAGE_CHOICES = ("none", *AVERAGES)
 
 
 # ===================================================================== configuration
@@ -127,6 +131,11 @@ class ModelConfig:
     embed_dropout: float = 0.1  # drop whole word types from the embedding (Gal & Ghahramani 2016)
     recurrent_dropout: float = 0.0  # dropout on the recurrent state, the same mask at every step
     dropout: float = 0.5  # between recurrent layers and before the classifier
+    word_dropout: float = 0.0  # in training, replace each input token by <unk> with this probability
+    average: str = "none"  # none | ema | swa: evaluate and keep an average of the training weights
+    average_decay: float = 0.999  # ema: the moving average's decay per optimizer step
+    average_start: float | None = None  # fraction of the steps before averaging starts (None: ema 0, swa 0.5)
+    embed_lr_scale: float = 1.0  # the embedding's learning rate is the run's lr times this
 
     def validate(self) -> None:
         if self.cell not in CELLS:
@@ -136,9 +145,23 @@ class ModelConfig:
         for name in ("embed_dim", "hidden_size", "num_layers", "attention_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: expected an integer >= 1, got {getattr(self, name)!r}")
-        for name in ("embed_dropout", "recurrent_dropout", "dropout"):
+        for name in ("embed_dropout", "recurrent_dropout", "dropout", "word_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"{name}: expected a probability in [0, 1), got {getattr(self, name)!r}")
+        if self.average not in AVERAGE_CHOICES:
+            raise ConfigError(f"average: expected one of {list(AVERAGE_CHOICES)}, got {self.average!r}")
+        if not 0.0 <= self.average_decay < 1.0:
+            raise ConfigError(f"average_decay: expected a number in [0, 1), got {self.average_decay!r}")
+        if not self.embed_lr_scale > 0.0:
+            raise ConfigError(f"embed_lr_scale: expected a number > 0, got {self.embed_lr_scale!r}")
+        if self.average_start is not None and not 0.0 <= self.average_start < 1.0:
+            raise ConfigError(f"average_start: expected a fraction in [0, 1) or None, got {self.average_start!r}")
+
+    def average_start_fraction(self) -> float:
+        """The fraction of the training steps taken before the first averaging update."""
+        if self.average_start is not None:
+            return self.average_start
+        return 0.5 if self.average == "swa" else 0.0
 
 
 def default_train_config() -> TrainConfig:
@@ -162,6 +185,10 @@ class Config:
         self.model.validate()
         self.train.validate()
         self.pretrain.validate(self.model)
+        if self.model.word_dropout and self.data.vocab != "word":
+            raise ConfigError(
+                f"word_dropout: needs the word vocabulary's <unk> (vocab 'word'), found vocab {self.data.vocab!r}"
+            )
 
 
 # ===================================================================== text and labels → ids
@@ -313,9 +340,18 @@ class TextClassifier(nn.Module):
     With ``cell="bow"`` the encoder is the mean of the embeddings followed by a hidden
     ``Linear(E, H)`` + ReLU: a bag-of-words MLP that cannot see word order.
 
+    In training, ``word_dropout`` replaces each (non-padding) token by ``<unk>`` (id 1) with that
+    probability (Iyyer et al. 2015), unlike ``embed_dropout``, which zeroes every occurrence of a
+    word type. With ``average`` other than ``"none"`` the model carries a
+    :class:`~rnnkit.train.averaging.WeightAverage` of its parameters (``model.average``, in its
+    ``state_dict``); :func:`train` updates it after each optimizer step, and
+    :meth:`Classifier.load` puts the averaged weights in place.
+
     Call: ``model(tokens, lengths)`` with ``tokens: (B, T)`` (``0`` = padding) and
     ``lengths: (B,)`` → logits ``(B, C)``. Steps past a sentence's length never affect its logits.
     """
+
+    unk_id = WordVocab.unk_id
 
     def __init__(self, vocab_size: int, num_classes: int, config: ModelConfig) -> None:
         super().__init__()
@@ -327,8 +363,14 @@ class TextClassifier(nn.Module):
         self.pool = None if config.cell == "bow" else Pooling(config.pool, features, config.attention_size)
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(features, num_classes)
+        self.average = None
+        if config.average != "none":  # last: it averages every parameter above
+            self.average = WeightAverage(self, config.average, config.average_decay)
 
     def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
+        if self.training and self.config.word_dropout > 0.0:
+            drop = (torch.rand(tokens.shape, device=tokens.device) < self.config.word_dropout) & (tokens != 0)
+            tokens = tokens.masked_fill(drop, self.unk_id)  # (B, T)
         x = self.embed(tokens)  # (B, T, E)
         if self.pool is None:
             mask = valid_mask(lengths, tokens.shape[1]).unsqueeze(-1)  # (B, T, 1)
@@ -498,9 +540,12 @@ class Classifier:
         self.data = data
 
     @classmethod
-    def load(cls, run_dir: str | os.PathLike, which: str = "best", device: str = "cpu") -> Classifier:
+    def load(
+        cls, run_dir: str | os.PathLike, which: str = "best", device: str = "cpu", averaged: bool = True
+    ) -> Classifier:
         """Load a run folder: ``config.json``, the vocabulary, ``labels.json`` and the weights of
-        checkpoint ``which`` (``best``, falling back to ``last`` when the run never evaluated)."""
+        checkpoint ``which`` (``best``, falling back to ``last`` when the run never evaluated).
+        A run trained with ``average`` gets its averaged weights, unless ``averaged=False``."""
         run = Path(run_dir)
         if not run.is_dir():
             raise CheckpointError(f"{run}: no such run folder; expected a `rnnkit classify train` run")
@@ -516,6 +561,8 @@ class Classifier:
             model.load_state_dict(state_dict)
         except RuntimeError as e:
             raise CheckpointError(f"{run}: the weights do not fit the saved model config ({e})") from None
+        if averaged and model.average is not None:
+            model.average.copy_to(model)
         return cls(model.to(device), encoder, labels, data)
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
@@ -649,8 +696,10 @@ def train(config: Config, *, runs_root: str | os.PathLike = "runs") -> FitResult
         bucket_factor=50 if config.data.bucket else 0,
     )
 
-    def evaluate(trained: nn.Module) -> dict[str, float]:
-        report = evaluate_examples(trained, val_examples, labels)
+    def evaluate(trained: TextClassifier) -> dict[str, float]:
+        averaged = trained.average.applied(trained) if trained.average is not None else contextlib.nullcontext()
+        with averaged:
+            report = evaluate_examples(trained, val_examples, labels)
         return {"loss": report["loss"], "accuracy": report["accuracy"], "macro_f1": report["macro_f1"]}
 
     trainer = Trainer(
@@ -662,6 +711,10 @@ def train(config: Config, *, runs_root: str | os.PathLike = "runs") -> FitResult
         task_config={"data": asdict(config.data), "model": asdict(config.model), "pretrain": asdict(config.pretrain)},
         runs_root=runs_root,
     )
+    if config.model.embed_lr_scale != 1.0:
+        scale_embedding_lr(trainer.optimizer, model.embed.weight, config.model.embed_lr_scale)
+    if model.average is not None:
+        start_averaging(trainer, len(batches))
     if resume is None:
         encoder.save(trainer.run_dir)
         labels.save(trainer.run_dir)
@@ -689,6 +742,23 @@ def train(config: Config, *, runs_root: str | os.PathLike = "runs") -> FitResult
     if trainer.is_main:
         _report_run(result, padding, val_examples, config.data.val)
     return result
+
+
+def scale_embedding_lr(optimizer: torch.optim.Optimizer, weight: nn.Parameter, scale: float) -> None:
+    """Move the embedding ``weight`` into a parameter group of its own whose learning rate is
+    ``scale`` times the others' (before the schedule is built, which then scales both alike)."""
+    for group in optimizer.param_groups:
+        group["params"] = [p for p in group["params"] if p is not weight]
+    optimizer.add_param_group({"params": [weight], "lr": optimizer.param_groups[0]["lr"] * scale})
+
+
+def start_averaging(trainer: Trainer, batches_per_epoch: int) -> None:
+    """Fold the weights into ``trainer.model.average`` after every optimizer step, from the
+    configured fraction of the run's steps on (the average is evaluated and saved with the model)."""
+    cfg, model = trainer.config, trainer.model
+    total = cfg.steps if cfg.steps is not None else math.ceil(cfg.epochs * batches_per_epoch / cfg.accumulate)
+    model.average.start = int(model.config.average_start_fraction() * total)
+    trainer.optimizer.register_step_post_hook(lambda *_: model.average.step(model))
 
 
 def pretrain_classifier(
@@ -832,6 +902,25 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
         "--recurrent-dropout", type=float, default=m.recurrent_dropout, help="dropout on h inside the recurrence"
     )
     g.add_argument("--dropout", type=float, default=m.dropout, help="dropout between layers and before the classifier")
+    g.add_argument(
+        "--word-dropout", type=float, default=m.word_dropout, help="training: replace each token by <unk> with this p"
+    )
+    g.add_argument(
+        "--embed-lr-scale", type=float, default=m.embed_lr_scale, help="embedding learning rate = --lr times this"
+    )
+    g.add_argument(
+        "--average",
+        choices=AVERAGE_CHOICES,
+        default=m.average,
+        help="evaluate and keep an average of the weights: ema (moving average) or swa (mean of every step's)",
+    )
+    g.add_argument("--average-decay", type=float, default=m.average_decay, help="--average ema: decay per step")
+    g.add_argument(
+        "--average-start",
+        type=float,
+        default=m.average_start,
+        help="fraction of the steps before averaging starts (default: ema 0, swa 0.5)",
+    )
 
 
 def _add_pretrain_args(parser: argparse.ArgumentParser) -> None:
