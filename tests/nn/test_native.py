@@ -44,4 +44,3 @@ def test_small_buffers_and_the_switch_leave_allocation_alone(monkeypatch):
     monkeypatch.setattr(native, "_libc", [None])  # RNNKIT_HUGEPAGES=0
     big = native.empty(like, 1 << 20)
     assert big.shape == (1 << 20,)
-

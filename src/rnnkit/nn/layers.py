@@ -221,12 +221,18 @@ class RecurrentLayer(nn.Module):
         Returns ``(outputs: (B, T, H_out), final_state)`` as :func:`rnnkit.nn.scan.scan`.
         """
         cell = self._cells[index]
-        if sequence.supports(cell) and not any(self.zoneout):  # the LSTM family's fast path, same numbers
+        fast = None
+        if not any(self.zoneout):
+            if sequence.supports(cell):
+                fast = sequence.lstm_scan
+            elif sequence.supports_gru(cell, x):
+                fast = sequence.gru_scan
+        if fast is not None:  # the LSTM family's and the GRU's fast paths, same numbers
             weight_hh = F.dropout(cell.weight_hh, self.weight_drop) if self.weight_drop and self.training else None
             mask = None
             if self.recurrent_dropout and self.training:
                 mask = sequence_mask(x.shape[0], cell.output_size, self.recurrent_dropout, x)  # (B, H)
-            return sequence.lstm_scan(cell, x, state, lengths, reverse, weight_hh=weight_hh, mask=mask)
+            return fast(cell, x, state, lengths, reverse, weight_hh=weight_hh, mask=mask)
         if not (self.weight_drop and self.training):
             return scan(self.regularized(cell, x), x, state, lengths, reverse)
         with dropped_weight(cell, "weight_hh", self.weight_drop):

@@ -620,6 +620,120 @@ void lstm_sequence_backward(int threads, sgemm_t sgemm, int t0, int t1, int B, i
         }
 }
 
+/* One row of torch.nn's GRU step: x = W_ih x_t (3H), b_ih (3H), p = W_hh h_{t-1} + b_hh (3H),
+   h = h_{t-1} (H) -> a = r, z, n, W_hn h + b_hn (4H) and o = h_t (H). */
+static inline void gru_forward_row(int H, const float *restrict x, const float *restrict b_ih,
+                                   const float *restrict p, const float *restrict h, float *restrict a,
+                                   float *restrict o) {
+    for (int k = 0; k < 2 * H; k++) a[k] = sigm(x[k] + b_ih[k] + p[k]); /* r, z */
+    for (int j = 0; j < H; j++) {
+        float n = tanh_(x[2 * H + j] + b_ih[2 * H + j] + a[j] * p[2 * H + j]);
+        a[2 * H + j] = n;
+        a[3 * H + j] = p[2 * H + j];
+        o[j] = n + a[H + j] * (h[j] - n); /* (1 - z) n + z h, as torch.lerp(n, h, z) */
+    }
+}
+
+/* torch.nn's GRU over a whole sequence, rows shared out as in lstm_sequence_forward. gx (T, B, G)
+   = W_ih x (G = 3H, gates r, z, n); w (G, H) = W_hh; b_ih, b_hh (G; zeros for a cell without
+   biases); mask (B, H) or NULL multiplies h_{t-1} in the recurrent product only; valid (T, B) or
+   NULL (0: past the sequence's end, state frozen, output zero). hs (T + 1, B, H), hs[0] = h0 on
+   entry; outs (T, B, H), which may be hs + B * H; acts (T, B, 4H): r, z, n and W_hn h + b_hn,
+   what the backward pass needs. work: B * (G + H) floats. */
+void gru_sequence_forward(int threads, sgemm_t sgemm, int T, int B, int H, const float *gx, const float *w,
+                          const float *b_ih, const float *b_hh, const float *mask, const float *valid,
+                          float *hs, float *outs, float *acts, float *work) {
+    int G = 3 * H;
+    PARALLEL_REGION
+    {
+        THREAD_ROWS(B, b0, b1);
+        int rows = b1 - b0;
+        float *pre = work + (size_t)b0 * G;                  /* rows x G: W_hh h_{t-1} */
+        float *hrec = work + (size_t)B * G + (size_t)b0 * H; /* rows x H: h_{t-1} * mask */
+        struct weight_gemm product;                          /* (rows, G) = h_rec (rows, H) @ W_hh^T */
+        weight_gemm_init(&product, sgemm, 'T', G, rows, H, w, H, T);
+        for (int t = 0; t < T && rows > 0; t++) {
+            size_t base = (size_t)t * B + b0;
+            const float *hp = hs + base * H, *src = hp;
+            if (mask) {
+                for (size_t k = 0; k < (size_t)rows * H; k++) hrec[k] = hp[k] * mask[(size_t)b0 * H + k];
+                src = hrec;
+            }
+            weight_gemm_run(&product, rows, src, H, pre, G);
+            for (int r = 0; r < rows; r++) {
+                size_t row = base + r;
+                const float *h = hp + (size_t)r * H;
+                float *p = pre + (size_t)r * G, *o = outs + row * H, *hn = hs + (row + B) * H;
+                for (int k = 0; k < G; k++) p[k] += b_hh[k];
+                gru_forward_row(H, gx + row * G, b_ih, p, h, acts + row * 4 * H, o);
+                if (valid && valid[row] == 0.0f) /* past this sequence's end: frozen state, zero output */
+                    for (int j = 0; j < H; j++) { hn[j] = h[j]; o[j] = 0.0f; }
+                else if (hn != o)
+                    for (int j = 0; j < H; j++) hn[j] = o[j];
+            }
+        }
+        weight_gemm_free(&product);
+    }
+}
+
+/* One row of its backward step: a as the forward row wrote it, h = h_{t-1}, d = grad of h_t
+   (H) -> dx, drc (3H): grads of W_ih x_t + b_ih and of W_hh h_rec + b_hh; dh_prev (H): grad of
+   h_{t-1} through the interpolation (the recurrent product's share is added by the caller). */
+static inline void gru_backward_row(int H, const float *restrict a, const float *restrict h,
+                                    const float *restrict dob, const float *restrict dhb, float *restrict dx,
+                                    float *restrict drc, float *restrict dh_prev) {
+    for (int j = 0; j < H; j++) {
+        float r = a[j], z = a[H + j], n = a[2 * H + j], d = dob[j] + dhb[j];
+        float dn = d * (1.0f - z) * (1.0f - n * n), dz = d * (h[j] - n) * z * (1.0f - z);
+        float dr = dn * a[3 * H + j] * r * (1.0f - r);
+        dx[j] = drc[j] = dr;
+        dx[H + j] = drc[H + j] = dz;
+        dx[2 * H + j] = dn;
+        drc[2 * H + j] = dn * r;
+        dh_prev[j] = d * z;
+    }
+}
+
+/* Its backward pass, steps T - 1 down to 0. dh (B, H): grad of h_T on entry, of h_0 on return;
+   d_out (T, B, H): grads of the outputs; hs, acts as the forward pass wrote them. Writes d_gx
+   (T, B, G), the grads of W_ih x + b_ih, and d_rec (T, B, G), those of W_hh h_rec + b_hh (they
+   differ in the n gate: r multiplies W_hn h + b_hn). work: B * H floats. */
+void gru_sequence_backward(int threads, sgemm_t sgemm, int T, int B, int H, const float *w, const float *mask,
+                           const float *valid, const float *d_out, float *dh, const float *hs, const float *acts,
+                           float *d_gx, float *d_rec, float *work) {
+    int G = 3 * H;
+    PARALLEL_REGION
+    {
+        THREAD_ROWS(B, b0, b1);
+        int rows = b1 - b0;
+        float *tmp = work + (size_t)b0 * H; /* rows x H: d_rec @ W_hh */
+        struct weight_gemm product;         /* (rows, H) = d_rec (rows, G) @ W_hh */
+        weight_gemm_init(&product, sgemm, 'N', H, rows, G, w, H, T);
+        for (int t = T - 1; t >= 0 && rows > 0; t--) {
+            size_t base = (size_t)t * B + b0;
+            for (int r = 0; r < rows; r++) {
+                size_t row = base + r, b = (size_t)b0 + r;
+                float *dx = d_gx + row * G, *drc = d_rec + row * G, *dhb = dh + b * H, *dhp = tmp + (size_t)r * H;
+                if (valid && valid[row] == 0.0f) { /* past the end: the grad passes to the frozen state */
+                    for (int k = 0; k < G; k++) dx[k] = drc[k] = 0.0f;
+                    continue;
+                }
+                gru_backward_row(H, acts + row * 4 * H, hs + row * H, d_out + row * H, dhb, dx, drc, dhp);
+                for (int j = 0; j < H; j++) dhb[j] = dhp[j];
+            }
+            weight_gemm_run(&product, rows, d_rec + base * G, G, tmp, H);
+            for (int r = 0; r < rows; r++) {
+                size_t row = base + r, b = (size_t)b0 + r;
+                if (valid && valid[row] == 0.0f) continue;
+                float *dhb = dh + b * H;
+                const float *m = mask ? mask + b * H : NULL, *tr = tmp + (size_t)r * H;
+                for (int j = 0; j < H; j++) dhb[j] += m ? tr[j] * m[j] : tr[j];
+            }
+        }
+        weight_gemm_free(&product);
+    }
+}
+
 /* Layer norm over the last axis of N rows of n: y = x_hat * gain + bias (bias may be NULL);
    writes x_hat (N, n), rstd (N), y (N, n). */
 void layer_norm_rows_forward(int threads, int N, int n, float eps, const float *restrict x,
@@ -736,10 +850,12 @@ def library() -> ctypes.CDLL | None:
             lib.lstm_sequence_forward.argtypes += [ctypes.c_void_p] * 22
             lib.lstm_sequence_backward.argtypes = [ctypes.c_int, ctypes.c_void_p] + [ctypes.c_int] * 4
             lib.lstm_sequence_backward.argtypes += [ctypes.c_void_p] * 27
+            lib.gru_sequence_forward.argtypes = [ctypes.c_int, ctypes.c_void_p, *ints] + [ctypes.c_void_p] * 10
+            lib.gru_sequence_backward.argtypes = [ctypes.c_int, ctypes.c_void_p, *ints] + [ctypes.c_void_p] * 10
             lib.set_packed_gemm.argtypes, lib.set_packed_gemm.restype = [ctypes.c_void_p] * 3, None
             lib.layer_norm_rows_forward.argtypes = [*ints, ctypes.c_float] + [ctypes.c_void_p] * 6
             lib.layer_norm_rows_backward.argtypes = ints + [ctypes.c_void_p] * 8
-            for kernel in ("ln_lstm", "lstm", "mingru", "minlstm", "lstm_sequence", "layer_norm_rows"):
+            for kernel in ("ln_lstm", "lstm", "mingru", "minlstm", "lstm_sequence", "gru_sequence", "layer_norm_rows"):
                 getattr(lib, f"{kernel}_forward").restype = getattr(lib, f"{kernel}_backward").restype = None
         except (OSError, subprocess.CalledProcessError):
             lib = None  # no compiler or a failed build: the torch code runs instead

@@ -1,4 +1,4 @@
-"""The written-here fast path of the LSTM family: a whole sequence as one autograd Function.
+"""The written-here fast path of the LSTM family and the GRU: a whole sequence as one autograd Function.
 
 Running :meth:`LSTMCell.step` through :func:`rnnkit.nn.scan.scan` records ~10 autograd nodes per
 time step, and its backward does ``T`` small weight-gradient products. :class:`LSTMSequence`
@@ -21,6 +21,10 @@ each step's element-wise math is one C call beside torch's ``addmm``. :func:`lst
 entry point the layers use; the generic loop stays the reference, and the tests pin every path to
 the same values and gradients (and ``gradcheck`` the torch code in float64).
 
+torch.nn's GRU (with recurrent dropout or DropConnect too) has the same kind of whole-sequence C
+call, :class:`GRUSequence` through :func:`gru_scan`, in float32 on the CPU where ``sgemm_`` is
+found (:func:`supports_gru`); elsewhere GRUs run the generic loop.
+
 Shapes: ``T`` time, ``B`` batch, ``H`` hidden size; buffers are time-major ``(T, B, ·)``.
 """
 
@@ -33,7 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from rnnkit.nn import native
-from rnnkit.nn.cells import LayerNormLSTMCell, LSTMCell
+from rnnkit.nn.cells import GRUCell, LayerNormLSTMCell, LSTMCell
 from rnnkit.nn.scan import reverse_padded
 
 _aten = torch.ops.aten
@@ -448,9 +452,7 @@ def lstm_scan(
         x = reverse_padded(x, lengths)
     weight_hh = cell.weight_hh if weight_hh is None else weight_hh
     mask = None if mask is None else mask.contiguous()  # (B, H): the C kernels read it row by row
-    valid = None
-    if lengths is not None and int(lengths.min()) < T:
-        valid = (torch.arange(T, device=x.device).unsqueeze(1) < lengths.unsqueeze(0)).to(x.dtype).unsqueeze(-1)
+    valid = _valid_steps(lengths, T, x)  # (T, B, 1) or None
     x_rows = x.transpose(0, 1).reshape(T * B, -1)  # (T * B, I), time-major
     G = cell.weight_ih.shape[0]
     if isinstance(cell, LayerNormLSTMCell):
@@ -471,6 +473,14 @@ def lstm_scan(
     return _batch_major(out, lengths, reverse), (h_n, c_n)
 
 
+def _valid_steps(lengths: Tensor | None, T: int, x: Tensor) -> Tensor | None:
+    """``(T, B, 1)`` float 1 where step ``t`` is inside sequence ``b``, 0 past its end; ``None``
+    when no sequence ends early."""
+    if lengths is None or int(lengths.min()) >= T:
+        return None
+    return (torch.arange(T, device=x.device).unsqueeze(1) < lengths.unsqueeze(0)).to(x.dtype).unsqueeze(-1)
+
+
 def _batch_major(out: Tensor, lengths: Tensor | None, reverse: bool) -> Tensor:
     """``(T, B, H)`` outputs back to ``(B, T, H)``, each sequence turned back in time if it was reversed."""
     out = out.transpose(0, 1)  # (B, T, H)
@@ -480,3 +490,85 @@ def _batch_major(out: Tensor, lengths: Tensor | None, reverse: bool) -> Tensor:
 def supports(cell) -> bool:
     """Whether :func:`lstm_scan` computes this cell (an LSTM without projection, or a layer-norm LSTM)."""
     return isinstance(cell, LayerNormLSTMCell) or (isinstance(cell, LSTMCell) and not cell.proj_size)
+
+
+def supports_gru(cell, x: Tensor) -> bool:
+    """Whether :func:`gru_scan` computes this cell on ``x``: torch.nn's GRU cell, float32 on the
+    CPU, with the C kernels and torch's ``sgemm_`` (otherwise the generic loop runs it)."""
+    return type(cell) is GRUCell and native.usable(x, cell.weight_hh) and native.sgemm() is not None
+
+
+class GRUSequence(torch.autograd.Function):
+    """``(outputs (T, B, H), h_T (B, H))`` of torch.nn's GRU over a whole sequence in C calls
+    (``gru_sequence_forward`` / ``_backward`` in :mod:`rnnkit.nn.native`): each thread runs its
+    block of batch rows through all steps, the recurrent product through torch's own ``sgemm_``,
+    the gates row by row; the backward pass the same back in time, then ``dW_hh`` as one GEMM.
+
+    Inputs: ``gx: (T, B, 3H)`` = ``W_ih x`` (no bias), ``b_ih, b_hh: (3H,)`` or ``None`` (added in
+    C as each row is read), ``h0: (B, H)``, ``weight_hh: (3H, H)``, ``mask: (B, H)`` or ``None``
+    (on ``h_{t-1}`` inside the recurrent product only, as :meth:`GRUCell.step_dropped`),
+    ``valid: (T, B, 1)`` float 0/1 or ``None`` (state frozen and output zero where 0). Float32
+    CPU tensors; the same numbers as :meth:`GRUCell.step` through the generic loop (tests pin it).
+    """
+
+    @staticmethod
+    def forward(ctx, gx, b_ih, b_hh, h0, weight_hh, mask, valid):
+        T, B, G = gx.shape
+        H = G // 3
+        new = functools.partial(native.empty, gx)
+        hs = new(T + 1, B, H)  # carried states, hs[0] = h0
+        hs[0] = h0
+        outs = hs[1:] if valid is None else new(T, B, H)
+        acts = new(T, B, 4 * H)  # r, z, n, W_hn h + b_hn
+        weight_hh = weight_hh.contiguous()
+        biases = [gx.new_zeros(G) if b is None else b.contiguous() for b in (b_ih, b_hh)]  # the kernel reads both
+        args = (gx, weight_hh, *biases, mask, valid, hs, outs, acts, gx.new_empty(B * (G + H)))
+        native.library().gru_sequence_forward(native.threads(), native.sgemm(), T, B, H, *map(native.ptr, args))
+        ctx.save_for_backward(hs, acts, weight_hh, mask, valid)
+        ctx.has_bias = b_ih is not None, b_hh is not None
+        return outs, hs[T].clone()
+
+    @staticmethod
+    def backward(ctx, d_out, d_hT):
+        hs, acts, weight_hh, mask, valid = ctx.saved_tensors
+        T, B, G = acts.shape[0], acts.shape[1], acts.shape[2] // 4 * 3
+        H = G // 3
+        d_out, dh = d_out.contiguous(), d_hT.contiguous().clone()  # (T, B, H); (B, H) carried back in place
+        d_gx, d_rec = native.empty(d_out, T, B, G), native.empty(d_out, T, B, G)  # grads of W_ih x, of W_hh h
+        args = (weight_hh, mask, valid, d_out, dh, hs, acts, d_gx, d_rec, d_out.new_empty(B * H))
+        native.library().gru_sequence_backward(native.threads(), native.sgemm(), T, B, H, *map(native.ptr, args))
+        h_rec = hs[:T] if mask is None else hs[:T] * mask  # (T, B, H): what multiplied W_hh
+        d_weight_hh = d_rec.view(T * B, G).t() @ h_rec.reshape(T * B, H)  # (3H, H): one GEMM
+        d_b_ih = d_gx.view(T * B, G).sum(0) if ctx.has_bias[0] else None
+        d_b_hh = d_rec.view(T * B, G).sum(0) if ctx.has_bias[1] else None
+        return d_gx, d_b_ih, d_b_hh, dh, d_weight_hh, None, None
+
+
+def gru_scan(
+    cell: GRUCell,
+    x: Tensor,
+    state: Tensor | None = None,
+    lengths: Tensor | None = None,
+    reverse: bool = False,
+    *,
+    weight_hh: Tensor | None = None,
+    mask: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """What :func:`rnnkit.nn.scan.scan` returns for a :class:`GRUCell`, computed by
+    :class:`GRUSequence` (only where :func:`supports_gru`).
+
+    Args: as :func:`lstm_scan` (``x: (B, T, I)``, ``state: (B, H)``, ``lengths: (B,)``,
+    ``weight_hh``: DropConnect's, ``mask: (B, H)``: recurrent dropout's).
+    Returns ``outputs: (B, T, H)`` and ``h_n: (B, H)``.
+    """
+    B, T, _ = x.shape
+    h0 = state if state is not None else cell.initial_state(B, device=x.device, dtype=x.dtype)
+    if reverse:
+        x = reverse_padded(x, lengths)
+    weight_hh = cell.weight_hh if weight_hh is None else weight_hh
+    mask = None if mask is None else mask.contiguous()  # (B, H): the C kernels read it row by row
+    x_rows = x.transpose(0, 1).reshape(T * B, -1)  # (T * B, I), time-major
+    gx = InputProjection.apply(x_rows, cell.weight_ih).view(T, B, -1)  # (T, B, 3H): W_ih x
+    args = (gx, cell.bias_ih, cell.bias_hh, h0, weight_hh, mask, _valid_steps(lengths, T, x))
+    out, h_n = GRUSequence.apply(*args)
+    return _batch_major(out, lengths, reverse), h_n
