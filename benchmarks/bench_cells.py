@@ -21,6 +21,9 @@ targets:
 * ``<size>_recipe_speedup_bound`` = recipe time / ``<size>_matmul_floor_seconds``, the time the
   step's matrix products take at the rate of one big GEMM measured in the same run: no LSTM
   variant doing those products can beat the recipe by more;
+* ``<size>_loop_gru_vs_torch_gru``, ``<size>_layer_norm_gru_vs_torch_gru``,
+  ``<size>_recurrent_dropout_gru_vs_torch_gru`` = rnnkit ``GRU(impl="loop")``, ``LayerNormGRU``,
+  ``GRU(recurrent_dropout=0.25)`` / torch.nn.GRU at the LSTM sizes (no target: reported);
 * ``peak_mb_T4096_<model>``: peak resident memory added by one training step at T = 4096,
   each model measured in a fresh subprocess (the process's peak, reset just before the step,
   minus what was resident when it began).
@@ -92,7 +95,20 @@ def lstm_models(I: int, H: int) -> dict[str, nn.Module]:
     }
 
 
-def gru_models(I: int, H: int, with_torch: bool = True) -> dict[str, nn.Module]:
+def gru_family_models(I: int, H: int) -> dict[str, nn.Module]:
+    torch.manual_seed(0)
+    reference = nn.GRU(I, H, batch_first=True)
+    loop = rnn.GRU(I, H, impl="loop")
+    loop.load_state_dict(reference.state_dict())
+    return {
+        "torch_gru": reference,
+        "loop_gru": loop,
+        "layer_norm_gru": rnn.LayerNormGRU(I, H),
+        "recurrent_dropout_gru": rnn.GRU(I, H, recurrent_dropout=0.25),
+    }
+
+
+def min_gru_models(I: int, H: int, with_torch: bool = True) -> dict[str, nn.Module]:
     torch.manual_seed(0)
     parallel = rnn.MinGRU(I, H)
     sequential = rnn.MinGRU(I, H, impl="loop")
@@ -171,6 +187,15 @@ def bench_lstms(size_name: str, repeats: int, clock: str) -> tuple[dict, dict]:
     return metrics, {**reference, f"{size_name}_torch_lstm_train_wall_seconds": WALL["torch_lstm"]}
 
 
+def bench_grus(size_name: str, repeats: int, clock: str) -> dict:
+    s = SIZES[size_name]
+    x = torch.randn(s["B"], s["T"], s["I"])
+    t = median_times(gru_family_models(s["I"], s["H"]), x, repeats, clock)
+    metrics = {f"{size_name}_{name}_vs_torch_gru": t[name] / t["torch_gru"] for name in t if name != "torch_gru"}
+    metrics.update({f"{size_name}_{name}_train_{clock}_seconds": v for name, v in t.items()})
+    return metrics
+
+
 FLOOR_ROWS = 1024  # rows of the GEMM whose rate prices the minGRU projection: cache-sized, the fastest
 
 
@@ -183,7 +208,7 @@ def projection_floor_seconds(B: int, T: int, I: int, H: int, rate: float) -> flo
 def bench_min_gru(T: int, repeats: int, clock: str) -> tuple[dict, dict]:
     s = MIN_GRU_SIZE
     x = torch.randn(s["B"], T, s["I"])
-    t = median_times(gru_models(s["I"], s["H"]), x, repeats, clock)
+    t = median_times(min_gru_models(s["I"], s["H"]), x, repeats, clock)
     rate = gemm_rate(FLOOR_ROWS, s["I"], 2 * s["H"], repeats)
     metrics = {
         f"min_gru_parallel_speedup_T{T}": t["min_gru_loop"] / t["min_gru_parallel"],
@@ -197,7 +222,7 @@ def bench_min_gru(T: int, repeats: int, clock: str) -> tuple[dict, dict]:
     # The same with I = 8: the input projection (identical in both modes) costs almost nothing,
     # so this ratio is the parallel scan's own speedup over the step loop.
     x_narrow = torch.randn(s["B"], T, MIN_GRU_NARROW_INPUT)
-    narrow = median_times(gru_models(MIN_GRU_NARROW_INPUT, s["H"], with_torch=False), x_narrow, repeats, clock)
+    narrow = median_times(min_gru_models(MIN_GRU_NARROW_INPUT, s["H"], with_torch=False), x_narrow, repeats, clock)
     metrics[f"min_gru_parallel_speedup_T{T}_I{MIN_GRU_NARROW_INPUT}"] = (
         narrow["min_gru_loop"] / narrow["min_gru_parallel"]
     )
@@ -209,7 +234,7 @@ def bench_min_gru(T: int, repeats: int, clock: str) -> tuple[dict, dict]:
 
 MEMORY_MODELS = (
     "torch_lstm", "loop_lstm", "layer_norm_lstm", "recipe_layer_norm_lstm", "recurrent_dropout_lstm",
-    "min_gru_parallel", "min_gru_loop", "torch_gru",
+    "min_gru_parallel", "min_gru_loop", "torch_gru", "loop_gru", "layer_norm_gru",
 )  # fmt: skip
 
 
@@ -228,7 +253,7 @@ def peak_memory_child(name: str) -> None:
     figure is the step's own peak over what was resident when it began; elsewhere it is the rise
     of ``ru_maxrss``, which misses a step that stays below an earlier peak."""
     s = MEMORY_SIZE
-    models = {**lstm_models(s["I"], s["H"]), **gru_models(s["I"], s["H"])}
+    models = {**lstm_models(s["I"], s["H"]), **min_gru_models(s["I"], s["H"]), **gru_family_models(s["I"], s["H"])}
     model = models[name]
     train_step(model, torch.randn(2, 8, s["I"]))  # load kernels and allocator pools on a tiny input
     x = torch.randn(s["B"], s["T"], s["I"])
@@ -283,6 +308,9 @@ def main() -> None:
         print(size_name, {k: round(v, 3) for k, v in m.items()}, flush=True)
         metrics.update(m)
         reference.update(r)
+        m = bench_grus(size_name, args.repeats, args.clock)
+        print(size_name, {k: round(v, 3) for k, v in m.items()}, flush=True)
+        metrics.update(m)
     for T in args.min_gru_T:
         m, r = bench_min_gru(T, max(1, args.repeats // 2), args.clock)
         print(f"minGRU T={T}", {k: round(v, 3) for k, v in m.items()}, flush=True)

@@ -16,9 +16,9 @@ needs_c = pytest.mark.skipif(
 )
 
 
-def make_cell(hidden: int = 4, bias: bool = True) -> rnn.GRUCell:
+def make_cell(hidden: int = 4, bias: bool = True, kind: str = "gru") -> rnn.GRUCell | rnn.LayerNormGRUCell:
     torch.manual_seed(0)
-    cell = rnn.GRUCell(3, hidden, bias=bias)
+    cell = (rnn.GRUCell if kind == "gru" else rnn.LayerNormGRUCell)(3, hidden, bias=bias)
     with torch.no_grad():
         for p in cell.parameters():
             p.uniform_(-0.6, 0.6)
@@ -41,11 +41,12 @@ CASES = [(False, False, False), (True, True, True), (True, False, True), (False,
 @pytest.mark.parametrize(("batch", "hidden", "steps"), [(4, 4, 7), (1, 4, 7), (5, 40, 9), (3, 8, 40)])
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize(("with_lengths", "reverse", "masked"), CASES)
-def test_gru_fast_path_equals_generic_loop(threads, batch, hidden, steps, bias, with_lengths, reverse, masked):
-    """Outputs, final state and every gradient (input, initial state, all four parameters) of the
-    C path equal the loop's, with lengths, reverse, a recurrent-dropout mask, without biases, with
-    batch 1 on 2 threads and at T = 40 (where W_hh is packed)."""
-    cell = make_cell(hidden, bias)
+@pytest.mark.parametrize("kind", ["gru", "layer_norm_gru"])
+def test_gru_fast_path_equals_generic_loop(threads, batch, hidden, steps, bias, with_lengths, reverse, masked, kind):
+    """Outputs, final state and every gradient (input, initial state, every parameter: the layer
+    norms' gains too) of the C path equal the loop's, with lengths, reverse, a recurrent-dropout
+    mask, without biases, with batch 1 on 2 threads and at T = 40 (where W_hh is packed)."""
+    cell = make_cell(hidden, bias, kind)
     x = torch.randn(batch, steps, 3, requires_grad=True)
     h0 = torch.randn(batch, hidden, requires_grad=True)
     lengths = torch.randint(1, steps + 1, (batch,)) if with_lengths else None
@@ -96,18 +97,39 @@ def test_regularized_gru_layers_take_the_fast_path_in_training_only_where_it_app
     assert "GRUSequenceBackward" not in _node_names(zoned.grad_fn)
 
 
-def test_supports_gru_only_for_torch_nns_gru_in_float32_on_the_cpu():
+@needs_c
+def test_layer_norm_gru_layers_use_the_fast_path_and_match_the_loop():
+    torch.manual_seed(0)
+    fast = rnn.LayerNormGRU(3, 5, num_layers=2, bidirectional=True)
+    x = torch.randn(2, 6, 3, requires_grad=True)
+    lengths = torch.tensor([6, 4])
+    out, h = fast(x, lengths=lengths)
+    assert "GRUSequenceBackward" in _node_names(out.grad_fn)
+    with pytest.MonkeyPatch.context() as patch:  # the same layer through the generic loop
+        patch.setattr(sequence, "supports_gru", lambda cell, x: False)
+        expected, h_loop = fast(x, lengths=lengths)
+    assert "GRUSequenceBackward" not in _node_names(expected.grad_fn)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(h, h_loop, atol=1e-5, rtol=1e-5)
+    ours = torch.autograd.grad(out.square().sum(), [x, *fast.parameters()])
+    loop = torch.autograd.grad(expected.square().sum(), [x, *fast.parameters()])
+    for a, b in zip(ours, loop, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_supports_gru_only_for_the_two_gru_cells_in_float32_on_the_cpu():
     x = torch.randn(2, 3, 3)
-    assert not supports_gru(rnn.LayerNormGRUCell(3, 4), x)
     assert not supports_gru(rnn.LSTMCell(3, 4), x)
     assert not supports_gru(rnn.GRUCell(3, 4, dtype=torch.float64), x.double())
-    assert supports_gru(rnn.GRUCell(3, 4), x) == (native.library() is not None and native.sgemm() is not None)
+    here = native.library() is not None and native.sgemm() is not None
+    assert supports_gru(rnn.GRUCell(3, 4), x) == here and supports_gru(rnn.LayerNormGRUCell(3, 4), x) == here
 
 
 @needs_c
-def test_gru_backward_twice_gives_the_same_gradients():
+@pytest.mark.parametrize("kind", ["gru", "layer_norm_gru"])
+def test_gru_backward_twice_gives_the_same_gradients(kind):
     """GRUSequence's backward leaves what it saved untouched (retain_graph)."""
-    cell = make_cell(5)
+    cell = make_cell(5, kind=kind)
     x = torch.randn(3, 7, 3, requires_grad=True)
     out, _ = sequence.gru_scan(cell, x, None, torch.tensor([7, 2, 5]))
     loss = out.square().sum()

@@ -639,10 +639,13 @@ static inline void gru_forward_row(int H, const float *restrict x, const float *
    biases); mask (B, H) or NULL multiplies h_{t-1} in the recurrent product only; valid (T, B) or
    NULL (0: past the sequence's end, state frozen, output zero). hs (T + 1, B, H), hs[0] = h0 on
    entry; outs (T, B, H), which may be hs + B * H; acts (T, B, 4H): r, z, n and W_hn h + b_hn,
-   what the backward pass needs. work: B * (G + H) floats. */
-void gru_sequence_forward(int threads, sgemm_t sgemm, int T, int B, int H, const float *gx, const float *w,
-                          const float *b_ih, const float *b_hh, const float *mask, const float *valid,
-                          float *hs, float *outs, float *acts, float *work) {
+   what the backward pass needs. Layer-norm GRU: g_hh (G) not NULL, W_hh h is normalized
+   (LN_hh, gain g_hh, shift b_hh), its normalized value and rstd written to r_hats (T, B, G),
+   r_rstd (T, B); gx is then LN_ih(W_ih x) + b_ih and b_ih zeros. work: B * (G + H) floats. */
+void gru_sequence_forward(int threads, sgemm_t sgemm, int T, int B, int H, float eps, const float *gx,
+                          const float *w, const float *b_ih, const float *b_hh, const float *mask,
+                          const float *valid, const float *g_hh, float *hs, float *outs, float *acts,
+                          float *r_hats, float *r_rstd, float *work) {
     int G = 3 * H;
     PARALLEL_REGION
     {
@@ -664,7 +667,12 @@ void gru_sequence_forward(int threads, sgemm_t sgemm, int T, int B, int H, const
                 size_t row = base + r;
                 const float *h = hp + (size_t)r * H;
                 float *p = pre + (size_t)r * G, *o = outs + row * H, *hn = hs + (row + B) * H;
-                for (int k = 0; k < G; k++) p[k] += b_hh[k];
+                if (g_hh) {
+                    float *rh = r_hats + row * G;
+                    r_rstd[row] = normalize(p, rh, G, eps, NULL);
+                    for (int k = 0; k < G; k++) p[k] = rh[k] * g_hh[k] + b_hh[k];
+                } else
+                    for (int k = 0; k < G; k++) p[k] += b_hh[k];
                 gru_forward_row(H, gx + row * G, b_ih, p, h, acts + row * 4 * H, o);
                 if (valid && valid[row] == 0.0f) /* past this sequence's end: frozen state, zero output */
                     for (int j = 0; j < H; j++) { hn[j] = h[j]; o[j] = 0.0f; }
@@ -674,6 +682,23 @@ void gru_sequence_forward(int threads, sgemm_t sgemm, int T, int B, int H, const
         }
         weight_gemm_free(&product);
     }
+}
+
+/* Layer norm's backward for one row of n, in place: dy (n), the grad of y = x_hat * gain + shift,
+   becomes the grad of x; adds dy * x_hat into d_gain and dy into d_shift (n each). */
+static inline void ln_backward_row(int n, const float *restrict x_hat, float rstd, const float *restrict gain,
+                                   float *restrict dy, float *restrict d_gain, float *restrict d_shift) {
+    float mean_g = 0.0f, mean_gx = 0.0f;
+    for (int k = 0; k < n; k++) {
+        float g = dy[k] * gain[k];
+        d_gain[k] += dy[k] * x_hat[k];
+        d_shift[k] += dy[k];
+        mean_g += g;
+        mean_gx += g * x_hat[k];
+    }
+    mean_g /= n;
+    mean_gx /= n;
+    for (int k = 0; k < n; k++) dy[k] = rstd * (dy[k] * gain[k] - mean_g - x_hat[k] * mean_gx);
 }
 
 /* One row of its backward step: a as the forward row wrote it, h = h_{t-1}, d = grad of h_t
@@ -697,15 +722,20 @@ static inline void gru_backward_row(int H, const float *restrict a, const float 
 /* Its backward pass, steps T - 1 down to 0. dh (B, H): grad of h_T on entry, of h_0 on return;
    d_out (T, B, H): grads of the outputs; hs, acts as the forward pass wrote them. Writes d_gx
    (T, B, G), the grads of W_ih x + b_ih, and d_rec (T, B, G), those of W_hh h_rec + b_hh (they
-   differ in the n gate: r multiplies W_hn h + b_hn). work: B * H floats. */
+   differ in the n gate: r multiplies W_hn h + b_hn). Layer-norm GRU (g_hh, r_hats, r_rstd as the
+   forward pass wrote them): d_rec are the grads of the raw W_hh h_rec, and each thread adds the
+   grads of g_hh and b_hh of its rows into partials + id * 2G (g_hh's G, then b_hh's G; zeros on
+   entry). work: B * H floats. */
 void gru_sequence_backward(int threads, sgemm_t sgemm, int T, int B, int H, const float *w, const float *mask,
                            const float *valid, const float *d_out, float *dh, const float *hs, const float *acts,
-                           float *d_gx, float *d_rec, float *work) {
+                           const float *g_hh, const float *r_hats, const float *r_rstd, float *d_gx, float *d_rec,
+                           float *partials, float *work) {
     int G = 3 * H;
     PARALLEL_REGION
     {
         THREAD_ROWS(B, b0, b1);
         int rows = b1 - b0;
+        float *pg = g_hh ? partials + (size_t)THREAD_ID * 2 * G : NULL, *pb = pg ? pg + G : NULL;
         float *tmp = work + (size_t)b0 * H; /* rows x H: d_rec @ W_hh */
         struct weight_gemm product;         /* (rows, H) = d_rec (rows, G) @ W_hh */
         weight_gemm_init(&product, sgemm, 'N', H, rows, G, w, H, T);
@@ -720,6 +750,7 @@ void gru_sequence_backward(int threads, sgemm_t sgemm, int T, int B, int H, cons
                 }
                 gru_backward_row(H, acts + row * 4 * H, hs + row * H, d_out + row * H, dhb, dx, drc, dhp);
                 for (int j = 0; j < H; j++) dhb[j] = dhp[j];
+                if (g_hh) ln_backward_row(G, r_hats + row * G, r_rstd[row], g_hh, drc, pg, pb);
             }
             weight_gemm_run(&product, rows, d_rec + base * G, G, tmp, H);
             for (int r = 0; r < rows; r++) {
@@ -850,8 +881,9 @@ def library() -> ctypes.CDLL | None:
             lib.lstm_sequence_forward.argtypes += [ctypes.c_void_p] * 22
             lib.lstm_sequence_backward.argtypes = [ctypes.c_int, ctypes.c_void_p] + [ctypes.c_int] * 4
             lib.lstm_sequence_backward.argtypes += [ctypes.c_void_p] * 27
-            lib.gru_sequence_forward.argtypes = [ctypes.c_int, ctypes.c_void_p, *ints] + [ctypes.c_void_p] * 10
-            lib.gru_sequence_backward.argtypes = [ctypes.c_int, ctypes.c_void_p, *ints] + [ctypes.c_void_p] * 10
+            lib.gru_sequence_forward.argtypes = [ctypes.c_int, ctypes.c_void_p, *ints, ctypes.c_float]
+            lib.gru_sequence_forward.argtypes += [ctypes.c_void_p] * 13
+            lib.gru_sequence_backward.argtypes = [ctypes.c_int, ctypes.c_void_p, *ints] + [ctypes.c_void_p] * 14
             lib.set_packed_gemm.argtypes, lib.set_packed_gemm.restype = [ctypes.c_void_p] * 3, None
             lib.layer_norm_rows_forward.argtypes = [*ints, ctypes.c_float] + [ctypes.c_void_p] * 6
             lib.layer_norm_rows_backward.argtypes = ints + [ctypes.c_void_p] * 8

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from rnnkit.nn import native
-from rnnkit.nn.cells import GRUCell, LayerNormLSTMCell, LSTMCell
+from rnnkit.nn.cells import GRUCell, LayerNormGRUCell, LayerNormLSTMCell, LSTMCell
 from rnnkit.nn.scan import reverse_padded
 
 _aten = torch.ops.aten
@@ -493,26 +493,31 @@ def supports(cell) -> bool:
 
 
 def supports_gru(cell, x: Tensor) -> bool:
-    """Whether :func:`gru_scan` computes this cell on ``x``: torch.nn's GRU cell, float32 on the
-    CPU, with the C kernels and torch's ``sgemm_`` (otherwise the generic loop runs it)."""
-    return type(cell) is GRUCell and native.usable(x, cell.weight_hh) and native.sgemm() is not None
+    """Whether :func:`gru_scan` computes this cell on ``x``: torch.nn's GRU cell or the layer-norm
+    GRU, float32 on the CPU, with the C kernels and torch's ``sgemm_`` (otherwise the generic loop
+    runs it)."""
+    return type(cell) in (GRUCell, LayerNormGRUCell) and native.usable(x, cell.weight_hh) and native.sgemm() is not None
 
 
 class GRUSequence(torch.autograd.Function):
-    """``(outputs (T, B, H), h_T (B, H))`` of torch.nn's GRU over a whole sequence in C calls
-    (``gru_sequence_forward`` / ``_backward`` in :mod:`rnnkit.nn.native`): each thread runs its
-    block of batch rows through all steps, the recurrent product through torch's own ``sgemm_``,
-    the gates row by row; the backward pass the same back in time, then ``dW_hh`` as one GEMM.
+    """``(outputs (T, B, H), h_T (B, H))`` of torch.nn's GRU, or of the layer-norm GRU, over a
+    whole sequence in C calls (``gru_sequence_forward`` / ``_backward`` in :mod:`rnnkit.nn.native`):
+    each thread runs its block of batch rows through all steps, the recurrent product through
+    torch's own ``sgemm_``, ``LN_hh`` and the gates row by row; the backward pass the same back in
+    time, then ``dW_hh`` as one GEMM.
 
-    Inputs: ``gx: (T, B, 3H)`` = ``W_ih x`` (no bias), ``b_ih, b_hh: (3H,)`` or ``None`` (added in
-    C as each row is read), ``h0: (B, H)``, ``weight_hh: (3H, H)``, ``mask: (B, H)`` or ``None``
-    (on ``h_{t-1}`` inside the recurrent product only, as :meth:`GRUCell.step_dropped`),
-    ``valid: (T, B, 1)`` float 0/1 or ``None`` (state frozen and output zero where 0). Float32
-    CPU tensors; the same numbers as :meth:`GRUCell.step` through the generic loop (tests pin it).
+    Inputs: ``gx: (T, B, 3H)`` = ``W_ih x`` (plain GRU; no bias) or ``LN_ih(W_ih x) + b_ih``
+    (layer-norm GRU), ``b_ih: (3H,)`` or ``None`` (added in C as each row is read; ``None`` for
+    the layer-norm GRU), ``b_hh: (3H,)`` or ``None`` (``LN_hh``'s shift for the layer-norm GRU),
+    ``h0: (B, H)``, ``weight_hh: (3H, H)``, ``mask: (B, H)`` or ``None`` (on ``h_{t-1}`` inside the
+    recurrent product only, as :meth:`GRUCell.step_dropped`), ``valid: (T, B, 1)`` float 0/1 or
+    ``None`` (state frozen and output zero where 0), ``ln_hh_weight: (3H,)`` or ``None`` (the plain
+    GRU), ``eps``. Float32 CPU tensors; the same numbers as the cell's ``step`` through the
+    generic loop (tests pin it).
     """
 
     @staticmethod
-    def forward(ctx, gx, b_ih, b_hh, h0, weight_hh, mask, valid):
+    def forward(ctx, gx, b_ih, b_hh, h0, weight_hh, mask, valid, ln_hh_weight, eps):
         T, B, G = gx.shape
         H = G // 3
         new = functools.partial(native.empty, gx)
@@ -520,32 +525,43 @@ class GRUSequence(torch.autograd.Function):
         hs[0] = h0
         outs = hs[1:] if valid is None else new(T, B, H)
         acts = new(T, B, 4 * H)  # r, z, n, W_hn h + b_hn
+        layer_norm = ln_hh_weight is not None
+        r_hats, r_rstd = (new(T, B, G), gx.new_empty(T, B)) if layer_norm else (None, None)  # LN_hh's x_hat, rstd
         weight_hh = weight_hh.contiguous()
         biases = [gx.new_zeros(G) if b is None else b.contiguous() for b in (b_ih, b_hh)]  # the kernel reads both
-        args = (gx, weight_hh, *biases, mask, valid, hs, outs, acts, gx.new_empty(B * (G + H)))
-        native.library().gru_sequence_forward(native.threads(), native.sgemm(), T, B, H, *map(native.ptr, args))
-        ctx.save_for_backward(hs, acts, weight_hh, mask, valid)
+        args = (gx, weight_hh, *biases, mask, valid, ln_hh_weight, hs, outs, acts, r_hats, r_rstd)
+        args += (gx.new_empty(B * (G + H)),)  # work space
+        lib = native.library()
+        lib.gru_sequence_forward(native.threads(), native.sgemm(), T, B, H, eps, *map(native.ptr, args))
+        ctx.save_for_backward(hs, acts, weight_hh, mask, valid, ln_hh_weight, r_hats, r_rstd)
         ctx.has_bias = b_ih is not None, b_hh is not None
         return outs, hs[T].clone()
 
     @staticmethod
     def backward(ctx, d_out, d_hT):
-        hs, acts, weight_hh, mask, valid = ctx.saved_tensors
+        hs, acts, weight_hh, mask, valid, ln_hh_weight, r_hats, r_rstd = ctx.saved_tensors
         T, B, G = acts.shape[0], acts.shape[1], acts.shape[2] // 4 * 3
-        H = G // 3
+        H, threads = G // 3, native.threads()
         d_out, dh = d_out.contiguous(), d_hT.contiguous().clone()  # (T, B, H); (B, H) carried back in place
-        d_gx, d_rec = native.empty(d_out, T, B, G), native.empty(d_out, T, B, G)  # grads of W_ih x, of W_hh h
-        args = (weight_hh, mask, valid, d_out, dh, hs, acts, d_gx, d_rec, d_out.new_empty(B * H))
-        native.library().gru_sequence_backward(native.threads(), native.sgemm(), T, B, H, *map(native.ptr, args))
+        d_gx, d_rec = native.empty(d_out, T, B, G), native.empty(d_out, T, B, G)  # grads of gx, of W_hh h
+        partials = d_out.new_zeros(threads, 2, G) if ln_hh_weight is not None else None  # grads of g_hh, b_hh
+        args = (weight_hh, mask, valid, d_out, dh, hs, acts, ln_hh_weight, r_hats, r_rstd, d_gx, d_rec, partials)
+        args += (d_out.new_empty(B * H),)  # work space
+        native.library().gru_sequence_backward(threads, native.sgemm(), T, B, H, *map(native.ptr, args))
         h_rec = hs[:T] if mask is None else hs[:T] * mask  # (T, B, H): what multiplied W_hh
         d_weight_hh = d_rec.view(T * B, G).t() @ h_rec.reshape(T * B, H)  # (3H, H): one GEMM
         d_b_ih = d_gx.view(T * B, G).sum(0) if ctx.has_bias[0] else None
-        d_b_hh = d_rec.view(T * B, G).sum(0) if ctx.has_bias[1] else None
-        return d_gx, d_b_ih, d_b_hh, dh, d_weight_hh, None, None
+        d_ln_hh_weight = None
+        if partials is not None:  # layer-norm GRU: d_rec went through LN_hh; its gain's and shift's grads
+            d_ln_hh_weight, d_b_hh = partials.sum(0)
+        else:
+            d_b_hh = d_rec.view(T * B, G).sum(0)
+        d_b_hh = d_b_hh if ctx.has_bias[1] else None
+        return d_gx, d_b_ih, d_b_hh, dh, d_weight_hh, None, None, d_ln_hh_weight, None
 
 
 def gru_scan(
-    cell: GRUCell,
+    cell: GRUCell | LayerNormGRUCell,
     x: Tensor,
     state: Tensor | None = None,
     lengths: Tensor | None = None,
@@ -554,7 +570,7 @@ def gru_scan(
     weight_hh: Tensor | None = None,
     mask: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """What :func:`rnnkit.nn.scan.scan` returns for a :class:`GRUCell`, computed by
+    """What :func:`rnnkit.nn.scan.scan` returns for a :class:`GRUCell` or :class:`LayerNormGRUCell`, computed by
     :class:`GRUSequence` (only where :func:`supports_gru`).
 
     Args: as :func:`lstm_scan` (``x: (B, T, I)``, ``state: (B, H)``, ``lengths: (B,)``,
@@ -569,6 +585,10 @@ def gru_scan(
     mask = None if mask is None else mask.contiguous()  # (B, H): the C kernels read it row by row
     x_rows = x.transpose(0, 1).reshape(T * B, -1)  # (T * B, I), time-major
     gx = InputProjection.apply(x_rows, cell.weight_ih).view(T, B, -1)  # (T, B, 3H): W_ih x
-    args = (gx, cell.bias_ih, cell.bias_hh, h0, weight_hh, mask, _valid_steps(lengths, T, x))
+    b_ih, ln = cell.bias_ih, (None, 0.0)
+    if isinstance(cell, LayerNormGRUCell):  # LN_ih over all steps in torch; LN_hh in the C call
+        gx = F.layer_norm(gx, gx.shape[-1:], cell.ln_ih_weight, cell.bias_ih, cell.eps)
+        b_ih, ln = None, (cell.ln_hh_weight, cell.eps)
+    args = (gx, b_ih, cell.bias_hh, h0, weight_hh, mask, _valid_steps(lengths, T, x), *ln)
     out, h_n = GRUSequence.apply(*args)
     return _batch_major(out, lengths, reverse), h_n
