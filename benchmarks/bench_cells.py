@@ -12,6 +12,7 @@ targets:
   Python loop of ``nn.Linear`` gates with ``nn.LayerNorm`` (target >= 2);
 * ``loop_lstm_vs_torch_lstm`` = rnnkit ``LSTM(impl="loop")`` / torch.nn.LSTM (target <= 1.3);
 * ``recurrent_dropout_lstm_vs_fused`` = ``LSTM(recurrent_dropout=0.25)`` / torch.nn.LSTM (target <= 1.5);
+  ``zoneout_lstm_vs_torch_lstm`` = ``LSTM(zoneout=0.1)`` / torch.nn.LSTM (no target: reported);
 * ``min_gru_parallel_speedup_T<T>`` = minGRU ``impl="loop"`` time / parallel-scan time (target >= 10),
   ``..._I8`` the same with 8 input features (the shared input projection nearly free, so the scan's
   own speedup), and ``min_gru_vs_torch_gru_T<T>`` = minGRU parallel / torch.nn.GRU at equal sizes;
@@ -92,6 +93,7 @@ def lstm_models(I: int, H: int) -> dict[str, nn.Module]:
         "layer_norm_lstm": rnn.LayerNormLSTM(I, H),
         "recipe_layer_norm_lstm": RecipeLayerNormLSTM(I, H),
         "recurrent_dropout_lstm": rnn.LSTM(I, H, recurrent_dropout=0.25),
+        "zoneout_lstm": rnn.LSTM(I, H, zoneout=0.1),
     }
 
 
@@ -176,6 +178,7 @@ def bench_lstms(size_name: str, repeats: int, clock: str) -> tuple[dict, dict]:
         f"{size_name}_recipe_vs_torch_lstm": t["recipe_layer_norm_lstm"] / ref,
         f"{size_name}_loop_lstm_vs_torch_lstm": t["loop_lstm"] / ref,
         f"{size_name}_recurrent_dropout_lstm_vs_fused": t["recurrent_dropout_lstm"] / ref,
+        f"{size_name}_zoneout_lstm_vs_torch_lstm": t["zoneout_lstm"] / ref,
     }
     floor, gflops = lstm_matmul_floor_seconds(s["B"], s["T"], s["I"], s["H"], repeats)
     metrics[f"{size_name}_matmul_floor_seconds"] = floor

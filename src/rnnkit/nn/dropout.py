@@ -122,18 +122,36 @@ class RecurrentDropoutCell:
         return self.cell.step_dropped(g_t, state, self.mask)
 
 
-class ZoneoutCell:
-    """A cell (or wrapped cell) whose state units keep their previous value with probability
-    ``rates[k]`` for state tensor ``k`` (``h``, then ``c``), a fresh draw per step and unit.
+def zoneout_weights(
+    rates: tuple[float, ...], training: bool, shapes: list[tuple[int, ...]], steps: int, like: Tensor
+) -> tuple[Tensor | None, ...]:
+    """Zoneout weights for a whole sequence, one tensor ``(T, *shape)`` per state tensor (``None``
+    where its rate is 0): in training 1 where a unit keeps its previous value (probability
+    ``rate``, a fresh draw per step and unit), else 0; in eval the rate itself everywhere (the
+    expectation ``rate * old + (1 - rate) * new``). ``shapes``: each state tensor's ``(B, H_k)``."""
+    weights = []
+    for p, shape in zip(rates, shapes, strict=True):
+        if p == 0.0:
+            weights.append(None)
+        elif training:
+            weights.append((torch.rand(steps, *shape, device=like.device) < p).to(like.dtype))
+        else:
+            weights.append(torch.full((), p, device=like.device, dtype=like.dtype).expand(steps, *shape))
+    return tuple(weights)
 
-    In eval, each unit is the expectation ``rate * old + (1 - rate) * new`` (Krueger et al. 2016).
-    The output ``h_t`` is the zoned-out ``h``.
+
+class ZoneoutCell:
+    """A cell (or wrapped cell) whose state units keep their previous value where its zoneout
+    ``weights`` say so: ``new = z * old + (1 - z) * new`` with ``z = weights[k][t]`` for state
+    tensor ``k`` (``h``, then ``c``) at step ``t`` of the run (:func:`zoneout_weights`: 0/1 draws
+    in training, the rate in eval, Krueger et al. 2016; ``None``: that state is not zoned out).
+    The output ``h_t`` is the zoned-out ``h``. One instance serves one run of ``T`` steps.
     """
 
-    def __init__(self, cell, rates: tuple[float, ...], training: bool) -> None:
+    def __init__(self, cell, weights: tuple[Tensor | None, ...]) -> None:
         self.cell = cell
-        self.rates = rates
-        self.training = training
+        self.weights = weights
+        self._step = 0
 
     def project(self, x: Tensor) -> Tensor:
         return self.cell.project(x)
@@ -143,19 +161,20 @@ class ZoneoutCell:
 
     def step(self, g_t: Tensor, state: State) -> tuple[Tensor, State]:
         _, new = self.cell.step(g_t, state)
+        t, self._step = self._step, self._step + 1
         if not isinstance(new, tuple):
-            zoned = self._zone(state, new, self.rates[0])
+            zoned = _zone(state, new, self.weights[0], t)
             return zoned, zoned
-        zoned = tuple(self._zone(o, n, p) for o, n, p in zip(state, new, self.rates, strict=True))
+        zoned = tuple(_zone(o, n, z, t) for o, n, z in zip(state, new, self.weights, strict=True))
         return zoned[0], zoned
 
-    def _zone(self, old: Tensor, new: Tensor, p: float) -> Tensor:
-        if p == 0.0:
-            return new
-        if not self.training:
-            return torch.lerp(new, old, p)  # p * old + (1 - p) * new
-        keep_old = torch.rand_like(new) < p  # (B, H)
-        return torch.where(keep_old, old, new)
+
+def _zone(old: Tensor, new: Tensor, weights: Tensor | None, t: int) -> Tensor:
+    """``z * old + (1 - z) * new`` with ``z = weights[t]: (B, H)`` (``new`` itself without weights)."""
+    if weights is None:
+        return new
+    z = weights[t]
+    return z * old + (1.0 - z) * new
 
 
 @contextmanager

@@ -32,7 +32,14 @@ from rnnkit.nn.cells import (
     RNNCell,
     State,
 )
-from rnnkit.nn.dropout import RecurrentDropoutCell, ZoneoutCell, check_rate, dropped_weight, sequence_mask
+from rnnkit.nn.dropout import (
+    RecurrentDropoutCell,
+    ZoneoutCell,
+    check_rate,
+    dropped_weight,
+    sequence_mask,
+    zoneout_weights,
+)
 from rnnkit.nn.scan import scan
 
 LayerState = Union[Tensor, tuple[Tensor, Tensor]]  # noqa: UP007 (runtime alias, Python 3.10)
@@ -222,30 +229,40 @@ class RecurrentLayer(nn.Module):
         """
         cell = self._cells[index]
         fast = None
-        if not any(self.zoneout):
+        zoned = any(self.zoneout)
+        if not zoned or sequence.supports_zoneout(cell, x):
             if sequence.supports(cell):
                 fast = sequence.lstm_scan
             elif sequence.supports_gru(cell, x):
                 fast = sequence.gru_scan
-        if fast is not None:  # the LSTM family's and the GRU's fast paths, same numbers
+        weights = self.zoneout_weights(cell, x) if zoned else None  # (T, B, H_k) per state tensor
+        if fast is not None:  # the LSTM family's and the GRUs' fast paths, same numbers
             weight_hh = F.dropout(cell.weight_hh, self.weight_drop) if self.weight_drop and self.training else None
             mask = None
             if self.recurrent_dropout and self.training:
                 mask = sequence_mask(x.shape[0], cell.output_size, self.recurrent_dropout, x)  # (B, H)
-            return fast(cell, x, state, lengths, reverse, weight_hh=weight_hh, mask=mask)
+            return fast(cell, x, state, lengths, reverse, weight_hh=weight_hh, mask=mask, zoneout=weights)
         if not (self.weight_drop and self.training):
-            return scan(self.regularized(cell, x), x, state, lengths, reverse)
+            return scan(self.regularized(cell, x, weights), x, state, lengths, reverse)
         with dropped_weight(cell, "weight_hh", self.weight_drop):
-            return scan(self.regularized(cell, x), x, state, lengths, reverse)
+            return scan(self.regularized(cell, x, weights), x, state, lengths, reverse)
 
-    def regularized(self, cell: RecurrentCell, x: Tensor):
-        """``cell`` wrapped in recurrent dropout and zoneout as configured (itself if neither applies)."""
+    def zoneout_weights(self, cell: RecurrentCell, x: Tensor) -> tuple[Tensor | None, ...]:
+        """This layer's zoneout weights for one run of ``cell`` over ``x: (B, T, ·)``: one
+        ``(T, B, H_k)`` tensor per state tensor (:func:`rnnkit.nn.dropout.zoneout_weights`)."""
+        state = cell.initial_state(x.shape[0], device=x.device, dtype=x.dtype)
+        shapes = [s.shape for s in (state if isinstance(state, tuple) else (state,))]
+        return zoneout_weights(self.zoneout, self.training, shapes, x.shape[1], x)
+
+    def regularized(self, cell: RecurrentCell, x: Tensor, zoneout: tuple[Tensor | None, ...] | None):
+        """``cell`` wrapped in recurrent dropout and zoneout as configured (itself if neither
+        applies); ``zoneout``: the weights from :meth:`zoneout_weights`, or ``None``."""
         wrapped = cell
         if self.recurrent_dropout and self.training:
             mask = sequence_mask(x.shape[0], cell.output_size, self.recurrent_dropout, x)  # (B, H_out)
             wrapped = RecurrentDropoutCell(wrapped, mask)
-        if any(self.zoneout):
-            wrapped = ZoneoutCell(wrapped, self.zoneout, self.training)
+        if zoneout is not None:
+            wrapped = ZoneoutCell(wrapped, zoneout)
         return wrapped
 
     def between_layers(self, x: Tensor) -> Tensor:

@@ -488,16 +488,44 @@ static void weight_gemm_run(const struct weight_gemm *g, int rows, const float *
 
 static void weight_gemm_free(struct weight_gemm *g) { free(g->packed); }
 
+/* Zoneout (Krueger et al. 2016) on one row of a state, in place: new = z old + (1 - z) new, z the
+   row's zoneout weights (1: keep the old unit, 0: take the new one; the rate itself in eval). */
+static inline void zone_row(int H, const float *restrict z, const float *restrict old, float *restrict new_) {
+    for (int j = 0; j < H; j++) new_[j] = z[j] * old[j] + (1.0f - z[j]) * new_[j];
+}
+
+/* Zoneout's share of one row's backward step, before the cell's own: d = dob + dh, the grad of the
+   zoned h_t, splits into keep_h = zh d (straight to h_{t-1}) and dh = (1 - zh) d (to the cell's new
+   h); with zc (and dc), dc into keep_c = zc dc and dc = (1 - zc) dc. zh, zc may be NULL (rate 0). */
+static inline void zone_backward_row(int H, const float *restrict dob, const float *restrict zh,
+                                     const float *restrict zc, float *restrict dh, float *restrict dc,
+                                     float *restrict keep_h, float *restrict keep_c) {
+    for (int j = 0; j < H; j++) {
+        float d = dob[j] + dh[j], z = zh ? zh[j] : 0.0f;
+        keep_h[j] = z * d;
+        dh[j] = (1.0f - z) * d;
+    }
+    if (dc)
+        for (int j = 0; j < H; j++) {
+            float z = zc ? zc[j] : 0.0f;
+            keep_c[j] = z * dc[j];
+            dc[j] = (1.0f - z) * dc[j];
+        }
+}
+
 /* The forward pass. Plain LSTM: gx (T, B, G) = W_ih x, b_ih = b_ih + b_hh (G) or NULL, added
    to each row here (the caller's gx stays as it was given). Layer-norm LSTM: gx is the
    raw W_ih x, normalized here row by row (LN_ih, gain g_ih, shift b_ih = b_ih + b_hh or NULL; its
    mean and rstd written to ih_mean, ih_rstd (T, B)), and W_hh h, c normalized as in
-   ln_lstm_forward_row. work: B * (G + H) + threads * G floats. */
+   ln_lstm_forward_row. zh, zc (T, B, H) or NULL: zoneout weights of h and c (zone_row), applied to
+   each step's new state before it is carried (c_news then holds the zoned c).
+   work: B * (G + H) + threads * G floats. */
 void lstm_sequence_forward(int threads, sgemm_t sgemm, int T, int B, int H, float eps, const float *gx,
                            const float *w, const float *mask, const float *valid, const float *g_hh,
                            const float *g_c, const float *b_c, float *hs, float *cs, float *acts, float *tcs,
                            float *outs, float *c_news, float *r_hats, float *r_rstd, float *c_hats, float *c_rstd,
-                           const float *g_ih, const float *b_ih, float *ih_mean, float *ih_rstd, float *work) {
+                           const float *g_ih, const float *b_ih, float *ih_mean, float *ih_rstd, const float *zh,
+                           const float *zc, float *work) {
     int G = 4 * H, ln = g_hh != NULL;
     PARALLEL_REGION
     {
@@ -532,6 +560,8 @@ void lstm_sequence_forward(int threads, sgemm_t sgemm, int T, int B, int H, floa
                 }
                 float *hn = hs + (row + B) * H, *cn = cs + (row + B) * H;
                 float *o = outs + row * H, *c = c_news + row * H;
+                if (zh) zone_row(H, zh + row * H, hp + (size_t)r * H, o);
+                if (zc) zone_row(H, zc + row * H, cs + row * H, c);
                 if (valid && valid[row] == 0.0f) { /* past this sequence's end: frozen state, zero output */
                     for (int j = 0; j < H; j++) { hn[j] = hp[(size_t)r * H + j]; cn[j] = cs[row * H + j]; o[j] = 0.0f; }
                 } else {
@@ -549,17 +579,18 @@ void lstm_sequence_forward(int threads, sgemm_t sgemm, int T, int B, int H, floa
    the grads of gx (plain LSTM), or of the raw W_ih x through LN_ih (layer-norm LSTM, whose gx is
    raw as in the forward pass); for the layer-norm cell also d_rec (t1 - t0, B, G): grads of
    W_hh h_{t-1} (the plain cell's are d_gates), and adds the gains' and LN_ih shift's gradients into
-   d_g_hh (G), d_g_c (H), d_b_c (H), d_g_ih (G), d_b_ih (G).
-   work: B * 3H + threads * (5G + 2H) floats. */
+   d_g_hh (G), d_g_c (H), d_b_c (H), d_g_ih (G), d_b_ih (G). zh, zc: the forward pass's zoneout
+   weights or NULL. work: B * 4H + threads * (5G + 4H) floats. */
 void lstm_sequence_backward(int threads, sgemm_t sgemm, int t0, int t1, int B, int H, const float *w,
                             const float *mask, const float *valid, const float *d_out, float *dh, float *dc,
                             const float *acts, const float *tcs, const float *cs, const float *c_hats,
                             const float *c_rstd, const float *r_hats, const float *r_rstd, const float *g_hh,
                             const float *g_c, float *d_gates, float *d_rec, float *d_g_hh, float *d_g_c,
                             float *d_b_c, const float *gx, const float *ih_mean, const float *ih_rstd,
-                            const float *g_ih, float *d_g_ih, float *d_b_ih, float *work) {
-    int G = 4 * H, ln = g_hh != NULL, P = 3 * G + 2 * H; /* per-thread partial sums */
-    float *partials = work + (size_t)B * 3 * H;
+                            const float *g_ih, float *d_g_ih, float *d_b_ih, const float *zh, const float *zc,
+                            float *work) {
+    int G = 4 * H, ln = g_hh != NULL, P = 3 * G + 2 * H, zoned = zh || zc; /* P: per-thread partial sums */
+    float *partials = work + (size_t)B * 3 * H, *zone_work = partials + (size_t)threads * (P + 2 * G);
     int used = 1;
     PARALLEL_REGION
     {
@@ -569,6 +600,9 @@ void lstm_sequence_backward(int threads, sgemm_t sgemm, int t0, int t1, int B, i
         float *scratch = work + (size_t)B * H + (size_t)b0 * 2 * H; /* rows x 2H: LN scratch */
         float *pg = partials + (size_t)id * P, *pc = pg + G, *pb = pc + H, *pgi = pb + H, *pbi = pgi + G;
         float *dg_row = partials + (size_t)threads * P + (size_t)id * 2 * G, *xh = dg_row + G; /* G each */
+        float *keep_h = zone_work + (size_t)b0 * H; /* rows x H: zoneout's grads straight to h_{t-1} */
+        float *keep_c = zone_work + (size_t)B * H + (size_t)id * 2 * H, *no_grad = keep_c + H; /* H each */
+        for (int j = 0; j < H && zoned; j++) no_grad[j] = 0.0f;
         struct weight_gemm product; /* (rows, H) = d_rec (rows, G) @ W_hh */
         weight_gemm_init(&product, sgemm, 'N', H, rows, G, w, H, t1 - t0);
         #pragma omp single
@@ -586,12 +620,18 @@ void lstm_sequence_backward(int threads, sgemm_t sgemm, int t0, int t1, int B, i
                     continue;
                 }
                 float *dhb = dh + b * H, *dcb = dc + b * H;
+                const float *dob = d_out + row * H;
+                if (zoned) { /* dhb, dcb become the grads of the cell's own new h, c; dob is folded in */
+                    zone_backward_row(H, dob, zh ? zh + row * H : NULL, zc ? zc + row * H : NULL, dhb, dcb,
+                                      keep_h + (size_t)r * H, keep_c);
+                    dob = no_grad;
+                }
                 if (!ln) {
-                    lstm_backward_row(H, d_out + row * H, dhb, dcb, acts + row * G, tcs + row * H, cs + row * H,
-                                      dg, dcb);
+                    lstm_backward_row(H, dob, dhb, dcb, acts + row * G, tcs + row * H, cs + row * H, dg, dcb);
+                    if (zoned) for (int j = 0; j < H; j++) dcb[j] += keep_c[j];
                     continue;
                 }
-                const float *dob = d_out + row * H, *chr = c_hats + row * H, *rhr = r_hats + row * G;
+                const float *chr = c_hats + row * H, *rhr = r_hats + row * G;
                 for (int j = 0; j < H; j++) dhb[j] += dob[j]; /* grad of h_new */
                 float *dcn = scratch + (size_t)r * 2 * H;
                 /* dg_row: the grads of the gates, turned into those of the raw W_ih x (dg) on the spot */
@@ -599,6 +639,7 @@ void lstm_sequence_backward(int threads, sgemm_t sgemm, int t0, int t1, int B, i
                 ln_lstm_backward_row(H, dhb, dcb, acts + row * G, tcs + row * H, cs + row * H, chr, c_rstd[row],
                                      rhr, r_rstd[row], g_hh, g_c, dg_row, dr, dcb, dcn, dcn + H, &ih);
                 for (int j = 0; j < H; j++) { pc[j] += dcn[j] * chr[j]; pb[j] += dcn[j]; }
+                if (zoned) for (int j = 0; j < H; j++) dcb[j] += keep_c[j];
             }
             weight_gemm_run(&product, rows, drec, G, tmp, H);
             for (int r = 0; r < rows; r++) {
@@ -607,6 +648,7 @@ void lstm_sequence_backward(int threads, sgemm_t sgemm, int t0, int t1, int B, i
                 float *dhb = dh + b * H;
                 const float *m = mask ? mask + b * H : NULL, *tr = tmp + (size_t)r * H;
                 for (int j = 0; j < H; j++) dhb[j] = m ? tr[j] * m[j] : tr[j];
+                if (zoned) for (int j = 0; j < H; j++) dhb[j] += keep_h[(size_t)r * H + j];
             }
         }
         weight_gemm_free(&product);
@@ -641,11 +683,12 @@ static inline void gru_forward_row(int H, const float *restrict x, const float *
    entry; outs (T, B, H), which may be hs + B * H; acts (T, B, 4H): r, z, n and W_hn h + b_hn,
    what the backward pass needs. Layer-norm GRU: g_hh (G) not NULL, W_hh h is normalized
    (LN_hh, gain g_hh, shift b_hh), its normalized value and rstd written to r_hats (T, B, G),
-   r_rstd (T, B); gx is then LN_ih(W_ih x) + b_ih and b_ih zeros. work: B * (G + H) floats. */
+   r_rstd (T, B); gx is then LN_ih(W_ih x) + b_ih and b_ih zeros. zh (T, B, H) or NULL: zoneout
+   weights of h (zone_row). work: B * (G + H) floats. */
 void gru_sequence_forward(int threads, sgemm_t sgemm, int T, int B, int H, float eps, const float *gx,
                           const float *w, const float *b_ih, const float *b_hh, const float *mask,
                           const float *valid, const float *g_hh, float *hs, float *outs, float *acts,
-                          float *r_hats, float *r_rstd, float *work) {
+                          float *r_hats, float *r_rstd, const float *zh, float *work) {
     int G = 3 * H;
     PARALLEL_REGION
     {
@@ -674,6 +717,7 @@ void gru_sequence_forward(int threads, sgemm_t sgemm, int T, int B, int H, float
                 } else
                     for (int k = 0; k < G; k++) p[k] += b_hh[k];
                 gru_forward_row(H, gx + row * G, b_ih, p, h, acts + row * 4 * H, o);
+                if (zh) zone_row(H, zh + row * H, h, o);
                 if (valid && valid[row] == 0.0f) /* past this sequence's end: frozen state, zero output */
                     for (int j = 0; j < H; j++) { hn[j] = h[j]; o[j] = 0.0f; }
                 else if (hn != o)
@@ -725,16 +769,19 @@ static inline void gru_backward_row(int H, const float *restrict a, const float 
    differ in the n gate: r multiplies W_hn h + b_hn). Layer-norm GRU (g_hh, r_hats, r_rstd as the
    forward pass wrote them): d_rec are the grads of the raw W_hh h_rec, and each thread adds the
    grads of g_hh and b_hh of its rows into partials + id * 2G (g_hh's G, then b_hh's G; zeros on
-   entry). work: B * H floats. */
+   entry). zh: the forward pass's zoneout weights or NULL. work: B * 2H + threads * H floats. */
 void gru_sequence_backward(int threads, sgemm_t sgemm, int T, int B, int H, const float *w, const float *mask,
                            const float *valid, const float *d_out, float *dh, const float *hs, const float *acts,
                            const float *g_hh, const float *r_hats, const float *r_rstd, float *d_gx, float *d_rec,
-                           float *partials, float *work) {
+                           float *partials, const float *zh, float *work) {
     int G = 3 * H;
     PARALLEL_REGION
     {
         THREAD_ROWS(B, b0, b1);
         int rows = b1 - b0;
+        float *keep_h = work + (size_t)B * H + (size_t)b0 * H; /* rows x H: zoneout's grads straight to h_{t-1} */
+        float *no_grad = work + (size_t)B * 2 * H + (size_t)THREAD_ID * H;
+        for (int j = 0; j < H && zh; j++) no_grad[j] = 0.0f;
         float *pg = g_hh ? partials + (size_t)THREAD_ID * 2 * G : NULL, *pb = pg ? pg + G : NULL;
         float *tmp = work + (size_t)b0 * H; /* rows x H: d_rec @ W_hh */
         struct weight_gemm product;         /* (rows, H) = d_rec (rows, G) @ W_hh */
@@ -748,7 +795,12 @@ void gru_sequence_backward(int threads, sgemm_t sgemm, int T, int B, int H, cons
                     for (int k = 0; k < G; k++) dx[k] = drc[k] = 0.0f;
                     continue;
                 }
-                gru_backward_row(H, acts + row * 4 * H, hs + row * H, d_out + row * H, dhb, dx, drc, dhp);
+                const float *dob = d_out + row * H;
+                if (zh) { /* dhb becomes the grad of the cell's own new h; dob is folded in */
+                    zone_backward_row(H, dob, zh + row * H, NULL, dhb, NULL, keep_h + (size_t)r * H, NULL);
+                    dob = no_grad;
+                }
+                gru_backward_row(H, acts + row * 4 * H, hs + row * H, dob, dhb, dx, drc, dhp);
                 for (int j = 0; j < H; j++) dhb[j] = dhp[j];
                 if (g_hh) ln_backward_row(G, r_hats + row * G, r_rstd[row], g_hh, drc, pg, pb);
             }
@@ -759,6 +811,7 @@ void gru_sequence_backward(int threads, sgemm_t sgemm, int T, int B, int H, cons
                 float *dhb = dh + b * H;
                 const float *m = mask ? mask + b * H : NULL, *tr = tmp + (size_t)r * H;
                 for (int j = 0; j < H; j++) dhb[j] += m ? tr[j] * m[j] : tr[j];
+                if (zh) for (int j = 0; j < H; j++) dhb[j] += keep_h[(size_t)r * H + j];
             }
         }
         weight_gemm_free(&product);
@@ -878,12 +931,12 @@ def library() -> ctypes.CDLL | None:
                 getattr(lib, f"{cell}_forward").argtypes = forward
                 getattr(lib, f"{cell}_backward").argtypes = [*forward, pointer, stride, pointer, pointer, pointer]
             lib.lstm_sequence_forward.argtypes = [ctypes.c_int, ctypes.c_void_p, *ints, ctypes.c_float]
-            lib.lstm_sequence_forward.argtypes += [ctypes.c_void_p] * 22
+            lib.lstm_sequence_forward.argtypes += [ctypes.c_void_p] * 24
             lib.lstm_sequence_backward.argtypes = [ctypes.c_int, ctypes.c_void_p] + [ctypes.c_int] * 4
-            lib.lstm_sequence_backward.argtypes += [ctypes.c_void_p] * 27
+            lib.lstm_sequence_backward.argtypes += [ctypes.c_void_p] * 29
             lib.gru_sequence_forward.argtypes = [ctypes.c_int, ctypes.c_void_p, *ints, ctypes.c_float]
-            lib.gru_sequence_forward.argtypes += [ctypes.c_void_p] * 13
-            lib.gru_sequence_backward.argtypes = [ctypes.c_int, ctypes.c_void_p, *ints] + [ctypes.c_void_p] * 14
+            lib.gru_sequence_forward.argtypes += [ctypes.c_void_p] * 14
+            lib.gru_sequence_backward.argtypes = [ctypes.c_int, ctypes.c_void_p, *ints] + [ctypes.c_void_p] * 15
             lib.set_packed_gemm.argtypes, lib.set_packed_gemm.restype = [ctypes.c_void_p] * 3, None
             lib.layer_norm_rows_forward.argtypes = [*ints, ctypes.c_float] + [ctypes.c_void_p] * 6
             lib.layer_norm_rows_backward.argtypes = ints + [ctypes.c_void_p] * 8

@@ -75,11 +75,13 @@ class LSTMSequence(torch.autograd.Function):
     ``h0, c0: (B, H)``, ``weight_hh: (4H, H)``, ``mask: (B, H)`` or ``None`` (multiplies
     ``h_{t-1}`` in the recurrent product), ``valid: (T, B, 1)`` float 0/1 or ``None`` (state frozen
     and output zero where 0), and for the layer-norm cell ``ln_hh_weight: (4H,)``,
-    ``ln_c_weight: (H,)``, ``ln_c_bias: (H,)`` or ``None`` (``ln_hh``'s shift is in ``gx``), ``eps``.
+    ``ln_c_weight: (H,)``, ``ln_c_bias: (H,)`` or ``None`` (``ln_hh``'s shift is in ``gx``), ``eps``,
+    and ``zh, zc: (T, B, H)`` or ``None``: zoneout weights of ``h`` and ``c`` (1 keeps a unit's old
+    value, 0 takes the new one; the rate itself in eval), whole-sequence C call only.
     """
 
     @staticmethod
-    def forward(ctx, gx, bias, h0, c0, weight_hh, mask, valid, ln_hh_weight, ln_c_weight, ln_c_bias, eps):
+    def forward(ctx, gx, bias, h0, c0, weight_hh, mask, valid, ln_hh_weight, ln_c_weight, ln_c_bias, eps, zh, zc):
         T, B, G = gx.shape
         H = G // 4
         layer_norm = ln_hh_weight is not None
@@ -96,7 +98,7 @@ class LSTMSequence(torch.autograd.Function):
         if whole:  # (the layer-norm cell's whole-sequence path is LayerNormLSTMSequence)
             weight_hh, work = weight_hh.contiguous(), new(B * (G + H) + threads * G)
             args = (gx, weight_hh, mask, valid, None, None, None, hs, cs, acts, tcs, outs, c_news, *(None,) * 5)
-            args += (bias, None, None, work)  # bias in b_ih's place: the plain cell adds it to each row
+            args += (bias, None, None, zh, zc, work)  # bias in b_ih's place: the plain cell adds it to each row
             lib.lstm_sequence_forward(threads, native.sgemm(), T, B, H, 0.0, *map(native.ptr, args))
         elif bias is not None:
             gx = gx + bias  # (T, B, 4H)
@@ -138,7 +140,9 @@ class LSTMSequence(torch.autograd.Function):
                 torch.tanh(c_new, out=tcs[t])
             torch.mul(o, tcs[t], out=outs[t])  # (B, H)
             _freeze_past_ends(t, valid, hs, cs, outs, c_news)
-        saved = [hs, cs, acts, tcs, weight_hh, mask, valid]
+        if (zh is not None or zc is not None) and not whole:
+            raise ValueError("LSTMSequence: zoneout runs only in the whole-sequence C call (see supports_zoneout)")
+        saved = [hs, cs, acts, tcs, weight_hh, mask, valid] + ([zh, zc] if whole else [])
         if layer_norm:  # r, r_hat: (T, B, 4H); c: (T, B, H); statistics (T, B, 1)
             saved += [r_hats, c_news, stats, ln_hh_weight, ln_c_weight, ln_c_bias, c_hats]
         ctx.save_for_backward(*saved)
@@ -156,7 +160,7 @@ class LSTMSequence(torch.autograd.Function):
             grads = _backward_torch(ctx, d_out, d_hT, d_cT)
         d_gates = grads[0]  # (T, B, 4H)
         d_bias = d_gates.reshape(-1, d_gates.shape[-1]).sum(0) if ctx.has_bias else None
-        return grads[0], d_bias, *grads[1:]
+        return grads[0], d_bias, *grads[1:], None, None  # no grads for the zoneout weights
 
 
 def _backward_torch(ctx, d_out: Tensor, d_hT: Tensor, d_cT: Tensor) -> tuple:
@@ -316,14 +320,14 @@ def _backward_layer_norm_c(ctx, d_out: Tensor, d_hT: Tensor, d_cT: Tensor) -> tu
 def _backward_sequence_c(ctx, d_out: Tensor, d_hT: Tensor, d_cT: Tensor) -> tuple:
     """:meth:`LSTMSequence.backward` of the plain cell in one whole-sequence C call
     (``lstm_sequence_backward``), then ``dW_hh`` as one GEMM."""
-    hs, cs, acts, tcs, weight_hh, mask, valid = ctx.saved_tensors
+    hs, cs, acts, tcs, weight_hh, mask, valid, zh, zc = ctx.saved_tensors
     T, B, G = acts.shape
     H = G // 4
     lib, threads = native.library(), native.threads()
     d_out, weight_hh = d_out.contiguous(), weight_hh.contiguous()  # (T, B, H), (4H, H)
     dh, dc = d_hT.contiguous().clone(), d_cT.contiguous().clone()  # (B, H) each: carried back in place
     d_gates, work = native.empty(d_out, T, B, G), d_out.new_empty(_backward_work(B, H, threads))
-    args = (weight_hh, mask, valid, d_out, dh, dc, acts, tcs, cs, *(None,) * 6, d_gates, *(None,) * 10, work)
+    args = (weight_hh, mask, valid, d_out, dh, dc, acts, tcs, cs, *(None,) * 6, d_gates, *(None,) * 10, zh, zc, work)
     lib.lstm_sequence_backward(threads, native.sgemm(), 0, T, B, H, *map(native.ptr, args))
     h_rec = hs[:T] if mask is None else hs[:T] * mask  # (T, B, H): what multiplied W_hh
     d_weight_hh = d_gates.reshape(T * B, G).t() @ h_rec.reshape(T * B, H)  # (4H, H): one GEMM
@@ -332,7 +336,7 @@ def _backward_sequence_c(ctx, d_out: Tensor, d_hT: Tensor, d_cT: Tensor) -> tupl
 
 def _backward_work(B: int, H: int, threads: int) -> int:
     """Floats of work space ``lstm_sequence_backward`` needs."""
-    return B * 3 * H + threads * (5 * 4 * H + 2 * H)
+    return B * 4 * H + threads * (5 * 4 * H + 4 * H)
 
 
 class LayerNormLSTMSequence(torch.autograd.Function):
@@ -345,7 +349,8 @@ class LayerNormLSTMSequence(torch.autograd.Function):
     Inputs: ``raw: (T, B, 4H)`` = ``W_ih x`` (no bias), ``ln_ih_weight: (4H,)``, ``bias: (4H,)``
     (``b_ih + b_hh``) or ``None``, ``h0, c0: (B, H)``, ``weight_hh: (4H, H)``, ``mask: (B, H)`` or
     ``None`` (on ``h_{t-1}``), ``valid: (T, B, 1)`` float 0/1 or ``None``, ``ln_hh_weight: (4H,)``,
-    ``ln_c_weight, ln_c_bias: (H,)`` (the shift may be ``None``), ``eps``. The same numbers as
+    ``ln_c_weight, ln_c_bias: (H,)`` (the shift may be ``None``), ``eps``, ``zh, zc: (T, B, H)`` or
+    ``None`` (zoneout weights, as in :class:`LSTMSequence`). The same numbers as
     :class:`LSTMSequence` after ``LN_ih`` (tests pin it). Saves ``raw`` and the row statistics
     instead of a normalized copy, and keeps no ``(T, B, 4H)`` gate gradients: each row's are
     turned into the grads of ``raw`` on the spot.
@@ -353,7 +358,7 @@ class LayerNormLSTMSequence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, raw, ln_ih_weight, bias, h0, c0, weight_hh, mask, valid, ln_hh_weight, ln_c_weight, ln_c_bias,
-                eps):  # fmt: skip
+                eps, zh, zc):  # fmt: skip
         T, B, G = raw.shape
         H = G // 4
         new, threads = functools.partial(native.empty, raw), native.threads()
@@ -363,16 +368,18 @@ class LayerNormLSTMSequence(torch.autograd.Function):
         weight_hh = weight_hh.contiguous()
         args = (raw, weight_hh, mask, valid, ln_hh_weight, ln_c_weight, ln_c_bias, hs, cs, acts, tcs, outs, c_news)
         args += (r_hats, stats[0], c_hats, stats[1], ln_ih_weight, bias, stats[2], stats[3])
-        args += (raw.new_empty(B * (G + H) + threads * G),)  # work space
+        args += (zh, zc, raw.new_empty(B * (G + H) + threads * G))  # zoneout weights, work space
         native.library().lstm_sequence_forward(threads, native.sgemm(), T, B, H, eps, *map(native.ptr, args))
         ctx.save_for_backward(raw, ln_ih_weight, hs, cs, acts, tcs, weight_hh, mask, valid, r_hats, c_hats, stats,
-                              ln_hh_weight, ln_c_weight)  # fmt: skip
+                              ln_hh_weight, ln_c_weight, zh, zc)  # fmt: skip
         ctx.has_bias, ctx.has_c_bias = bias is not None, ln_c_bias is not None
         return outs, hs[T].clone(), cs[T].clone()
 
     @staticmethod
     def backward(ctx, d_out, d_hT, d_cT):
-        raw, g_ih, hs, cs, acts, tcs, weight_hh, mask, valid, r_hats, c_hats, stats, g_hh, g_c = ctx.saved_tensors
+        raw, g_ih, hs, cs, acts, tcs, weight_hh, mask, valid, r_hats, c_hats, stats, g_hh, g_c, *zoneout = (
+            ctx.saved_tensors
+        )
         T, B, G = raw.shape
         H = G // 4
         lib, threads = native.library(), native.threads()
@@ -388,10 +395,11 @@ class LayerNormLSTMSequence(torch.autograd.Function):
             start = max(0, end - block)
             args = (weight_hh, mask, valid, d_out, dh, dc, acts, tcs, cs, c_hats, stats[1], r_hats, stats[0])
             args += (g_hh, g_c, d_raw, d_recs, d_g_hh, d_g_c, d_b_c, raw, stats[2], stats[3], g_ih, d_g_ih, d_b_ih)
+            args += (*zoneout,)  # zh, zc
             lib.lstm_sequence_backward(threads, native.sgemm(), start, end, B, H, *map(native.ptr, (*args, work)))
             d_weight_hh.addmm_(d_recs[: end - start].reshape(-1, G).t(), h_rec[start:end].reshape(-1, H))
         return (d_raw, d_g_ih, d_b_ih if ctx.has_bias else None, dh, dc, d_weight_hh, None, None,
-                d_g_hh, d_g_c, d_b_c if ctx.has_c_bias else None, None)  # fmt: skip
+                d_g_hh, d_g_c, d_b_c if ctx.has_c_bias else None, None, None, None)  # fmt: skip
 
 
 class LayerNormRows(torch.autograd.Function):
@@ -437,12 +445,15 @@ def lstm_scan(
     *,
     weight_hh: Tensor | None = None,
     mask: Tensor | None = None,
+    zoneout: tuple[Tensor | None, Tensor | None] | None = None,
 ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
     """What :func:`rnnkit.nn.scan.scan` returns for ``cell``, computed by :class:`LSTMSequence`.
 
     Args: as :func:`rnnkit.nn.scan.scan` (``x: (B, T, I)``, ``state: ((B, H), (B, H))``,
-    ``lengths: (B,)``), plus ``weight_hh`` to use instead of the cell's (DropConnect) and
-    ``mask: (B, H)`` on ``h_{t-1}`` (recurrent dropout).
+    ``lengths: (B,)``), plus ``weight_hh`` to use instead of the cell's (DropConnect),
+    ``mask: (B, H)`` on ``h_{t-1}`` (recurrent dropout) and ``zoneout``: the weights ``(T, B, H)``
+    of ``h`` and ``c`` (either ``None``) in the order the steps run, only where
+    :func:`supports_zoneout`.
 
     Returns ``outputs: (B, T, H)`` and ``(h_n, c_n)``, each ``(B, H)``.
     """
@@ -453,6 +464,7 @@ def lstm_scan(
     weight_hh = cell.weight_hh if weight_hh is None else weight_hh
     mask = None if mask is None else mask.contiguous()  # (B, H): the C kernels read it row by row
     valid = _valid_steps(lengths, T, x)  # (T, B, 1) or None
+    zh, zc = (None, None) if zoneout is None else (_contiguous(z) for z in zoneout)  # (T, B, H) each
     x_rows = x.transpose(0, 1).reshape(T * B, -1)  # (T * B, I), time-major
     G = cell.weight_ih.shape[0]
     if isinstance(cell, LayerNormLSTMCell):
@@ -460,7 +472,7 @@ def lstm_scan(
         bias = None if cell.bias_ih is None else cell.bias_ih + cell.bias_hh  # LN_hh's shift folded in here
         if native.usable(gates, weight_hh) and native.sgemm() is not None:  # all of it in whole-sequence C calls
             ln_cell = (cell.ln_hh_weight, cell.ln_c_weight, cell.ln_c_bias, cell.eps)
-            args = (gates, cell.ln_ih_weight, bias, h0, c0, weight_hh, mask, valid, *ln_cell)
+            args = (gates, cell.ln_ih_weight, bias, h0, c0, weight_hh, mask, valid, *ln_cell, zh, zc)
             out, h_n, c_n = LayerNormLSTMSequence.apply(*args)
             return _batch_major(out, lengths, reverse), (h_n, c_n)
         gx = _layer_norm(gates, cell.ln_ih_weight, bias, cell.eps)  # LN_ih(W_ih x) + b_ih + b_hh
@@ -469,8 +481,12 @@ def lstm_scan(
         bias = None if cell.bias_ih is None else cell.bias_ih + cell.bias_hh  # (4H,): added inside LSTMSequence
         gx = InputProjection.apply(x_rows, cell.weight_ih).view(T, B, G)  # (T, B, 4H): W_ih x
         ln = (None, None, None, 0.0)
-    out, h_n, c_n = LSTMSequence.apply(gx, bias, h0, c0, weight_hh, mask, valid, *ln)
+    out, h_n, c_n = LSTMSequence.apply(gx, bias, h0, c0, weight_hh, mask, valid, *ln, zh, zc)
     return _batch_major(out, lengths, reverse), (h_n, c_n)
+
+
+def _contiguous(t: Tensor | None) -> Tensor | None:
+    return None if t is None else t.contiguous()
 
 
 def _valid_steps(lengths: Tensor | None, T: int, x: Tensor) -> Tensor | None:
@@ -499,6 +515,13 @@ def supports_gru(cell, x: Tensor) -> bool:
     return type(cell) in (GRUCell, LayerNormGRUCell) and native.usable(x, cell.weight_hh) and native.sgemm() is not None
 
 
+def supports_zoneout(cell, x: Tensor) -> bool:
+    """Whether the fast path runs ``cell`` with zoneout on ``x``: only its whole-sequence C calls
+    do (the LSTM family's and the GRUs', float32 on the CPU with ``sgemm_``)."""
+    whole = native.usable(x, cell.weight_hh) and native.sgemm() is not None
+    return (supports(cell) and whole) or supports_gru(cell, x)
+
+
 class GRUSequence(torch.autograd.Function):
     """``(outputs (T, B, H), h_T (B, H))`` of torch.nn's GRU, or of the layer-norm GRU, over a
     whole sequence in C calls (``gru_sequence_forward`` / ``_backward`` in :mod:`rnnkit.nn.native`):
@@ -512,12 +535,13 @@ class GRUSequence(torch.autograd.Function):
     ``h0: (B, H)``, ``weight_hh: (3H, H)``, ``mask: (B, H)`` or ``None`` (on ``h_{t-1}`` inside the
     recurrent product only, as :meth:`GRUCell.step_dropped`), ``valid: (T, B, 1)`` float 0/1 or
     ``None`` (state frozen and output zero where 0), ``ln_hh_weight: (3H,)`` or ``None`` (the plain
-    GRU), ``eps``. Float32 CPU tensors; the same numbers as the cell's ``step`` through the
+    GRU), ``eps``, ``zh: (T, B, H)`` or ``None`` (zoneout weights of ``h``, as in
+    :class:`LSTMSequence`). Float32 CPU tensors; the same numbers as the cell's ``step`` through the
     generic loop (tests pin it).
     """
 
     @staticmethod
-    def forward(ctx, gx, b_ih, b_hh, h0, weight_hh, mask, valid, ln_hh_weight, eps):
+    def forward(ctx, gx, b_ih, b_hh, h0, weight_hh, mask, valid, ln_hh_weight, eps, zh):
         T, B, G = gx.shape
         H = G // 3
         new = functools.partial(native.empty, gx)
@@ -529,24 +553,24 @@ class GRUSequence(torch.autograd.Function):
         r_hats, r_rstd = (new(T, B, G), gx.new_empty(T, B)) if layer_norm else (None, None)  # LN_hh's x_hat, rstd
         weight_hh = weight_hh.contiguous()
         biases = [gx.new_zeros(G) if b is None else b.contiguous() for b in (b_ih, b_hh)]  # the kernel reads both
-        args = (gx, weight_hh, *biases, mask, valid, ln_hh_weight, hs, outs, acts, r_hats, r_rstd)
+        args = (gx, weight_hh, *biases, mask, valid, ln_hh_weight, hs, outs, acts, r_hats, r_rstd, zh)
         args += (gx.new_empty(B * (G + H)),)  # work space
         lib = native.library()
         lib.gru_sequence_forward(native.threads(), native.sgemm(), T, B, H, eps, *map(native.ptr, args))
-        ctx.save_for_backward(hs, acts, weight_hh, mask, valid, ln_hh_weight, r_hats, r_rstd)
+        ctx.save_for_backward(hs, acts, weight_hh, mask, valid, ln_hh_weight, r_hats, r_rstd, zh)
         ctx.has_bias = b_ih is not None, b_hh is not None
         return outs, hs[T].clone()
 
     @staticmethod
     def backward(ctx, d_out, d_hT):
-        hs, acts, weight_hh, mask, valid, ln_hh_weight, r_hats, r_rstd = ctx.saved_tensors
+        hs, acts, weight_hh, mask, valid, ln_hh_weight, r_hats, r_rstd, zh = ctx.saved_tensors
         T, B, G = acts.shape[0], acts.shape[1], acts.shape[2] // 4 * 3
         H, threads = G // 3, native.threads()
         d_out, dh = d_out.contiguous(), d_hT.contiguous().clone()  # (T, B, H); (B, H) carried back in place
         d_gx, d_rec = native.empty(d_out, T, B, G), native.empty(d_out, T, B, G)  # grads of gx, of W_hh h
         partials = d_out.new_zeros(threads, 2, G) if ln_hh_weight is not None else None  # grads of g_hh, b_hh
-        args = (weight_hh, mask, valid, d_out, dh, hs, acts, ln_hh_weight, r_hats, r_rstd, d_gx, d_rec, partials)
-        args += (d_out.new_empty(B * H),)  # work space
+        args = (weight_hh, mask, valid, d_out, dh, hs, acts, ln_hh_weight, r_hats, r_rstd, d_gx, d_rec, partials, zh)
+        args += (d_out.new_empty(B * 2 * H + threads * H),)  # work space
         native.library().gru_sequence_backward(threads, native.sgemm(), T, B, H, *map(native.ptr, args))
         h_rec = hs[:T] if mask is None else hs[:T] * mask  # (T, B, H): what multiplied W_hh
         d_weight_hh = d_rec.view(T * B, G).t() @ h_rec.reshape(T * B, H)  # (3H, H): one GEMM
@@ -557,7 +581,7 @@ class GRUSequence(torch.autograd.Function):
         else:
             d_b_hh = d_rec.view(T * B, G).sum(0)
         d_b_hh = d_b_hh if ctx.has_bias[1] else None
-        return d_gx, d_b_ih, d_b_hh, dh, d_weight_hh, None, None, d_ln_hh_weight, None
+        return d_gx, d_b_ih, d_b_hh, dh, d_weight_hh, None, None, d_ln_hh_weight, None, None
 
 
 def gru_scan(
@@ -569,12 +593,14 @@ def gru_scan(
     *,
     weight_hh: Tensor | None = None,
     mask: Tensor | None = None,
+    zoneout: tuple[Tensor | None] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """What :func:`rnnkit.nn.scan.scan` returns for a :class:`GRUCell` or :class:`LayerNormGRUCell`, computed by
     :class:`GRUSequence` (only where :func:`supports_gru`).
 
     Args: as :func:`lstm_scan` (``x: (B, T, I)``, ``state: (B, H)``, ``lengths: (B,)``,
-    ``weight_hh``: DropConnect's, ``mask: (B, H)``: recurrent dropout's).
+    ``weight_hh``: DropConnect's, ``mask: (B, H)``: recurrent dropout's, ``zoneout``: ``(zh,)``,
+    the weights ``(T, B, H)`` of ``h``).
     Returns ``outputs: (B, T, H)`` and ``h_n: (B, H)``.
     """
     B, T, _ = x.shape
@@ -589,6 +615,7 @@ def gru_scan(
     if isinstance(cell, LayerNormGRUCell):  # LN_ih over all steps in torch; LN_hh in the C call
         gx = F.layer_norm(gx, gx.shape[-1:], cell.ln_ih_weight, cell.bias_ih, cell.eps)
         b_ih, ln = None, (cell.ln_hh_weight, cell.eps)
-    args = (gx, b_ih, cell.bias_hh, h0, weight_hh, mask, _valid_steps(lengths, T, x), *ln)
+    zh = None if zoneout is None else _contiguous(zoneout[0])  # (T, B, H)
+    args = (gx, b_ih, cell.bias_hh, h0, weight_hh, mask, _valid_steps(lengths, T, x), *ln, zh)
     out, h_n = GRUSequence.apply(*args)
     return _batch_major(out, lengths, reverse), h_n
