@@ -145,3 +145,24 @@ def _node_names(node) -> set[str]:
             names.add(type(node).__name__)
             stack.extend(next_node for next_node, _ in node.next_functions)
     return names
+
+
+@needs_c
+@pytest.mark.parametrize("make", [lambda: rnn.GRU(3, 5, num_layers=2, impl="loop"), lambda: rnn.LayerNormLSTM(3, 5)])
+def test_single_steps_run_the_generic_loop_and_stream_to_the_same_numbers(make):
+    """A one-step call (generation) takes the generic loop; stepping through a sequence one step
+    at a time, the state carried, gives the whole-sequence C call's outputs and final state."""
+    torch.manual_seed(0)
+    layer = make()
+    x = torch.randn(2, 6, 3)
+    whole, final = layer(x)
+    assert "SequenceBackward" in " ".join(_node_names(whole.grad_fn))
+    state, steps = None, []
+    for t in range(6):
+        out, state = layer(x[:, t : t + 1], state)
+        assert "SequenceBackward" not in " ".join(_node_names(out.grad_fn))
+        steps.append(out)
+    torch.testing.assert_close(torch.cat(steps, dim=1), whole, atol=1e-5, rtol=1e-5)
+    for a, b in zip(state if isinstance(state, tuple) else (state,), final if isinstance(final, tuple) else (final,),
+                    strict=True):  # fmt: skip
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
