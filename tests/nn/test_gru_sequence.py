@@ -9,6 +9,7 @@ import rnnkit.nn as rnn
 from rnnkit.nn import native, sequence
 from rnnkit.nn.dropout import RecurrentDropoutCell
 from rnnkit.nn.sequence import gru_scan, supports_gru
+from tests.nn.twins import graph_node_names
 
 needs_c = pytest.mark.skipif(
     native.library() is None or native.sgemm() is None,
@@ -78,7 +79,7 @@ def test_gru_layers_use_the_fast_path_and_match_torch():
     x = torch.randn(2, 6, 3, requires_grad=True)
     out, h = ours(x)
     expected, h_t = theirs(x)
-    assert "GRUSequenceBackward" in _node_names(out.grad_fn)
+    assert "GRUSequenceBackward" in graph_node_names(out.grad_fn)
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(h, h_t, atol=1e-5, rtol=1e-5)
     ours_grads = torch.autograd.grad(out.square().sum(), [x, *ours.parameters()])
@@ -92,7 +93,7 @@ def test_regularized_gru_layers_take_the_fast_path():
     x = torch.randn(2, 6, 3)
     for layer in (rnn.GRU(3, 5, recurrent_dropout=0.3), rnn.GRU(3, 5, weight_drop=0.3), rnn.GRU(3, 5, zoneout=0.2)):
         out, _ = layer(x)
-        assert "GRUSequenceBackward" in _node_names(out.grad_fn)
+        assert "GRUSequenceBackward" in graph_node_names(out.grad_fn)
 
 
 @needs_c
@@ -102,11 +103,11 @@ def test_layer_norm_gru_layers_use_the_fast_path_and_match_the_loop():
     x = torch.randn(2, 6, 3, requires_grad=True)
     lengths = torch.tensor([6, 4])
     out, h = fast(x, lengths=lengths)
-    assert "GRUSequenceBackward" in _node_names(out.grad_fn)
+    assert "GRUSequenceBackward" in graph_node_names(out.grad_fn)
     with pytest.MonkeyPatch.context() as patch:  # the same layer through the generic loop
         patch.setattr(sequence, "supports_gru", lambda cell, x: False)
         expected, h_loop = fast(x, lengths=lengths)
-    assert "GRUSequenceBackward" not in _node_names(expected.grad_fn)
+    assert "GRUSequenceBackward" not in graph_node_names(expected.grad_fn)
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(h, h_loop, atol=1e-5, rtol=1e-5)
     ours = torch.autograd.grad(out.square().sum(), [x, *fast.parameters()])
@@ -137,16 +138,6 @@ def test_gru_backward_twice_gives_the_same_gradients(kind):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
-def _node_names(node) -> set[str]:
-    names, stack = set(), [node]
-    while stack:
-        node = stack.pop()
-        if node is not None and type(node).__name__ not in names:
-            names.add(type(node).__name__)
-            stack.extend(next_node for next_node, _ in node.next_functions)
-    return names
-
-
 @needs_c
 @pytest.mark.parametrize("make", [lambda: rnn.GRU(3, 5, num_layers=2, impl="loop"), lambda: rnn.LayerNormLSTM(3, 5)])
 def test_single_steps_run_the_generic_loop_and_stream_to_the_same_numbers(make):
@@ -156,11 +147,11 @@ def test_single_steps_run_the_generic_loop_and_stream_to_the_same_numbers(make):
     layer = make()
     x = torch.randn(2, 6, 3)
     whole, final = layer(x)
-    assert "SequenceBackward" in " ".join(_node_names(whole.grad_fn))
+    assert "SequenceBackward" in " ".join(graph_node_names(whole.grad_fn))
     state, steps = None, []
     for t in range(6):
         out, state = layer(x[:, t : t + 1], state)
-        assert "SequenceBackward" not in " ".join(_node_names(out.grad_fn))
+        assert "SequenceBackward" not in " ".join(graph_node_names(out.grad_fn))
         steps.append(out)
     torch.testing.assert_close(torch.cat(steps, dim=1), whole, atol=1e-5, rtol=1e-5)
     for a, b in zip(state if isinstance(state, tuple) else (state,), final if isinstance(final, tuple) else (final,),

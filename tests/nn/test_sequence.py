@@ -11,6 +11,7 @@ import rnnkit.nn as rnn
 from rnnkit.nn import sequence
 from rnnkit.nn.dropout import RecurrentDropoutCell
 from rnnkit.nn.sequence import lstm_scan, supports
+from tests.nn.twins import graph_node_names
 
 
 def make_cell(kind: str, dtype=torch.float32, hidden: int = 4, bias: bool = True):
@@ -67,16 +68,6 @@ def test_fast_path_gradcheck_float64(kind):
 def test_fast_path_covers_the_lstm_family_only():
     assert supports(rnn.LSTMCell(3, 4)) and supports(rnn.LayerNormLSTMCell(3, 4))
     assert not supports(rnn.LSTMCell(3, 4, proj_size=2)) and not supports(rnn.GRUCell(3, 4))
-
-
-def graph_node_names(node) -> set[str]:
-    names, stack = set(), [node]
-    while stack:
-        node = stack.pop()
-        if node is not None and type(node).__name__ not in names:
-            names.add(type(node).__name__)
-            stack.extend(next_node for next_node, _ in node.next_functions)
-    return names
 
 
 def test_layers_use_the_fast_path_and_match_torch():

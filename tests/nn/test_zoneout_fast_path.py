@@ -7,6 +7,7 @@ import torch
 
 import rnnkit.nn as rnn
 from rnnkit.nn import native, sequence
+from tests.nn.twins import graph_node_names
 
 pytestmark = pytest.mark.skipif(
     native.library() is None or native.sgemm() is None,
@@ -53,7 +54,7 @@ def test_zoneout_fast_path_equals_the_generic_loop(monkeypatch, kind, training, 
     fast = run(layer, x, lengths, seed=5, fast=True, monkeypatch=monkeypatch)
     loop = run(layer, x, lengths, seed=5, fast=False, monkeypatch=monkeypatch)
     torch.manual_seed(5)
-    assert NODES[kind] in _node_names(layer(x, lengths=lengths)[0].grad_fn)
+    assert NODES[kind] in graph_node_names(layer(x, lengths=lengths)[0].grad_fn)
     # Errors relative to each tensor's largest entry: float32 layer norms over long stacked runs
     # leave both paths ~1e-5 of that away from a float64 run (measured), the others ~1e-6.
     tol = 1e-4 if kind.startswith("layer_norm") else 1e-5
@@ -84,17 +85,7 @@ def test_zoneout_keeps_about_the_rate_of_units_on_the_fast_path():
         layer.bias_ih_l0[128:] = 1.0
     h0 = torch.zeros(1, 32, 64)
     out, _ = layer(torch.zeros(32, 50, 1), h0)
-    assert "GRUSequenceBackward" in _node_names(out.grad_fn)
+    assert "GRUSequenceBackward" in graph_node_names(out.grad_fn)
     still_zero = (out == 0).float()  # a unit stays 0 until its first step without zoneout
     assert abs(still_zero[:, 0].mean().item() - 0.3) < 0.05
     assert abs(still_zero[:, 1].mean().item() - 0.09) < 0.03
-
-
-def _node_names(node) -> set[str]:
-    names, stack = set(), [node]
-    while stack:
-        node = stack.pop()
-        if node is not None and type(node).__name__ not in names:
-            names.add(type(node).__name__)
-            stack.extend(next_node for next_node, _ in node.next_functions)
-    return names

@@ -46,3 +46,14 @@ def random_lengths(gen: torch.Generator, batch: int, T: int) -> torch.Tensor:
     lengths = torch.randint(1, T + 1, (batch,), generator=gen)
     lengths[0], lengths[-1] = T, 1
     return lengths[torch.randperm(batch, generator=gen)]
+
+
+def graph_node_names(node) -> set[str]:
+    """The class names of every autograd node behind ``node`` (a tensor's ``grad_fn``)."""
+    names, stack = set(), [node]
+    while stack:
+        node = stack.pop()
+        if node is not None and type(node).__name__ not in names:
+            names.add(type(node).__name__)
+            stack.extend(next_node for next_node, _ in node.next_functions)
+    return names

@@ -488,6 +488,18 @@ static void weight_gemm_run(const struct weight_gemm *g, int rows, const float *
 
 static void weight_gemm_free(struct weight_gemm *g) { free(g->packed); }
 
+/* pre (rows, m) = h_{t-1} (rows, H) @ W_hh^T, a step's recurrent product for a thread's rows, h_{t-1}
+   times mask_rows (rows, H) first where given (copied into hrec, rows x H scratch). */
+static inline void recurrent_product(const struct weight_gemm *g, int rows, int H, const float *hp,
+                                     const float *mask_rows, float *hrec, float *pre) {
+    const float *src = hp;
+    if (mask_rows) {
+        for (size_t k = 0; k < (size_t)rows * H; k++) hrec[k] = hp[k] * mask_rows[k];
+        src = hrec;
+    }
+    weight_gemm_run(g, rows, src, H, pre, g->m);
+}
+
 /* Zoneout (Krueger et al. 2016) on one row of a state, in place: new = z old + (1 - z) new, z the
    row's zoneout weights (1: keep the old unit, 0: take the new one; the rate itself in eval). */
 static inline void zone_row(int H, const float *restrict z, const float *restrict old, float *restrict new_) {
@@ -538,12 +550,8 @@ void lstm_sequence_forward(int threads, sgemm_t sgemm, int T, int B, int H, floa
         weight_gemm_init(&product, sgemm, 'T', G, rows, H, w, H, T);
         for (int t = 0; t < T && rows > 0; t++) {
             size_t base = (size_t)t * B + b0;
-            const float *hp = hs + base * H, *src = hp;
-            if (mask) {
-                for (size_t k = 0; k < (size_t)rows * H; k++) hrec[k] = hp[k] * mask[(size_t)b0 * H + k];
-                src = hrec;
-            }
-            weight_gemm_run(&product, rows, src, H, pre, G); /* W_hh h_{t-1} of this thread's rows */
+            const float *hp = hs + base * H;
+            recurrent_product(&product, rows, H, hp, mask ? mask + (size_t)b0 * H : NULL, hrec, pre);
             for (int r = 0; r < rows; r++) {
                 size_t row = base + r;
                 if (ln) {
@@ -700,12 +708,8 @@ void gru_sequence_forward(int threads, sgemm_t sgemm, int T, int B, int H, float
         weight_gemm_init(&product, sgemm, 'T', G, rows, H, w, H, T);
         for (int t = 0; t < T && rows > 0; t++) {
             size_t base = (size_t)t * B + b0;
-            const float *hp = hs + base * H, *src = hp;
-            if (mask) {
-                for (size_t k = 0; k < (size_t)rows * H; k++) hrec[k] = hp[k] * mask[(size_t)b0 * H + k];
-                src = hrec;
-            }
-            weight_gemm_run(&product, rows, src, H, pre, G);
+            const float *hp = hs + base * H;
+            recurrent_product(&product, rows, H, hp, mask ? mask + (size_t)b0 * H : NULL, hrec, pre);
             for (int r = 0; r < rows; r++) {
                 size_t row = base + r;
                 const float *h = hp + (size_t)r * H;
