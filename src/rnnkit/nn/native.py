@@ -530,14 +530,15 @@ static inline void zone_backward_row(int H, const float *restrict dob, const flo
    raw W_ih x, normalized here row by row (LN_ih, gain g_ih, shift b_ih = b_ih + b_hh or NULL; its
    mean and rstd written to ih_mean, ih_rstd (T, B)), and W_hh h, c normalized as in
    ln_lstm_forward_row. zh, zc (T, B, H) or NULL: zoneout weights of h and c (zone_row), applied to
-   each step's new state before it is carried (c_news then holds the zoned c).
-   work: B * (G + H) + threads * G floats. */
+   each step's new state before it is carried (c_news then holds the zoned c). keep = 0 (no
+   backward pass will come): acts, tcs, r_hats, r_rstd, c_hats, c_rstd, ih_mean, ih_rstd hold
+   one step (B rows), rewritten at every step. work: B * (G + H) + threads * G floats. */
 void lstm_sequence_forward(int threads, sgemm_t sgemm, int T, int B, int H, float eps, const float *gx,
                            const float *w, const float *mask, const float *valid, const float *g_hh,
                            const float *g_c, const float *b_c, float *hs, float *cs, float *acts, float *tcs,
                            float *outs, float *c_news, float *r_hats, float *r_rstd, float *c_hats, float *c_rstd,
                            const float *g_ih, const float *b_ih, float *ih_mean, float *ih_rstd, const float *zh,
-                           const float *zc, float *work) {
+                           const float *zc, int keep, float *work) {
     int G = 4 * H, ln = g_hh != NULL;
     PARALLEL_REGION
     {
@@ -553,18 +554,18 @@ void lstm_sequence_forward(int threads, sgemm_t sgemm, int T, int B, int H, floa
             const float *hp = hs + base * H;
             recurrent_product(&product, rows, H, hp, mask ? mask + (size_t)b0 * H : NULL, hrec, pre);
             for (int r = 0; r < rows; r++) {
-                size_t row = base + r;
+                size_t row = base + r, s = keep ? row : (size_t)b0 + r; /* s: where the step's saved values go */
                 if (ln) {
-                    ih_rstd[row] = normalize(gx + row * G, gx_row, G, eps, ih_mean + row);
+                    ih_rstd[s] = normalize(gx + row * G, gx_row, G, eps, ih_mean + s);
                     for (int k = 0; k < G; k++) gx_row[k] = gx_row[k] * g_ih[k] + (b_ih ? b_ih[k] : 0.0f);
                     ln_lstm_forward_row(H, eps, pre + (size_t)r * G, gx_row, g_hh, g_c, b_c, cs + row * H,
-                                        r_hats + row * G, r_rstd + row, acts + row * G, c_news + row * H,
-                                        c_hats + row * H, c_rstd + row, tcs + row * H, outs + row * H);
+                                        r_hats + s * G, r_rstd + s, acts + s * G, c_news + row * H,
+                                        c_hats + s * H, c_rstd + s, tcs + s * H, outs + row * H);
                 } else {
                     float *pr = pre + (size_t)r * G;
                     if (b_ih) for (int k = 0; k < G; k++) pr[k] += b_ih[k]; /* the plain cell's b_ih + b_hh */
-                    lstm_forward_row2(H, gx + row * G, pr, cs + row * H, acts + row * G, c_news + row * H,
-                                      tcs + row * H, outs + row * H);
+                    lstm_forward_row2(H, gx + row * G, pr, cs + row * H, acts + s * G, c_news + row * H,
+                                      tcs + s * H, outs + row * H);
                 }
                 float *hn = hs + (row + B) * H, *cn = cs + (row + B) * H;
                 float *o = outs + row * H, *c = c_news + row * H;
@@ -692,11 +693,12 @@ static inline void gru_forward_row(int H, const float *restrict x, const float *
    what the backward pass needs. Layer-norm GRU: g_hh (G) not NULL, W_hh h is normalized
    (LN_hh, gain g_hh, shift b_hh), its normalized value and rstd written to r_hats (T, B, G),
    r_rstd (T, B); gx is then LN_ih(W_ih x) + b_ih and b_ih zeros. zh (T, B, H) or NULL: zoneout
-   weights of h (zone_row). work: B * (G + H) floats. */
+   weights of h (zone_row). keep = 0 (no backward pass will come): acts, r_hats, r_rstd hold one
+   step (B rows), rewritten at every step. work: B * (G + H) floats. */
 void gru_sequence_forward(int threads, sgemm_t sgemm, int T, int B, int H, float eps, const float *gx,
                           const float *w, const float *b_ih, const float *b_hh, const float *mask,
                           const float *valid, const float *g_hh, float *hs, float *outs, float *acts,
-                          float *r_hats, float *r_rstd, const float *zh, float *work) {
+                          float *r_hats, float *r_rstd, const float *zh, int keep, float *work) {
     int G = 3 * H;
     PARALLEL_REGION
     {
@@ -711,16 +713,16 @@ void gru_sequence_forward(int threads, sgemm_t sgemm, int T, int B, int H, float
             const float *hp = hs + base * H;
             recurrent_product(&product, rows, H, hp, mask ? mask + (size_t)b0 * H : NULL, hrec, pre);
             for (int r = 0; r < rows; r++) {
-                size_t row = base + r;
+                size_t row = base + r, s = keep ? row : (size_t)b0 + r; /* s: where the step's saved values go */
                 const float *h = hp + (size_t)r * H;
                 float *p = pre + (size_t)r * G, *o = outs + row * H, *hn = hs + (row + B) * H;
                 if (g_hh) {
-                    float *rh = r_hats + row * G;
-                    r_rstd[row] = normalize(p, rh, G, eps, NULL);
+                    float *rh = r_hats + s * G;
+                    r_rstd[s] = normalize(p, rh, G, eps, NULL);
                     for (int k = 0; k < G; k++) p[k] = rh[k] * g_hh[k] + b_hh[k];
                 } else
                     for (int k = 0; k < G; k++) p[k] += b_hh[k];
-                gru_forward_row(H, gx + row * G, b_ih, p, h, acts + row * 4 * H, o);
+                gru_forward_row(H, gx + row * G, b_ih, p, h, acts + s * 4 * H, o);
                 if (zh) zone_row(H, zh + row * H, h, o);
                 if (valid && valid[row] == 0.0f) /* past this sequence's end: frozen state, zero output */
                     for (int j = 0; j < H; j++) { hn[j] = h[j]; o[j] = 0.0f; }
@@ -935,11 +937,11 @@ def library() -> ctypes.CDLL | None:
                 getattr(lib, f"{cell}_forward").argtypes = forward
                 getattr(lib, f"{cell}_backward").argtypes = [*forward, pointer, stride, pointer, pointer, pointer]
             lib.lstm_sequence_forward.argtypes = [ctypes.c_int, ctypes.c_void_p, *ints, ctypes.c_float]
-            lib.lstm_sequence_forward.argtypes += [ctypes.c_void_p] * 24
+            lib.lstm_sequence_forward.argtypes += [ctypes.c_void_p] * 23 + [ctypes.c_int, ctypes.c_void_p]
             lib.lstm_sequence_backward.argtypes = [ctypes.c_int, ctypes.c_void_p] + [ctypes.c_int] * 4
             lib.lstm_sequence_backward.argtypes += [ctypes.c_void_p] * 29
             lib.gru_sequence_forward.argtypes = [ctypes.c_int, ctypes.c_void_p, *ints, ctypes.c_float]
-            lib.gru_sequence_forward.argtypes += [ctypes.c_void_p] * 14
+            lib.gru_sequence_forward.argtypes += [ctypes.c_void_p] * 13 + [ctypes.c_int, ctypes.c_void_p]
             lib.gru_sequence_backward.argtypes = [ctypes.c_int, ctypes.c_void_p, *ints] + [ctypes.c_void_p] * 15
             lib.set_packed_gemm.argtypes, lib.set_packed_gemm.restype = [ctypes.c_void_p] * 3, None
             lib.layer_norm_rows_forward.argtypes = [*ints, ctypes.c_float] + [ctypes.c_void_p] * 6

@@ -81,25 +81,29 @@ class LSTMSequence(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, gx, bias, h0, c0, weight_hh, mask, valid, ln_hh_weight, ln_c_weight, ln_c_bias, eps, zh, zc):
+    def forward(
+        ctx, gx, bias, h0, c0, weight_hh, mask, valid, ln_hh_weight, ln_c_weight, ln_c_bias, eps, zh, zc, keep=True
+    ):
         T, B, G = gx.shape
         H = G // 4
         layer_norm = ln_hh_weight is not None
         new = functools.partial(native.empty, gx)
         hs, cs, outs, c_news = _state_buffers(new, h0, c0, T, valid)
-        acts, tcs = new(T, B, G), new(T, B, H)  # sigmoid(i, f, o) and tanh(g); tanh of (normalized) c
+        use_c = native.usable(gx, weight_hh)
+        whole = use_c and not layer_norm and native.sgemm() is not None  # the whole sequence in one C call
+        saved_steps = T if keep or not whole else 1  # without a backward pass, the C call reuses one step
+        acts, tcs = new(saved_steps, B, G), new(saved_steps, B, H)  # sigmoid(i, f, o), tanh(g); tanh of (LN) c
         if layer_norm:
             r, r_hats = new(B, G), new(T, B, G)  # W_hh h (this step) and its normalized value (all steps)
             stats = new(4, T, B, 1)  # mean and rstd of W_hh h, then of c
-        use_c = native.usable(gx, weight_hh)
         c_hats = new(T, B, H) if use_c and layer_norm else None  # normalized c (C kernels only)
         lib, threads = (native.library(), native.threads()) if use_c else (None, 1)
-        whole = use_c and not layer_norm and native.sgemm() is not None  # the whole sequence in one C call
         if whole:  # (the layer-norm cell's whole-sequence path is LayerNormLSTMSequence)
             weight_hh, work = weight_hh.contiguous(), new(B * (G + H) + threads * G)
             args = (gx, weight_hh, mask, valid, None, None, None, hs, cs, acts, tcs, outs, c_news, *(None,) * 5)
-            args += (bias, None, None, zh, zc, work)  # bias in b_ih's place: the plain cell adds it to each row
-            lib.lstm_sequence_forward(threads, native.sgemm(), T, B, H, 0.0, *map(native.ptr, args))
+            args += (bias, None, None, zh, zc)  # bias in b_ih's place: the plain cell adds it to each row
+            lib.lstm_sequence_forward(threads, native.sgemm(), T, B, H, 0.0, *map(native.ptr, args), int(keep),
+                                      native.ptr(work))  # fmt: skip
         elif bias is not None:
             gx = gx + bias  # (T, B, 4H)
         if use_c and not layer_norm and not whole:
@@ -160,7 +164,7 @@ class LSTMSequence(torch.autograd.Function):
             grads = _backward_torch(ctx, d_out, d_hT, d_cT)
         d_gates = grads[0]  # (T, B, 4H)
         d_bias = d_gates.reshape(-1, d_gates.shape[-1]).sum(0) if ctx.has_bias else None
-        return grads[0], d_bias, *grads[1:], None, None  # no grads for the zoneout weights
+        return grads[0], d_bias, *grads[1:], None, None, None  # none for the zoneout weights and keep
 
 
 def _backward_torch(ctx, d_out: Tensor, d_hT: Tensor, d_cT: Tensor) -> tuple:
@@ -358,18 +362,21 @@ class LayerNormLSTMSequence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, raw, ln_ih_weight, bias, h0, c0, weight_hh, mask, valid, ln_hh_weight, ln_c_weight, ln_c_bias,
-                eps, zh, zc):  # fmt: skip
+                eps, zh, zc, keep=True):  # fmt: skip
         T, B, G = raw.shape
         H = G // 4
         new, threads = functools.partial(native.empty, raw), native.threads()
         hs, cs, outs, c_news = _state_buffers(new, h0, c0, T, valid)
-        acts, tcs, r_hats, c_hats = new(T, B, G), new(T, B, H), new(T, B, G), new(T, B, H)
-        stats = raw.new_empty(4, T, B)  # rstd of W_hh h, rstd of c, mean and rstd of W_ih x
+        S = T if keep else 1  # steps of saved values: without a backward pass the C call reuses one
+        acts, tcs, r_hats, c_hats = new(S, B, G), new(S, B, H), new(S, B, G), new(S, B, H)
+        stats = raw.new_empty(4, S, B)  # rstd of W_hh h, rstd of c, mean and rstd of W_ih x
         weight_hh = weight_hh.contiguous()
         args = (raw, weight_hh, mask, valid, ln_hh_weight, ln_c_weight, ln_c_bias, hs, cs, acts, tcs, outs, c_news)
         args += (r_hats, stats[0], c_hats, stats[1], ln_ih_weight, bias, stats[2], stats[3])
-        args += (zh, zc, raw.new_empty(B * (G + H) + threads * G))  # zoneout weights, work space
-        native.library().lstm_sequence_forward(threads, native.sgemm(), T, B, H, eps, *map(native.ptr, args))
+        args += (zh, zc)  # zoneout weights
+        work = raw.new_empty(B * (G + H) + threads * G)
+        native.library().lstm_sequence_forward(threads, native.sgemm(), T, B, H, eps, *map(native.ptr, args), int(keep),
+                                               native.ptr(work))  # fmt: skip
         ctx.save_for_backward(raw, ln_ih_weight, hs, cs, acts, tcs, weight_hh, mask, valid, r_hats, c_hats, stats,
                               ln_hh_weight, ln_c_weight, zh, zc)  # fmt: skip
         ctx.has_bias, ctx.has_c_bias = bias is not None, ln_c_bias is not None
@@ -399,7 +406,7 @@ class LayerNormLSTMSequence(torch.autograd.Function):
             lib.lstm_sequence_backward(threads, native.sgemm(), start, end, B, H, *map(native.ptr, (*args, work)))
             d_weight_hh.addmm_(d_recs[: end - start].reshape(-1, G).t(), h_rec[start:end].reshape(-1, H))
         return (d_raw, d_g_ih, d_b_ih if ctx.has_bias else None, dh, dc, d_weight_hh, None, None,
-                d_g_hh, d_g_c, d_b_c if ctx.has_c_bias else None, None, None, None)  # fmt: skip
+                d_g_hh, d_g_c, d_b_c if ctx.has_c_bias else None, None, None, None, None)  # fmt: skip
 
 
 class LayerNormRows(torch.autograd.Function):
@@ -472,7 +479,7 @@ def lstm_scan(
         bias = None if cell.bias_ih is None else cell.bias_ih + cell.bias_hh  # LN_hh's shift folded in here
         if native.usable(gates, weight_hh) and native.sgemm() is not None:  # all of it in whole-sequence C calls
             ln_cell = (cell.ln_hh_weight, cell.ln_c_weight, cell.ln_c_bias, cell.eps)
-            args = (gates, cell.ln_ih_weight, bias, h0, c0, weight_hh, mask, valid, *ln_cell, zh, zc)
+            args = (gates, cell.ln_ih_weight, bias, h0, c0, weight_hh, mask, valid, *ln_cell, zh, zc, _keep())
             out, h_n, c_n = LayerNormLSTMSequence.apply(*args)
             return _batch_major(out, lengths, reverse), (h_n, c_n)
         gx = _layer_norm(gates, cell.ln_ih_weight, bias, cell.eps)  # LN_ih(W_ih x) + b_ih + b_hh
@@ -481,8 +488,14 @@ def lstm_scan(
         bias = None if cell.bias_ih is None else cell.bias_ih + cell.bias_hh  # (4H,): added inside LSTMSequence
         gx = InputProjection.apply(x_rows, cell.weight_ih).view(T, B, G)  # (T, B, 4H): W_ih x
         ln = (None, None, None, 0.0)
-    out, h_n, c_n = LSTMSequence.apply(gx, bias, h0, c0, weight_hh, mask, valid, *ln, zh, zc)
+    out, h_n, c_n = LSTMSequence.apply(gx, bias, h0, c0, weight_hh, mask, valid, *ln, zh, zc, _keep())
     return _batch_major(out, lengths, reverse), (h_n, c_n)
+
+
+def _keep() -> bool:
+    """Whether a sequence Function called now must keep every step's activations: only when
+    autograd records (in ``torch.no_grad()`` / ``inference_mode()`` no backward pass can come)."""
+    return torch.is_grad_enabled()
 
 
 def _contiguous(t: Tensor | None) -> Tensor | None:
@@ -541,22 +554,23 @@ class GRUSequence(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, gx, b_ih, b_hh, h0, weight_hh, mask, valid, ln_hh_weight, eps, zh):
+    def forward(ctx, gx, b_ih, b_hh, h0, weight_hh, mask, valid, ln_hh_weight, eps, zh, keep=True):
         T, B, G = gx.shape
         H = G // 3
         new = functools.partial(native.empty, gx)
         hs = new(T + 1, B, H)  # carried states, hs[0] = h0
         hs[0] = h0
         outs = hs[1:] if valid is None else new(T, B, H)
-        acts = new(T, B, 4 * H)  # r, z, n, W_hn h + b_hn
+        S = T if keep else 1  # steps of saved values: without a backward pass the C call reuses one
+        acts = new(S, B, 4 * H)  # r, z, n, W_hn h + b_hn
         layer_norm = ln_hh_weight is not None
-        r_hats, r_rstd = (new(T, B, G), gx.new_empty(T, B)) if layer_norm else (None, None)  # LN_hh's x_hat, rstd
+        r_hats, r_rstd = (new(S, B, G), gx.new_empty(S, B)) if layer_norm else (None, None)  # LN_hh's x_hat, rstd
         weight_hh = weight_hh.contiguous()
         biases = [gx.new_zeros(G) if b is None else b.contiguous() for b in (b_ih, b_hh)]  # the kernel reads both
         args = (gx, weight_hh, *biases, mask, valid, ln_hh_weight, hs, outs, acts, r_hats, r_rstd, zh)
-        args += (gx.new_empty(B * (G + H)),)  # work space
-        lib = native.library()
-        lib.gru_sequence_forward(native.threads(), native.sgemm(), T, B, H, eps, *map(native.ptr, args))
+        lib, work = native.library(), gx.new_empty(B * (G + H))
+        lib.gru_sequence_forward(native.threads(), native.sgemm(), T, B, H, eps, *map(native.ptr, args), int(keep),
+                                 native.ptr(work))  # fmt: skip
         ctx.save_for_backward(hs, acts, weight_hh, mask, valid, ln_hh_weight, r_hats, r_rstd, zh)
         ctx.has_bias = b_ih is not None, b_hh is not None
         return outs, hs[T].clone()
@@ -581,7 +595,7 @@ class GRUSequence(torch.autograd.Function):
         else:
             d_b_hh = d_rec.view(T * B, G).sum(0)
         d_b_hh = d_b_hh if ctx.has_bias[1] else None
-        return d_gx, d_b_ih, d_b_hh, dh, d_weight_hh, None, None, d_ln_hh_weight, None, None
+        return d_gx, d_b_ih, d_b_hh, dh, d_weight_hh, None, None, d_ln_hh_weight, None, None, None
 
 
 def gru_scan(
@@ -616,6 +630,6 @@ def gru_scan(
         gx = F.layer_norm(gx, gx.shape[-1:], cell.ln_ih_weight, cell.bias_ih, cell.eps)
         b_ih, ln = None, (cell.ln_hh_weight, cell.eps)
     zh = None if zoneout is None else _contiguous(zoneout[0])  # (T, B, H)
-    args = (gx, b_ih, cell.bias_hh, h0, weight_hh, mask, _valid_steps(lengths, T, x), *ln, zh)
+    args = (gx, b_ih, cell.bias_hh, h0, weight_hh, mask, _valid_steps(lengths, T, x), *ln, zh, _keep())
     out, h_n = GRUSequence.apply(*args)
     return _batch_major(out, lengths, reverse), h_n
