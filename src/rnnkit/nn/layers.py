@@ -3,7 +3,11 @@
 A layer is a stack of cells (one per layer and direction) run by the generic loop
 (:func:`rnnkit.nn.scan.scan`), or, when the configuration is one torch computes identically, by
 torch's own fused kernel (:mod:`rnnkit.nn.fused`). Both paths give the same numbers; ``impl``
-chooses: ``"auto"`` (fused when possible), ``"fused"`` (raise if impossible), ``"loop"``.
+chooses: ``"auto"`` (fused when possible), ``"fused"`` (raise if impossible), ``"loop"``. On the
+written-here side, the LSTM family and the GRUs (their layer-norm variants and regularizers
+included) run a sequence of two or more steps as one autograd Function with a hand-written
+backward — whole-sequence C calls on the CPU (:mod:`rnnkit.nn.sequence`) — which computes what
+the generic loop computes.
 
 Parameter names, shapes and gate order are torch.nn's (``weight_ih_l0``, ``weight_hh_l1_reverse``,
 ``bias_ih_l0``, ``weight_hr_l0``, …), so ``load_state_dict`` works both ways.
