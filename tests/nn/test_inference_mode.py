@@ -1,5 +1,6 @@
 """Without autograd (``torch.no_grad()``), the whole-sequence C calls keep one step of saved
-activations instead of all ``T``: the same outputs and states, bit for bit."""
+activations instead of all ``T``, and the min-cells one chunk of projections: the same outputs
+and states, bit for bit."""
 
 from __future__ import annotations
 
@@ -15,13 +16,18 @@ LAYERS = {
     "gru": lambda: rnn.GRU(3, 8, num_layers=2, bidirectional=True, impl="loop"),
     "layer_norm_gru": lambda: rnn.LayerNormGRU(3, 8, num_layers=2, bidirectional=True),
     "zoneout_lstm_eval": lambda: rnn.LSTM(3, 8, zoneout=(0.2, 0.1)).eval(),
+    "min_gru": lambda: rnn.MinGRU(3, 8, num_layers=2, bidirectional=True),
+    "min_lstm": lambda: rnn.MinLSTM(3, 8),
 }
 
 
 @pytest.mark.skipif(native.library() is None or native.sgemm() is None, reason="no C kernels or sgemm_ here")
 @pytest.mark.parametrize("kind", list(LAYERS))
 @pytest.mark.parametrize("context", [torch.no_grad, torch.inference_mode])
-def test_forward_without_autograd_gives_the_same_numbers(kind, context):
+def test_forward_without_autograd_gives_the_same_numbers(monkeypatch, kind, context):
+    from rnnkit.nn import minrnn
+
+    monkeypatch.setattr(minrnn, "CHUNK_ROWS", 24)  # min-cells: several chunks of 6 steps, one buffer reused
     torch.manual_seed(0)
     layer = LAYERS[kind]()
     x, lengths = torch.randn(4, 40, 3), torch.tensor([40, 33, 7, 1])

@@ -130,15 +130,21 @@ class MinSequence(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, h0: Tensor, kernel: str) -> Tensor:
+    def forward(
+        ctx, x: Tensor, weight: Tensor, bias: Tensor | None, h0: Tensor, kernel: str, keep: bool = True
+    ) -> Tensor:
         B, T, _ = x.shape
         G, H = weight.shape[0], h0.shape[-1]
         h0 = h0.contiguous()
         h = native.empty(x, B, T, H)
-        projections = native.empty(x, B * T * G)  # chunk after chunk, each a contiguous (B, steps, G)
+        size = _chunk_steps(B, T)
+        # Chunk after chunk, each a contiguous (B, steps, G); without a backward pass (keep=False)
+        # one chunk's worth, reused.
+        projections = native.empty(x, B * (T if keep else size) * G)
         forward, threads = getattr(native.library(), f"{kernel}_forward"), native.threads()
-        for start, steps in _chunks(T, _chunk_steps(B, T)):
-            g = _project_chunk(x, weight, start, steps, projections)  # (B, steps, G): x W^T; the kernel adds b
+        for start, steps in _chunks(T, size):
+            g = _chunk(projections, B, start if keep else 0, steps, G)  # (B, steps, G)
+            _project_chunk(x, weight, start, steps, g)  # x W^T; the kernel adds b
             prev, ld_prev = (h0, H) if start == 0 else (h[:, start - 1], T * H)
             forward(threads, B, steps, H, native.ptr(g), native.ptr(bias), prev.data_ptr(), ld_prev,
                     h[:, start].data_ptr(), T * H)  # fmt: skip
@@ -176,7 +182,7 @@ class MinSequence(torch.autograd.Function):
             if dx is not None:
                 dx[:, start : start + steps] = (dg_rows @ weight).view(B, steps, I)
         d_bias = None if d_bias_parts is None else d_bias_parts.sum(0)
-        return dx, d_weight, d_bias, carry, None
+        return dx, d_weight, d_bias, carry, None, None
 
 
 CHUNK_ROWS = 1024  # rows (steps x batch) per chunk of MinSequence: its projections stay in cache for the C pass
@@ -199,15 +205,12 @@ def _chunk(projections: Tensor, B: int, start: int, steps: int, G: int) -> Tenso
     return projections[B * start * G : B * (start + steps) * G].view(B, steps, G)
 
 
-def _project_chunk(x: Tensor, weight: Tensor, start: int, steps: int, projections: Tensor) -> Tensor:
-    """``x[:, start:start + steps] W^T`` into its chunk of ``projections``, as a contiguous
-    ``(B, steps, G)`` view (the C pass adds the bias as it reads it)."""
+def _project_chunk(x: Tensor, weight: Tensor, start: int, steps: int, out: Tensor) -> None:
+    """``x[:, start:start + steps] W^T`` into ``out``, a contiguous ``(B, steps, G)`` view (the C
+    pass adds the bias as it reads it)."""
     B, I = x.shape[0], x.shape[-1]
-    G = weight.shape[0]
     rows = x[:, start : start + steps].reshape(B * steps, I)  # (B * steps, I): a copy unless T == steps
-    g = _chunk(projections, B, start, steps, G)
-    torch.mm(rows, weight.t(), out=g.view(B * steps, G))
-    return g
+    torch.mm(rows, weight.t(), out=out.view(B * steps, -1))
 
 
 def linear_recurrence(a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
@@ -291,7 +294,8 @@ def parallel_scan(
     if reverse:
         x = reverse_padded(x, lengths)
     if cell.kernel is not None and native.usable(x, cell.weight_ih, state):
-        h = MinSequence.apply(x, cell.weight_ih, cell.bias_ih, state, cell.kernel)  # (B, T, H): all in C
+        keep = torch.is_grad_enabled()  # without autograd, no projections are kept for a backward pass
+        h = MinSequence.apply(x, cell.weight_ih, cell.bias_ih, state, cell.kernel, keep)  # (B, T, H): all in C
     else:
         g = cell.project(x)  # (B, T, G)
         pieces, h_end = [], state
