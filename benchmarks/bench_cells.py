@@ -19,6 +19,8 @@ targets:
   ``min_gru_parallel_speedup_bound_T<T>`` = loop time / the time the input projection's GEMMs
   (forward and weight gradient), which both modes do, take at the rate of a cache-sized GEMM
   (1024 rows) of that width measured in the same run: no parallel path can beat the loop by more;
+  ``min_gru_parallel_profile_ms_T<T>_<part>``: where a parallel step's time goes (torch.profiler
+  self times: ``projection`` and ``weight_grad`` GEMMs, ``c_forward`` / ``c_backward`` passes, ``other``);
 * ``<size>_recipe_speedup_bound`` = recipe time / ``<size>_matmul_floor_seconds``, the time the
   step's matrix products take at the rate of one big GEMM measured in the same run: no LSTM
   variant doing those products can beat the recipe by more;
@@ -208,6 +210,29 @@ def projection_floor_seconds(B: int, T: int, I: int, H: int, rate: float) -> flo
     return 4 * B * T * I * 2 * H / rate
 
 
+PROFILED_OPS = {  # torch.profiler row -> what it is in a minGRU parallel training step
+    "aten::mm": "projection",  # x W^T, chunk by chunk
+    "aten::addmm_": "weight_grad",  # dW += dg^T x, chunk by chunk
+    "MinSequence": "c_forward",  # the forward C pass (gates and recurrence), its own time
+    "MinSequenceBackward": "c_backward",  # the backward C pass, its own time
+}
+
+
+def profile_min_gru(model: nn.Module, x: torch.Tensor, steps: int = 3) -> dict[str, float]:
+    """Milliseconds per training step of the minGRU parallel path's parts (:data:`PROFILED_OPS`,
+    self time under torch.profiler, which adds a little), and ``other``: the rest of the step."""
+    from torch.profiler import profile
+
+    train_step(model, x)
+    with profile() as prof:
+        for _ in range(steps):
+            train_step(model, x)
+    rows = {e.key: e.self_cpu_time_total / 1e3 / steps for e in prof.key_averages()}
+    parts = {name: rows.get(op, 0.0) for op, name in PROFILED_OPS.items()}
+    parts["other"] = sum(rows.values()) - sum(parts.values())
+    return parts
+
+
 def bench_min_gru(T: int, repeats: int, clock: str) -> tuple[dict, dict]:
     s = MIN_GRU_SIZE
     x = torch.randn(s["B"], T, s["I"])
@@ -222,6 +247,9 @@ def bench_min_gru(T: int, repeats: int, clock: str) -> tuple[dict, dict]:
         f"min_gru_loop_train_{clock}_seconds_T{T}": t["min_gru_loop"],
         f"min_gru_parallel_train_wall_seconds_T{T}": WALL["min_gru_parallel"],
     }
+    parallel = min_gru_models(s["I"], s["H"], with_torch=False)["min_gru_parallel"]
+    for part, ms in profile_min_gru(parallel, x).items():
+        metrics[f"min_gru_parallel_profile_ms_T{T}_{part}"] = ms
     # The same with I = 8: the input projection (identical in both modes) costs almost nothing,
     # so this ratio is the parallel scan's own speedup over the step loop.
     x_narrow = torch.randn(s["B"], T, MIN_GRU_NARROW_INPUT)
