@@ -465,3 +465,18 @@ def test_bad_averaging_or_word_dropout_options_fail_with_one_line(tmp_path, caps
     argv = ["classify", "train", "--train", str(train), *options, "--run-dir", str(tmp_path / "r")]
     _fails_cleanly(argv, capsys, pattern)
     assert not (tmp_path / "r").exists()
+
+
+def test_resuming_an_ema_run_continues_its_average_exactly(tmp_path) -> None:
+    def config(epochs: int, run_dir: Path, resume: str | None = None) -> Config:
+        c = tiny_config(tmp_path)
+        c.model = replace(c.model, average="ema", average_decay=0.9)
+        c.train = replace(c.train, epochs=epochs, schedule="constant", run_dir=str(run_dir), resume=resume)
+        return c
+
+    straight = classify.train(config(2, tmp_path / "a")).run_dir
+    classify.train(config(1, tmp_path / "b"))
+    resumed = classify.train(config(2, tmp_path / "b", resume=str(tmp_path / "b"))).run_dir
+    a, b = (Classifier.load(r, "last", averaged=False).model.average for r in (straight, resumed))
+    assert int(b.updates) == int(a.updates) == 26
+    assert all(torch.allclose(x, y) for x, y in zip(a.buffers(), b.buffers(), strict=True))
