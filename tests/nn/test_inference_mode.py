@@ -1,6 +1,6 @@
 """Without autograd (``torch.no_grad()``), the whole-sequence C calls keep one step of saved
-activations instead of all ``T``, and the min-cells one chunk of projections: the same outputs
-and states, bit for bit."""
+activations instead of all ``T``: the same outputs and states, bit for bit (the min-cells, which
+save only ``h``, for comparison)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ LAYERS = {
 def test_forward_without_autograd_gives_the_same_numbers(monkeypatch, kind, context):
     from rnnkit.nn import minrnn
 
-    monkeypatch.setattr(minrnn, "CHUNK_ROWS", 24)  # min-cells: several chunks of 6 steps, one buffer reused
+    monkeypatch.setattr(minrnn, "CHUNK_ROWS", 24)  # min-cells: several chunks of 6 steps
     torch.manual_seed(0)
     layer = LAYERS[kind]()
     x, lengths = torch.randn(4, 40, 3), torch.tensor([40, 33, 7, 1])

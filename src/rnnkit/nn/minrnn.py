@@ -117,56 +117,51 @@ class MinSequence(torch.autograd.Function):
     ``3H`` minLSTM ``[kf | ki | c]``); float32 CPU tensors only.
 
     Time is cut into chunks of about ``CHUNK_ROWS`` rows (steps x batch): each chunk's projection
-    ``x W^T`` is one GEMM, and the C pass reads it while it is still in cache, adds the bias in
-    place and runs the chunk's gates and recurrence, each batch row in one pass over time, the
-    state carried into the next chunk. The projections ``(B, T, G)`` (each chunk's block
-    contiguous) are saved with ``h``: the backward pass walks the chunks in reverse, the C pass
-    writes each chunk's ``dg`` into a cache-sized buffer and sums ``db``, then one GEMM each adds
-    the chunk's share of ``dW`` and writes its ``dx``. (Projecting each chunk again instead of
-    saving it kept a training step's peak at B=32, T=4096, I=128, H=256 at ~140 MB instead of
-    ~400, but cost a third GEMM: measured here, 21.3 vs 14.5 ms for the backward pass at B=16,
-    T=1024, I=128, H=256.) The same numbers as the cell's :meth:`~MinRecurrentCell.coefficients`
-    through :func:`linear_recurrence` (tests pin it).
+    ``x W^T + b`` is one GEMM into a cache-sized buffer, and the C pass runs the chunk's gates and
+    recurrence, each batch row in one pass over time, the state carried into the next chunk. The
+    backward pass walks the chunks in reverse, projects each one again and adds its share of
+    ``dW`` (one GEMM), ``db`` and ``dx``. No ``(B, T, G)`` projection or gradient ever reaches
+    memory: only ``h`` is saved (at B=32, T=4096, I=128, H=256 a training step's peak is ~140 MB;
+    keeping the projections, ~390 MB). Keeping them saves the third GEMM (the backward pass 21 vs
+    15 ms at B=16, T=1024, I=128, H=256), but writing and re-reading them, page faults included,
+    made whole training steps slower where the GEMM is cheap or the buffer large (I=8; T=4096),
+    so the chunks are projected again. The same numbers as the cell's
+    :meth:`~MinRecurrentCell.coefficients` through :func:`linear_recurrence` (tests pin it).
     """
 
     @staticmethod
-    def forward(
-        ctx, x: Tensor, weight: Tensor, bias: Tensor | None, h0: Tensor, kernel: str, keep: bool = True
-    ) -> Tensor:
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, h0: Tensor, kernel: str) -> Tensor:
         B, T, _ = x.shape
         G, H = weight.shape[0], h0.shape[-1]
         h0 = h0.contiguous()
         h = native.empty(x, B, T, H)
-        size = _chunk_steps(B, T)
-        # Chunk after chunk, each a contiguous (B, steps, G); without a backward pass (keep=False)
-        # one chunk's worth, reused.
-        projections = native.empty(x, B * (T if keep else size) * G)
         forward, threads = getattr(native.library(), f"{kernel}_forward"), native.threads()
+        size = _chunk_steps(B, T)
+        work = x.new_empty(B * size * G)  # a chunk's projections
         for start, steps in _chunks(T, size):
-            g = _chunk(projections, B, start if keep else 0, steps, G)  # (B, steps, G)
-            _project_chunk(x, weight, start, steps, g)  # x W^T; the kernel adds b
+            g = _project_chunk(x, weight, start, steps, work)  # (B, steps, G): x W^T; the kernel adds b
             prev, ld_prev = (h0, H) if start == 0 else (h[:, start - 1], T * H)
             forward(threads, B, steps, H, native.ptr(g), native.ptr(bias), prev.data_ptr(), ld_prev,
                     h[:, start].data_ptr(), T * H)  # fmt: skip
-        ctx.save_for_backward(x, weight, bias, h0, h, projections)
+        ctx.save_for_backward(x, weight, bias, h0, h)
         ctx.kernel = kernel
         return h
 
     @staticmethod
     def backward(ctx, dh: Tensor):
-        x, weight, bias, h0, h, projections = ctx.saved_tensors
+        x, weight, bias, h0, h = ctx.saved_tensors
         B, T, I = x.shape
         G, H = weight.shape[0], h0.shape[-1]
         backward, threads = getattr(native.library(), f"{ctx.kernel}_backward"), native.threads()
         size = _chunk_steps(B, T)
-        d_g = x.new_empty(B * size * G)  # a chunk's projection grads
+        work, d_g = x.new_empty(B * size * G), x.new_empty(B * size * G)  # a chunk's projections, their grads
         dh_chunk = None if dh.is_contiguous() else x.new_empty(B * size * H)  # a chunk's output grads, copied
         carry = h0.new_zeros(B, H)  # grad of the state from later steps; ends as grad of h0
         d_weight = weight.new_zeros(G, I)
         d_bias_parts = None if bias is None else bias.new_zeros(threads, G)  # each thread's sum of dg
         dx = native.empty(x, *x.shape) if ctx.needs_input_grad[0] else None
         for start, steps in reversed(list(_chunks(T, size))):
-            g = _chunk(projections, B, start, steps, G)  # (B, steps, G), bias included
+            g = _project_chunk(x, weight, start, steps, work)  # (B, steps, G), projected again
             dg = d_g[: B * steps * G].view(B, steps, G)
             if dh_chunk is None:  # (B, T, H) contiguous: read in place
                 dhc, ld_dh = dh[:, start].data_ptr(), T * H
@@ -174,7 +169,7 @@ class MinSequence(torch.autograd.Function):
                 dhc = dh_chunk[: B * steps * H].view(B, steps, H).copy_(dh[:, start : start + steps])
                 dhc, ld_dh = dhc.data_ptr(), steps * H
             prev, ld_prev = (h0, H) if start == 0 else (h[:, start - 1], T * H)
-            backward(threads, B, steps, H, native.ptr(g), None, prev.data_ptr(), ld_prev,
+            backward(threads, B, steps, H, native.ptr(g), native.ptr(bias), prev.data_ptr(), ld_prev,
                      h[:, start].data_ptr(), T * H, dhc, ld_dh, native.ptr(dg), native.ptr(carry),
                      native.ptr(d_bias_parts))  # fmt: skip
             dg_rows = dg.view(B * steps, G)
@@ -182,10 +177,10 @@ class MinSequence(torch.autograd.Function):
             if dx is not None:
                 dx[:, start : start + steps] = (dg_rows @ weight).view(B, steps, I)
         d_bias = None if d_bias_parts is None else d_bias_parts.sum(0)
-        return dx, d_weight, d_bias, carry, None, None
+        return dx, d_weight, d_bias, carry, None
 
 
-CHUNK_ROWS = 1024  # rows (steps x batch) per chunk of MinSequence: its projections stay in cache for the C pass
+CHUNK_ROWS = 1024  # rows (steps x batch) per chunk of MinSequence: its buffers stay in cache
 
 
 def _chunk_steps(B: int, T: int) -> int:
@@ -199,18 +194,15 @@ def _chunks(T: int, size: int):
         yield start, min(size, T - start)
 
 
-def _chunk(projections: Tensor, B: int, start: int, steps: int, G: int) -> Tensor:
-    """The chunk of steps ``start .. start + steps`` in ``projections`` (chunk after chunk, ``B * T * G``
-    floats), as a contiguous ``(B, steps, G)`` view."""
-    return projections[B * start * G : B * (start + steps) * G].view(B, steps, G)
-
-
-def _project_chunk(x: Tensor, weight: Tensor, start: int, steps: int, out: Tensor) -> None:
-    """``x[:, start:start + steps] W^T`` into ``out``, a contiguous ``(B, steps, G)`` view (the C
-    pass adds the bias as it reads it)."""
+def _project_chunk(x: Tensor, weight: Tensor, start: int, steps: int, work: Tensor) -> Tensor:
+    """``x[:, start:start + steps] W^T`` into ``work``, as a contiguous ``(B, steps, G)`` tensor
+    (the C pass adds the bias as it reads it)."""
     B, I = x.shape[0], x.shape[-1]
+    G = weight.shape[0]
     rows = x[:, start : start + steps].reshape(B * steps, I)  # (B * steps, I): a copy unless T == steps
-    torch.mm(rows, weight.t(), out=out.view(B * steps, -1))
+    g = work[: B * steps * G].view(B * steps, G)
+    torch.mm(rows, weight.t(), out=g)
+    return g.view(B, steps, G)
 
 
 def linear_recurrence(a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
@@ -294,8 +286,7 @@ def parallel_scan(
     if reverse:
         x = reverse_padded(x, lengths)
     if cell.kernel is not None and native.usable(x, cell.weight_ih, state):
-        keep = torch.is_grad_enabled()  # without autograd, no projections are kept for a backward pass
-        h = MinSequence.apply(x, cell.weight_ih, cell.bias_ih, state, cell.kernel, keep)  # (B, T, H): all in C
+        h = MinSequence.apply(x, cell.weight_ih, cell.bias_ih, state, cell.kernel)  # (B, T, H): all in C
     else:
         g = cell.project(x)  # (B, T, G)
         pieces, h_end = [], state
