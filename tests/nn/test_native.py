@@ -25,10 +25,12 @@ def anon_huge_kb(address: int) -> int:
     return 0
 
 
-def test_large_buffers_are_backed_by_huge_pages_where_the_kernel_allows():
+def test_with_the_switch_on_large_buffers_are_backed_by_huge_pages_where_the_kernel_allows(monkeypatch):
     thp = Path("/sys/kernel/mm/transparent_hugepage/enabled")
     if not sys.platform.startswith("linux") or not thp.exists() or "[never]" in thp.read_text():
         pytest.skip("transparent huge pages are off or absent here: native.empty asks for nothing")
+    monkeypatch.setenv("RNNKIT_HUGEPAGES", "1")
+    monkeypatch.setattr(native, "_libc", [])  # look madvise up again, with the switch on
     like = torch.zeros(1)
     t = native.empty(like, 16 << 20 >> 2)  # 16 MiB of float32
     assert t.shape == (4 << 20,) and t.dtype == torch.float32
@@ -41,6 +43,7 @@ def test_small_buffers_and_the_switch_leave_allocation_alone(monkeypatch):
     like = torch.zeros(1, dtype=torch.float64)
     small = native.empty(like, 3, 4)
     assert small.shape == (3, 4) and small.dtype == torch.float64
-    monkeypatch.setattr(native, "_libc", [None])  # RNNKIT_HUGEPAGES=0
+    monkeypatch.delenv("RNNKIT_HUGEPAGES", raising=False)
+    monkeypatch.setattr(native, "_libc", [])  # the default: nothing is asked
     big = native.empty(like, 1 << 20)
-    assert big.shape == (1 << 20,)
+    assert big.shape == (1 << 20,) and native._madvise() is None
