@@ -34,6 +34,8 @@ one model whose weights are an average of the run's iterates) and ``--schedule``
 model but ``bilstm_plain``: the BiLSTM without them (cosine schedule, no pretraining), kept as the
 baseline row.
 With ``--average``, each run also records the accuracy of its final *un*-averaged weights.
+``--schedule step --step-epochs K --gamma G`` multiplies the learning rate by G every K epochs
+after the warmup (K epochs: K times the batches of one pass over the training phrases).
 
 Tuning without looking at dev: ``--holdout N`` sets aside N of the training split's longest
 phrases (full sentences, like dev's) together with every training phrase inside one of them, trains
@@ -101,8 +103,14 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument(
-        "--schedule", choices=("cosine", "constant", "linear"), default="cosine", help="lr after a 200-step warmup"
+        "--schedule",
+        choices=("cosine", "constant", "linear", "step"),
+        default="cosine",
+        help="lr after a 200-step warmup",
     )
+    p.add_argument("--step-epochs", type=float, default=None, help="--schedule step: epochs between lr drops")
+    p.add_argument("--gamma", type=float, default=0.5, help="--schedule step: lr factor at each drop")
+    p.add_argument("--hidden-size", type=int, default=None, help="hidden size per direction of bilstm/bigru (128)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core CPU)")
     p.add_argument(
         "--pretrain-lm-epochs", type=int, default=0, help="biLM pretraining epochs of bilstm/bigru (0: none)"
@@ -130,6 +138,10 @@ def parse_args() -> argparse.Namespace:
     args = p.parse_args()
     if args.pretrain_lm_epochs and args.epochs is None:
         p.error("--pretrain-lm-epochs needs --epochs (the time calibration covers fine-tuning steps only)")
+    if (args.schedule == "step") != (args.step_epochs is not None):
+        p.error("--schedule step and --step-epochs go together (found only one of them)")
+    if args.step_epochs is not None and not args.step_epochs > 0:
+        p.error(f"--step-epochs: expected a number > 0, got {args.step_epochs}")
     return args
 
 
@@ -201,12 +213,15 @@ def steps_for_budget(args: argparse.Namespace, model: ModelConfig, minutes: floa
 
 
 def model_config(args: argparse.Namespace, name: str) -> ModelConfig:
-    """``MODELS[name]`` with the word dropout and weight averaging of the command line (not for
-    the plain baseline rows)."""
+    """``MODELS[name]`` with ``--hidden-size`` (recurrent models) and the word dropout and weight
+    averaging of the command line (not for the plain baseline rows)."""
+    model = MODELS[name]
+    if args.hidden_size is not None and model.cell != "bow":
+        model = replace(model, hidden_size=args.hidden_size)
     if name in PLAIN:
-        return MODELS[name]
+        return model
     return replace(
-        MODELS[name],
+        model,
         word_dropout=args.word_dropout,
         embed_lr_scale=args.embed_lr_scale,
         average=args.average,
@@ -215,19 +230,32 @@ def model_config(args: argparse.Namespace, name: str) -> ModelConfig:
     )
 
 
+def schedule_fields(args: argparse.Namespace, name: str, train_rows: int) -> dict:
+    """The :class:`TrainConfig` fields of ``name``'s learning-rate schedule: cosine for the plain
+    rows, else ``--schedule``; ``step`` drops it by ``--gamma`` every ``--step-epochs`` passes over
+    ``train_rows`` phrases (counted in optimizer steps, from the end of the warmup)."""
+    if name in PLAIN:
+        return {"schedule": "cosine"}
+    if args.schedule != "step":
+        return {"schedule": args.schedule}
+    per_epoch = -(-train_rows // args.batch_size)
+    return {"schedule": "step", "step_size": max(1, round(args.step_epochs * per_epoch)), "gamma": args.gamma}
+
+
 def run_one(args: argparse.Namespace, name: str, seed: int, steps: int | None, scratch: Path) -> dict:
     """Train one model with one seed for ``steps`` steps (or ``args.epochs`` epochs when ``steps``
     is None); dev accuracy of the final model (its averaged weights with ``--average``)."""
     model = model_config(args, name)
     config = base_config(args, model, seed, scratch / f"{name}-seed{seed}", pretrained=name in PRETRAINED)
-    schedule = "cosine" if name in PLAIN else args.schedule
+    train_rows = len(Path(config.data.train).read_text(encoding="utf-8").splitlines()) - 1
+    train_rows = min(train_rows, args.max_train_examples or train_rows)
+    config.train = replace(config.train, **schedule_fields(args, name, train_rows))
     if steps is None:
-        config.train = replace(config.train, steps=None, epochs=args.epochs, schedule=schedule, warmup=200)
+        config.train = replace(config.train, steps=None, epochs=args.epochs, warmup=200)
     else:
         config.train = replace(
             config.train,
             steps=steps,
-            schedule=schedule,
             warmup=min(200, steps // 10),
             eval_every=max(1, steps // 8),
         )
@@ -243,8 +271,6 @@ def run_one(args: argparse.Namespace, name: str, seed: int, steps: int | None, s
     if model.average != "none":  # the same run's final weights without the averaging
         raw_final = Classifier.load(result.run_dir, which="last", averaged=False).evaluate(dev)
         raw = {f"{split}_accuracy_raw_weights": raw_final["accuracy"]}
-    train_rows = len(Path(config.data.train).read_text(encoding="utf-8").splitlines()) - 1
-    train_rows = min(train_rows, args.max_train_examples or train_rows)
     row = {
         "model": name,
         "seed": seed,
@@ -316,7 +342,7 @@ def main() -> None:
                 steps, calibration[name] = None, {"budget_epochs": args.epochs}
             else:
                 minutes = args.bow_minutes if name == "bow" and args.bow_minutes is not None else args.minutes
-                steps, per_step = steps_for_budget(args, MODELS[name], minutes, scratch)
+                steps, per_step = steps_for_budget(args, model_config(args, name), minutes, scratch)
                 calibration[name] = {"budget_minutes": minutes, "seconds_per_step": round(per_step, 4), "steps": steps}
             rows += [run_one(args, name, seed, steps, scratch) for seed in args.seeds]
     wall = time.monotonic() - started
@@ -337,8 +363,11 @@ def main() -> None:
         minutes = ", ".join(f"{n} {c['budget_minutes']} min" for n, c in calibration.items())
         budget = f"Time budget per run: {minutes}; steps per run from a {CALIBRATION_STEPS}-step calibration. "
     if args.word_dropout or args.average != "none" or args.embed_lr_scale != 1.0 or args.schedule != "cosine":
+        schedule = args.schedule
+        if args.schedule == "step":
+            schedule += f" (lr x {args.gamma} every {args.step_epochs:g} epochs after the warmup)"
         budget += (
-            f"All models but {', '.join(PLAIN)} (cosine schedule): {args.schedule} schedule, "
+            f"All models but {', '.join(PLAIN)} (cosine schedule): {schedule} schedule, "
             f"word dropout {args.word_dropout}, embedding lr x {args.embed_lr_scale}, weight averaging {args.average}"
             + (f" (decay {args.average_decay})" if args.average == "ema" else "")
             + (
@@ -379,6 +408,7 @@ def main() -> None:
                 "weight_decay": args.weight_decay,
                 "optimizer": "adamw",
                 "schedule": args.schedule,
+                **({"step_epochs": args.step_epochs, "gamma": args.gamma} if args.schedule == "step" else {}),
                 "clip_norm": 5.0,
                 "threads": args.threads,
             },

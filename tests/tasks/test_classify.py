@@ -8,11 +8,13 @@ import json
 import os
 import random
 import re
+from argparse import Namespace
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
+from benchmarks.bench_sst2 import model_config, schedule_fields
 
 from rnnkit.cli import main
 from rnnkit.data.tabular import read_table
@@ -22,6 +24,7 @@ from rnnkit.tasks.classify import Classifier, Config, DataConfig, ModelConfig, T
 from rnnkit.tasks.classify_pretrain import PretrainConfig, copy_pretrained, pretraining_sequences
 from rnnkit.train import TrainConfig, load_run
 from rnnkit.train.checkpoint import load_train_state
+from rnnkit.train.optim import lr_factor
 
 POSITIVE = ["good", "great", "fine", "nice"]
 NEGATIVE = ["bad", "awful", "poor", "dull"]
@@ -480,3 +483,20 @@ def test_resuming_an_ema_run_continues_its_average_exactly(tmp_path) -> None:
     a, b = (Classifier.load(r, "last", averaged=False).model.average for r in (straight, resumed))
     assert int(b.updates) == int(a.updates) == 26
     assert all(torch.allclose(x, y) for x, y in zip(a.buffers(), b.buffers(), strict=True))
+
+
+def test_bench_sst2_step_schedule_drops_the_lr_every_k_epochs_after_the_warmup() -> None:
+    args = Namespace(schedule="step", step_epochs=2.0, gamma=0.25, batch_size=64)
+    fields = schedule_fields(args, "bilstm", 56490)  # 883 batches per epoch
+    assert fields == {"schedule": "step", "step_size": 1766, "gamma": 0.25}
+    factor = lr_factor(TrainConfig(steps=5298, warmup=200, **fields), 5298)
+    assert [factor(s) for s in (199, 200 + 1765, 200 + 1766, 200 + 2 * 1766)] == pytest.approx([1, 1, 0.25, 0.0625])
+    assert schedule_fields(args, "bilstm_plain", 56490) == {"schedule": "cosine"}  # the baseline row keeps cosine
+    assert schedule_fields(Namespace(schedule="constant"), "bigru", 56490) == {"schedule": "constant"}
+
+
+def test_bench_sst2_hidden_size_widens_the_recurrent_models_only() -> None:
+    args = Namespace(hidden_size=256, word_dropout=0.0, embed_lr_scale=1.0, average="swa", average_decay=0.999)
+    args.average_start = None
+    assert [model_config(args, n).hidden_size for n in ("bilstm", "bigru", "bilstm_plain", "bow")] == [256] * 3 + [128]
+    assert (model_config(args, "bilstm").average, model_config(args, "bilstm_plain").average) == ("swa", "none")
