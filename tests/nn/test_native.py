@@ -43,7 +43,25 @@ def test_small_buffers_and_the_switch_leave_allocation_alone(monkeypatch):
     like = torch.zeros(1, dtype=torch.float64)
     small = native.empty(like, 3, 4)
     assert small.shape == (3, 4) and small.dtype == torch.float64
-    monkeypatch.delenv("RNNKIT_HUGEPAGES", raising=False)
-    monkeypatch.setattr(native, "_libc", [])  # the default: nothing is asked
+    monkeypatch.setenv("RNNKIT_HUGEPAGES", "0")
+    monkeypatch.setattr(native, "_libc", [])  # switched off: nothing is asked
     big = native.empty(like, 1 << 20)
     assert big.shape == (1 << 20,) and native._madvise() is None
+
+
+def test_huge_pages_by_default_unless_the_vm_reports_free_pages_to_its_host(monkeypatch, tmp_path):
+    monkeypatch.delenv("RNNKIT_HUGEPAGES", raising=False)
+    device = tmp_path / "virtio0"
+    device.mkdir()
+    (device / "features").write_text("0110010100000000\n")  # bit 5: free page reporting
+    assert native._free_page_reporting(tmp_path)
+    (device / "features").write_text("0110000100000000\n")
+    assert not native._free_page_reporting(tmp_path)
+    assert not native._free_page_reporting(tmp_path / "absent")
+    monkeypatch.setattr(native, "_free_page_reporting", lambda: True)
+    assert not native.huge_pages_wanted()
+    monkeypatch.setattr(native, "_free_page_reporting", lambda: False)
+    assert native.huge_pages_wanted() == sys.platform.startswith("linux")
+    monkeypatch.setenv("RNNKIT_HUGEPAGES", "1")
+    monkeypatch.setattr(native, "_free_page_reporting", lambda: True)
+    assert native.huge_pages_wanted()

@@ -1013,16 +1013,15 @@ _libc: list = []  # [libc or None] once loaded
 
 
 def empty(like: Tensor, *shape: int) -> Tensor:
-    """``like.new_empty(shape)``; with ``RNNKIT_HUGEPAGES=1``, large CPU buffers (>= 4 MiB) ask
-    Linux for transparent huge pages before their first touch (``madvise(MADV_HUGEPAGE)``).
+    """``like.new_empty(shape)``, asking Linux to back it with transparent huge pages
+    (``madvise(MADV_HUGEPAGE)`` before the first touch) when it is large (>= 4 MiB, CPU) and
+    :func:`huge_pages_wanted`.
 
     The sequence Functions fill fresh ``(T, B, .)`` buffers at every call, and the first write to
     each 4 KiB page of a fresh allocation is a page fault; huge pages make that one fault per 2 MiB
     (a fresh 64 MiB buffer: 23 ms of faults with 4 KiB pages, 5 ms with 2 MiB ones, measured on
-    one machine). It is off by default because on a VM whose freed memory goes back to the host
-    (virtio-balloon free page reporting reports freed 2 MiB blocks, not 4 KiB pages) every fresh
-    huge page is faulted in again from the host: there a B=64, T=256, I=256, H=512 LSTM training
-    step took ~1.44 s in 4 of 5 runs with huge pages and a steady 0.67 s without.
+    one machine; the layer-norm LSTM's training step at B=32, T=100, H=256 on one thread 1.15 vs
+    0.94 × torch.nn.LSTM's time without and with them).
     """
     t = like.new_empty(shape)
     nbytes = t.numel() * t.element_size()
@@ -1034,11 +1033,32 @@ def empty(like: Tensor, *shape: int) -> Tensor:
     return t
 
 
+def huge_pages_wanted() -> bool:
+    """Whether :func:`empty` asks for huge pages: ``RNNKIT_HUGEPAGES=1`` yes, ``=0`` no; unset, yes
+    on Linux unless a virtio-balloon device reports free pages to its host (feature bit 5,
+    ``VIRTIO_BALLOON_F_REPORTING``). Such a VM hands freed 2 MiB blocks back to the host, so every
+    fresh huge page is faulted in again from it: on one, a B=64, T=256, I=256, H=512 LSTM training
+    step took ~1.44 s in 4 runs of 5 with huge pages and a steady 0.67 s without."""
+    setting = os.environ.get("RNNKIT_HUGEPAGES")
+    if setting in ("0", "1"):
+        return setting == "1"
+    return sys.platform.startswith("linux") and not _free_page_reporting()
+
+
+def _free_page_reporting(root: Path = Path("/sys/bus/virtio/drivers/virtio_balloon")) -> bool:
+    """Whether a virtio-balloon device here has free page reporting (feature bit 5) negotiated."""
+    try:
+        devices = list(root.glob("virtio*"))
+        return any(len(bits := (d / "features").read_text().strip()) > 5 and bits[5] == "1" for d in devices)
+    except OSError:
+        return False
+
+
 def _madvise():
-    """libc's ``madvise`` with ``RNNKIT_HUGEPAGES=1`` on Linux, else ``None``."""
+    """libc's ``madvise`` where :func:`huge_pages_wanted`, else ``None``."""
     if not _libc:
         madvise = None
-        if os.environ.get("RNNKIT_HUGEPAGES", "0") == "1" and sys.platform.startswith("linux"):
+        if huge_pages_wanted() and sys.platform.startswith("linux"):
             try:
                 madvise = ctypes.CDLL(None).madvise
                 madvise.argtypes, madvise.restype = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int], ctypes.c_int
