@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
 import sys
 from collections.abc import Sequence
@@ -82,6 +81,7 @@ from rnnkit.train import (
     seed_everything,
 )
 from rnnkit.train.averaging import AVERAGES, WeightAverage
+from rnnkit.train.trainer import total_steps
 
 CELLS = ("lstm", "gru", "rnn", "bow")
 VOCABS = ("word", "subword")
@@ -755,9 +755,8 @@ def scale_embedding_lr(optimizer: torch.optim.Optimizer, weight: nn.Parameter, s
 def start_averaging(trainer: Trainer, batches_per_epoch: int) -> None:
     """Fold the weights into ``trainer.model.average`` after every optimizer step, from the
     configured fraction of the run's steps on (the average is evaluated and saved with the model)."""
-    cfg, model = trainer.config, trainer.model
-    total = cfg.steps if cfg.steps is not None else math.ceil(cfg.epochs * batches_per_epoch / cfg.accumulate)
-    model.average.start = int(model.config.average_start_fraction() * total)
+    model = trainer.model
+    model.average.start = int(model.config.average_start_fraction() * total_steps(trainer.config, batches_per_epoch))
     trainer.optimizer.register_step_post_hook(lambda *_: model.average.step(model))
 
 

@@ -52,9 +52,10 @@ class WeightAverage(nn.Module):
         if start < 0:
             raise ValueError(f"start: expected an integer >= 0, got {start!r}")
         self.kind, self.decay, self.start = kind, decay, start
-        self.names = [n for n, p in module.named_parameters() if p.requires_grad and p.is_floating_point()]
+        self.names = []
         for name, p in module.named_parameters():
-            if name in self.names:
+            if p.requires_grad and p.is_floating_point():
+                self.names.append(name)
                 self.register_buffer(_buffer_name(name), p.detach().clone())
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))  # step() calls
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))  # iterates folded in

@@ -218,6 +218,16 @@ class StopSignals:
 # ---------------------------------------------------------------- the trainer
 
 
+def total_steps(config: TrainConfig, per_epoch: int | None) -> int:
+    """Optimizer steps of a run: ``config.steps``, else ``config.epochs`` passes of ``per_epoch``
+    batches (``None``: data without ``len()``) at ``config.accumulate`` batches per step."""
+    if config.steps is not None:
+        return config.steps
+    if per_epoch is None:
+        raise ConfigError("epochs: the training data has no len(), so give --steps instead of --epochs")
+    return math.ceil(config.epochs * per_epoch / config.accumulate)
+
+
 class Trainer:
     """Trains ``model`` with ``train_step`` on batches from ``fit(data)``, evaluating with ``evaluate``.
 
@@ -370,12 +380,7 @@ class Trainer:
         return result
 
     def _total_steps(self, feed: BatchFeed) -> int:
-        cfg = self.config
-        if cfg.steps is not None:
-            return cfg.steps
-        if feed.per_epoch is None:
-            raise ConfigError("epochs: the training data has no len(), so give --steps instead of --epochs")
-        return math.ceil(cfg.epochs * feed.per_epoch / cfg.accumulate)
+        return total_steps(self.config, feed.per_epoch)
 
     def _eval_due(self, feed: BatchFeed, total: int) -> bool:
         cfg = self.config
