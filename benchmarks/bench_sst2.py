@@ -29,7 +29,9 @@ is never pretrained. Each run's wall time counts both, and is checked against
 ``--max-run-minutes``.
 
 ``--word-dropout P`` (replace training tokens by ``<unk>``), ``--embed-lr-scale S`` (the
-embedding's learning rate is ``S`` times ``--lr``), ``--average ema|swa`` (evaluate and report
+embedding's learning rate is ``S`` times ``--lr``), ``--adversarial-eps EPS`` (adversarial
+training on the embeddings, L2 norm EPS per sentence; each run records the median norm of a
+reported sentence's embedded block, the scale EPS compares with), ``--average ema|swa`` (evaluate and report
 one model whose weights are an average of the run's iterates) and ``--schedule`` apply to every
 model but ``bilstm_plain``: the BiLSTM without them (cosine schedule, no pretraining), kept as the
 baseline row.
@@ -124,6 +126,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--pretrain-lm-dropout", type=float, default=0.5, help="dropout before the LM softmax")
     p.add_argument("--word-dropout", type=float, default=0.0, help="replace training tokens by <unk> with this p")
     p.add_argument("--embed-lr-scale", type=float, default=1.0, help="embedding lr = --lr times this")
+    p.add_argument("--adversarial-eps", type=float, default=0.0, help="adversarial training on the embeddings (0: off)")
     p.add_argument("--average", choices=("none", "ema", "swa"), default="none", help="evaluate averaged weights")
     p.add_argument("--average-decay", type=float, default=0.999, help="--average ema: decay per step")
     p.add_argument(
@@ -224,6 +227,7 @@ def model_config(args: argparse.Namespace, name: str) -> ModelConfig:
         model,
         word_dropout=args.word_dropout,
         embed_lr_scale=args.embed_lr_scale,
+        adversarial_eps=args.adversarial_eps,
         average=args.average,
         average_decay=args.average_decay,
         average_start=args.average_start,
@@ -266,7 +270,8 @@ def run_one(args: argparse.Namespace, name: str, seed: int, steps: int | None, s
         raise SystemExit(f"{name} seed {seed}: {result.stop_reason}; no results written")
     split = split_name(args)
     dev = read_table(config.data.val, config.data.val_text_column, "label")
-    final = Classifier.load(result.run_dir, which="last").evaluate(dev)
+    classifier = Classifier.load(result.run_dir, which="last")
+    final = classifier.evaluate(dev)
     raw = {}
     if model.average != "none":  # the same run's final weights without the averaging
         raw_final = Classifier.load(result.run_dir, which="last", averaged=False).evaluate(dev)
@@ -281,6 +286,7 @@ def run_one(args: argparse.Namespace, name: str, seed: int, steps: int | None, s
         f"{split}_macro_f1": final["macro_f1"],
         **raw,
         f"best_{split}_accuracy_selected_on_{split}": result.best_metric,
+        f"{split}_embedded_norm_median": embedded_norm_median(classifier, dev.texts),
         **pretraining_figures(result.run_dir, wall, result.wall_seconds),
         "within_max_run_minutes": wall <= args.max_run_minutes * 60,
     }
@@ -291,6 +297,15 @@ def run_one(args: argparse.Namespace, name: str, seed: int, steps: int | None, s
         flush=True,
     )
     return row
+
+
+@torch.no_grad()
+def embedded_norm_median(classifier: Classifier, texts: list[str]) -> float:
+    """The median over ``texts`` of the L2 norm of a sentence's embedded ``(T, E)`` block (eval
+    mode, no dropout): the scale that ``--adversarial-eps`` is measured against."""
+    model = classifier.model.eval()
+    norms = [model.embed_tokens(torch.tensor([classifier.encoder.encode(t)])).norm().item() for t in texts]
+    return round(statistics.median(norms), 3)
 
 
 def split_name(args: argparse.Namespace) -> str:
@@ -362,13 +377,15 @@ def main() -> None:
     else:
         minutes = ", ".join(f"{n} {c['budget_minutes']} min" for n, c in calibration.items())
         budget = f"Time budget per run: {minutes}; steps per run from a {CALIBRATION_STEPS}-step calibration. "
-    if args.word_dropout or args.average != "none" or args.embed_lr_scale != 1.0 or args.schedule != "cosine":
+    changed = args.word_dropout or args.adversarial_eps or args.embed_lr_scale != 1.0
+    if changed or args.average != "none" or args.schedule != "cosine":
         schedule = args.schedule
         if args.schedule == "step":
             schedule += f" (lr x {args.gamma} every {args.step_epochs:g} epochs after the warmup)"
         budget += (
             f"All models but {', '.join(PLAIN)} (cosine schedule): {schedule} schedule, "
-            f"word dropout {args.word_dropout}, embedding lr x {args.embed_lr_scale}, weight averaging {args.average}"
+            f"word dropout {args.word_dropout}, embedding lr x {args.embed_lr_scale}, "
+            f"adversarial eps {args.adversarial_eps}, weight averaging {args.average}"
             + (f" (decay {args.average_decay})" if args.average == "ema" else "")
             + (
                 f" from {model_config(args, 'bilstm').average_start_fraction():.0%} of the steps on; "

@@ -497,6 +497,110 @@ def test_bench_sst2_step_schedule_drops_the_lr_every_k_epochs_after_the_warmup()
 
 def test_bench_sst2_hidden_size_widens_the_recurrent_models_only() -> None:
     args = Namespace(hidden_size=256, word_dropout=0.0, embed_lr_scale=1.0, average="swa", average_decay=0.999)
-    args.average_start = None
+    args.average_start, args.adversarial_eps = None, 0.0
     assert [model_config(args, n).hidden_size for n in ("bilstm", "bigru", "bilstm_plain", "bow")] == [256] * 3 + [128]
     assert (model_config(args, "bilstm").average, model_config(args, "bilstm_plain").average) == ("swa", "none")
+
+
+# ===================================================================== adversarial training on the embeddings
+def _adversarial_batch(cell: str, eps: float) -> tuple[TextClassifier, classify.Batch]:
+    torch.manual_seed(0)
+    config = ModelConfig(cell=cell, embed_dim=8, hidden_size=8, attention_size=4, dropout=0.0, embed_dropout=0.0)
+    model = TextClassifier(40, 3, replace(config, adversarial_eps=eps)).train()
+    examples = classify.Examples([[5, 6, 7], [8, 9, 10, 11, 12, 13], [14], [2, 3, 4, 5]], [0, 2, 1, 2])
+    return model, classify.collate(examples, range(4))  # tokens (4, 6), padded with 0
+
+
+def test_adversarial_eps_zero_trains_on_exactly_the_plain_loss() -> None:
+    model, batch = _adversarial_batch("lstm", 0.0)
+    step = classify.train_step_for(model.config)
+    assert step is classify.classification_step
+    loss = step(model, batch).loss
+    assert torch.equal(loss, torch.nn.functional.cross_entropy(model(batch.tokens, batch.lengths), batch.labels))
+
+
+@pytest.mark.parametrize("cell", ["lstm", "bow"])
+def test_adversarial_perturbation_has_norm_eps_per_sentence_and_none_on_padding(cell: str) -> None:
+    model, batch = _adversarial_batch(cell, 0.5)
+    embedded = model.embed_tokens(batch.tokens)  # (B, T, E)
+    clean = torch.nn.functional.cross_entropy(model(batch.tokens, batch.lengths, embedded=embedded), batch.labels)
+    r = classify.adversarial_perturbation(clean, embedded, batch.lengths, 0.5)
+    assert r.shape == embedded.shape and not r.requires_grad
+    assert torch.allclose(r.flatten(1).norm(dim=1), torch.full((4,), 0.5), atol=1e-6)
+    for b, length in enumerate(batch.lengths.tolist()):
+        assert (r[b, length:] == 0).all() and (r[b, :length].abs().sum(-1) > 0).all()
+    (grad,) = torch.autograd.grad(clean, embedded)
+    cosine = torch.nn.functional.cosine_similarity(r.flatten(1), grad.flatten(1), dim=1)
+    assert torch.allclose(cosine, torch.ones(4), atol=1e-5)  # along the gradient: the loss goes up
+    moved = torch.nn.functional.cross_entropy(model(batch.tokens, batch.lengths, embedded=embedded + r), batch.labels)
+    assert moved > clean
+
+
+@pytest.mark.parametrize("cell", ["lstm", "bow"])
+def test_adversarial_step_gradient_is_the_sum_of_both_losses_gradients_with_r_held_fixed(cell: str) -> None:
+    eps = 2.0
+    model, batch = _adversarial_batch(cell, eps)
+    params = [p for p in model.parameters() if p.requires_grad]
+    # by hand: r from the clean loss's gradient per sentence, then each loss's gradient separately
+    embedded = model.embed_tokens(batch.tokens)
+    clean = torch.nn.functional.cross_entropy(model(batch.tokens, batch.lengths, embedded=embedded), batch.labels)
+    (grad,) = torch.autograd.grad(clean, embedded, retain_graph=True)
+    r = torch.zeros_like(grad)
+    for b, length in enumerate(batch.lengths.tolist()):
+        r[b, :length] = eps * grad[b, :length] / grad[b, :length].norm()
+    adversarial = torch.nn.functional.cross_entropy(
+        model(batch.tokens, batch.lengths, embedded=model.embed_tokens(batch.tokens) + r), batch.labels
+    )
+    expected = [
+        a + b
+        for a, b in zip(
+            torch.autograd.grad(clean, params, allow_unused=True, materialize_grads=True),
+            torch.autograd.grad(adversarial, params, allow_unused=True, materialize_grads=True),
+            strict=True,
+        )
+    ]
+    out = classify.train_step_for(model.config)(model, batch, None)
+    assert torch.allclose(out.loss, clean + adversarial, atol=1e-6)
+    assert out.metrics["clean_loss"] == pytest.approx(clean.item(), abs=1e-6)
+    out.loss.backward()
+    assert model.embed.weight.grad.abs().sum() > 0  # the adversarial loss trains the embedding too
+    for p, g in zip(params, expected, strict=True):
+        assert torch.allclose(p.grad if p.grad is not None else torch.zeros_like(p), g, atol=1e-6)
+
+
+def test_embedded_must_have_the_embedding_shape() -> None:
+    model, batch = _adversarial_batch("lstm", 0.0)
+    with pytest.raises(ValueError, match=r"embedded: expected shape \(B, T, E\) = \(4, 6, 8\), got \(4, 6, 7\)"):
+        model(batch.tokens, batch.lengths, embedded=torch.zeros(4, 6, 7))
+
+
+def test_cli_adversarial_eps_trains_and_is_saved_in_config_json(tmp_path, capsys) -> None:
+    train = write_tsv(tmp_path / "train.tsv", order_sentences(64, seed=5))
+    run = tmp_path / "run"
+    argv = ["classify", "train", "--train", str(train), "--embed-dim", "8", "--hidden-size", "8", "--epochs", "1"]
+    argv += ["--adversarial-eps", "1.5", "--batch-size", "16", "--log-every", "1", "--run-dir", str(run), "--quiet"]
+    assert main(argv) == 0
+    assert json.loads((run / "config.json").read_text())["model"]["adversarial_eps"] == 1.5
+    logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in logged if r.get("kind") == "train"]
+    assert len(steps) == 4  # 64 sentences / 16
+    for r in steps:  # the loss minimized is the sum of the clean and the adversarial losses
+        assert r["loss"] == pytest.approx(r["clean_loss"] + r["adversarial_loss"], rel=1e-5)
+
+
+@pytest.mark.parametrize("value", ["-0.5", "nan", "inf"])
+def test_bad_adversarial_eps_fails_with_one_line_and_writes_nothing(tmp_path, capsys, value) -> None:
+    train = write_tsv(tmp_path / "t.tsv", [("good", "1"), ("bad", "0")])
+    argv = ["classify", "train", "--train", str(train), "--adversarial-eps", value, "--run-dir", str(tmp_path / "r")]
+    _fails_cleanly(
+        argv, capsys, rf"adversarial_eps: expected a finite number >= 0, got {re.escape(str(float(value)))}$"
+    )
+    assert not (tmp_path / "r").exists()
+
+
+def test_bench_sst2_adversarial_eps_applies_to_all_but_the_plain_row() -> None:
+    args = Namespace(hidden_size=None, word_dropout=0.0, embed_lr_scale=1.0, average="swa", average_decay=0.999)
+    args.average_start, args.adversarial_eps = None, 2.0
+    assert [model_config(args, n).adversarial_eps for n in ("bilstm", "bigru", "bow", "bilstm_plain")] == [2.0] * 3 + [
+        0.0
+    ]

@@ -19,6 +19,10 @@ The model: token ids ``(B, T)`` → embedding (with embedding dropout) → a rec
 ``--cell bow`` replaces the recurrent encoder with the mean of the word embeddings and a hidden
 layer: the bag-of-words MLP baseline, blind to word order.
 
+``--adversarial-eps EPS`` adds adversarial training on the embeddings (Miyato, Dai & Goodfellow
+2017): each step's loss is ``loss(clean) + loss(embedded + r)``, ``r`` the fast-gradient
+perturbation of L2 norm ``EPS`` per sentence (:func:`adversarial_classification_step`).
+
 ``--pretrain-lm-epochs N`` first trains the embedding and the (one-layer) encoder as a
 bidirectional language model on the training split's own text, then the classifier starts from
 those weights (:mod:`rnnkit.tasks.classify_pretrain`; Dai & Le 2015). The pretraining is a run of
@@ -41,7 +45,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -81,6 +87,7 @@ from rnnkit.train import (
     seed_everything,
 )
 from rnnkit.train.averaging import AVERAGES, WeightAverage
+from rnnkit.train.distributed import world_size
 from rnnkit.train.trainer import total_steps
 
 CELLS = ("lstm", "gru", "rnn", "bow")
@@ -136,6 +143,7 @@ class ModelConfig:
     average_decay: float = 0.999  # ema: the moving average's decay per optimizer step
     average_start: float | None = None  # fraction of the steps before averaging starts (None: ema 0, swa 0.5)
     embed_lr_scale: float = 1.0  # the embedding's learning rate is the run's lr times this
+    adversarial_eps: float = 0.0  # training: add the loss at embeddings + eps * g / ||g||_2 per sentence (0: off)
 
     def validate(self) -> None:
         if self.cell not in CELLS:
@@ -154,6 +162,8 @@ class ModelConfig:
             raise ConfigError(f"average_decay: expected a number in [0, 1), got {self.average_decay!r}")
         if not self.embed_lr_scale > 0.0:
             raise ConfigError(f"embed_lr_scale: expected a number > 0, got {self.embed_lr_scale!r}")
+        if not (math.isfinite(self.adversarial_eps) and self.adversarial_eps >= 0.0):
+            raise ConfigError(f"adversarial_eps: expected a finite number >= 0, got {self.adversarial_eps!r}")
         if self.average_start is not None and not 0.0 <= self.average_start < 1.0:
             raise ConfigError(f"average_start: expected a fraction in [0, 1) or None, got {self.average_start!r}")
 
@@ -349,6 +359,8 @@ class TextClassifier(nn.Module):
 
     Call: ``model(tokens, lengths)`` with ``tokens: (B, T)`` (``0`` = padding) and
     ``lengths: (B,)`` → logits ``(B, C)``. Steps past a sentence's length never affect its logits.
+    ``model(tokens, lengths, embedded=x)`` reads ``x: (B, T, E)`` instead of
+    :meth:`embed_tokens` ``(tokens)`` (adversarial training passes a perturbed copy of it).
     """
 
     unk_id = WordVocab.unk_id
@@ -367,11 +379,22 @@ class TextClassifier(nn.Module):
         if config.average != "none":  # last: it averages every parameter above
             self.average = WeightAverage(self, config.average, config.average_decay)
 
-    def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
+    def embed_tokens(self, tokens: Tensor) -> Tensor:
+        """The encoder's input ``(B, T, E)`` for ``tokens: (B, T)``: word dropout (in training),
+        then the embedding with its dropout. Padding (id 0) gets the zero vector."""
         if self.training and self.config.word_dropout > 0.0:
             drop = (torch.rand(tokens.shape, device=tokens.device) < self.config.word_dropout) & (tokens != 0)
             tokens = tokens.masked_fill(drop, self.unk_id)  # (B, T)
-        x = self.embed(tokens)  # (B, T, E)
+        return self.embed(tokens)  # (B, T, E)
+
+    def forward(self, tokens: Tensor, lengths: Tensor, embedded: Tensor | None = None) -> Tensor:
+        if embedded is None:
+            x = self.embed_tokens(tokens)  # (B, T, E)
+        elif embedded.shape != (*tokens.shape, self.config.embed_dim):
+            expected = (*tokens.shape, self.config.embed_dim)
+            raise ValueError(f"embedded: expected shape (B, T, E) = {expected}, got {tuple(embedded.shape)}")
+        else:
+            x = embedded
         if self.pool is None:
             mask = valid_mask(lengths, tokens.shape[1]).unsqueeze(-1)  # (B, T, 1)
             mean = (x * mask).sum(dim=1) / lengths.unsqueeze(1).to(x.dtype)  # (B, E)
@@ -676,6 +699,41 @@ def classification_step(model: nn.Module, batch: Batch, state: Any = None) -> St
     return StepOutput(loss, metrics={"accuracy": accuracy}, items=len(batch.labels))
 
 
+def adversarial_perturbation(loss: Tensor, embedded: Tensor, lengths: Tensor, eps: float) -> Tensor:
+    """The fast-gradient perturbation of Miyato et al. (2017), ``r = eps * g / ||g||_2`` with
+    ``g = d loss / d embedded`` and the norm taken per sentence over its ``(T, E)`` block.
+
+    ``embedded: (B, T, E)`` (part of ``loss``'s graph, which is kept for the caller's backward),
+    ``lengths: (B,)``. Returns ``r: (B, T, E)``, detached, zero at padding positions (``t >=
+    lengths[b]``); a sentence whose gradient is zero gets ``r = 0``."""
+    (grad,) = torch.autograd.grad(loss, embedded, retain_graph=True)  # (B, T, E)
+    grad = grad * valid_mask(lengths, embedded.shape[1]).unsqueeze(-1).to(grad.dtype)  # (B, T, E)
+    norm = grad.flatten(1).norm(dim=1).clamp(min=1e-12)  # (B,)
+    return (eps * grad / norm[:, None, None]).detach()  # (B, T, E)
+
+
+def adversarial_classification_step(model: nn.Module, batch: Batch, state: Any = None, *, eps: float) -> StepOutput:
+    """``loss(clean) + loss(embedded + r)`` with ``r`` from :func:`adversarial_perturbation`:
+    adversarial training on the embeddings. Both passes read the same embedded batch (the same
+    word and embedding dropout); the logged ``accuracy`` and ``clean_loss`` are the clean pass's."""
+    embedded = model.embed_tokens(batch.tokens)  # (B, T, E)
+    logits = model(batch.tokens, batch.lengths, embedded=embedded)  # (B, C)
+    clean = F.cross_entropy(logits, batch.labels)
+    r = adversarial_perturbation(clean, embedded, batch.lengths, eps)  # (B, T, E)
+    adversarial = F.cross_entropy(model(batch.tokens, batch.lengths, embedded=embedded + r), batch.labels)
+    accuracy = (logits.argmax(-1) == batch.labels).float().mean().item()
+    metrics = {"accuracy": accuracy, "clean_loss": clean.item(), "adversarial_loss": adversarial.item()}
+    return StepOutput(clean + adversarial, metrics=metrics, items=len(batch.labels))
+
+
+def train_step_for(config: ModelConfig):
+    """The ``train_step`` of a model config: :func:`classification_step`, or with
+    ``adversarial_eps > 0`` :func:`adversarial_classification_step` at that ``eps``."""
+    if config.adversarial_eps == 0.0:
+        return classification_step
+    return functools.partial(adversarial_classification_step, eps=config.adversarial_eps)
+
+
 def train(config: Config, *, runs_root: str | os.PathLike = "runs") -> FitResult:
     """Train a classifier; returns the trainer's :class:`FitResult` (``run_dir`` is the run folder).
 
@@ -684,6 +742,8 @@ def train(config: Config, *, runs_root: str | os.PathLike = "runs") -> FitResult
     the padding fraction and the best checkpoint's per-class table on the validation split.
     """
     config.validate()
+    if config.model.adversarial_eps and world_size() > 1:  # the step calls model.embed_tokens, not DDP's forward
+        raise ConfigError("adversarial_eps: not supported under torchrun (more than one process); run it alone")
     resume = Path(config.train.resume) if config.train.resume else None
     encoder, labels, train_examples, val_examples = load_training_data(config.data, resume)
     seed_everything(config.train.seed)
@@ -705,7 +765,7 @@ def train(config: Config, *, runs_root: str | os.PathLike = "runs") -> FitResult
     trainer = Trainer(
         model,
         config.train,
-        train_step=classification_step,
+        train_step=train_step_for(config.model),
         evaluate=evaluate if val_examples is not None else None,
         task="classify",
         task_config={"data": asdict(config.data), "model": asdict(config.model), "pretrain": asdict(config.pretrain)},
@@ -906,6 +966,12 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--embed-lr-scale", type=float, default=m.embed_lr_scale, help="embedding learning rate = --lr times this"
+    )
+    g.add_argument(
+        "--adversarial-eps",
+        type=float,
+        default=m.adversarial_eps,
+        help="training: add the loss at the embeddings moved by eps along the loss gradient (L2 per sentence; 0: off)",
     )
     g.add_argument(
         "--average",
