@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rnnkit.nn import native
+from rnnkit.nn import buffers, native
 from rnnkit.nn.cells import RecurrentCell
 from rnnkit.nn.layers import RecurrentLayer
 from rnnkit.nn.scan import reverse_padded, scan
@@ -134,7 +134,7 @@ class MinSequence(torch.autograd.Function):
         B, T, _ = x.shape
         G, H = weight.shape[0], h0.shape[-1]
         h0 = h0.contiguous()
-        h = native.empty(x, B, T, H)
+        h = buffers.empty(x, B, T, H)
         forward, threads = getattr(native.library(), f"{kernel}_forward"), native.threads()
         size = _chunk_steps(B, T)
         work = x.new_empty(B * size * G)  # a chunk's projections
@@ -159,7 +159,7 @@ class MinSequence(torch.autograd.Function):
         carry = h0.new_zeros(B, H)  # grad of the state from later steps; ends as grad of h0
         d_weight = weight.new_zeros(G, I)
         d_bias_parts = None if bias is None else bias.new_zeros(threads, G)  # each thread's sum of dg
-        dx = native.empty(x, *x.shape) if ctx.needs_input_grad[0] else None
+        dx = buffers.empty(x, *x.shape) if ctx.needs_input_grad[0] else None
         for start, steps in reversed(list(_chunks(T, size))):
             g = _project_chunk(x, weight, start, steps, work)  # (B, steps, G), projected again
             dg = d_g[: B * steps * G].view(B, steps, G)

@@ -30,7 +30,6 @@ import hashlib
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -1005,67 +1004,6 @@ def usable(*tensors: Tensor) -> bool:
 def threads() -> int:
     """Threads for a kernel call: torch's intra-op thread count (``torch.set_num_threads``)."""
     return torch.get_num_threads()
-
-
-_HUGE_PAGE = 2 << 20  # bytes in a transparent huge page (x86-64, aarch64 with 4 KiB pages)
-_MADV_HUGEPAGE = 14
-_libc: list = []  # [libc or None] once loaded
-
-
-def empty(like: Tensor, *shape: int) -> Tensor:
-    """``like.new_empty(shape)``, asking Linux to back it with transparent huge pages
-    (``madvise(MADV_HUGEPAGE)`` before the first touch) when it is large (>= 4 MiB, CPU) and
-    :func:`huge_pages_wanted`.
-
-    The sequence Functions fill fresh ``(T, B, .)`` buffers at every call, and the first write to
-    each 4 KiB page of a fresh allocation is a page fault; huge pages make that one fault per 2 MiB
-    (a fresh 64 MiB buffer: 23 ms of faults with 4 KiB pages, 5 ms with 2 MiB ones, measured on
-    one machine; the layer-norm LSTM's training step at B=32, T=100, H=256 on one thread 1.15 vs
-    0.94 × torch.nn.LSTM's time without and with them).
-    """
-    t = like.new_empty(shape)
-    nbytes = t.numel() * t.element_size()
-    if nbytes >= 2 * _HUGE_PAGE and t.device.type == "cpu" and _madvise() is not None:
-        start = -(-t.data_ptr() // _HUGE_PAGE) * _HUGE_PAGE  # the whole huge pages inside the buffer
-        end = (t.data_ptr() + nbytes) // _HUGE_PAGE * _HUGE_PAGE
-        if end > start:
-            _madvise()(ctypes.c_void_p(start), ctypes.c_size_t(end - start), _MADV_HUGEPAGE)
-    return t
-
-
-def huge_pages_wanted() -> bool:
-    """Whether :func:`empty` asks for huge pages: ``RNNKIT_HUGEPAGES=1`` yes, ``=0`` no; unset, yes
-    on Linux unless a virtio-balloon device reports free pages to its host (feature bit 5,
-    ``VIRTIO_BALLOON_F_REPORTING``). Such a VM hands freed 2 MiB blocks back to the host, so every
-    fresh huge page is faulted in again from it: on one, a B=64, T=256, I=256, H=512 LSTM training
-    step took ~1.44 s in 4 runs of 5 with huge pages and a steady 0.67 s without."""
-    setting = os.environ.get("RNNKIT_HUGEPAGES")
-    if setting in ("0", "1"):
-        return setting == "1"
-    return sys.platform.startswith("linux") and not _free_page_reporting()
-
-
-def _free_page_reporting(root: Path = Path("/sys/bus/virtio/drivers/virtio_balloon")) -> bool:
-    """Whether a virtio-balloon device here has free page reporting (feature bit 5) negotiated."""
-    try:
-        devices = list(root.glob("virtio*"))
-        return any(len(bits := (d / "features").read_text().strip()) > 5 and bits[5] == "1" for d in devices)
-    except OSError:
-        return False
-
-
-def _madvise():
-    """libc's ``madvise`` where :func:`huge_pages_wanted`, else ``None``."""
-    if not _libc:
-        madvise = None
-        if huge_pages_wanted() and sys.platform.startswith("linux"):
-            try:
-                madvise = ctypes.CDLL(None).madvise
-                madvise.argtypes, madvise.restype = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int], ctypes.c_int
-            except (OSError, AttributeError):
-                madvise = None
-        _libc.append(madvise)
-    return _libc[0]
 
 
 def ptr(t: Tensor | None) -> int | None:

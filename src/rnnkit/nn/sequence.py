@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rnnkit.nn import native
+from rnnkit.nn import buffers, native
 from rnnkit.nn.cells import GRUCell, LayerNormGRUCell, LayerNormLSTMCell, LSTMCell
 from rnnkit.nn.scan import reverse_padded
 
@@ -47,13 +47,13 @@ _MIN_CALL_STEPS = 32  # LayerNormLSTMSequence's backward C calls cover >= this m
 
 class InputProjection(torch.autograd.Function):
     """``x W^T`` for all time steps, ``x: (N, I)``, ``weight: (G, I)`` -> ``(N, G)``, written into a
-    buffer from :func:`native.empty` (huge pages: at N = 16384, G = 2048 a fresh 128 MiB output
+    buffer from :func:`buffers.empty` (cached: at N = 16384, G = 2048 a fresh 128 MiB output
     costs ~40 ms of 4 KiB page faults on one thread, a third of the GEMM). The bias is left to the
     sequence Function, which adds it as it reads each row instead of in a pass of its own."""
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor) -> Tensor:
-        out = native.empty(x, x.shape[0], weight.shape[0])
+        out = buffers.empty(x, x.shape[0], weight.shape[0])
         torch.mm(x, weight.t(), out=out)
         ctx.save_for_backward(x, weight)
         return out
@@ -87,7 +87,7 @@ class LSTMSequence(torch.autograd.Function):
         T, B, G = gx.shape
         H = G // 4
         layer_norm = ln_hh_weight is not None
-        new = functools.partial(native.empty, gx)
+        new = functools.partial(buffers.empty, gx)
         hs, cs, outs, c_news = _state_buffers(new, h0, c0, T, valid)
         use_c = native.usable(gx, weight_hh)
         whole = use_c and not layer_norm and native.sgemm() is not None  # the whole sequence in one C call
@@ -330,7 +330,7 @@ def _backward_sequence_c(ctx, d_out: Tensor, d_hT: Tensor, d_cT: Tensor) -> tupl
     lib, threads = native.library(), native.threads()
     d_out, weight_hh = d_out.contiguous(), weight_hh.contiguous()  # (T, B, H), (4H, H)
     dh, dc = d_hT.contiguous().clone(), d_cT.contiguous().clone()  # (B, H) each: carried back in place
-    d_gates, work = native.empty(d_out, T, B, G), d_out.new_empty(_backward_work(B, H, threads))
+    d_gates, work = buffers.empty(d_out, T, B, G), d_out.new_empty(_backward_work(B, H, threads))
     args = (weight_hh, mask, valid, d_out, dh, dc, acts, tcs, cs, *(None,) * 6, d_gates, *(None,) * 10, zh, zc, work)
     lib.lstm_sequence_backward(threads, native.sgemm(), 0, T, B, H, *map(native.ptr, args))
     h_rec = hs[:T] if mask is None else hs[:T] * mask  # (T, B, H): what multiplied W_hh
@@ -365,7 +365,7 @@ class LayerNormLSTMSequence(torch.autograd.Function):
                 eps, zh, zc, keep=True):  # fmt: skip
         T, B, G = raw.shape
         H = G // 4
-        new, threads = functools.partial(native.empty, raw), native.threads()
+        new, threads = functools.partial(buffers.empty, raw), native.threads()
         hs, cs, outs, c_news = _state_buffers(new, h0, c0, T, valid)
         S = T if keep else 1  # steps of saved values: without a backward pass the C call reuses one
         acts, tcs, r_hats, c_hats = new(S, B, G), new(S, B, H), new(S, B, G), new(S, B, H)
@@ -393,9 +393,9 @@ class LayerNormLSTMSequence(torch.autograd.Function):
         zeros = raw.new_zeros
         d_out = d_out.contiguous()  # (T, B, H)
         dh, dc = d_hT.contiguous().clone(), d_cT.contiguous().clone()  # (B, H) each: carried back in place
-        d_raw, work = native.empty(raw, T, B, G), raw.new_empty(_backward_work(B, H, threads))
+        d_raw, work = buffers.empty(raw, T, B, G), raw.new_empty(_backward_work(B, H, threads))
         block = min(T, max(_MIN_CALL_STEPS, -(-_WEIGHT_GRAD_ROWS // B)))  # steps per C call and dW_hh GEMM
-        d_recs, d_weight_hh = native.empty(raw, block, B, G), zeros(G, H)  # grads of W_hh h for a block
+        d_recs, d_weight_hh = buffers.empty(raw, block, B, G), zeros(G, H)  # grads of W_hh h for a block
         d_g_hh, d_g_c, d_b_c, d_g_ih, d_b_ih = zeros(G), zeros(H), zeros(H), zeros(G), zeros(G)
         h_rec = hs[:T] if mask is None else hs[:T] * mask  # (T, B, H): what multiplied W_hh
         for end in range(T, 0, -block):
@@ -418,7 +418,7 @@ class LayerNormRows(torch.autograd.Function):
     def forward(ctx, x: Tensor, gain: Tensor, bias: Tensor | None, eps: float) -> Tensor:
         n = x.shape[-1]
         rows = x.numel() // n
-        x_hat, rstd, y = native.empty(x, *x.shape), x.new_empty(rows), native.empty(x, *x.shape)
+        x_hat, rstd, y = buffers.empty(x, *x.shape), x.new_empty(rows), buffers.empty(x, *x.shape)
         args = (x, gain, bias, x_hat, rstd, y)
         native.library().layer_norm_rows_forward(native.threads(), rows, n, eps, *map(native.ptr, args))
         ctx.save_for_backward(x_hat, rstd, gain)
@@ -429,7 +429,7 @@ class LayerNormRows(torch.autograd.Function):
     def backward(ctx, dy: Tensor):
         x_hat, rstd, gain = ctx.saved_tensors
         n, threads = x_hat.shape[-1], native.threads()
-        dy, dx = dy.contiguous(), native.empty(x_hat, *x_hat.shape)
+        dy, dx = dy.contiguous(), buffers.empty(x_hat, *x_hat.shape)
         d_gain, d_bias = gain.new_zeros(n), gain.new_zeros(n) if ctx.has_bias else None
         args = (dy, x_hat, rstd, gain, dx, d_gain, d_bias, dy.new_empty(threads * 2 * n))
         native.library().layer_norm_rows_backward(threads, rstd.numel(), n, *map(native.ptr, args))
@@ -557,7 +557,7 @@ class GRUSequence(torch.autograd.Function):
     def forward(ctx, gx, b_ih, b_hh, h0, weight_hh, mask, valid, ln_hh_weight, eps, zh, keep=True):
         T, B, G = gx.shape
         H = G // 3
-        new = functools.partial(native.empty, gx)
+        new = functools.partial(buffers.empty, gx)
         hs = new(T + 1, B, H)  # carried states, hs[0] = h0
         hs[0] = h0
         outs = hs[1:] if valid is None else new(T, B, H)
@@ -581,7 +581,7 @@ class GRUSequence(torch.autograd.Function):
         T, B, G = acts.shape[0], acts.shape[1], acts.shape[2] // 4 * 3
         H, threads = G // 3, native.threads()
         d_out, dh = d_out.contiguous(), d_hT.contiguous().clone()  # (T, B, H); (B, H) carried back in place
-        d_gx, d_rec = native.empty(d_out, T, B, G), native.empty(d_out, T, B, G)  # grads of gx, of W_hh h
+        d_gx, d_rec = buffers.empty(d_out, T, B, G), buffers.empty(d_out, T, B, G)  # grads of gx, of W_hh h
         partials = d_out.new_zeros(threads, 2, G) if ln_hh_weight is not None else None  # grads of g_hh, b_hh
         args = (weight_hh, mask, valid, d_out, dh, hs, acts, ln_hh_weight, r_hats, r_rstd, d_gx, d_rec, partials, zh)
         args += (d_out.new_empty(B * 2 * H + threads * H),)  # work space
@@ -627,7 +627,7 @@ def gru_scan(
     gx = InputProjection.apply(x_rows, cell.weight_ih).view(T, B, -1)  # (T, B, 3H): W_ih x
     b_ih, ln = cell.bias_ih, (None, 0.0)
     if isinstance(cell, LayerNormGRUCell):  # LN_ih over all steps in torch; LN_hh in the C call
-        gx = F.layer_norm(gx, gx.shape[-1:], cell.ln_ih_weight, cell.bias_ih, cell.eps)
+        gx = _layer_norm(gx, cell.ln_ih_weight, cell.bias_ih, cell.eps)
         b_ih, ln = None, (cell.ln_hh_weight, cell.eps)
     zh = None if zoneout is None else _contiguous(zoneout[0])  # (T, B, H)
     args = (gx, b_ih, cell.bias_hh, h0, weight_hh, mask, _valid_steps(lengths, T, x), *ln, zh, _keep())
