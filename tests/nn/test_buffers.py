@@ -4,6 +4,7 @@ pinned in test_sequence, test_gru_sequence and test_minrnn)."""
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -172,3 +173,20 @@ def test_training_steps_on_cached_buffers_give_the_numbers_of_the_first(cache):
         assert cache.info()["buffers"] > 0
         for later in results[1:]:
             assert all(torch.equal(a, b) for a, b in zip(results[0], later, strict=True))
+
+
+def test_threads_never_share_a_buffer(cache):
+    like, clashes = torch.zeros(1), []
+
+    def work(value: float) -> None:
+        for _ in range(200):
+            buffer = buffers.empty(like, MIB_FLOATS).fill_(value)
+            if not bool((buffer == value).all()):  # another thread wrote into it
+                clashes.append(value)
+
+    threads = [threading.Thread(target=work, args=(float(k),)) for k in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert clashes == [] and cache.info()["buffers"] <= 6  # each thread holds at most two at once

@@ -44,8 +44,7 @@ def empty(like: Tensor, *shape: int) -> Tensor:
     nbytes = like.element_size() * _numel(shape)
     if like.device.type != "cpu" or nbytes < _MIN_CACHED or _cache.limit == 0 or _use_count is None:
         return _fresh(like, shape) if like.device.type == "cpu" else like.new_empty(shape)
-    storage = _cache.take(nbytes)
-    return like.new_empty(0).set_(storage, 0, shape, _contiguous_strides(shape))
+    return _cache.take(like, shape, nbytes)
 
 
 def empty_cache() -> None:
@@ -69,18 +68,21 @@ class BufferCache:
         self._storages: list[torch.UntypedStorage] = []  # least recently handed out first
         self._lock = threading.Lock()
 
-    def take(self, nbytes: int) -> torch.UntypedStorage:
-        """A free storage of ``nbytes``' size class, or a new one (evicting idle ones to the limit)."""
+    def take(self, like: Tensor, shape: tuple[int, ...], nbytes: int) -> Tensor:
+        """A ``shape`` tensor of ``like``'s dtype on a free storage of ``nbytes``' size class, or on
+        a new one (evicting idle ones to the limit). The tensor is made under the lock, so that no
+        other thread can take the same storage in between."""
         capacity = size_class(nbytes)
         with self._lock:
             for k, storage in enumerate(self._storages):
                 if storage.nbytes() == capacity and _is_idle(storage):
                     self._storages.append(self._storages.pop(k))  # now the most recently used
-                    return storage
-            self._evict(self.limit - capacity)
-            storage = _new_storage(capacity)
-            self._storages.append(storage)
-            return storage
+                    break
+            else:
+                self._evict(self.limit - capacity)
+                storage = _new_storage(capacity)
+                self._storages.append(storage)
+            return like.new_empty(0).set_(storage, 0, shape, _contiguous_strides(shape))
 
     def release_idle(self, keep: int) -> None:
         """Drop idle storages, least recently used first, until at most ``keep`` bytes stay idle."""
