@@ -144,7 +144,7 @@ def test_the_limit_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("RNNKIT_BUFFER_CACHE_MB", "16")
     assert buffers._limit_from_env() == 16 << 20
     monkeypatch.delenv("RNNKIT_BUFFER_CACHE_MB")
-    assert buffers._limit_from_env() == 2048 << 20
+    assert buffers._limit_from_env() == 1024 << 20
     for bad in ("-1", "lots", "nan"):
         monkeypatch.setenv("RNNKIT_BUFFER_CACHE_MB", bad)
         with pytest.raises(ValueError, match="RNNKIT_BUFFER_CACHE_MB"):

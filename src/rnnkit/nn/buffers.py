@@ -14,8 +14,9 @@ holds a reference, so a buffer is never handed out again while anything can stil
 (``retain_graph=True`` included). Sizes are rounded up to size classes (at most 1/8 more) so that
 varying lengths still find their buffers. Idle buffers stay until a request that none of them
 fits; then the least recently used are released until at most ``RNNKIT_BUFFER_CACHE_MB`` (default
-2048) stay idle. ``RNNKIT_BUFFER_CACHE_MB=0`` turns the cache off; :func:`empty_cache` releases
-every idle buffer now.
+1024) stay idle: a loop of one shape keeps the buffers of one step, and one of varying shapes at
+most that much more than it would without the cache. ``RNNKIT_BUFFER_CACHE_MB=0`` turns the
+cache off; :func:`empty_cache` releases every idle buffer now.
 
 New buffers of 4 MiB and more ask Linux for transparent huge pages before their first touch
 (``madvise(MADV_HUGEPAGE)``, one fault per 2 MiB instead of 512) where :func:`huge_pages_wanted`.
@@ -202,8 +203,8 @@ def _madvise():
 
 
 def _limit_from_env() -> int:
-    """``RNNKIT_BUFFER_CACHE_MB`` in bytes (default 2048 MiB; 0: no cache)."""
-    value = os.environ.get("RNNKIT_BUFFER_CACHE_MB", "2048")
+    """``RNNKIT_BUFFER_CACHE_MB`` in bytes (default 1024 MiB; 0: no cache)."""
+    value = os.environ.get("RNNKIT_BUFFER_CACHE_MB", "1024")
     try:
         megabytes = float(value)
     except ValueError:
