@@ -441,12 +441,19 @@ def test_swa_starts_at_the_configured_fraction_of_the_steps(tmp_path) -> None:
     assert (int(average.steps), int(average.updates)) == (26, 13)
 
 
-def test_embed_lr_scale_gives_the_embedding_its_own_learning_rate(tmp_path, capsys) -> None:
+def train_tiny_from_cli(tmp_path: Path, *options: str) -> Path:
+    """``rnnkit classify train`` of a tiny LSTM for 1 epoch of 64 ordered sentences (batch 16) with
+    extra ``options``; returns the run folder."""
     train = write_tsv(tmp_path / "train.tsv", order_sentences(64, seed=5))
     run = tmp_path / "run"
     argv = ["classify", "train", "--train", str(train), "--embed-dim", "8", "--hidden-size", "8", "--epochs", "1"]
-    argv += ["--lr", "0.01", "--embed-lr-scale", "0.1", "--batch-size", "16", "--run-dir", str(run), "--quiet"]
+    argv += ["--batch-size", "16", "--run-dir", str(run), "--quiet", *options]
     assert main(argv) == 0
+    return run
+
+
+def test_embed_lr_scale_gives_the_embedding_its_own_learning_rate(tmp_path, capsys) -> None:
+    run = train_tiny_from_cli(tmp_path, "--lr", "0.01", "--embed-lr-scale", "0.1")
     assert json.loads((run / "config.json").read_text())["model"]["embed_lr_scale"] == 0.1
     groups = load_train_state(run / "checkpoints" / "last")["optimizer"]["param_groups"]
     assert [g["initial_lr"] for g in groups] == pytest.approx([0.01, 0.001])
@@ -575,11 +582,7 @@ def test_embedded_must_have_the_embedding_shape() -> None:
 
 
 def test_cli_adversarial_eps_trains_and_is_saved_in_config_json(tmp_path, capsys) -> None:
-    train = write_tsv(tmp_path / "train.tsv", order_sentences(64, seed=5))
-    run = tmp_path / "run"
-    argv = ["classify", "train", "--train", str(train), "--embed-dim", "8", "--hidden-size", "8", "--epochs", "1"]
-    argv += ["--adversarial-eps", "1.5", "--batch-size", "16", "--log-every", "1", "--run-dir", str(run), "--quiet"]
-    assert main(argv) == 0
+    run = train_tiny_from_cli(tmp_path, "--adversarial-eps", "1.5", "--log-every", "1")
     assert json.loads((run / "config.json").read_text())["model"]["adversarial_eps"] == 1.5
     logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in logged if r.get("kind") == "train"]
