@@ -63,4 +63,7 @@ def test_a_dead_worker_makes_the_others_exit_with_an_error(tmp_path):
     assert rc != 0
     assert elapsed < 60, f"the surviving worker took {elapsed:.0f} s to give up"
     assert "done:" not in out
-    assert "rank0" in err or "rank 0" in err  # the surviving worker failed too, it did not hang
+    # The surviving worker did not hang: it failed on its own (its "[rank0]" traceback), or torchrun,
+    # seeing rank 1 exit first, stopped it ("Sending process ... closing signal SIGTERM"): a race
+    # between gloo noticing the closed connection and torchrun's monitor (CI saw both).
+    assert "rank0" in err or "rank 0" in err or "closing signal" in err
