@@ -33,6 +33,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from rnnkit.errors import ConfigError
+
 _MIN_CACHED = 1 << 20  # bytes: smaller buffers come from torch's allocator (glibc reuses them anyway)
 _HUGE_PAGE = 2 << 20  # bytes in a transparent huge page (x86-64, aarch64 with 4 KiB pages)
 _MADV_HUGEPAGE = 14
@@ -43,19 +45,22 @@ def empty(like: Tensor, *shape: int) -> Tensor:
     """An uninitialized contiguous tensor of ``shape`` with ``like``'s dtype and device: from the
     cache of :class:`BufferCache` when it is a CPU buffer of 1 MiB or more, else ``like.new_empty``."""
     nbytes = like.element_size() * _numel(shape)
-    if like.device.type != "cpu" or nbytes < _MIN_CACHED or _cache.limit == 0 or _use_count is None:
-        return _fresh(like, shape) if like.device.type == "cpu" else like.new_empty(shape)
-    return _cache.take(like, shape, nbytes)
+    if like.device.type != "cpu":
+        return like.new_empty(shape)
+    cache = _the_cache()
+    if nbytes < _MIN_CACHED or cache.limit == 0 or _use_count is None:
+        return _fresh(like, shape)
+    return cache.take(like, shape, nbytes)
 
 
 def empty_cache() -> None:
     """Release every idle cached buffer (in use ones stay until nothing refers to them)."""
-    _cache.release_idle(0)
+    _the_cache().release_idle(0)
 
 
 def cache_info() -> dict[str, int]:
     """``{"buffers", "in_use_bytes", "idle_bytes", "limit_bytes"}`` of the cache now."""
-    return _cache.info()
+    return _the_cache().info()
 
 
 class BufferCache:
@@ -129,13 +134,9 @@ def _contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(reversed(strides))
 
 
-def _storage_use_count() -> object:
-    """torch's count of references to a storage (tensors, views, saved tensors), or ``None``
-    where this torch lacks it (then nothing is cached)."""
-    return getattr(torch._C, "_storage_Use_Count", None)
-
-
-_use_count = _storage_use_count()
+# torch's count of references to a storage (tensors, views, saved tensors); where this torch lacks
+# it, nothing is cached.
+_use_count = getattr(torch._C, "_storage_Use_Count", None)
 
 
 def _is_idle(storage: torch.UntypedStorage) -> bool:
@@ -210,8 +211,15 @@ def _limit_from_env() -> int:
     except ValueError:
         megabytes = float("nan")
     if not megabytes >= 0:  # also nan
-        raise ValueError(f"RNNKIT_BUFFER_CACHE_MB={value!r}: expected a number of MiB >= 0 (0 turns the cache off)")
+        raise ConfigError(f"RNNKIT_BUFFER_CACHE_MB={value!r}: expected a number of MiB >= 0 (0 turns the cache off)")
     return int(megabytes * (1 << 20))
 
 
-_cache = BufferCache(_limit_from_env())
+_cache: BufferCache | None = None  # made on first use, so a bad RNNKIT_BUFFER_CACHE_MB is a ConfigError there
+
+
+def _the_cache() -> BufferCache:
+    global _cache
+    if _cache is None:
+        _cache = BufferCache(_limit_from_env())
+    return _cache

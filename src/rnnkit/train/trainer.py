@@ -338,7 +338,7 @@ class Trainer:
         """
         cfg, started = self.config, time.monotonic()
         feed = BatchFeed(data)
-        total = self._total_steps(feed)
+        total = total_steps(self.config, feed.per_epoch)
         self.scheduler = build_scheduler(self.optimizer, cfg, total)
         if cfg.resume:
             self._resume(feed)
@@ -378,9 +378,6 @@ class Trainer:
         result = self._result(stop_reason, time.monotonic() - started)
         self._finish(result)
         return result
-
-    def _total_steps(self, feed: BatchFeed) -> int:
-        return total_steps(self.config, feed.per_epoch)
 
     def _eval_due(self, feed: BatchFeed, total: int) -> bool:
         cfg = self.config
