@@ -125,6 +125,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--pretrain-lm-batch-size", type=int, default=16, help="pretraining texts per step")
     p.add_argument("--pretrain-lm-dropout", type=float, default=0.5, help="dropout before the LM softmax")
     p.add_argument("--word-dropout", type=float, default=0.0, help="replace training tokens by <unk> with this p")
+    p.add_argument("--char-ngrams", type=int, default=0, help="hashed character n-gram ids added to words (0: off)")
+    p.add_argument("--ngram-min", type=int, default=3, help="--char-ngrams: shortest n-gram")
+    p.add_argument("--ngram-max", type=int, default=5, help="--char-ngrams: longest n-gram")
     p.add_argument("--embed-lr-scale", type=float, default=1.0, help="embedding lr = --lr times this")
     p.add_argument("--adversarial-eps", type=float, default=0.0, help="adversarial training on the embeddings (0: off)")
     p.add_argument("--average", choices=("none", "ema", "swa"), default="none", help="evaluate averaged weights")
@@ -172,7 +175,12 @@ def holdout_split(train_tsv: Path, n: int, scratch: Path) -> tuple[Path, Path]:
 
 
 def base_config(
-    args: argparse.Namespace, model: ModelConfig, seed: int, run_dir: Path, pretrained: bool = False
+    args: argparse.Namespace,
+    model: ModelConfig,
+    seed: int,
+    run_dir: Path,
+    pretrained: bool = False,
+    plain: bool = False,
 ) -> Config:
     sst2 = Path(args.data) / "sst2"
     if args.holdout:
@@ -181,6 +189,8 @@ def base_config(
     else:
         data = DataConfig(train=str(sst2 / "train.tsv"), val=str(sst2 / "dev.tsv"), val_text_column="content")
     data = replace(data, min_freq=args.min_freq, max_train_examples=args.max_train_examples)
+    if args.char_ngrams and not plain:
+        data = replace(data, char_ngrams=args.char_ngrams, ngram_min=args.ngram_min, ngram_max=args.ngram_max)
     train = TrainConfig(
         steps=CALIBRATION_STEPS,
         batch_size=args.batch_size,
@@ -250,7 +260,8 @@ def run_one(args: argparse.Namespace, name: str, seed: int, steps: int | None, s
     """Train one model with one seed for ``steps`` steps (or ``args.epochs`` epochs when ``steps``
     is None); dev accuracy of the final model (its averaged weights with ``--average``)."""
     model = model_config(args, name)
-    config = base_config(args, model, seed, scratch / f"{name}-seed{seed}", pretrained=name in PRETRAINED)
+    run_dir = scratch / f"{name}-seed{seed}"
+    config = base_config(args, model, seed, run_dir, pretrained=name in PRETRAINED, plain=name in PLAIN)
     train_rows = len(Path(config.data.train).read_text(encoding="utf-8").splitlines()) - 1
     train_rows = min(train_rows, args.max_train_examples or train_rows)
     config.train = replace(config.train, **schedule_fields(args, name, train_rows))
@@ -303,8 +314,11 @@ def run_one(args: argparse.Namespace, name: str, seed: int, steps: int | None, s
 def embedded_norm_median(classifier: Classifier, texts: list[str]) -> float:
     """The median over ``texts`` of the L2 norm of a sentence's embedded ``(T, E)`` block (eval
     mode, no dropout): the scale that ``--adversarial-eps`` is measured against."""
-    model = classifier.model.eval()
-    norms = [model.embed_tokens(torch.tensor([classifier.encoder.encode(t)])).norm().item() for t in texts]
+    model, encoder = classifier.model.eval(), classifier.encoder
+    norms = []
+    for text in texts:
+        ngrams = classify.pad_ngrams([encoder.ngrams(text)]) if encoder.hasher is not None else None  # (1, T, K)
+        norms.append(model.embed_tokens(torch.tensor([encoder.encode(text)]), ngrams).norm().item())
     return round(statistics.median(norms), 3)
 
 
@@ -377,7 +391,7 @@ def main() -> None:
     else:
         minutes = ", ".join(f"{n} {c['budget_minutes']} min" for n, c in calibration.items())
         budget = f"Time budget per run: {minutes}; steps per run from a {CALIBRATION_STEPS}-step calibration. "
-    changed = args.word_dropout or args.adversarial_eps or args.embed_lr_scale != 1.0
+    changed = args.word_dropout or args.adversarial_eps or args.embed_lr_scale != 1.0 or args.char_ngrams
     if changed or args.average != "none" or args.schedule != "cosine":
         schedule = args.schedule
         if args.schedule == "step":
@@ -385,7 +399,13 @@ def main() -> None:
         budget += (
             f"All models but {', '.join(PLAIN)} (cosine schedule): {schedule} schedule, "
             f"word dropout {args.word_dropout}, embedding lr x {args.embed_lr_scale}, "
-            f"adversarial eps {args.adversarial_eps}, weight averaging {args.average}"
+            f"adversarial eps {args.adversarial_eps}, "
+            + (
+                f"character {args.ngram_min}-{args.ngram_max}-grams hashed into {args.char_ngrams} ids, "
+                if args.char_ngrams
+                else ""
+            )
+            + f"weight averaging {args.average}"
             + (f" (decay {args.average_decay})" if args.average == "ema" else "")
             + (
                 f" from {model_config(args, 'bilstm').average_start_fraction():.0%} of the steps on; "
@@ -420,6 +440,8 @@ def main() -> None:
             "models": {name: asdict(model_config(args, name)) for name in args.models},
             "training": {
                 "min_freq": args.min_freq,
+                "char_ngrams": args.char_ngrams,
+                "ngram_range": [args.ngram_min, args.ngram_max],
                 "batch_size": args.batch_size,
                 "lr": args.lr,
                 "weight_decay": args.weight_decay,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from benchmarks.bench_sst2 import model_config, schedule_fields
+from benchmarks.bench_sst2 import base_config, model_config, schedule_fields
 
 from rnnkit.cli import main
 from rnnkit.data.tabular import read_table
@@ -607,3 +607,112 @@ def test_bench_sst2_adversarial_eps_applies_to_all_but_the_plain_row() -> None:
     assert [model_config(args, n).adversarial_eps for n in ("bilstm", "bigru", "bow", "bilstm_plain")] == [2.0] * 3 + [
         0.0
     ]
+
+
+# ===================================================================== character n-grams
+def suffix_sentences(stems: list[str], seed: int) -> list[tuple[str, str]]:
+    """``"the film was <stem>ful"`` (positive) or ``<stem>less`` (negative): the label is in the
+    word's ending, which a model that reads only whole words cannot see in a word it never met."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(300):
+        positive = rng.random() < 0.5
+        rows.append((f"the film was {rng.choice(stems)}{'ful' if positive else 'less'}", "1" if positive else "0"))
+    return rows
+
+
+def _stems(n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return ["".join(rng.choice("bcdfghjkmnpqrstvwz") + rng.choice("aeiou") for _ in range(3)) for _ in range(n)]
+
+
+@pytest.mark.parametrize("cell", ["bow", "lstm"])
+def test_char_ngrams_let_a_model_read_words_it_never_saw(tmp_path, cell: str) -> None:
+    train = write_tsv(tmp_path / "train.tsv", suffix_sentences(_stems(30, seed=1), seed=1))
+    val = write_tsv(tmp_path / "val.tsv", suffix_sentences(_stems(30, seed=2), seed=2))  # other stems: all unseen
+    accuracy = {}
+    for buckets in (0, 2000):
+        config = Config(
+            DataConfig(train=str(train), val=str(val), char_ngrams=buckets),
+            ModelConfig(cell=cell, embed_dim=16, hidden_size=16, attention_size=8, dropout=0.0, embed_dropout=0.0),
+            TrainConfig(steps=None, epochs=4, batch_size=16, lr=1e-2, seed=0, quiet=True),
+        )
+        run = classify.train(config, runs_root=tmp_path / f"runs{buckets}").run_dir
+        accuracy[buckets] = Classifier.load(run, "last").evaluate(read_table(val, "sentence", "label"))["accuracy"]
+    assert accuracy[2000] >= 0.95, accuracy
+    assert accuracy[0] <= 0.65, accuracy  # every validation word with the label in it is <unk>
+
+
+def _ngram_model() -> TextClassifier:
+    torch.manual_seed(0)
+    return TextClassifier(50, 3, ModelConfig(embed_dim=8, hidden_size=8, num_layers=2), ngram_buckets=40).eval()
+
+
+def test_padding_does_not_change_a_prediction_with_char_ngrams() -> None:
+    model = _ngram_model()
+    short, short_grams = torch.tensor([[5, 6, 7]]), torch.randint(1, 41, (1, 3, 4))
+    short_grams[0, 1, 2:] = 0  # a token with fewer n-grams
+    long, long_grams = torch.randint(2, 50, (1, 40)), torch.randint(1, 41, (1, 40, 9))
+    alone = model(short, torch.tensor([3]), short_grams)  # (1, C)
+    tokens = torch.cat([torch.nn.functional.pad(short, (0, 37)), long])  # (2, 40)
+    grams = torch.cat([torch.nn.functional.pad(short_grams, (0, 5, 0, 37)), long_grams])  # (2, 40, 9)
+    assert torch.allclose(alone, model(tokens, torch.tensor([3, 40]), grams)[:1], atol=1e-6)
+    assert not torch.allclose(alone, model(short, torch.tensor([3]), short_grams.flip(1)), atol=1e-3)  # they count
+
+
+def test_ngrams_must_match_the_model() -> None:
+    model = _ngram_model()
+    tokens = torch.tensor([[5, 6]])
+    with pytest.raises(ValueError, match=r"ngrams: expected \(B, T, K\) with \(B, T\) = \(1, 2\), got None"):
+        model(tokens, torch.tensor([2]))
+    with pytest.raises(ValueError, match=r"got \(1, 3, 4\)"):
+        model(tokens, torch.tensor([2]), torch.ones(1, 3, 4, dtype=torch.long))
+    plain = TextClassifier(50, 3, ModelConfig(embed_dim=8, hidden_size=8))
+    with pytest.raises(ValueError, match="ngrams: this model has no n-gram embeddings"):
+        plain(tokens, torch.tensor([2]), torch.ones(1, 2, 4, dtype=torch.long))
+
+
+def test_pad_ngrams_pads_tokens_and_sentences_with_zero() -> None:
+    grams = classify.pad_ngrams([[(3, 4), (5,)], [(6, 7, 8)]])
+    assert grams.tolist() == [[[3, 4, 0], [5, 0, 0]], [[6, 7, 8], [0, 0, 0]]]
+
+
+def test_cli_char_ngrams_run_predicts_unseen_words_apart_and_reloads_exactly(tmp_path, capsys) -> None:
+    run = train_tiny_from_cli(tmp_path, "--char-ngrams", "64", "--ngram-max", "4", "--adversarial-eps", "0.5")
+    data = json.loads((run / "config.json").read_text())["data"]
+    assert (data["char_ngrams"], data["ngram_min"], data["ngram_max"]) == (64, 3, 4)
+    classifier = Classifier.load(run)
+    assert tuple(classifier.model.ngram_embed.weight.shape) == (65, 8)
+    texts = ["the zorblax was good", "the quuxify was good"]  # two words training never saw
+    first, second = (p.probabilities for p in classifier.predict(texts))
+    assert first != pytest.approx(second, abs=1e-6)  # both <unk>, but their n-grams differ
+    assert [p.probabilities for p in Classifier.load(run).predict(texts)] == [first, second]
+
+
+@pytest.mark.parametrize(
+    ("options", "pattern"),
+    [
+        (["--char-ngrams", "-1"], r"char_ngrams: expected an integer >= 0 \(0: off\), got -1"),
+        (["--char-ngrams", "10", "--vocab", "subword"], r"char_ngrams: needs the word vocabulary"),
+        (["--char-ngrams", "10", "--ngram-min", "4", "--ngram-max", "3"], r"expected 1 <= ngram_min <= ngram_max"),
+        (["--char-ngrams", "10", "--pretrain-lm-epochs", "1"], r"char_ngrams: not supported with language-model"),
+    ],
+)
+def test_bad_char_ngram_options_fail_with_one_line(tmp_path, capsys, options, pattern) -> None:
+    train = write_tsv(tmp_path / "t.tsv", [("good", "1"), ("bad", "0")])
+    argv = ["classify", "train", "--train", str(train), *options, "--run-dir", str(tmp_path / "r")]
+    _fails_cleanly(argv, capsys, pattern)
+    assert not (tmp_path / "r").exists()
+
+
+def test_bench_sst2_char_ngrams_apply_to_all_but_the_plain_row(tmp_path) -> None:
+    args = Namespace(holdout=0, data=str(tmp_path), min_freq=2, max_train_examples=None, batch_size=64, lr=2e-3)
+    args.weight_decay, args.char_ngrams, args.ngram_min, args.ngram_max = 0.0, 1000, 3, 6
+    args.pretrain_lm_epochs, args.pretrain_lm_text, args.pretrain_lm_tie_weights = 0, "longest", True
+    args.pretrain_lm_lr, args.pretrain_lm_batch_size, args.pretrain_lm_dropout = 5e-3, 16, 0.5
+    model = ModelConfig()
+    assert (
+        base_config(args, model, 0, tmp_path).data.char_ngrams,
+        base_config(args, model, 0, tmp_path).data.ngram_max,
+    ) == (1000, 6)
+    assert base_config(args, model, 0, tmp_path, plain=True).data.char_ngrams == 0

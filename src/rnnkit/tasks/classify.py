@@ -55,11 +55,13 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.data.batching import BucketedBatches, pad_batch
+from rnnkit.data.ngrams import CharNgramHasher
 from rnnkit.data.tabular import TextTable, read_table, read_text_file
 from rnnkit.data.vocab import SubwordVocab, WordVocab, word_tokenize
 from rnnkit.errors import CheckpointError, ConfigError, DataError
@@ -112,6 +114,9 @@ class DataConfig:
     min_freq: int = 1  # word vocabulary: keep words seen at least this often in training
     max_vocab: int | None = None  # word vocabulary: at most this many words (most frequent)
     subword_size: int = 4000  # subword vocabulary: BPE tokens (bytes + merges)
+    char_ngrams: int = 0  # word vocabulary: hash each word's character n-grams into this many ids (0: off)
+    ngram_min: int = 3  # char_ngrams: the shortest n-gram (characters, with the "<" ">" word marks)
+    ngram_max: int = 5  # char_ngrams: the longest n-gram
     bucket: bool = True  # group similar lengths into batches
     max_train_examples: int | None = None  # use only the first N training rows (quick runs)
 
@@ -120,6 +125,15 @@ class DataConfig:
             raise ConfigError(f"vocab: expected one of {list(VOCABS)}, got {self.vocab!r}")
         if self.min_freq < 1:
             raise ConfigError(f"min_freq: expected an integer >= 1, got {self.min_freq!r}")
+        if self.char_ngrams < 0:
+            raise ConfigError(f"char_ngrams: expected an integer >= 0 (0: off), got {self.char_ngrams!r}")
+        if self.char_ngrams and self.vocab != "word":
+            raise ConfigError(f"char_ngrams: needs the word vocabulary (vocab 'word'), found vocab {self.vocab!r}")
+        if not 1 <= self.ngram_min <= self.ngram_max:
+            raise ConfigError(
+                "ngram_min, ngram_max: expected 1 <= ngram_min <= ngram_max, "
+                f"got {self.ngram_min!r}, {self.ngram_max!r}"
+            )
         if self.max_train_examples is not None and self.max_train_examples < 1:
             raise ConfigError(f"max_train_examples: expected an integer >= 1, got {self.max_train_examples!r}")
 
@@ -195,6 +209,8 @@ class Config:
         self.model.validate()
         self.train.validate()
         self.pretrain.validate(self.model)
+        if self.data.char_ngrams and self.pretrain.epochs:
+            raise ConfigError("char_ngrams: not supported with language-model pretraining (pretrain.epochs > 0)")
         if self.model.word_dropout and self.data.vocab != "word":
             raise ConfigError(
                 f"word_dropout: needs the word vocabulary's <unk> (vocab 'word'), found vocab {self.data.vocab!r}"
@@ -205,13 +221,21 @@ class Config:
 class TextEncoder:
     """Text → token ids with ``0`` reserved for padding: a :class:`WordVocab` over
     :func:`word_tokenize` (unseen words → ``<unk>``), or a byte-level BPE :class:`SubwordVocab`
-    (nothing is unseen; its ids are shifted by one to make room for padding)."""
+    (nothing is unseen; its ids are shifted by one to make room for padding).
+
+    With a word vocabulary and a :class:`~rnnkit.data.ngrams.CharNgramHasher` (``hasher``),
+    :meth:`ngrams` gives each token its hashed character n-gram ids too, seen word or not."""
 
     pad_id = 0
 
-    def __init__(self, vocab: WordVocab | SubwordVocab, lowercase: bool = True) -> None:
+    def __init__(
+        self, vocab: WordVocab | SubwordVocab, lowercase: bool = True, hasher: CharNgramHasher | None = None
+    ) -> None:
+        if hasher is not None and not isinstance(vocab, WordVocab):
+            raise ValueError("hasher: character n-grams need a word vocabulary")
         self.vocab = vocab
         self.lowercase = lowercase
+        self.hasher = hasher
 
     @classmethod
     def build(cls, texts: Sequence[str], config: DataConfig) -> TextEncoder:
@@ -220,7 +244,8 @@ class TextEncoder:
             prepared = [t.lower() if config.lowercase else t for t in texts]
             return cls(SubwordVocab.train(prepared, vocab_size=config.subword_size), config.lowercase)
         tokens = (word_tokenize(t, config.lowercase) for t in texts)
-        return cls(WordVocab.build(tokens, min_freq=config.min_freq, max_size=config.max_vocab), config.lowercase)
+        vocab = WordVocab.build(tokens, min_freq=config.min_freq, max_size=config.max_vocab)
+        return cls(vocab, config.lowercase, _hasher(config))
 
     @property
     def kind(self) -> str:
@@ -235,17 +260,30 @@ class TextEncoder:
             return self.vocab.encode(word_tokenize(text, self.lowercase))
         return [i + 1 for i in self.vocab.encode(text.lower() if self.lowercase else text)]
 
+    def ngrams(self, text: str) -> list[tuple[int, ...]]:
+        """Each token's character n-gram ids (``1 .. buckets``), aligned with :meth:`encode`."""
+        if self.hasher is None:
+            raise ValueError("this encoder has no character n-grams (DataConfig.char_ngrams = 0)")
+        return [self.hasher(w) for w in word_tokenize(text, self.lowercase)]
+
     def save(self, run_dir: Path) -> None:
         name = "vocab.json" if self.kind == "word" else "tokenizer.json"
         self.vocab.save(run_dir / name)
 
     @classmethod
-    def load(cls, run_dir: Path, lowercase: bool) -> TextEncoder:
+    def load(cls, run_dir: Path, config: DataConfig) -> TextEncoder:
+        """The encoder a run saved, with the hashing of its data ``config``."""
         if (run_dir / "vocab.json").exists():
-            return cls(WordVocab.load(run_dir / "vocab.json"), lowercase)
+            return cls(WordVocab.load(run_dir / "vocab.json"), config.lowercase, _hasher(config))
         if (run_dir / "tokenizer.json").exists():
-            return cls(SubwordVocab.load(run_dir / "tokenizer.json"), lowercase)
+            if config.char_ngrams:
+                raise CheckpointError(f"{run_dir}: a BPE tokenizer.json, but the config asks for char_ngrams")
+            return cls(SubwordVocab.load(run_dir / "tokenizer.json"), config.lowercase)
         raise CheckpointError(f"{run_dir}: no vocab.json or tokenizer.json; expected a `rnnkit classify` run folder")
+
+
+def _hasher(config: DataConfig) -> CharNgramHasher | None:
+    return CharNgramHasher(config.char_ngrams, config.ngram_min, config.ngram_max) if config.char_ngrams else None
 
 
 class LabelSet:
@@ -300,10 +338,12 @@ def _is_int(text: str) -> bool:
 
 @dataclass
 class Examples:
-    """Encoded sentences: ``ids[i]`` (a list of token ids) with class ``labels[i]``."""
+    """Encoded sentences: ``ids[i]`` (a list of token ids) with class ``labels[i]``, and with
+    character n-grams ``ngrams[i][t]``, the n-gram ids of token ``t`` (else ``ngrams`` is None)."""
 
     ids: list[list[int]]
     labels: list[int]
+    ngrams: list[list[tuple[int, ...]]] | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -315,26 +355,43 @@ class Examples:
 
 def encode_table(table: TextTable, encoder: TextEncoder, labels: LabelSet) -> Examples:
     """Encode every row of ``table`` (labels checked against the training classes)."""
-    return Examples([encoder.encode(t) for t in table.texts], labels.encode(table))
+    ngrams = [encoder.ngrams(t) for t in table.texts] if encoder.hasher is not None else None
+    return Examples([encoder.encode(t) for t in table.texts], labels.encode(table), ngrams)
 
 
 # ===================================================================== batches
 @dataclass
 class Batch:
-    """Padded sentences ``tokens: (B, T)`` (``0`` = padding), ``lengths: (B,)``, ``labels: (B,)``."""
+    """Padded sentences ``tokens: (B, T)`` (``0`` = padding), ``lengths: (B,)``, ``labels: (B,)``,
+    and with character n-grams ``ngrams: (B, T, K)`` (each token's ids, ``0``-padded), else None."""
 
     tokens: Tensor
     lengths: Tensor
     labels: Tensor
+    ngrams: Tensor | None = None
 
     def to(self, device: torch.device | str) -> Batch:
-        return Batch(self.tokens.to(device), self.lengths.to(device), self.labels.to(device))
+        ngrams = self.ngrams.to(device) if self.ngrams is not None else None
+        return Batch(self.tokens.to(device), self.lengths.to(device), self.labels.to(device), ngrams)
+
+
+def pad_ngrams(sentences: Sequence[Sequence[tuple[int, ...]]]) -> Tensor:
+    """``(B, T, K)`` n-gram ids of ``B`` sentences (``T`` the longest sentence, ``K`` the most
+    n-grams of any token), ``0`` where a sentence or a token's n-grams have ended."""
+    T = max((len(s) for s in sentences), default=0)
+    K = max((len(g) for s in sentences for g in s), default=0)
+    out = np.zeros((len(sentences), T, max(K, 1)), dtype=np.int64)  # (B, T, K)
+    for b, sentence in enumerate(sentences):
+        for t, grams in enumerate(sentence):
+            out[b, t, : len(grams)] = grams
+    return torch.from_numpy(out)
 
 
 def collate(examples: Examples, indices: Sequence[int]) -> Batch:
     """The :class:`Batch` of ``examples`` at ``indices``."""
     tokens, lengths = pad_batch([torch.tensor(examples.ids[i], dtype=torch.long) for i in indices])  # (B, T), (B,)
-    return Batch(tokens, lengths, torch.tensor([examples.labels[i] for i in indices], dtype=torch.long))
+    ngrams = pad_ngrams([examples.ngrams[i] for i in indices]) if examples.ngrams is not None else None
+    return Batch(tokens, lengths, torch.tensor([examples.labels[i] for i in indices], dtype=torch.long), ngrams)
 
 
 def length_sorted_chunks(lengths: Sequence[int], size: int) -> list[list[int]]:
@@ -357,19 +414,26 @@ class TextClassifier(nn.Module):
     ``state_dict``); :func:`train` updates it after each optimizer step, and
     :meth:`Classifier.load` puts the averaged weights in place.
 
+    With ``ngram_buckets > 0`` a token's input is its word vector plus the mean of its character
+    n-grams' vectors (``ngram_embed``, ``ngram_buckets + 1`` rows, row 0 padding): fastText's
+    subword features (Bojanowski et al. 2017), so a word never seen in training (``<unk>``)
+    still gets a vector of its own. Word dropout replaces the word, not its n-grams.
+
     Call: ``model(tokens, lengths)`` with ``tokens: (B, T)`` (``0`` = padding) and
-    ``lengths: (B,)`` → logits ``(B, C)``. Steps past a sentence's length never affect its logits.
-    ``model(tokens, lengths, embedded=x)`` reads ``x: (B, T, E)`` instead of
-    :meth:`embed_tokens` ``(tokens)`` (adversarial training passes a perturbed copy of it).
+    ``lengths: (B,)`` → logits ``(B, C)``; with n-grams, ``model(tokens, lengths, ngrams)`` with
+    ``ngrams: (B, T, K)`` (``0`` = none). Steps past a sentence's length never affect its logits.
+    ``model(tokens, lengths, ngrams, embedded=x)`` reads ``x: (B, T, E)`` instead of
+    :meth:`embed_tokens` (adversarial training passes a perturbed copy of it).
     """
 
     unk_id = WordVocab.unk_id
 
-    def __init__(self, vocab_size: int, num_classes: int, config: ModelConfig) -> None:
+    def __init__(self, vocab_size: int, num_classes: int, config: ModelConfig, ngram_buckets: int = 0) -> None:
         super().__init__()
         config.validate()
         self.config = config
         self.embed = EmbeddingDropout(vocab_size, config.embed_dim, p=config.embed_dropout, padding_idx=0)
+        self.ngram_embed = nn.Embedding(ngram_buckets + 1, config.embed_dim, padding_idx=0) if ngram_buckets else None
         self.encoder = _make_encoder(config)
         features = config.hidden_size * (2 if config.bidirectional and config.cell != "bow" else 1)
         self.pool = None if config.cell == "bow" else Pooling(config.pool, features, config.attention_size)
@@ -379,17 +443,29 @@ class TextClassifier(nn.Module):
         if config.average != "none":  # last: it averages every parameter above
             self.average = WeightAverage(self, config.average, config.average_decay)
 
-    def embed_tokens(self, tokens: Tensor) -> Tensor:
-        """The encoder's input ``(B, T, E)`` for ``tokens: (B, T)``: word dropout (in training),
-        then the embedding with its dropout. Padding (id 0) gets the zero vector."""
+    def embed_tokens(self, tokens: Tensor, ngrams: Tensor | None = None) -> Tensor:
+        """The encoder's input ``(B, T, E)`` for ``tokens: (B, T)`` (and ``ngrams: (B, T, K)``
+        when the model has n-gram embeddings): word dropout (in training), then the embedding
+        with its dropout, plus the mean n-gram vector. Padding (id 0) gets the zero vector."""
         if self.training and self.config.word_dropout > 0.0:
             drop = (torch.rand(tokens.shape, device=tokens.device) < self.config.word_dropout) & (tokens != 0)
             tokens = tokens.masked_fill(drop, self.unk_id)  # (B, T)
-        return self.embed(tokens)  # (B, T, E)
+        x = self.embed(tokens)  # (B, T, E)
+        if self.ngram_embed is None:
+            if ngrams is not None:
+                raise ValueError("ngrams: this model has no n-gram embeddings (ngram_buckets = 0); pass None")
+            return x
+        if ngrams is None or ngrams.shape[:2] != tokens.shape:
+            got = None if ngrams is None else tuple(ngrams.shape)
+            raise ValueError(f"ngrams: expected (B, T, K) with (B, T) = {tuple(tokens.shape)}, got {got}")
+        count = (ngrams != 0).sum(-1, keepdim=True).clamp(min=1).to(x.dtype)  # (B, T, 1)
+        return x + self.ngram_embed(ngrams).sum(2) / count  # (B, T, E)
 
-    def forward(self, tokens: Tensor, lengths: Tensor, embedded: Tensor | None = None) -> Tensor:
+    def forward(
+        self, tokens: Tensor, lengths: Tensor, ngrams: Tensor | None = None, embedded: Tensor | None = None
+    ) -> Tensor:
         if embedded is None:
-            x = self.embed_tokens(tokens)  # (B, T, E)
+            x = self.embed_tokens(tokens, ngrams)  # (B, T, E)
         elif embedded.shape != (*tokens.shape, self.config.embed_dim):
             expected = (*tokens.shape, self.config.embed_dim)
             raise ValueError(f"embedded: expected shape (B, T, E) = {expected}, got {tuple(embedded.shape)}")
@@ -432,16 +508,23 @@ def _make_encoder(config: ModelConfig) -> nn.Module:
 
 # ===================================================================== evaluation
 @torch.no_grad()
-def predict_proba(model: TextClassifier, ids: Sequence[Sequence[int]], batch_size: int = 256) -> Tensor:
-    """Class probabilities ``(N, C)`` for encoded sentences, in their order (eval mode; batches
-    of similar lengths, which changes nothing but speed)."""
+def predict_proba(
+    model: TextClassifier,
+    ids: Sequence[Sequence[int]],
+    ngrams: Sequence[Sequence[tuple[int, ...]]] | None = None,
+    batch_size: int = 256,
+) -> Tensor:
+    """Class probabilities ``(N, C)`` for encoded sentences (and their tokens' n-grams, for a
+    model with n-gram embeddings), in their order (eval mode; batches of similar lengths, which
+    changes nothing but speed)."""
     model.eval()
     device = next(model.parameters()).device
     lengths = [len(x) for x in ids]
     probs = torch.empty(len(ids), model.head.out_features)  # (N, C)
     for batch in length_sorted_chunks(lengths, batch_size):
         tokens, lens = pad_batch([torch.tensor(ids[i], dtype=torch.long) for i in batch])  # (b, T), (b,)
-        probs[batch] = F.softmax(model(tokens.to(device), lens.to(device)), dim=-1).float().cpu()
+        grams = pad_ngrams([ngrams[i] for i in batch]).to(device) if ngrams is not None else None  # (b, T, K)
+        probs[batch] = F.softmax(model(tokens.to(device), lens.to(device), grams), dim=-1).float().cpu()
     return probs
 
 
@@ -477,7 +560,7 @@ def classification_report(matrix: Tensor, names: Sequence[str]) -> dict[str, Any
 
 def evaluate_examples(model: TextClassifier, examples: Examples, labels: LabelSet) -> dict[str, Any]:
     """Loss (mean cross-entropy, nats), accuracy, macro-F1, per-class table and confusion matrix."""
-    probs = predict_proba(model, examples.ids)  # (N, C)
+    probs = predict_proba(model, examples.ids, examples.ngrams)  # (N, C)
     targets = torch.tensor(examples.labels)  # (N,)
     loss = F.nll_loss(probs.clamp(min=1e-12).log(), targets).item()
     report = classification_report(
@@ -577,9 +660,13 @@ class Classifier:
             raise CheckpointError(f"{run}: a {saved.get('task')!r} run, expected a 'classify' run")
         data = _dataclass_from(DataConfig, saved.get("data"), f"{run / 'config.json'}: field 'data'")
         model_config = _dataclass_from(ModelConfig, saved.get("model"), f"{run / 'config.json'}: field 'model'")
-        encoder = TextEncoder.load(run, data.lowercase)
+        try:
+            data.validate()
+        except ConfigError as e:
+            raise CheckpointError(f"{run / 'config.json'}: field 'data': {e}") from None
+        encoder = TextEncoder.load(run, data)
         labels = LabelSet.load(run)
-        model = TextClassifier(len(encoder), len(labels), model_config)
+        model = TextClassifier(len(encoder), len(labels), model_config, data.char_ngrams)
         try:
             model.load_state_dict(state_dict)
         except RuntimeError as e:
@@ -589,12 +676,14 @@ class Classifier:
         return cls(model.to(device), encoder, labels, data)
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
-        """Classify each text (any text: words never seen in training count as ``<unk>``)."""
+        """Classify each text (any text: words never seen in training count as ``<unk>``, plus
+        their character n-grams when the run has them)."""
         ids = [self.encoder.encode(t) for t in texts]
         empty = [i for i, x in enumerate(ids) if not x]
         if empty:
             raise ValueError(f"texts[{empty[0]}]: empty text ({texts[empty[0]]!r}); expected some words")
-        probs = predict_proba(self.model, ids)  # (N, C)
+        ngrams = [self.encoder.ngrams(t) for t in texts] if self.encoder.hasher is not None else None
+        probs = predict_proba(self.model, ids, ngrams)  # (N, C)
         return [
             Prediction(self.labels.names[int(p.argmax())], dict(zip(self.labels.names, p.tolist(), strict=True)))
             for p in probs
@@ -681,7 +770,7 @@ def load_training_data(
         n = config.max_train_examples
         train_table = TextTable(train_table.path, train_table.texts[:n], train_table.labels[:n], train_table.lines[:n])
     if run_dir is not None:
-        encoder, labels = TextEncoder.load(run_dir, config.lowercase), LabelSet.load(run_dir)
+        encoder, labels = TextEncoder.load(run_dir, config), LabelSet.load(run_dir)
     else:
         encoder, labels = TextEncoder.build(train_table.texts, config), LabelSet.build(train_table.labels)
     if len(labels) < 2:
@@ -693,7 +782,7 @@ def load_training_data(
 
 def classification_step(model: nn.Module, batch: Batch, state: Any = None) -> StepOutput:
     """Cross-entropy of one batch (the trainer's ``train_step``); logs the batch accuracy too."""
-    logits = model(batch.tokens, batch.lengths)  # (B, C)
+    logits = model(batch.tokens, batch.lengths, batch.ngrams)  # (B, C)
     loss = F.cross_entropy(logits, batch.labels)
     accuracy = (logits.argmax(-1) == batch.labels).float().mean().item()
     return StepOutput(loss, metrics={"accuracy": accuracy}, items=len(batch.labels))
@@ -716,7 +805,7 @@ def adversarial_classification_step(model: nn.Module, batch: Batch, state: Any =
     """``loss(clean) + loss(embedded + r)`` with ``r`` from :func:`adversarial_perturbation`:
     adversarial training on the embeddings. Both passes read the same embedded batch (the same
     word and embedding dropout); the logged ``accuracy`` and ``clean_loss`` are the clean pass's."""
-    embedded = model.embed_tokens(batch.tokens)  # (B, T, E)
+    embedded = model.embed_tokens(batch.tokens, batch.ngrams)  # (B, T, E)
     logits = model(batch.tokens, batch.lengths, embedded=embedded)  # (B, C)
     clean = F.cross_entropy(logits, batch.labels)
     r = adversarial_perturbation(clean, embedded, batch.lengths, eps)  # (B, T, E)
@@ -747,7 +836,7 @@ def train(config: Config, *, runs_root: str | os.PathLike = "runs") -> FitResult
     resume = Path(config.train.resume) if config.train.resume else None
     encoder, labels, train_examples, val_examples = load_training_data(config.data, resume)
     seed_everything(config.train.seed)
-    model = TextClassifier(len(encoder), len(labels), config.model)
+    model = TextClassifier(len(encoder), len(labels), config.model, config.data.char_ngrams)
     batches = BucketedBatches(
         train_examples.lengths,
         config.train.batch_size,
@@ -938,6 +1027,15 @@ def _add_data_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--min-freq", type=int, default=d.min_freq, help="word vocabulary: minimum count in training")
     g.add_argument("--max-vocab", type=int, default=d.max_vocab, help="word vocabulary: maximum size")
     g.add_argument("--subword-size", type=int, default=d.subword_size, help="subword vocabulary size")
+    g.add_argument(
+        "--char-ngrams",
+        type=int,
+        default=d.char_ngrams,
+        metavar="BUCKETS",
+        help="word vocabulary: add each word's hashed character n-grams, in this many ids, to its vector (0: off)",
+    )
+    g.add_argument("--ngram-min", type=int, default=d.ngram_min, help="--char-ngrams: shortest n-gram")
+    g.add_argument("--ngram-max", type=int, default=d.ngram_max, help="--char-ngrams: longest n-gram")
     g.add_argument(
         "--bucket", action=argparse.BooleanOptionalAction, default=d.bucket, help="batch similar lengths together"
     )
