@@ -48,11 +48,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import random
 import statistics
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -114,6 +116,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--gamma", type=float, default=0.5, help="--schedule step: lr factor at each drop")
     p.add_argument("--hidden-size", type=int, default=None, help="hidden size per direction of bilstm/bigru (128)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core CPU)")
+    p.add_argument(
+        "--jobs", type=int, default=1, help="runs (model x seed) at once, each in its own process of --threads"
+    )
     p.add_argument(
         "--pretrain-lm-epochs", type=int, default=0, help="biLM pretraining epochs of bilstm/bigru (0: none)"
     )
@@ -366,6 +371,7 @@ def main() -> None:
         scratch = Path(tmp)
         if args.holdout:
             args.holdout_files = holdout_split(Path(args.data) / "sst2" / "train.tsv", args.holdout, scratch)
+        runs = []
         for name in args.models:
             if args.epochs is not None:
                 steps, calibration[name] = None, {"budget_epochs": args.epochs}
@@ -373,7 +379,15 @@ def main() -> None:
                 minutes = args.bow_minutes if name == "bow" and args.bow_minutes is not None else args.minutes
                 steps, per_step = steps_for_budget(args, model_config(args, name), minutes, scratch)
                 calibration[name] = {"budget_minutes": minutes, "seconds_per_step": round(per_step, 4), "steps": steps}
-            rows += [run_one(args, name, seed, steps, scratch) for seed in args.seeds]
+            runs += [(args, name, seed, steps, scratch) for seed in args.seeds]
+        if args.jobs > 1:  # each run in a fresh process; rows in the order of the runs
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(
+                args.jobs, mp_context=context, initializer=torch.set_num_threads, initargs=(args.threads,)
+            ) as pool:
+                rows = list(pool.map(run_one, *zip(*runs, strict=True)))
+        else:
+            rows = [run_one(*run) for run in runs]
     wall = time.monotonic() - started
     split = split_name(args)
     metrics = summary(rows, args.models[0], split)
@@ -416,7 +430,7 @@ def main() -> None:
         )
     load = f"load average {load_before[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
     notes = (
-        budget + f"{args.threads} torch thread(s); measured while "
+        budget + f"{args.threads} torch thread(s), {args.jobs} run(s) at a time; measured while "
         f"other jobs shared the 2-core CPU ({load}). dev_accuracy is the final model's (no selection on dev). "
         + ("" if args.max_train_examples is None else f"Trained on the first {args.max_train_examples} phrases only.")
         + (
@@ -450,6 +464,7 @@ def main() -> None:
                 **({"step_epochs": args.step_epochs, "gamma": args.gamma} if args.schedule == "step" else {}),
                 "clip_norm": 5.0,
                 "threads": args.threads,
+                "jobs": args.jobs,
             },
             "pretraining": {
                 "models": [n for n in PRETRAINED if n in args.models] if args.pretrain_lm_epochs else [],
