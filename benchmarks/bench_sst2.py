@@ -135,6 +135,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--ngram-max", type=int, default=5, help="--char-ngrams: longest n-gram")
     p.add_argument("--embed-lr-scale", type=float, default=1.0, help="embedding lr = --lr times this")
     p.add_argument("--adversarial-eps", type=float, default=0.0, help="adversarial training on the embeddings (0: off)")
+    p.add_argument("--vat-eps", type=float, default=0.0, help="virtual adversarial training's perturbation (0: off)")
+    p.add_argument("--vat-xi", type=float, default=0.1, help="--vat-eps: norm of the random probe")
     p.add_argument("--average", choices=("none", "ema", "swa"), default="none", help="evaluate averaged weights")
     p.add_argument("--average-decay", type=float, default=0.999, help="--average ema: decay per step")
     p.add_argument(
@@ -243,6 +245,8 @@ def model_config(args: argparse.Namespace, name: str) -> ModelConfig:
         word_dropout=args.word_dropout,
         embed_lr_scale=args.embed_lr_scale,
         adversarial_eps=args.adversarial_eps,
+        vat_eps=args.vat_eps,
+        vat_xi=args.vat_xi,
         average=args.average,
         average_decay=args.average_decay,
         average_start=args.average_start,
@@ -405,7 +409,9 @@ def main() -> None:
     else:
         minutes = ", ".join(f"{n} {c['budget_minutes']} min" for n, c in calibration.items())
         budget = f"Time budget per run: {minutes}; steps per run from a {CALIBRATION_STEPS}-step calibration. "
-    changed = args.word_dropout or args.adversarial_eps or args.embed_lr_scale != 1.0 or args.char_ngrams
+    changed = (
+        args.word_dropout or args.adversarial_eps or args.vat_eps or args.embed_lr_scale != 1.0 or args.char_ngrams
+    )
     if changed or args.average != "none" or args.schedule != "cosine":
         schedule = args.schedule
         if args.schedule == "step":
@@ -414,6 +420,7 @@ def main() -> None:
             f"All models but {', '.join(PLAIN)} (cosine schedule): {schedule} schedule, "
             f"word dropout {args.word_dropout}, embedding lr x {args.embed_lr_scale}, "
             f"adversarial eps {args.adversarial_eps}, "
+            + (f"virtual adversarial eps {args.vat_eps} (xi {args.vat_xi}), " if args.vat_eps else "")
             + (
                 f"character {args.ngram_min}-{args.ngram_max}-grams hashed into {args.char_ngrams} ids, "
                 if args.char_ngrams

@@ -504,9 +504,10 @@ def test_bench_sst2_step_schedule_drops_the_lr_every_k_epochs_after_the_warmup()
 
 def test_bench_sst2_hidden_size_widens_the_recurrent_models_only() -> None:
     args = Namespace(hidden_size=256, word_dropout=0.0, embed_lr_scale=1.0, average="swa", average_decay=0.999)
-    args.average_start, args.adversarial_eps = None, 0.0
+    args.average_start, args.adversarial_eps, args.vat_eps, args.vat_xi = None, 0.0, 0.5, 0.1
     assert [model_config(args, n).hidden_size for n in ("bilstm", "bigru", "bilstm_plain", "bow")] == [256] * 3 + [128]
     assert (model_config(args, "bilstm").average, model_config(args, "bilstm_plain").average) == ("swa", "none")
+    assert (model_config(args, "bigru").vat_eps, model_config(args, "bilstm_plain").vat_eps) == (0.5, 0.0)
 
 
 # ===================================================================== adversarial training on the embeddings
@@ -603,7 +604,7 @@ def test_bad_adversarial_eps_fails_with_one_line_and_writes_nothing(tmp_path, ca
 
 def test_bench_sst2_adversarial_eps_applies_to_all_but_the_plain_row() -> None:
     args = Namespace(hidden_size=None, word_dropout=0.0, embed_lr_scale=1.0, average="swa", average_decay=0.999)
-    args.average_start, args.adversarial_eps = None, 2.0
+    args.average_start, args.adversarial_eps, args.vat_eps, args.vat_xi = None, 2.0, 0.0, 0.1
     assert [model_config(args, n).adversarial_eps for n in ("bilstm", "bigru", "bow", "bilstm_plain")] == [2.0] * 3 + [
         0.0
     ]
@@ -716,3 +717,77 @@ def test_bench_sst2_char_ngrams_apply_to_all_but_the_plain_row(tmp_path) -> None
         base_config(args, model, 0, tmp_path).data.ngram_max,
     ) == (1000, 6)
     assert base_config(args, model, 0, tmp_path, plain=True).data.char_ngrams == 0
+
+
+# ===================================================================== virtual adversarial training
+def _kl_per_sentence(model: TextClassifier, batch: classify.Batch, embedded, moved) -> torch.Tensor:
+    p = torch.log_softmax(model(batch.tokens, batch.lengths, embedded=embedded), -1)  # (B, C)
+    q = torch.log_softmax(model(batch.tokens, batch.lengths, embedded=moved), -1)
+    return (p.exp() * (p - q)).sum(-1)  # (B,)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "bow"])
+def test_vat_perturbation_finds_where_the_prediction_changes_most(cell: str) -> None:
+    _, batch = _adversarial_batch(cell, 0.0)
+    torch.manual_seed(0)  # E = 32: a random direction rarely points where the prediction moves
+    config = ModelConfig(cell=cell, embed_dim=32, hidden_size=8, attention_size=4, dropout=0.0, embed_dropout=0.0)
+    model = TextClassifier(40, 3, config).eval()  # no dropout: the KL is the perturbation's alone
+    embedded = model.embed_tokens(batch.tokens).detach()  # (B, T, E)
+    logits = model(batch.tokens, batch.lengths, embedded=embedded)
+    torch.manual_seed(1)
+    r = classify.virtual_adversarial_perturbation(model, batch, embedded, logits, eps=0.5, xi=1e-2)
+    assert r.shape == embedded.shape and not r.requires_grad
+    assert torch.allclose(r.flatten(1).norm(dim=1), torch.full((4,), 0.5), atol=1e-6)
+    for b, length in enumerate(batch.lengths.tolist()):
+        assert (r[b, length:] == 0).all()
+    with torch.no_grad():
+        found = _kl_per_sentence(model, batch, embedded, embedded + r)  # (B,)
+        randoms = []
+        for seed in range(20):  # random directions of the same norm
+            torch.manual_seed(100 + seed)
+            random_r = classify._per_sentence_direction(torch.randn_like(embedded), batch.lengths, 0.5)
+            randoms.append(_kl_per_sentence(model, batch, embedded, embedded + random_r))
+        randoms = torch.stack(randoms)  # (20, B)
+    assert (found > randoms.max(0).values).all() and (found > 5 * randoms.mean(0)).all(), (found, randoms)
+
+
+def test_vat_step_adds_the_kl_and_needs_no_label() -> None:
+    model, batch = _adversarial_batch("lstm", 0.0)
+    step = classify.train_step_for(replace(model.config, vat_eps=0.5))
+    torch.manual_seed(2)
+    out = step(model, batch)
+    assert set(out.metrics) == {"accuracy", "clean_loss", "vat_loss"}
+    assert out.loss.item() == pytest.approx(out.metrics["clean_loss"] + out.metrics["vat_loss"], rel=1e-6)
+    assert out.metrics["vat_loss"] > 0
+    shuffled = replace(batch, labels=batch.labels.roll(1))
+    torch.manual_seed(2)
+    again = step(model, shuffled)  # the same random probe: the KL term does not read the labels
+    assert again.metrics["vat_loss"] == pytest.approx(out.metrics["vat_loss"], rel=1e-6)
+    assert again.metrics["clean_loss"] != pytest.approx(out.metrics["clean_loss"])
+
+
+def test_cli_vat_with_adversarial_training_logs_and_minimizes_all_three_terms(tmp_path, capsys) -> None:
+    run = train_tiny_from_cli(
+        tmp_path, "--vat-eps", "1.0", "--vat-xi", "0.05", "--adversarial-eps", "0.5", "--log-every", "1"
+    )
+    model = json.loads((run / "config.json").read_text())["model"]
+    assert (model["vat_eps"], model["vat_xi"], model["adversarial_eps"]) == (1.0, 0.05, 0.5)
+    steps = [r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if r.get("kind") == "train"]
+    assert steps
+    for r in steps:
+        assert r["loss"] == pytest.approx(r["clean_loss"] + r["adversarial_loss"] + r["vat_loss"], rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("options", "pattern"),
+    [
+        (["--vat-eps", "-1"], r"vat_eps: expected a finite number >= 0, got -1\.0"),
+        (["--vat-eps", "nan"], r"vat_eps: expected a finite number >= 0, got nan"),
+        (["--vat-eps", "1", "--vat-xi", "0"], r"vat_xi: expected a finite number > 0, got 0\.0"),
+    ],
+)
+def test_bad_vat_options_fail_with_one_line(tmp_path, capsys, options, pattern) -> None:
+    train = write_tsv(tmp_path / "t.tsv", [("good", "1"), ("bad", "0")])
+    argv = ["classify", "train", "--train", str(train), *options, "--run-dir", str(tmp_path / "r")]
+    _fails_cleanly(argv, capsys, pattern)
+    assert not (tmp_path / "r").exists()

@@ -158,6 +158,8 @@ class ModelConfig:
     average_start: float | None = None  # fraction of the steps before averaging starts (None: ema 0, swa 0.5)
     embed_lr_scale: float = 1.0  # the embedding's learning rate is the run's lr times this
     adversarial_eps: float = 0.0  # training: add the loss at embeddings + eps * g / ||g||_2 per sentence (0: off)
+    vat_eps: float = 0.0  # training: add virtual adversarial training's KL at this L2 norm per sentence (0: off)
+    vat_xi: float = 0.1  # vat_eps: the norm of the random probe whose gradient finds the direction
 
     def validate(self) -> None:
         if self.cell not in CELLS:
@@ -176,8 +178,11 @@ class ModelConfig:
             raise ConfigError(f"average_decay: expected a number in [0, 1), got {self.average_decay!r}")
         if not self.embed_lr_scale > 0.0:
             raise ConfigError(f"embed_lr_scale: expected a number > 0, got {self.embed_lr_scale!r}")
-        if not (math.isfinite(self.adversarial_eps) and self.adversarial_eps >= 0.0):
-            raise ConfigError(f"adversarial_eps: expected a finite number >= 0, got {self.adversarial_eps!r}")
+        for name in ("adversarial_eps", "vat_eps"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0.0):
+                raise ConfigError(f"{name}: expected a finite number >= 0, got {getattr(self, name)!r}")
+        if not (math.isfinite(self.vat_xi) and self.vat_xi > 0.0):
+            raise ConfigError(f"vat_xi: expected a finite number > 0, got {self.vat_xi!r}")
         if self.average_start is not None and not 0.0 <= self.average_start < 1.0:
             raise ConfigError(f"average_start: expected a fraction in [0, 1) or None, got {self.average_start!r}")
 
@@ -796,31 +801,72 @@ def adversarial_perturbation(loss: Tensor, embedded: Tensor, lengths: Tensor, ep
     ``lengths: (B,)``. Returns ``r: (B, T, E)``, detached, zero at padding positions (``t >=
     lengths[b]``); a sentence whose gradient is zero gets ``r = 0``."""
     (grad,) = torch.autograd.grad(loss, embedded, retain_graph=True)  # (B, T, E)
-    grad = grad * valid_mask(lengths, embedded.shape[1]).unsqueeze(-1).to(grad.dtype)  # (B, T, E)
-    norm = grad.flatten(1).norm(dim=1).clamp(min=1e-12)  # (B,)
-    return (eps * grad / norm[:, None, None]).detach()  # (B, T, E)
+    return _per_sentence_direction(grad, lengths, eps).detach()  # (B, T, E)
 
 
-def adversarial_classification_step(model: nn.Module, batch: Batch, state: Any = None, *, eps: float) -> StepOutput:
+def _per_sentence_direction(v: Tensor, lengths: Tensor, norm: float) -> Tensor:
+    """``v: (B, T, E)`` zeroed past each length and scaled to L2 norm ``norm`` per sentence
+    (over its ``(T, E)`` block; a zero block stays zero)."""
+    v = v * valid_mask(lengths, v.shape[1]).unsqueeze(-1).to(v.dtype)  # (B, T, E)
+    return norm * v / v.flatten(1).norm(dim=1).clamp(min=1e-12)[:, None, None]
+
+
+def _kl_from(clean_logits: Tensor, logits: Tensor) -> Tensor:
+    """``KL(p_clean || p)`` averaged over the batch, ``p_clean`` held fixed."""
+    target = F.log_softmax(clean_logits.detach(), dim=-1)  # (B, C)
+    return F.kl_div(F.log_softmax(logits, dim=-1), target, reduction="batchmean", log_target=True)
+
+
+def virtual_adversarial_perturbation(
+    model: nn.Module, batch: Batch, embedded: Tensor, clean_logits: Tensor, eps: float, xi: float
+) -> Tensor:
+    """Virtual adversarial training's perturbation (Miyato et al. 2017, one power iteration):
+    the direction in which the model's prediction changes most, found without labels.
+
+    A random ``d`` of norm ``xi`` per sentence probes ``KL(p(x) || p(x + d))``; its gradient
+    ``g`` at ``d`` gives ``r = eps * g / ||g||_2`` per sentence. ``embedded: (B, T, E)`` is ``x``
+    (read, not differentiated), ``clean_logits: (B, C)`` the prediction at ``x``. Returns ``r:
+    (B, T, E)``, detached, zero at padding positions."""
+    d = _per_sentence_direction(torch.randn_like(embedded), batch.lengths, xi).requires_grad_()  # (B, T, E)
+    probe = _kl_from(clean_logits, model(batch.tokens, batch.lengths, embedded=embedded.detach() + d))
+    (grad,) = torch.autograd.grad(probe, d)  # (B, T, E)
+    return _per_sentence_direction(grad, batch.lengths, eps).detach()
+
+
+def adversarial_classification_step(
+    model: nn.Module, batch: Batch, state: Any = None, *, eps: float, vat_eps: float = 0.0, vat_xi: float = 0.1
+) -> StepOutput:
     """``loss(clean) + loss(embedded + r)`` with ``r`` from :func:`adversarial_perturbation`:
-    adversarial training on the embeddings. Both passes read the same embedded batch (the same
-    word and embedding dropout); the logged ``accuracy`` and ``clean_loss`` are the clean pass's."""
+    adversarial training on the embeddings (with ``eps > 0``); with ``vat_eps > 0`` also
+    ``KL(p(embedded) || p(embedded + r_v))``, ``r_v`` from
+    :func:`virtual_adversarial_perturbation` (virtual adversarial training). Every pass reads the
+    same embedded batch (the same word and embedding dropout); the logged ``accuracy`` and
+    ``clean_loss`` are the clean pass's."""
     embedded = model.embed_tokens(batch.tokens, batch.ngrams)  # (B, T, E)
     logits = model(batch.tokens, batch.lengths, embedded=embedded)  # (B, C)
     clean = F.cross_entropy(logits, batch.labels)
-    r = adversarial_perturbation(clean, embedded, batch.lengths, eps)  # (B, T, E)
-    adversarial = F.cross_entropy(model(batch.tokens, batch.lengths, embedded=embedded + r), batch.labels)
+    loss = clean
     accuracy = (logits.argmax(-1) == batch.labels).float().mean().item()
-    metrics = {"accuracy": accuracy, "clean_loss": clean.item(), "adversarial_loss": adversarial.item()}
-    return StepOutput(clean + adversarial, metrics=metrics, items=len(batch.labels))
+    metrics = {"accuracy": accuracy, "clean_loss": clean.item()}
+    if eps > 0.0:
+        r = adversarial_perturbation(clean, embedded, batch.lengths, eps)  # (B, T, E)
+        adversarial = F.cross_entropy(model(batch.tokens, batch.lengths, embedded=embedded + r), batch.labels)
+        loss, metrics["adversarial_loss"] = loss + adversarial, adversarial.item()
+    if vat_eps > 0.0:
+        r_v = virtual_adversarial_perturbation(model, batch, embedded, logits, vat_eps, vat_xi)  # (B, T, E)
+        vat = _kl_from(logits, model(batch.tokens, batch.lengths, embedded=embedded + r_v))
+        loss, metrics["vat_loss"] = loss + vat, vat.item()
+    return StepOutput(loss, metrics=metrics, items=len(batch.labels))
 
 
 def train_step_for(config: ModelConfig):
     """The ``train_step`` of a model config: :func:`classification_step`, or with
-    ``adversarial_eps > 0`` :func:`adversarial_classification_step` at that ``eps``."""
-    if config.adversarial_eps == 0.0:
+    ``adversarial_eps > 0`` or ``vat_eps > 0`` :func:`adversarial_classification_step`."""
+    if config.adversarial_eps == 0.0 and config.vat_eps == 0.0:
         return classification_step
-    return functools.partial(adversarial_classification_step, eps=config.adversarial_eps)
+    return functools.partial(
+        adversarial_classification_step, eps=config.adversarial_eps, vat_eps=config.vat_eps, vat_xi=config.vat_xi
+    )
 
 
 def train(config: Config, *, runs_root: str | os.PathLike = "runs") -> FitResult:
@@ -831,8 +877,9 @@ def train(config: Config, *, runs_root: str | os.PathLike = "runs") -> FitResult
     the padding fraction and the best checkpoint's per-class table on the validation split.
     """
     config.validate()
-    if config.model.adversarial_eps and world_size() > 1:  # the step calls model.embed_tokens, not DDP's forward
-        raise ConfigError("adversarial_eps: not supported under torchrun (more than one process); run it alone")
+    if (config.model.adversarial_eps or config.model.vat_eps) and world_size() > 1:  # it embeds outside DDP
+        name = "adversarial_eps" if config.model.adversarial_eps else "vat_eps"
+        raise ConfigError(f"{name}: not supported under torchrun (more than one process); run it alone")
     resume = Path(config.train.resume) if config.train.resume else None
     encoder, labels, train_examples, val_examples = load_training_data(config.data, resume)
     seed_everything(config.train.seed)
@@ -1071,6 +1118,13 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
         default=m.adversarial_eps,
         help="training: add the loss at the embeddings moved by eps along the loss gradient (L2 per sentence; 0: off)",
     )
+    g.add_argument(
+        "--vat-eps",
+        type=float,
+        default=m.vat_eps,
+        help="training: add virtual adversarial training's KL at a perturbation of this L2 norm per sentence (0: off)",
+    )
+    g.add_argument("--vat-xi", type=float, default=m.vat_xi, help="--vat-eps: norm of the random probe per sentence")
     g.add_argument(
         "--average",
         choices=AVERAGE_CHOICES,

@@ -16,7 +16,6 @@ from torch.optim.lr_scheduler import LambdaLR, LRScheduler, ReduceLROnPlateau
 
 from rnnkit.train.config import TrainConfig
 
-
 FUSED_DEVICES = ("cpu", "cuda")  # where torch.optim has fused Adam/AdamW/SGD kernels
 
 
