@@ -468,9 +468,16 @@ def test_embed_lr_scale_gives_the_embedding_its_own_learning_rate(tmp_path, caps
         (["--average-decay", "1.0", "--average", "ema"], r"average_decay: expected a number in \[0, 1\), got 1\.0"),
         (["--average-start", "1.5", "--average", "swa"], r"average_start: expected a fraction in \[0, 1\)"),
         (["--embed-lr-scale", "0"], r"embed_lr_scale: expected a number > 0, got 0\.0"),
+        (["--char-ngrams", "-1"], r"char_ngrams: expected an integer >= 0 \(0: off\), got -1"),
+        (["--char-ngrams", "10", "--vocab", "subword"], r"char_ngrams: needs the word vocabulary"),
+        (["--char-ngrams", "10", "--ngram-min", "4", "--ngram-max", "3"], r"expected 1 <= ngram_min <= ngram_max"),
+        (["--char-ngrams", "10", "--pretrain-lm-epochs", "1"], r"char_ngrams: not supported with language-model"),
+        (["--vat-eps", "-1"], r"vat_eps: expected a finite number >= 0, got -1\.0"),
+        (["--vat-eps", "nan"], r"vat_eps: expected a finite number >= 0, got nan"),
+        (["--vat-eps", "1", "--vat-xi", "0"], r"vat_xi: expected a finite number > 0, got 0\.0"),
     ],
 )
-def test_bad_averaging_or_word_dropout_options_fail_with_one_line(tmp_path, capsys, options, pattern) -> None:
+def test_bad_training_options_fail_with_one_line_and_write_nothing(tmp_path, capsys, options, pattern) -> None:
     train = write_tsv(tmp_path / "t.tsv", [("good", "1"), ("bad", "0")])
     argv = ["classify", "train", "--train", str(train), *options, "--run-dir", str(tmp_path / "r")]
     _fails_cleanly(argv, capsys, pattern)
@@ -690,22 +697,6 @@ def test_cli_char_ngrams_run_predicts_unseen_words_apart_and_reloads_exactly(tmp
     assert [p.probabilities for p in Classifier.load(run).predict(texts)] == [first, second]
 
 
-@pytest.mark.parametrize(
-    ("options", "pattern"),
-    [
-        (["--char-ngrams", "-1"], r"char_ngrams: expected an integer >= 0 \(0: off\), got -1"),
-        (["--char-ngrams", "10", "--vocab", "subword"], r"char_ngrams: needs the word vocabulary"),
-        (["--char-ngrams", "10", "--ngram-min", "4", "--ngram-max", "3"], r"expected 1 <= ngram_min <= ngram_max"),
-        (["--char-ngrams", "10", "--pretrain-lm-epochs", "1"], r"char_ngrams: not supported with language-model"),
-    ],
-)
-def test_bad_char_ngram_options_fail_with_one_line(tmp_path, capsys, options, pattern) -> None:
-    train = write_tsv(tmp_path / "t.tsv", [("good", "1"), ("bad", "0")])
-    argv = ["classify", "train", "--train", str(train), *options, "--run-dir", str(tmp_path / "r")]
-    _fails_cleanly(argv, capsys, pattern)
-    assert not (tmp_path / "r").exists()
-
-
 def test_bench_sst2_char_ngrams_apply_to_all_but_the_plain_row(tmp_path) -> None:
     args = Namespace(holdout=0, data=str(tmp_path), min_freq=2, max_train_examples=None, batch_size=64, lr=2e-3)
     args.weight_decay, args.char_ngrams, args.ngram_min, args.ngram_max = 0.0, 1000, 3, 6
@@ -776,18 +767,3 @@ def test_cli_vat_with_adversarial_training_logs_and_minimizes_all_three_terms(tm
     assert steps
     for r in steps:
         assert r["loss"] == pytest.approx(r["clean_loss"] + r["adversarial_loss"] + r["vat_loss"], rel=1e-5)
-
-
-@pytest.mark.parametrize(
-    ("options", "pattern"),
-    [
-        (["--vat-eps", "-1"], r"vat_eps: expected a finite number >= 0, got -1\.0"),
-        (["--vat-eps", "nan"], r"vat_eps: expected a finite number >= 0, got nan"),
-        (["--vat-eps", "1", "--vat-xi", "0"], r"vat_xi: expected a finite number > 0, got 0\.0"),
-    ],
-)
-def test_bad_vat_options_fail_with_one_line(tmp_path, capsys, options, pattern) -> None:
-    train = write_tsv(tmp_path / "t.tsv", [("good", "1"), ("bad", "0")])
-    argv = ["classify", "train", "--train", str(train), *options, "--run-dir", str(tmp_path / "r")]
-    _fails_cleanly(argv, capsys, pattern)
-    assert not (tmp_path / "r").exists()
