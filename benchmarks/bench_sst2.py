@@ -36,6 +36,11 @@ one model whose weights are an average of the run's iterates) and ``--schedule``
 model but ``bilstm_plain``: the BiLSTM without them (cosine schedule, no pretraining), kept as the
 baseline row.
 With ``--average``, each run also records the accuracy of its final *un*-averaged weights.
+``--char-ngrams BUCKETS`` (hashed character n-grams added to each word's vector) and ``--vat-eps
+EPS_V`` (virtual adversarial training) apply to the same models.
+
+``--jobs N`` (with ``--epochs``) trains N runs at once, each in its own process of ``--threads``
+torch threads; each run's wall time is recorded, and is longer than it would be alone.
 ``--schedule step --step-epochs K --gamma G`` multiplies the learning rate by G every K epochs
 after the warmup (K epochs: K times the batches of one pass over the training phrases).
 
@@ -151,6 +156,10 @@ def parse_args() -> argparse.Namespace:
     args = p.parse_args()
     if args.pretrain_lm_epochs and args.epochs is None:
         p.error("--pretrain-lm-epochs needs --epochs (the time calibration covers fine-tuning steps only)")
+    if args.jobs < 1:
+        p.error(f"--jobs: expected an integer >= 1, got {args.jobs}")
+    if args.jobs > 1 and args.epochs is None:
+        p.error("--jobs > 1 needs --epochs (the time calibration runs alone; runs that share the CPU are slower)")
     if (args.schedule == "step") != (args.step_epochs is not None):
         p.error("--schedule step and --step-epochs go together (found only one of them)")
     if args.step_epochs is not None and not args.step_epochs > 0:
@@ -222,10 +231,10 @@ def base_config(
     return Config(data, model, train, pretrain)
 
 
-def steps_for_budget(args: argparse.Namespace, model: ModelConfig, minutes: float, scratch: Path) -> tuple[int, float]:
-    """Seconds per step of ``model`` measured now (a short run of the same trainer without
+def steps_for_budget(args: argparse.Namespace, name: str, minutes: float, scratch: Path) -> tuple[int, float]:
+    """Seconds per step of model ``name`` measured now (a short run of the same trainer without
     evaluation), and the number of steps that fit in ``minutes`` (5% kept for evaluations)."""
-    config = base_config(args, model, 0, scratch / f"calibrate-{model.cell}")
+    config = base_config(args, model_config(args, name), 0, scratch / f"calibrate-{name}", plain=name in PLAIN)
     config.data = replace(config.data, val=None)
     result = classify.train(config)
     per_step = result.wall_seconds / CALIBRATION_STEPS
@@ -381,7 +390,7 @@ def main() -> None:
                 steps, calibration[name] = None, {"budget_epochs": args.epochs}
             else:
                 minutes = args.bow_minutes if name == "bow" and args.bow_minutes is not None else args.minutes
-                steps, per_step = steps_for_budget(args, model_config(args, name), minutes, scratch)
+                steps, per_step = steps_for_budget(args, name, minutes, scratch)
                 calibration[name] = {"budget_minutes": minutes, "seconds_per_step": round(per_step, 4), "steps": steps}
             runs += [(args, name, seed, steps, scratch) for seed in args.seeds]
         if args.jobs > 1:  # each run in a fresh process; rows in the order of the runs
