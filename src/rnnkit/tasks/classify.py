@@ -21,7 +21,12 @@ layer: the bag-of-words MLP baseline, blind to word order.
 
 ``--adversarial-eps EPS`` adds adversarial training on the embeddings (Miyato, Dai & Goodfellow
 2017): each step's loss is ``loss(clean) + loss(embedded + r)``, ``r`` the fast-gradient
-perturbation of L2 norm ``EPS`` per sentence (:func:`adversarial_classification_step`).
+perturbation of L2 norm ``EPS`` per sentence (:func:`adversarial_classification_step`);
+``--vat-eps EPS_V`` the same paper's virtual adversarial training, a KL term that needs no label.
+
+``--char-ngrams BUCKETS`` adds fastText's subword features: each word's character n-grams,
+hashed into ``BUCKETS`` rows of a second embedding (:mod:`rnnkit.data.ngrams`), add their mean
+vector to the word's, so a word never seen in training is more than ``<unk>``.
 
 ``--pretrain-lm-epochs N`` first trains the embedding and the (one-layer) encoder as a
 bidirectional language model on the training split's own text, then the classifier starts from
@@ -37,8 +42,8 @@ similar length (bucketing), and the padding fraction is reported.
 A run folder holds, besides the engine's files, ``vocab.json`` (or ``tokenizer.json``) and
 ``labels.json``, so ``eval`` and ``predict`` need nothing but the folder.
 
-Shape legend: ``B`` batch, ``T`` time steps (tokens), ``E`` embedding size, ``H`` hidden size,
-``D`` directions, ``C`` classes.
+Shape legend: ``B`` batch, ``T`` time steps (tokens), ``K`` n-grams of a token, ``E`` embedding
+size, ``H`` hidden size, ``D`` directions, ``C`` classes.
 """
 
 from __future__ import annotations
