@@ -460,6 +460,20 @@ def test_embed_lr_scale_gives_the_embedding_its_own_learning_rate(tmp_path, caps
     assert len(groups[1]["params"]) == 1 and len(groups[0]["params"]) > 1  # the embedding alone
 
 
+def test_a_run_whose_config_json_was_edited_to_nonsense_is_one_line(tmp_path, capsys) -> None:
+    run = train_tiny_from_cli(tmp_path, "--char-ngrams", "64")
+    config = json.loads((run / "config.json").read_text())
+    config["data"]["char_ngrams"] = -3
+    (run / "config.json").write_text(json.dumps(config))
+    pattern = r"config\.json: field 'data': char_ngrams: expected an integer >= 0 \(0: off\), got -3"
+    _fails_cleanly(["classify", "predict", "--run", str(run), "--input", str(run / "config.json")], capsys, pattern)
+    config["data"]["char_ngrams"] = 32  # not the size of the saved table
+    (run / "config.json").write_text(json.dumps(config))
+    pattern = r"do not fit the model of the run's config\.json \(size mismatch for ngram_embed\.weight: "
+    pattern += r".*\[65, 8\].*\[33, 8\]\)\)$"
+    _fails_cleanly(["classify", "predict", "--run", str(run)], capsys, pattern)
+
+
 @pytest.mark.parametrize(
     ("options", "pattern"),
     [

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from rnnkit.errors import CheckpointError
+from rnnkit.train import load_weights_into
 from rnnkit.train.checkpoint import (
     load_train_state,
     load_weights,
@@ -115,3 +116,16 @@ def test_writer_killed_between_the_two_renames_is_recovered(tmp_path):
     shutil.move(tmp_path / "last", tmp_path / ".last.old")  # the instant after the first rename
     assert read_meta(tmp_path / "last")["step"] == 1
     assert torch.equal(load_weights(tmp_path / "last")["b"], torch.ones(3))
+
+
+def test_weights_that_do_not_fit_are_one_checkpoint_error_line_naming_each_misfit(tmp_path) -> None:
+    model = torch.nn.Linear(3, 2)
+    good = {k: v.clone() for k, v in model.state_dict().items()}
+    load_weights_into(model, good, tmp_path)  # fits: loads
+    bad = {"weight": torch.zeros(2, 4), "extra": torch.zeros(1)}  # wrong shape, one extra, bias missing
+    with pytest.raises(CheckpointError) as info:
+        load_weights_into(model, bad, tmp_path)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"{tmp_path}: the weights do not fit")
+    for part in ('Unexpected key(s) in state_dict: "extra"', 'Missing key(s) in state_dict: "bias"', "weight"):
+        assert part in message, message

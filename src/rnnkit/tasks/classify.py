@@ -91,6 +91,7 @@ from rnnkit.train import (
     append_report,
     config_from_args,
     load_run,
+    load_weights_into,
     seed_everything,
 )
 from rnnkit.train.averaging import AVERAGES, WeightAverage
@@ -677,10 +678,7 @@ class Classifier:
         encoder = TextEncoder.load(run, data)
         labels = LabelSet.load(run)
         model = TextClassifier(len(encoder), len(labels), model_config, data.char_ngrams)
-        try:
-            model.load_state_dict(state_dict)
-        except RuntimeError as e:
-            raise CheckpointError(f"{run}: the weights do not fit the saved model config ({e})") from None
+        load_weights_into(model, state_dict, run)
         if averaged and model.average is not None:
             model.average.copy_to(model)
         return cls(model.to(device), encoder, labels, data)

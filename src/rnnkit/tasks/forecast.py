@@ -60,6 +60,7 @@ from rnnkit.tasks import forecast_baselines as baselines
 from rnnkit.tasks import forecast_metrics as metrics
 from rnnkit.train import FitResult, TrainConfig, Trainer, add_train_args, append_report, load_run, read_run_config
 from rnnkit.train import config_from_args as train_config_from_args
+from rnnkit.train.run import load_weights_into
 
 CELLS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
 DECODERS = ("direct", "autoregressive")
@@ -750,10 +751,7 @@ def load_model(run_dir: str | os.PathLike, cfg: Config, n_features: int) -> Fore
     """The run's final model, from its ``checkpoints/last`` (safetensors, no pickle)."""
     _, weights = load_run(run_dir, which="last")
     model = Forecaster(n_features, cfg.model)
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as e:
-        raise CheckpointError(f"{run_dir}: the checkpoint does not hold this model's weights ({e})") from None
+    load_weights_into(model, weights, run_dir)
     return model
 
 

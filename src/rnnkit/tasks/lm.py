@@ -53,7 +53,7 @@ from rnnkit.data.vocab import CharVocab, SubwordVocab
 from rnnkit.errors import CheckpointError, ConfigError, DataError
 from rnnkit.train import StepOutput, TrainConfig, Trainer, add_train_args, distributed, load_run, seed_everything
 from rnnkit.train import config_from_args as train_config_from_args
-from rnnkit.train.run import append_report, new_run_dir, read_run_config
+from rnnkit.train.run import append_report, load_weights_into, new_run_dir, read_run_config
 
 LEVELS = ("char", "subword")
 DATA_DIR = "data"  # inside the run folder: the token files and the vocabulary
@@ -657,11 +657,7 @@ def load_model(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu
         raise CheckpointError(f"{run_dir}: not an lm run (config.json task {config.get('task')!r}, expected 'lm')")
     vocab = load_vocab(run_dir / DATA_DIR)
     model = LanguageModel(len(vocab), ModelConfig(**config["model"])).to(device)
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()[0]
-        raise CheckpointError(f"{run_dir}: the checkpoint does not match the run's model config ({first})") from None
+    load_weights_into(model, weights, run_dir)
     return model.eval(), vocab
 
 

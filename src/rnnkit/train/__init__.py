@@ -65,7 +65,7 @@ from rnnkit.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from rnnkit.train.config import TrainConfig, add_train_args, config_from_args
 from rnnkit.train.gradients import TimeStepGradients, layer_grad_norms
 from rnnkit.train.logging import read_metrics
-from rnnkit.train.run import append_report, load_run, read_run_config
+from rnnkit.train.run import append_report, load_run, load_weights_into, read_run_config
 from rnnkit.train.trainer import FitResult, NonFiniteError, StepOutput, Trainer, seed_everything
 
 __all__ = [
@@ -83,6 +83,7 @@ __all__ = [
     "config_from_args",
     "layer_grad_norms",
     "load_run",
+    "load_weights_into",
     "read_metrics",
     "read_run_config",
     "seed_everything",

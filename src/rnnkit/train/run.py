@@ -128,7 +128,7 @@ def load_run(run_dir: str | Path, which: str = "best", device: str = "cpu") -> t
     ``best`` checkpoint (``last`` when the run had no evaluation), for predict and eval.
 
     The task rebuilds its model from its own section of ``config`` and calls
-    ``model.load_state_dict(state_dict)``.
+    :func:`load_weights_into` ``(model, state_dict, run_dir)``.
     """
     config = read_run_config(run_dir)
     folder = Path(run_dir) / "checkpoints" / which
@@ -139,6 +139,19 @@ def load_run(run_dir: str | Path, which: str = "best", device: str = "cpu") -> t
             folder = folder.with_name("last")
     read_meta(folder)
     return config, load_weights(folder, device)
+
+
+def load_weights_into(model: torch.nn.Module, state_dict: dict[str, Tensor], run_dir: str | Path) -> None:
+    """``model.load_state_dict(state_dict)``, strict; weights that do not fit the model the run's
+    config describes (a missing, extra or differently shaped tensor) are one
+    :class:`CheckpointError` line naming each misfit, not torch's multi-line message."""
+    try:
+        model.load_state_dict(state_dict)
+    except RuntimeError as e:
+        lines = [line.strip().rstrip(".") for line in str(e).strip().splitlines()[1:] if line.strip()]
+        detail = "; ".join(lines) or " ".join(str(e).split())
+        message = f"{run_dir}: the weights do not fit the model of the run's config.json ({detail})"
+        raise CheckpointError(message) from None
 
 
 def write_report(run_dir: str | Path, title: str, command: str, figures: dict[str, Any], notes: list[str]) -> Path:
