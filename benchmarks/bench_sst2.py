@@ -332,11 +332,12 @@ def run_one(args: argparse.Namespace, name: str, seed: int, steps: int | None, s
 def embedded_norm_median(classifier: Classifier, texts: list[str]) -> float:
     """The median over ``texts`` of the L2 norm of a sentence's embedded ``(T, E)`` block (eval
     mode, no dropout): the scale that ``--adversarial-eps`` is measured against."""
-    model, encoder = classifier.model.eval(), classifier.encoder
+    model = classifier.model.eval()
+    ids, ngrams = classifier.encoder.encode_many(texts)
     norms = []
-    for text in texts:
-        ngrams = classify.pad_ngrams([encoder.ngrams(text)]) if encoder.hasher is not None else None  # (1, T, K)
-        norms.append(model.embed_tokens(torch.tensor([encoder.encode(text)]), ngrams).norm().item())
+    for k, sentence in enumerate(ids):
+        grams = classify.pad_ngrams([ngrams[k]]) if ngrams is not None else None  # (1, T, K)
+        norms.append(model.embed_tokens(torch.tensor([sentence]), grams).norm().item())
     return round(statistics.median(norms), 3)
 
 

@@ -277,6 +277,14 @@ class TextEncoder:
             raise ValueError("this encoder has no character n-grams (DataConfig.char_ngrams = 0)")
         return [self.hasher(w) for w in word_tokenize(text, self.lowercase)]
 
+    def encode_many(self, texts: Sequence[str]) -> tuple[list[list[int]], list[list[tuple[int, ...]]] | None]:
+        """``(ids, ngrams)`` of every text: :meth:`encode`'s ids, and :meth:`ngrams` when the
+        encoder has a hasher (else None), each text tokenized once."""
+        if self.hasher is None:
+            return [self.encode(t) for t in texts], None
+        tokens = [word_tokenize(t, self.lowercase) for t in texts]
+        return [self.vocab.encode(ws) for ws in tokens], [[self.hasher(w) for w in ws] for ws in tokens]
+
     def save(self, run_dir: Path) -> None:
         name = "vocab.json" if self.kind == "word" else "tokenizer.json"
         self.vocab.save(run_dir / name)
@@ -366,8 +374,8 @@ class Examples:
 
 def encode_table(table: TextTable, encoder: TextEncoder, labels: LabelSet) -> Examples:
     """Encode every row of ``table`` (labels checked against the training classes)."""
-    ngrams = [encoder.ngrams(t) for t in table.texts] if encoder.hasher is not None else None
-    return Examples([encoder.encode(t) for t in table.texts], labels.encode(table), ngrams)
+    ids, ngrams = encoder.encode_many(table.texts)
+    return Examples(ids, labels.encode(table), ngrams)
 
 
 # ===================================================================== batches
@@ -686,11 +694,10 @@ class Classifier:
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         """Classify each text (any text: words never seen in training count as ``<unk>``, plus
         their character n-grams when the run has them)."""
-        ids = [self.encoder.encode(t) for t in texts]
+        ids, ngrams = self.encoder.encode_many(texts)
         empty = [i for i, x in enumerate(ids) if not x]
         if empty:
             raise ValueError(f"texts[{empty[0]}]: empty text ({texts[empty[0]]!r}); expected some words")
-        ngrams = [self.encoder.ngrams(t) for t in texts] if self.encoder.hasher is not None else None
         probs = predict_proba(self.model, ids, ngrams)  # (N, C)
         return [
             Prediction(self.labels.names[int(p.argmax())], dict(zip(self.labels.names, p.tolist(), strict=True)))
