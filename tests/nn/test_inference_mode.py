@@ -27,7 +27,7 @@ LAYERS = {
 def test_forward_without_autograd_gives_the_same_numbers(monkeypatch, kind, context):
     from rnnkit.nn import minrnn
 
-    monkeypatch.setattr(minrnn, "CHUNK_ROWS", 24)  # min-cells: several chunks of 6 steps
+    monkeypatch.setattr(minrnn, "CHUNK_STEPS", 6)  # min-cells: several chunks of 6 steps
     torch.manual_seed(0)
     layer = LAYERS[kind]()
     x, lengths = torch.randn(4, 40, 3), torch.tensor([40, 33, 7, 1])

@@ -95,20 +95,20 @@ def test_min_gru_long_sequence_stays_accurate():
     torch.testing.assert_close(h_p.detach(), h_s, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize(("chunk_rows", "bias"), [(12, True), (1024, True), (12, False)])
+@pytest.mark.parametrize(("chunk_steps", "bias"), [(3, True), (1024, True), (3, False)])
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("cls", [rnn.MinGRU, rnn.MinLSTM])
-def test_c_kernel_matches_the_blocked_scan(monkeypatch, cls, threads, chunk_rows, bias):
+def test_c_kernel_matches_the_blocked_scan(monkeypatch, cls, threads, chunk_steps, bias):
     """The C pass (rnnkit.nn.native), on one thread and on two, gives the torch scan's values and
     gradients: outputs, final state, input, weights and initial state, with lengths, both
-    directions; as chunks of 3 steps (12 rows of batch 4; the last chunk of 40 steps is 1 step
-    long, the state and its gradient carried across) and as one chunk; with and without biases
-    (the C pass adds the bias and sums its gradient per thread)."""
+    directions; as chunks of 3 steps (the last chunk of 40 steps is 1 step long, the state and its
+    gradient carried across) and as one chunk; with and without biases (the C pass adds the bias
+    and sums its gradient per thread)."""
     from rnnkit.nn import minrnn, native
 
     if native.library() is None:
         pytest.skip("no C compiler here: the min-cells run the blocked scan only")
-    monkeypatch.setattr(minrnn, "CHUNK_ROWS", chunk_rows)
+    monkeypatch.setattr(minrnn, "CHUNK_STEPS", chunk_steps)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -135,13 +135,13 @@ def test_c_kernel_matches_the_blocked_scan(monkeypatch, cls, threads, chunk_rows
 
 
 def test_c_pass_reads_output_gradients_in_any_layout(monkeypatch):
-    """MinSequence's backward reads a contiguous output gradient in place and copies any other
-    chunk by chunk: both give the blocked scan's gradients."""
+    """MinSequence's backward reads a contiguous output gradient in place and copies any other:
+    both give the blocked scan's gradients."""
     from rnnkit.nn import minrnn, native
 
     if native.library() is None:
         pytest.skip("no C compiler here: the min-cells run the blocked scan only")
-    monkeypatch.setattr(minrnn, "CHUNK_ROWS", 6)  # chunks of 2 steps at batch 3
+    monkeypatch.setattr(minrnn, "CHUNK_STEPS", 2)
     torch.manual_seed(0)
     cell = rnn.MinGRUCell(4, 5)
     x, h0 = torch.randn(3, 7, 4, requires_grad=True), torch.randn(3, 5, requires_grad=True)

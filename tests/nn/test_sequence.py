@@ -164,7 +164,7 @@ def test_backward_twice_gives_the_same_gradients(monkeypatch, layer):
     from rnnkit.nn import minrnn
 
     torch.manual_seed(0)
-    monkeypatch.setattr(minrnn, "CHUNK_ROWS", 6)  # chunks of 2 steps at batch 3
+    monkeypatch.setattr(minrnn, "CHUNK_STEPS", 2)  # chunks of 2 steps
     make = {"lstm": lambda: rnn.LSTM(4, 5, impl="loop"), "layer_norm_lstm": lambda: rnn.LayerNormLSTM(4, 5)}
     model = make.get(layer, lambda: rnn.MinGRU(4, 5))()
     x = torch.randn(3, 7, 4, requires_grad=True)

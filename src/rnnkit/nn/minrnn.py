@@ -17,10 +17,11 @@ same scan, but costs a ``logcumsumexp`` (slow on CPU: 0.44 s for 4M elements her
 precision at long ``T`` (``log h`` is a difference of two numbers of size ~``T``). Its backward is
 the same scan run backwards in time, written by hand.
 
-On the CPU in float32, both cells skip all of this: :class:`MinSequence` runs their gates and
-recurrence in one C pass per batch row (:mod:`rnnkit.nn.native`), which on a CPU beats any
-scan — ``B * H`` independent channels already fill the cores, and the scan's extra passes over
-memory are what it costs.
+On the CPU in float32 (with torch's BLAS ``sgemm_`` found), both cells skip all of this:
+:class:`MinSequence` runs their input projection, gates and recurrence in C
+(:mod:`rnnkit.nn.native`), each batch row in one pass over time, which on a CPU beats any scan —
+``B * H`` independent channels already fill the cores, and the scan's extra passes over memory
+are what it costs.
 
 The candidate goes through the paper's positive activation ``g(v) = v + 1/2`` for ``v >= 0``,
 ``sigmoid(v)`` otherwise.
@@ -116,93 +117,60 @@ class MinSequence(torch.autograd.Function):
     ``h0: (B, H)`` -> ``h: (B, T, H)``; ``kernel`` names the cell (``G = 2H`` minGRU ``[k | c]``,
     ``3H`` minLSTM ``[kf | ki | c]``); float32 CPU tensors only.
 
-    Time is cut into chunks of about ``CHUNK_ROWS`` rows (steps x batch): each chunk's projection
-    ``x W^T + b`` is one GEMM into a cache-sized buffer, and the C pass runs the chunk's gates and
-    recurrence, each batch row in one pass over time, the state carried into the next chunk. The
-    backward pass walks the chunks in reverse, projects each one again and adds its share of
-    ``dW`` (one GEMM), ``db`` and ``dx``. No ``(B, T, G)`` projection or gradient ever reaches
-    memory: only ``h`` is saved (at B=32, T=4096, I=128, H=256 a training step's peak is ~140 MB;
-    keeping the projections, ~390 MB). Keeping them saves the third GEMM (the backward pass 21 vs
-    15 ms at B=16, T=1024, I=128, H=256), but writing and re-reading them, page faults included,
-    made whole training steps slower where the GEMM is cheap or the buffer large (I=8; T=4096),
-    so the chunks are projected again. The same numbers as the cell's
-    :meth:`~MinRecurrentCell.coefficients` through :func:`linear_recurrence` (tests pin it).
+    Each thread takes a block of batch rows (a row's recurrence needs no other row) and runs each
+    row in chunks of ``CHUNK_STEPS`` steps: the chunk's projection ``x W^T`` is one ``sgemm_`` into
+    the core's cache, and the gates and recurrence run over it in one pass while it is there. No
+    Python runs per chunk and no input is copied. For the backward pass the projections are kept,
+    ``(B, T, G)`` (at B=32, T=4096, I=128, H=256 a training step's peak is ~400 MB; projecting again
+    instead took a third GEMM, 8 of a 38 ms step at B=16, T=1024, I=128, H=256); the backward pass
+    walks each row's chunks from the last, and per chunk adds the thread's share of ``dW`` (one
+    ``sgemm_``), ``db`` and, where wanted, ``dx``. Without autograd nothing is kept. The same
+    numbers as the cell's :meth:`~MinRecurrentCell.coefficients` through :func:`linear_recurrence`
+    (tests pin it).
     """
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, h0: Tensor, kernel: str) -> Tensor:
-        B, T, _ = x.shape
+        B, T, I = x.shape
         G, H = weight.shape[0], h0.shape[-1]
-        h0 = h0.contiguous()
+        x, weight, h0 = x.contiguous(), weight.contiguous(), h0.contiguous()
+        b = weight.new_zeros(G) if bias is None else bias.contiguous()  # (G,): the kernel always adds one
+        threads, S = native.threads(), CHUNK_STEPS
         h = buffers.empty(x, B, T, H)
-        forward, threads = getattr(native.library(), f"{kernel}_forward"), native.threads()
-        size = _chunk_steps(B, T)
-        work = x.new_empty(B * size * G)  # a chunk's projections
-        for start, steps in _chunks(T, size):
-            g = _project_chunk(x, weight, start, steps, work)  # (B, steps, G): x W^T; the kernel adds b
-            prev, ld_prev = (h0, H) if start == 0 else (h[:, start - 1], T * H)
-            forward(threads, B, steps, H, native.ptr(g), native.ptr(bias), prev.data_ptr(), ld_prev,
-                    h[:, start].data_ptr(), T * H)  # fmt: skip
-        ctx.save_for_backward(x, weight, bias, h0, h)
-        ctx.kernel = kernel
+        keep = any(ctx.needs_input_grad[:4])
+        g = buffers.empty(x, B, T, G) if keep else None  # the projections, for the backward pass
+        work = None if keep else x.new_empty(threads * min(S, T) * G)  # each thread's chunk projections
+        getattr(native.library(), f"{kernel}_sequence_forward")(
+            threads, native.sgemm(), B, T, I, H, S, x.data_ptr(), weight.data_ptr(), b.data_ptr(),
+            h0.data_ptr(), h.data_ptr(), native.ptr(g), native.ptr(work),
+        )  # fmt: skip
+        if keep:
+            ctx.save_for_backward(x, weight, b, h0, h, g)
+            ctx.kernel, ctx.has_bias = kernel, bias is not None
         return h
 
     @staticmethod
     def backward(ctx, dh: Tensor):
-        x, weight, bias, h0, h = ctx.saved_tensors
+        x, weight, b, h0, h, g = ctx.saved_tensors
         B, T, I = x.shape
         G, H = weight.shape[0], h0.shape[-1]
-        backward, threads = getattr(native.library(), f"{ctx.kernel}_backward"), native.threads()
-        size = _chunk_steps(B, T)
-        work, d_g = x.new_empty(B * size * G), x.new_empty(B * size * G)  # a chunk's projections, their grads
-        dh_chunk = None if dh.is_contiguous() else x.new_empty(B * size * H)  # a chunk's output grads, copied
+        threads, S = native.threads(), CHUNK_STEPS
+        if not dh.is_contiguous():  # e.g. the expanded ones of out.sum(): copied into a cached buffer
+            dh = buffers.empty(dh, B, T, H).copy_(dh)  # (B, T, H)
         carry = h0.new_zeros(B, H)  # grad of the state from later steps; ends as grad of h0
-        d_weight = weight.new_zeros(G, I)
-        d_bias_parts = None if bias is None else bias.new_zeros(threads, G)  # each thread's sum of dg
-        dx = buffers.empty(x, *x.shape) if ctx.needs_input_grad[0] else None
-        for start, steps in reversed(list(_chunks(T, size))):
-            g = _project_chunk(x, weight, start, steps, work)  # (B, steps, G), projected again
-            dg = d_g[: B * steps * G].view(B, steps, G)
-            if dh_chunk is None:  # (B, T, H) contiguous: read in place
-                dhc, ld_dh = dh[:, start].data_ptr(), T * H
-            else:
-                dhc = dh_chunk[: B * steps * H].view(B, steps, H).copy_(dh[:, start : start + steps])
-                dhc, ld_dh = dhc.data_ptr(), steps * H
-            prev, ld_prev = (h0, H) if start == 0 else (h[:, start - 1], T * H)
-            backward(threads, B, steps, H, native.ptr(g), native.ptr(bias), prev.data_ptr(), ld_prev,
-                     h[:, start].data_ptr(), T * H, dhc, ld_dh, native.ptr(dg), native.ptr(carry),
-                     native.ptr(d_bias_parts))  # fmt: skip
-            dg_rows = dg.view(B * steps, G)
-            d_weight.addmm_(dg_rows.t(), x[:, start : start + steps].reshape(B * steps, I))  # (G, I)
-            if dx is not None:
-                dx[:, start : start + steps] = (dg_rows @ weight).view(B, steps, I)
-        d_bias = None if d_bias_parts is None else d_bias_parts.sum(0)
-        return dx, d_weight, d_bias, carry, None
+        d_weight_parts, d_bias_parts = weight.new_zeros(threads, G, I), weight.new_zeros(threads, G)  # per thread
+        dx = buffers.empty(x, B, T, I) if ctx.needs_input_grad[0] else None
+        work = x.new_empty(threads * min(S, T) * G)  # each thread's chunk of grads of the projections
+        getattr(native.library(), f"{ctx.kernel}_sequence_backward")(
+            threads, native.sgemm(), B, T, I, H, S, x.data_ptr(), weight.data_ptr(), b.data_ptr(),
+            h0.data_ptr(), h.data_ptr(), g.data_ptr(), dh.data_ptr(), carry.data_ptr(),
+            d_weight_parts.data_ptr(), d_bias_parts.data_ptr(), native.ptr(dx), work.data_ptr(),
+        )  # fmt: skip
+        d_bias = d_bias_parts.sum(0) if ctx.has_bias else None
+        return dx, d_weight_parts.sum(0), d_bias, carry, None
 
 
-CHUNK_ROWS = 1024  # rows (steps x batch) per chunk of MinSequence: its buffers stay in cache
-
-
-def _chunk_steps(B: int, T: int) -> int:
-    """Steps per chunk of :class:`MinSequence` for batch size ``B`` (at least 1, at most ``T``)."""
-    return min(T, max(1, CHUNK_ROWS // B))
-
-
-def _chunks(T: int, size: int):
-    """``(start, steps)`` of each chunk of ``size`` steps (the last may be shorter), in time order."""
-    for start in range(0, T, size):
-        yield start, min(size, T - start)
-
-
-def _project_chunk(x: Tensor, weight: Tensor, start: int, steps: int, work: Tensor) -> Tensor:
-    """``x[:, start:start + steps] W^T`` into ``work``, as a contiguous ``(B, steps, G)`` tensor
-    (the C pass adds the bias as it reads it)."""
-    B, I = x.shape[0], x.shape[-1]
-    G = weight.shape[0]
-    rows = x[:, start : start + steps].reshape(B * steps, I)  # (B * steps, I): a copy unless T == steps
-    g = work[: B * steps * G].view(B * steps, G)
-    torch.mm(rows, weight.t(), out=g)
-    return g.view(B, steps, G)
+CHUNK_STEPS = 256  # steps per chunk of a row in MinSequence: its projections stay in the core's cache
 
 
 def linear_recurrence(a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
@@ -285,7 +253,7 @@ def parallel_scan(
         state = cell.initial_state(B, device=x.device, dtype=x.dtype)
     if reverse:
         x = reverse_padded(x, lengths)
-    if cell.kernel is not None and native.usable(x, cell.weight_ih, state):
+    if cell.kernel is not None and native.usable(x, cell.weight_ih, state) and native.sgemm() is not None:
         h = MinSequence.apply(x, cell.weight_ih, cell.bias_ih, state, cell.kernel)  # (B, T, H): all in C
     else:
         g = cell.project(x)  # (B, T, G)

@@ -10,8 +10,10 @@
 * **Per step** (``lstm_forward`` / ``ln_lstm_forward`` and their backward): the same row math for
   one step of all rows, the products left to torch, where no ``sgemm_`` is found; and
   ``layer_norm_rows_*`` for ``LN_ih`` over all steps there.
-* **minGRU / minLSTM** (``mingru_*`` / ``minlstm_*``, :mod:`rnnkit.nn.minrnn`): gates and the
-  linear recurrence of a chunk of steps, each batch row in one pass over time, and its backward.
+* **minGRU / minLSTM** (``mingru_sequence_*`` / ``minlstm_sequence_*``, :mod:`rnnkit.nn.minrnn`):
+  each thread takes a block of batch rows and runs each row chunk by chunk of steps: the chunk's
+  input projection through ``sgemm_``, then its gates and linear recurrence in one pass over the
+  projections while they are in cache; backwards, the same per chunk, with the weight gradient.
 
 Rows are shared out to torch's intra-op threads with OpenMP (the build links libgomp, which is
 the one torch has already loaded, so there is one thread pool; without OpenMP the same kernels
@@ -37,6 +39,7 @@ import torch
 from torch import Tensor
 
 SOURCE = r"""
+#include <float.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -139,120 +142,6 @@ void lstm_backward(int threads, int B, int H, const float *d_out, const float *d
                           acts + (size_t)b * G, tc + (size_t)b * H, c_prev + (size_t)b * H, d_gates + (size_t)b * G,
                           dc_prev + (size_t)b * H);
 }
-
-/* minGRU and minLSTM (rnnkit.nn.minrnn) over a chunk of T steps, one pass over time per batch row
-   (rows shared out to threads). g (B, T, G) holds the chunk's projected inputs, contiguous: minGRU
-   [k | c] (G = 2H), h_t = sigmoid(-k) h_{t-1} + sigmoid(k) pos(c); minLSTM [kf | ki | c] (G = 3H),
-   with r = softplus(-kf) - softplus(-ki) (= log(i / f)), h_t = sigmoid(-r) h_{t-1} + sigmoid(r) pos(c):
-   the normalized gates f', i'. pos(c) = c + 1/2 for c > 0, sigmoid(c) otherwise.
-   h0: the state before the chunk, row b at h0 + b * ld_h0; h: the chunk's outputs, row b's step t at
-   h + b * ld_h + t * H (a chunk of a longer (B, T_all, H) tensor: ld_h = T_all * H). */
-static inline float pos_(float c) { return c > 0.0f ? c + 0.5f : sigm(c); }
-
-/* sigmoid(k) and sigmoid(-k) = 1 - sigmoid(k) from one exp, each accurate where it is small. */
-static inline void sigm_pair(float k, float *restrict z, float *restrict a) {
-    float e = expf(-fabsf(k)), p = 1.0f / (1.0f + e), q = e * p; /* p = sigmoid(|k|), q = sigmoid(-|k|) */
-    *z = k >= 0.0f ? p : q;
-    *a = k >= 0.0f ? q : p;
-}
-static inline float softplus_(float x) { return x > 0.0f ? x + log1pf(expf(-x)) : log1pf(expf(x)); }
-
-static void mingru_forward_step(int H, const float *restrict gt, const float *restrict prev, float *restrict ht) {
-    for (int j = 0; j < H; j++) {
-        float z, a;
-        sigm_pair(gt[j], &z, &a);
-        ht[j] = a * prev[j] + z * pos_(gt[H + j]);
-    }
-}
-
-static void minlstm_forward_step(int H, const float *restrict gt, const float *restrict prev, float *restrict ht) {
-    for (int j = 0; j < H; j++) {
-        float r = softplus_(-gt[j]) - softplus_(-gt[H + j]), ia, a;
-        sigm_pair(r, &ia, &a);
-        ht[j] = a * prev[j] + ia * pos_(gt[2 * H + j]);
-    }
-}
-
-/* One step of the backward pass for one row: d = grad of h_t from the output plus carry (the grad
-   from later steps, which becomes the grad of h_{t-1}). */
-static void mingru_backward_step(int H, const float *restrict gt, const float *restrict dht,
-                                 const float *restrict prev, float *restrict dgt, float *restrict carry) {
-    for (int j = 0; j < H; j++) {
-        float c = gt[H + j], d = dht[j] + carry[j], z, a, s = sigm(c);
-        sigm_pair(gt[j], &z, &a);
-        float p = c > 0.0f ? c + 0.5f : s, dp = c > 0.0f ? 1.0f : s * (1.0f - s);
-        dgt[j] = d * z * a * (p - prev[j]);
-        dgt[H + j] = d * z * dp;
-        carry[j] = d * a;
-    }
-}
-
-static void minlstm_backward_step(int H, const float *restrict gt, const float *restrict dht,
-                                  const float *restrict prev, float *restrict dgt, float *restrict carry) {
-    for (int j = 0; j < H; j++) {
-        float kf = gt[j], ki = gt[H + j], c = gt[2 * H + j], d = dht[j] + carry[j];
-        float r = softplus_(-kf) - softplus_(-ki), a, ia, s = sigm(c);
-        sigm_pair(r, &ia, &a);
-        float p = c > 0.0f ? c + 0.5f : s, dp = c > 0.0f ? 1.0f : s * (1.0f - s);
-        float dr = d * a * ia * (p - prev[j]);
-        dgt[j] = -dr * sigm(-kf);
-        dgt[H + j] = dr * sigm(-ki);
-        dgt[2 * H + j] = d * ia * dp;
-        carry[j] = d * a;
-    }
-}
-
-/* The chunk's forward pass; G = 2H (minGRU) or 3H (minLSTM). bias (G) or NULL is added into g
-   (the caller's scratch projections x W^T) in place, step by step. */
-#define MIN_FORWARD(name, G_OF_H)                                                                       \
-    void name##_forward(int threads, int B, int T, int H, float *restrict g, const float *restrict bias, \
-                        const float *h0, long ld_h0, float *h, long ld_h) {                             \
-        int G = G_OF_H;                                                                                 \
-        PARALLEL_FOR                                                                                    \
-        for (int b = 0; b < B; b++) {                                                                   \
-            const float *prev = h0 + (size_t)b * ld_h0;                                                 \
-            for (int t = 0; t < T; t++) {                                                               \
-                float *ht = h + (size_t)b * ld_h + (size_t)t * H, *gt = g + ((size_t)b * T + t) * G;    \
-                if (bias)                                                                               \
-                    for (int k = 0; k < G; k++) gt[k] += bias[k];                                       \
-                name##_forward_step(H, gt, prev, ht);                                                   \
-                prev = ht;                                                                              \
-            }                                                                                           \
-        }                                                                                               \
-    }
-
-/* The chunk's backward pass, steps T - 1 down to 0: g (B, T, G), the projections with the bias
-   (bias NULL; or without it: then bias is added here, in place); dh: grads of the chunk's outputs,
-   row b's step t at dh + b * ld_dh + t * H; carry (B, H): on entry the grad of the chunk's last h
-   from later chunks, on return that of h0. Writes dg (B, T, G) and, unless d_bias is NULL, adds
-   each thread's sum of dg over its rows into d_bias (threads, G). */
-#define MIN_BACKWARD(name, G_OF_H)                                                                      \
-    void name##_backward(int threads, int B, int T, int H, float *restrict g, const float *restrict bias, \
-                         const float *h0, long ld_h0, const float *h, long ld_h, const float *restrict dh, \
-                         long ld_dh, float *restrict dg, float *restrict carry, float *restrict d_bias) { \
-        int G = G_OF_H;                                                                                 \
-        PARALLEL_FOR                                                                                    \
-        for (int b = 0; b < B; b++) {                                                                   \
-            float *db = d_bias ? d_bias + (size_t)THREAD_ID * G : NULL;                                 \
-            for (int t = T - 1; t >= 0; t--) {                                                          \
-                size_t row = (size_t)b * T + t;                                                         \
-                const float *prev = t > 0 ? h + (size_t)b * ld_h + (size_t)(t - 1) * H                  \
-                                          : h0 + (size_t)b * ld_h0;                                     \
-                float *gt = g + row * G, *dgt = dg + row * G;                                           \
-                if (bias)                                                                               \
-                    for (int k = 0; k < G; k++) gt[k] += bias[k];                                       \
-                const float *dht = dh + (size_t)b * ld_dh + (size_t)t * H;                              \
-                name##_backward_step(H, gt, dht, prev, dgt, carry + (size_t)b * H);                     \
-                if (db)                                                                                 \
-                    for (int k = 0; k < G; k++) db[k] += dgt[k];                                        \
-            }                                                                                           \
-        }                                                                                               \
-    }
-
-MIN_FORWARD(mingru, 2 * H)
-MIN_BACKWARD(mingru, 2 * H)
-MIN_FORWARD(minlstm, 3 * H)
-MIN_BACKWARD(minlstm, 3 * H)
 
 /* Normalize v (n floats) in place into out; returns rstd, writes mean. */
 static float normalize(const float *restrict v, float *restrict out, int n, float eps, float *restrict mean_out) {
@@ -456,7 +345,7 @@ struct weight_gemm {
     sgemm_t sgemm;
     const float *w;
     float *packed; /* NULL: not packed */
-    int m, k, lda;
+    int m, k, lda, rows; /* rows: the product's column count the packing was made for */
     char trans[2];
 };
 
@@ -466,7 +355,7 @@ struct weight_gemm {
 
 static void weight_gemm_init(struct weight_gemm *g, sgemm_t sgemm, char trans, int m, int rows, int k,
                              const float *w, int lda, int steps) {
-    g->sgemm = sgemm; g->w = w; g->packed = NULL; g->m = m; g->k = k; g->lda = lda;
+    g->sgemm = sgemm; g->w = w; g->packed = NULL; g->m = m; g->k = k; g->lda = lda; g->rows = rows;
     g->trans[0] = trans; g->trans[1] = 0;
     if (pack_fn && rows > 0 && steps >= PACK_MIN_STEPS) {
         g->packed = malloc(pack_size_fn("A", &m, &rows, &k));
@@ -479,13 +368,184 @@ static void weight_gemm_init(struct weight_gemm *g, sgemm_t sgemm, char trans, i
 
 static void weight_gemm_run(const struct weight_gemm *g, int rows, const float *b, int ldb, float *c, int ldc) {
     const float one = 1.0f, zero = 0.0f;
-    if (g->packed)
+    if (g->packed && rows == g->rows)
         compute_fn("P", "N", &g->m, &rows, &g->k, g->packed, &g->lda, b, &ldb, &zero, c, &ldc);
     else
         g->sgemm(g->trans, "N", &g->m, &rows, &g->k, &one, g->w, &g->lda, b, &ldb, &zero, c, &ldc);
 }
 
 static void weight_gemm_free(struct weight_gemm *g) { free(g->packed); }
+
+/* ---- minGRU and minLSTM (rnnkit.nn.minrnn) over whole sequences ------------------------------
+   Their gates read only x_t, so a row's h_t = a_t h_{t-1} + b_t needs nothing from other rows and
+   no recurrent product: each thread takes a block of batch rows and, chunk of S steps by chunk of
+   S steps, projects the row's inputs with one sgemm_ (g = x W^T, S x G, into a buffer that stays in
+   the core's cache) and runs the chunk's gates and recurrence over it in one pass.
+   minGRU: g = [k | c] (G = 2H), h_t = sigmoid(-k) h_{t-1} + sigmoid(k) pos(c + b_c);
+   minLSTM: g = [kf | ki | c] (G = 3H), r = softplus(-kf) - softplus(-ki) (= log(i / f)),
+   h_t = sigmoid(-r) h_{t-1} + sigmoid(r) pos(c): the normalized gates f', i'. pos(c) = c + 1/2 for
+   c > 0, sigmoid(c) otherwise. The bias (G; zeros for a cell without one) is added as g is read.
+   The forward pass overwrites what it has read of g with what the backward pass needs, which then
+   computes no exp for minGRU (see gates_saved, pos_saved); minLSTM's kf, ki stay as they were. All
+   tensors are batch-major: x (B, T, I), h (B, T, H), g (B, T, G). */
+
+/* sigmoid(k) and sigmoid(-k) = 1 - sigmoid(k) from one exp, each accurate where it is small. */
+static inline void sigm_pair(float k, float *restrict z, float *restrict a) {
+    float e = expf(-fabsf(k)), p = 1.0f / (1.0f + e), q = e * p; /* p = sigmoid(|k|), q = sigmoid(-|k|) */
+    *z = k >= 0.0f ? p : q;
+    *a = k >= 0.0f ? q : p;
+}
+static inline float softplus_(float x) { return x > 0.0f ? x + log1pf(expf(-x)) : log1pf(expf(x)); }
+
+/* What the forward pass leaves in g for the backward pass, in place of the projections it has read.
+   pos(c) in c's slot: q = -(c + 1/2) for c > 0, sigmoid(c) otherwise, so that pos(c) = |q| and
+   pos'(c) = 1 for q < 0, q (1 - q) otherwise. A gate pair z = sigmoid(k), a = sigmoid(-k) = 1 - z in
+   k's slot as the smaller of the two, each to float32's precision: s = z where z <= a, else
+   s = -a (at least FLT_MIN, so that its sign always tells), and then the other is 1 - |s|. */
+static inline float pos_saved(float c) { return c > 0.0f ? -(c + 0.5f) : sigm(c); }
+static inline float pos_slope(float q) { return q < 0.0f ? 1.0f : q * (1.0f - q); }
+static inline float gates_saved(float z, float a) { return z <= a ? z : -fmaxf(a, FLT_MIN); }
+static inline void gates_read(float s, float *restrict z, float *restrict a) {
+    *z = s < 0.0f ? 1.0f + s : s;
+    *a = s < 0.0f ? -s : 1.0f - s;
+}
+
+/* One step of a row's forward pass: g_t (G) the step's projections, prev = h_{t-1} (H) -> h_t (H).
+   Overwrites g_t with what mingru_backward_step reads (gates_saved, pos_saved). */
+static inline void mingru_forward_step(int H, float *restrict gt, const float *restrict bias,
+                                       const float *restrict prev, float *restrict ht) {
+    for (int j = 0; j < H; j++) {
+        float z, a, q = pos_saved(gt[H + j] + bias[H + j]);
+        sigm_pair(gt[j] + bias[j], &z, &a);
+        ht[j] = a * prev[j] + z * fabsf(q);
+        gt[j] = gates_saved(z, a);
+        gt[H + j] = q;
+    }
+}
+
+static inline void minlstm_forward_step(int H, float *restrict gt, const float *restrict bias,
+                                        const float *restrict prev, float *restrict ht) {
+    for (int j = 0; j < H; j++) {
+        float r = softplus_(-(gt[j] + bias[j])) - softplus_(-(gt[H + j] + bias[H + j])), ia, a;
+        float q = pos_saved(gt[2 * H + j] + bias[2 * H + j]);
+        sigm_pair(r, &ia, &a);
+        ht[j] = a * prev[j] + ia * fabsf(q);
+        gt[2 * H + j] = q;
+    }
+}
+
+/* One step of a row's backward pass, g_t as the forward pass left it: d = grad of h_t from the
+   output (dht) plus carry (the grad from later steps, which becomes the grad of h_{t-1}). Writes
+   dgt (G), adds it into db (G). */
+static inline void mingru_backward_step(int H, const float *restrict gt, const float *restrict bias,
+                                        const float *restrict dht, const float *restrict prev,
+                                        float *restrict dgt, float *restrict carry, float *restrict db) {
+    for (int j = 0; j < H; j++) {
+        float q = gt[H + j], p = fabsf(q), dp = pos_slope(q), d = dht[j] + carry[j], z, a;
+        gates_read(gt[j], &z, &a);
+        float dk = d * z * a * (p - prev[j]), dc = d * z * dp;
+        dgt[j] = dk;
+        dgt[H + j] = dc;
+        db[j] += dk;
+        db[H + j] += dc;
+        carry[j] = d * a;
+    }
+}
+
+static inline void minlstm_backward_step(int H, const float *restrict gt, const float *restrict bias,
+                                         const float *restrict dht, const float *restrict prev,
+                                         float *restrict dgt, float *restrict carry, float *restrict db) {
+    for (int j = 0; j < H; j++) {
+        float kf = gt[j] + bias[j], ki = gt[H + j] + bias[H + j], q = gt[2 * H + j], p = fabsf(q);
+        float d = dht[j] + carry[j], r = softplus_(-kf) - softplus_(-ki), a, ia, dp = pos_slope(q);
+        sigm_pair(r, &ia, &a);
+        float dr = d * a * ia * (p - prev[j]), dkf = -dr * sigm(-kf), dki = dr * sigm(-ki), dc = d * ia * dp;
+        dgt[j] = dkf;
+        dgt[H + j] = dki;
+        dgt[2 * H + j] = dc;
+        db[j] += dkf;
+        db[H + j] += dki;
+        db[2 * H + j] += dc;
+        carry[j] = d * a;
+    }
+}
+
+/* The forward pass: w (G, I) = W_ih, bias (G), h0 (B, H); writes h (B, T, H). g_all (B, T, G) or
+   NULL: where the projections x W^T go (kept for the backward pass); NULL (no backward pass will
+   come): into work, min(S, T) * G floats per thread. */
+#define MIN_SEQUENCE_FORWARD(name, G_OF_H)                                                              \
+    void name##_sequence_forward(int threads, sgemm_t sgemm, int B, int T, int I, int H, int S,        \
+                                 const float *x, const float *w, const float *restrict bias,          \
+                                 const float *h0, float *h, float *g_all, float *work) {              \
+        int G = G_OF_H;                                                                                 \
+        PARALLEL_REGION                                                                                 \
+        {                                                                                               \
+            THREAD_ROWS(B, b0, b1);                                                                     \
+            int S0 = T < S ? T : S, products = (b1 - b0) * ((T + S - 1) / S);                           \
+            float *scratch = work ? work + (size_t)THREAD_ID * S0 * G : NULL;                           \
+            struct weight_gemm proj; /* (n, G) = x (n, I) @ W_ih^T */                                   \
+            weight_gemm_init(&proj, sgemm, 'T', G, S0, I, w, I, products);                              \
+            for (int b = b0; b < b1; b++) {                                                             \
+                const float *prev = h0 + (size_t)b * H;                                                 \
+                for (int t0 = 0; t0 < T; t0 += S) {                                                     \
+                    int n = T - t0 < S ? T - t0 : S;                                                    \
+                    size_t row = (size_t)b * T + t0;                                                    \
+                    float *g = g_all ? g_all + row * G : scratch;                                       \
+                    weight_gemm_run(&proj, n, x + row * I, I, g, G);                                    \
+                    for (int t = 0; t < n; t++) {                                                       \
+                        float *ht = h + (row + t) * H;                                                  \
+                        name##_forward_step(H, g + (size_t)t * G, bias, prev, ht);                      \
+                        prev = ht;                                                                      \
+                    }                                                                                   \
+                }                                                                                       \
+            }                                                                                           \
+            weight_gemm_free(&proj);                                                                    \
+        }                                                                                               \
+    }
+
+/* The backward pass, each row's chunks from the last: g_all, h as the forward pass left them, dh
+   (B, T, H) the grads of the outputs; carry (B, H) zeros on entry, the grads of h0 on return. Each
+   thread adds its rows' dW (G, I) into d_w_parts + id * G * I and db into d_b_parts + id * G
+   (threads x each, zeros on entry; the caller sums them), and, unless dx is NULL, writes
+   dx (B, T, I). work: min(S, T) * G floats per thread (a chunk's grads of g). */
+#define MIN_SEQUENCE_BACKWARD(name, G_OF_H)                                                             \
+    void name##_sequence_backward(int threads, sgemm_t sgemm, int B, int T, int I, int H, int S,       \
+                                  const float *x, const float *w, const float *restrict bias,         \
+                                  const float *h0, const float *h, const float *g_all, const float *dh, \
+                                  float *carry, float *d_w_parts, float *d_b_parts, float *dx,        \
+                                  float *work) {                                                        \
+        int G = G_OF_H;                                                                                 \
+        const float one = 1.0f, zero = 0.0f;                                                            \
+        PARALLEL_REGION                                                                                 \
+        {                                                                                               \
+            THREAD_ROWS(B, b0, b1);                                                                     \
+            int id = THREAD_ID, S0 = T < S ? T : S;                                                     \
+            float *dg = work + (size_t)id * S0 * G, *dw = d_w_parts + (size_t)id * G * I;               \
+            float *db = d_b_parts + (size_t)id * G;                                                     \
+            for (int b = b0; b < b1; b++) {                                                             \
+                float *cr = carry + (size_t)b * H;                                                      \
+                for (int t0 = (T - 1) / S * S; t0 >= 0; t0 -= S) {                                      \
+                    int n = T - t0 < S ? T - t0 : S;                                                    \
+                    size_t row = (size_t)b * T + t0;                                                    \
+                    for (int t = n - 1; t >= 0; t--) {                                                  \
+                        const float *prev = t0 + t > 0 ? h + (row + t - 1) * H : h0 + (size_t)b * H;    \
+                        name##_backward_step(H, g_all + (row + t) * G, bias, dh + (row + t) * H, prev,  \
+                                             dg + (size_t)t * G, cr, db);                               \
+                    }                                                                                   \
+                    /* dW^T (I, G) += x_chunk^T (I, n) dg (n, G), column-major */                       \
+                    sgemm("N", "T", &I, &G, &n, &one, x + row * I, &I, dg, &G, &one, dw, &I);           \
+                    if (dx) /* dx_chunk^T (I, n) = W^T (I, G) dg^T (G, n) */                           \
+                        sgemm("N", "N", &I, &n, &G, &one, w, &I, dg, &G, &zero, dx + row * I, &I);      \
+                }                                                                                       \
+            }                                                                                           \
+        }                                                                                               \
+    }
+
+MIN_SEQUENCE_FORWARD(mingru, 2 * H)
+MIN_SEQUENCE_BACKWARD(mingru, 2 * H)
+MIN_SEQUENCE_FORWARD(minlstm, 3 * H)
+MIN_SEQUENCE_BACKWARD(minlstm, 3 * H)
+
 
 /* pre (rows, m) = h_{t-1} (rows, H) @ W_hh^T, a step's recurrent product for a thread's rows, h_{t-1}
    times mask_rows (rows, H) first where given (copied into hrec, rows x H scratch). */
@@ -930,11 +990,11 @@ def library() -> ctypes.CDLL | None:
             lib.ln_lstm_backward.argtypes = ints + [ctypes.c_void_p] * 18
             lib.lstm_forward.argtypes = ints + [ctypes.c_void_p] * 6
             lib.lstm_backward.argtypes = ints + [ctypes.c_void_p] * 8
-            pointer, stride = ctypes.c_void_p, ctypes.c_long
-            for cell in ("mingru", "minlstm"):  # threads, B, T, H, then the tensors and row strides
-                forward = [ctypes.c_int] * 4 + [pointer, pointer, pointer, stride, pointer, stride]
-                getattr(lib, f"{cell}_forward").argtypes = forward
-                getattr(lib, f"{cell}_backward").argtypes = [*forward, pointer, stride, pointer, pointer, pointer]
+            pointer = ctypes.c_void_p
+            for cell in ("mingru", "minlstm"):  # threads, sgemm, B, T, I, H, S, then the tensors
+                sizes = [ctypes.c_int, pointer] + [ctypes.c_int] * 5
+                getattr(lib, f"{cell}_sequence_forward").argtypes = sizes + [pointer] * 7
+                getattr(lib, f"{cell}_sequence_backward").argtypes = sizes + [pointer] * 12
             lib.lstm_sequence_forward.argtypes = [ctypes.c_int, ctypes.c_void_p, *ints, ctypes.c_float]
             lib.lstm_sequence_forward.argtypes += [ctypes.c_void_p] * 23 + [ctypes.c_int, ctypes.c_void_p]
             lib.lstm_sequence_backward.argtypes = [ctypes.c_int, ctypes.c_void_p] + [ctypes.c_int] * 4
@@ -945,7 +1005,9 @@ def library() -> ctypes.CDLL | None:
             lib.set_packed_gemm.argtypes, lib.set_packed_gemm.restype = [ctypes.c_void_p] * 3, None
             lib.layer_norm_rows_forward.argtypes = [*ints, ctypes.c_float] + [ctypes.c_void_p] * 6
             lib.layer_norm_rows_backward.argtypes = ints + [ctypes.c_void_p] * 8
-            for kernel in ("ln_lstm", "lstm", "mingru", "minlstm", "lstm_sequence", "gru_sequence", "layer_norm_rows"):
+            kernels = ("ln_lstm", "lstm", "mingru_sequence", "minlstm_sequence", "lstm_sequence", "gru_sequence",
+                       "layer_norm_rows")  # fmt: skip
+            for kernel in kernels:
                 getattr(lib, f"{kernel}_forward").restype = getattr(lib, f"{kernel}_backward").restype = None
         except (OSError, subprocess.CalledProcessError):
             lib = None  # no compiler or a failed build: the torch code runs instead
