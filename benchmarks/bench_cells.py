@@ -18,12 +18,14 @@ targets:
   own speedup), and ``min_gru_vs_torch_gru_T<T>`` = minGRU parallel / torch.nn.GRU at equal sizes;
   ``min_gru_parallel_speedup_bound_T<T>`` = loop time / the time the input projection's GEMMs
   (forward and weight gradient), which both modes do, take at the rate of a cache-sized GEMM
-  (1024 rows) of that width measured in the same run: no parallel path can beat the loop by more;
+  (1024 rows) of that width measured in the same run (:func:`gemm_rate`: the faster of torch's
+  threads on one product and one thread per core on its own): no parallel path can beat the loop
+  by more;
   ``min_gru_parallel_profile_ms_T<T>_<part>``: where a parallel step's time goes (torch.profiler
-  self times: ``projection`` and ``weight_grad`` GEMMs, ``c_forward`` / ``c_backward`` passes, ``other``);
+  self times of the ``forward`` and ``backward`` C calls, GEMMs included, and ``other``);
 * ``<size>_recipe_speedup_bound`` = recipe time / ``<size>_matmul_floor_seconds``, the time the
-  step's matrix products take at the rate of one big GEMM measured in the same run: no LSTM
-  variant doing those products can beat the recipe by more;
+  step's matrix products take at the rate of one big GEMM measured in the same run (as
+  :func:`gemm_rate` measures it): no LSTM variant doing those products can beat the recipe by more;
 * ``<size>_loop_gru_vs_torch_gru``, ``<size>_layer_norm_gru_vs_torch_gru``,
   ``<size>_recurrent_dropout_gru_vs_torch_gru`` = rnnkit ``GRU(impl="loop")``, ``LayerNormGRU``,
   ``GRU(recurrent_dropout=0.25)`` / torch.nn.GRU at the LSTM sizes (no target: reported);
@@ -122,15 +124,28 @@ def min_gru_models(I: int, H: int, with_torch: bool = True) -> dict[str, nn.Modu
 
 
 def gemm_rate(rows: int, k: int, n: int, repeats: int) -> float:
-    """flop/s of one big GEMM ``(rows, k) @ (k, n)`` measured now (median of ``repeats``)."""
-    a, b = torch.randn(rows, k), torch.randn(k, n)
-    torch.mm(a, b)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        torch.mm(a, b)
-        times.append(time.perf_counter() - start)
-    return 2 * rows * k * n / statistics.median(times)
+    """flop/s of a GEMM ``(rows, k) @ (k, n)`` into a preallocated output, measured now (median of
+    ``repeats``), at the faster of torch's threads on one product and one thread per core on its
+    own product (``threads x`` the one-thread rate, how the whole-sequence C kernels run theirs)."""
+    a, b, out = torch.randn(rows, k), torch.randn(k, n), torch.empty(rows, n)
+
+    def median_seconds() -> float:
+        torch.mm(a, b, out=out)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            torch.mm(a, b, out=out)
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    threads = torch.get_num_threads()
+    shared = median_seconds()
+    torch.set_num_threads(1)
+    try:
+        alone = median_seconds()
+    finally:
+        torch.set_num_threads(threads)
+    return 2 * rows * k * n * max(1 / shared, threads / alone)
 
 
 def lstm_matmul_floor_seconds(B: int, T: int, I: int, H: int, repeats: int) -> tuple[float, float]:
@@ -211,10 +226,8 @@ def projection_floor_seconds(B: int, T: int, I: int, H: int, rate: float) -> flo
 
 
 PROFILED_OPS = {  # torch.profiler row -> what it is in a minGRU parallel training step
-    "aten::mm": "projection",  # x W^T, chunk by chunk
-    "aten::addmm_": "weight_grad",  # dW += dg^T x, chunk by chunk
-    "MinSequence": "c_forward",  # the forward C pass (gates and recurrence), its own time
-    "MinSequenceBackward": "c_backward",  # the backward C pass, its own time
+    "MinSequence": "forward",  # the forward C call: input projection (sgemm_), gates and recurrence
+    "MinSequenceBackward": "backward",  # the backward C call: gates' grads, dW (sgemm_), db
 }
 
 
