@@ -356,7 +356,7 @@ def main() -> None:
         print(size_name, {k: round(v, 3) for k, v in m.items()}, flush=True)
         metrics.update(m)
     for T in args.min_gru_T:
-        m, r = bench_min_gru(T, max(1, args.repeats // 2), args.clock)
+        m, r = bench_min_gru(T, args.repeats, args.clock)
         print(f"minGRU T={T}", {k: round(v, 3) for k, v in m.items()}, flush=True)
         metrics.update(m)
         reference.update(r)
@@ -370,8 +370,8 @@ def main() -> None:
         reference={k: round(v, 5) for k, v in reference.items()},
         wall_seconds=time.perf_counter() - start,
         notes=f"LSTM sizes {SIZES}; minGRU size {MIN_GRU_SIZE}; memory size {MEMORY_SIZE}; one training step = "
-        f"forward + out.sum().backward(); medians of {args.repeats} interleaved runs (minGRU: "
-        f"{max(1, args.repeats // 2)}); ratios from {args.clock} time; torch threads {torch.get_num_threads()}. "
+        f"forward + out.sum().backward(); medians of {args.repeats} interleaved runs; ratios from {args.clock} "
+        f"time; torch threads {torch.get_num_threads()}. "
         f"{args.notes}".strip(),
     )
     print(f"wrote {path}")

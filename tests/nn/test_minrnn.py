@@ -135,8 +135,10 @@ def test_c_kernel_matches_the_blocked_scan(monkeypatch, cls, threads, chunk_step
 
 
 def test_c_pass_reads_output_gradients_in_any_layout(monkeypatch):
-    """MinSequence's backward reads a contiguous output gradient in place and copies any other:
-    both give the blocked scan's gradients."""
+    """MinSequence's backward reads an output gradient with contiguous hidden units in place
+    whatever its batch and time strides (time-major, a slice of a wider tensor), reads an
+    expanded one (one value per step, as ``out.sum()`` gives) without materializing it, and copies
+    any other: all give the blocked scan's gradients."""
     from rnnkit.nn import minrnn, native
 
     if native.library() is None:
@@ -146,14 +148,31 @@ def test_c_pass_reads_output_gradients_in_any_layout(monkeypatch):
     cell = rnn.MinGRUCell(4, 5)
     x, h0 = torch.randn(3, 7, 4, requires_grad=True), torch.randn(3, 5, requires_grad=True)
     grad = torch.randn(3, 7, 5)
-    layouts = {"contiguous": grad, "strided": grad.transpose(0, 1).contiguous().transpose(0, 1)}
-    results = {}
+    per_step = torch.randn(3, 7, 1)
+    wide = torch.zeros(3, 7, 10)
+    wide[..., 2:7], spread = grad, torch.zeros(3, 7, 10)
+    spread[..., ::2] = grad
+    layouts = {
+        "contiguous": grad,
+        "time-major": grad.transpose(0, 1).contiguous().transpose(0, 1),
+        "slice": wide[..., 2:7],
+        "expanded": per_step.expand(3, 7, 5),
+        "every other": spread[..., ::2],
+    }
+    assert [layouts[k].stride(-1) for k in layouts] == [1, 1, 1, 0, 2]
+    assert not any(layouts[k].is_contiguous() for k in list(layouts)[1:])
+    from rnnkit.nn import buffers
+
+    made = []  # shapes of the buffers the backward pass takes
+    take = buffers.empty
+    monkeypatch.setattr(buffers, "empty", lambda like, *shape: made.append(shape) or take(like, *shape))
+    a, b = cell.coefficients(cell.project(x))
+    expected = minrnn.linear_recurrence(a, b, h0)
     for name, g in layouts.items():
         h = minrnn.MinSequence.apply(x, cell.weight_ih, cell.bias_ih, h0, cell.kernel)
-        results[name] = torch.autograd.grad(h, [x, h0, *cell.parameters()], g)
-    a, b = cell.coefficients(cell.project(x))
-    reference = torch.autograd.grad(minrnn.linear_recurrence(a, b, h0), [x, h0, *cell.parameters()], grad)
-    assert not layouts["strided"].is_contiguous()
-    for name in layouts:
-        for ours, theirs in zip(results[name], reference, strict=True):
-            torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+        made.clear()
+        ours = torch.autograd.grad(h, [x, h0, *cell.parameters()], g)
+        assert ((3, 7, 5) in made) == (name == "every other"), name  # only that layout is copied
+        theirs = torch.autograd.grad(expected, [x, h0, *cell.parameters()], g.contiguous(), retain_graph=True)
+        for mine, reference in zip(ours, theirs, strict=True):
+            torch.testing.assert_close(mine, reference, atol=1e-5, rtol=1e-5)

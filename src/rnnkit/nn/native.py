@@ -504,23 +504,26 @@ static inline void minlstm_backward_step(int H, const float *restrict gt, const 
     }
 
 /* The backward pass, each row's chunks from the last: g_all, h as the forward pass left them, dh
-   (B, T, H) the grads of the outputs; carry (B, H) zeros on entry, the grads of h0 on return. Each
-   thread adds its rows' dW (G, I) into d_w_parts + id * G * I and db into d_b_parts + id * G
-   (threads x each, zeros on entry; the caller sums them), and, unless dx is NULL, writes
-   dx (B, T, I). work: min(S, T) * G floats per thread (a chunk's grads of g). */
+   the grads of the outputs, row b's step t at dh + b * ld_b + t * ld_t, H contiguous floats, or
+   (dh_same_h) one float for all H (an expanded tensor, as out.sum() gives); carry (B, H) zeros on
+   entry, the grads of h0 on return. Each thread adds its rows' dW (G, I) into d_w_parts + id * G * I
+   and db into d_b_parts + id * G (threads x each, zeros on entry; the caller sums them), and,
+   unless dx is NULL, writes dx (B, T, I). work: min(S, T) * G + H floats per thread (a chunk's
+   grads of g, a row of dh). */
 #define MIN_SEQUENCE_BACKWARD(name, G_OF_H)                                                             \
     void name##_sequence_backward(int threads, sgemm_t sgemm, int B, int T, int I, int H, int S,       \
                                   const float *x, const float *w, const float *restrict bias,         \
                                   const float *h0, const float *h, const float *g_all, const float *dh, \
-                                  float *carry, float *d_w_parts, float *d_b_parts, float *dx,        \
-                                  float *work) {                                                        \
+                                  long ld_b, long ld_t, int dh_same_h, float *carry, float *d_w_parts, \
+                                  float *d_b_parts, float *dx, float *work) {                          \
         int G = G_OF_H;                                                                                 \
         const float one = 1.0f, zero = 0.0f;                                                            \
         PARALLEL_REGION                                                                                 \
         {                                                                                               \
             THREAD_ROWS(B, b0, b1);                                                                     \
             int id = THREAD_ID, S0 = T < S ? T : S;                                                     \
-            float *dg = work + (size_t)id * S0 * G, *dw = d_w_parts + (size_t)id * G * I;               \
+            float *dg = work + (size_t)id * ((size_t)S0 * G + H), *dh_row = dg + (size_t)S0 * G;         \
+            float *dw = d_w_parts + (size_t)id * G * I;                                                 \
             float *db = d_b_parts + (size_t)id * G;                                                     \
             for (int b = b0; b < b1; b++) {                                                             \
                 float *cr = carry + (size_t)b * H;                                                      \
@@ -529,8 +532,13 @@ static inline void minlstm_backward_step(int H, const float *restrict gt, const 
                     size_t row = (size_t)b * T + t0;                                                    \
                     for (int t = n - 1; t >= 0; t--) {                                                  \
                         const float *prev = t0 + t > 0 ? h + (row + t - 1) * H : h0 + (size_t)b * H;    \
-                        name##_backward_step(H, g_all + (row + t) * G, bias, dh + (row + t) * H, prev,  \
-                                             dg + (size_t)t * G, cr, db);                               \
+                        const float *dht = dh + b * ld_b + (t0 + t) * ld_t;                             \
+                        if (dh_same_h) { /* one grad for the whole row (an expanded tensor) */         \
+                            for (int j = 0; j < H; j++) dh_row[j] = dht[0];                             \
+                            dht = dh_row;                                                               \
+                        }                                                                               \
+                        name##_backward_step(H, g_all + (row + t) * G, bias, dht, prev, dg + (size_t)t * G, \
+                                             cr, db);                                                   \
                     }                                                                                   \
                     /* dW^T (I, G) += x_chunk^T (I, n) dg (n, G), column-major */                       \
                     sgemm("N", "T", &I, &G, &n, &one, x + row * I, &I, dg, &G, &one, dw, &I);           \
@@ -994,7 +1002,8 @@ def library() -> ctypes.CDLL | None:
             for cell in ("mingru", "minlstm"):  # threads, sgemm, B, T, I, H, S, then the tensors
                 sizes = [ctypes.c_int, pointer] + [ctypes.c_int] * 5
                 getattr(lib, f"{cell}_sequence_forward").argtypes = sizes + [pointer] * 7
-                getattr(lib, f"{cell}_sequence_backward").argtypes = sizes + [pointer] * 12
+                dh_layout = [ctypes.c_long, ctypes.c_long, ctypes.c_int]  # row strides of dh, one float per row
+                getattr(lib, f"{cell}_sequence_backward").argtypes = sizes + [pointer] * 7 + dh_layout + [pointer] * 5
             lib.lstm_sequence_forward.argtypes = [ctypes.c_int, ctypes.c_void_p, *ints, ctypes.c_float]
             lib.lstm_sequence_forward.argtypes += [ctypes.c_void_p] * 23 + [ctypes.c_int, ctypes.c_void_p]
             lib.lstm_sequence_backward.argtypes = [ctypes.c_int, ctypes.c_void_p] + [ctypes.c_int] * 4
