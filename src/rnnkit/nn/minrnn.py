@@ -121,7 +121,7 @@ class MinSequence(torch.autograd.Function):
     row in chunks of ``CHUNK_STEPS`` steps: the chunk's projection ``x W^T`` is one ``sgemm_`` into
     the core's cache, and the gates and recurrence run over it in one pass while it is there. No
     Python runs per chunk and no input is copied. For the backward pass the projections are kept,
-    ``(B, T, G)`` (at B=32, T=4096, I=128, H=256 a training step's peak is ~400 MB; projecting again
+    ``(B, T, G)`` (at B=32, T=4096, I=128, H=256 a training step's peak is ~390 MB; projecting again
     instead took a third GEMM, 8 of a 38 ms step at B=16, T=1024, I=128, H=256); the backward pass
     walks each row's chunks from the last, and per chunk adds the thread's share of ``dW`` (one
     ``sgemm_``), ``db`` and, where wanted, ``dx``. Without autograd nothing is kept. The same
@@ -171,7 +171,7 @@ class MinSequence(torch.autograd.Function):
         return dx, d_weight_parts.sum(0), d_bias, carry, None
 
 
-CHUNK_STEPS = 256  # steps per chunk of a row in MinSequence: its projections stay in the core's cache
+CHUNK_STEPS = 128  # steps per chunk of a row in MinSequence: its projections stay in the core's cache
 
 
 def linear_recurrence(a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
