@@ -176,3 +176,34 @@ def test_c_pass_reads_output_gradients_in_any_layout(monkeypatch):
         theirs = torch.autograd.grad(expected, [x, h0, *cell.parameters()], g.contiguous(), retain_graph=True)
         for mine, reference in zip(ours, theirs, strict=True):
             torch.testing.assert_close(mine, reference, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cls", [rnn.MinGRUCell, rnn.MinLSTMCell])
+def test_c_pass_matches_torch_where_the_gates_saturate(monkeypatch, cls):
+    """Gate pre-activations of both signs out to |100| (exp underflows, sigmoid is exactly 0 or 1
+    in float32) and exactly 0: the C pass, which keeps the smaller of each gate pair for the
+    backward pass, gives the torch formula's values and gradients, all finite."""
+    from rnnkit.nn import minrnn, native
+
+    if native.library() is None or native.sgemm() is None:
+        pytest.skip("no C kernels or sgemm_ here: the min-cells run the blocked scan only")
+    monkeypatch.setattr(minrnn, "CHUNK_STEPS", 4)
+    torch.manual_seed(0)
+    cell = cls(1, 6)
+    with torch.no_grad():
+        cell.weight_ih.copy_(torch.linspace(-100.0, 100.0, cell.weight_ih.numel()).view_as(cell.weight_ih))
+        cell.bias_ih.zero_()
+    x = torch.tensor([1.0, -1.0, 0.0, 0.5, -0.25, 1.0, 0.0, -1.0, 0.75]).view(1, 9, 1).repeat(2, 1, 1)
+    x.requires_grad_(True)
+    h0 = torch.randn(2, 6, requires_grad=True)
+    grad = torch.randn(2, 9, 6)
+    ours = minrnn.MinSequence.apply(x, cell.weight_ih, cell.bias_ih, h0, cell.kernel)
+    a, b = cell.coefficients(cell.project(x))
+    theirs = minrnn.linear_recurrence(a, b, h0)
+    inputs = [x, h0, cell.weight_ih, cell.bias_ih]
+    for mine, reference in zip(
+        [ours, *torch.autograd.grad(ours, inputs, grad)], [theirs, *torch.autograd.grad(theirs, inputs, grad)],
+        strict=True,
+    ):
+        assert torch.isfinite(mine).all()
+        torch.testing.assert_close(mine, reference, atol=1e-4 * max(1.0, reference.abs().max().item()), rtol=1e-5)
