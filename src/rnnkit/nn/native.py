@@ -436,7 +436,8 @@ static inline void minlstm_forward_step(int H, float *restrict gt, const float *
 
 /* One step of a row's backward pass, g_t as the forward pass left it: d = grad of h_t from the
    output (dht) plus carry (the grad from later steps, which becomes the grad of h_{t-1}). Writes
-   dgt (G), adds it into db (G). */
+   dgt (G), adds it into db (G). minGRU does not read bias (what it reads of g_t includes it);
+   minLSTM adds it to kf, ki, which the forward pass left as they were. */
 static inline void mingru_backward_step(int H, const float *restrict gt, const float *restrict bias,
                                         const float *restrict dht, const float *restrict prev,
                                         float *restrict dgt, float *restrict carry, float *restrict db) {
@@ -470,9 +471,9 @@ static inline void minlstm_backward_step(int H, const float *restrict gt, const 
     }
 }
 
-/* The forward pass: w (G, I) = W_ih, bias (G), h0 (B, H); writes h (B, T, H). g_all (B, T, G) or
-   NULL: where the projections x W^T go (kept for the backward pass); NULL (no backward pass will
-   come): into work, min(S, T) * G floats per thread. */
+/* The forward pass: w (G, I) = W_ih, bias (G), h0 (B, H); writes h (B, T, H). g_all (B, T, G):
+   where the projections x W^T go, overwritten step by step with what the backward pass reads
+   (kept for it); NULL (no backward pass will come): into work, min(S, T) * G floats per thread. */
 #define MIN_SEQUENCE_FORWARD(name, G_OF_H)                                                              \
     void name##_sequence_forward(int threads, sgemm_t sgemm, int B, int T, int I, int H, int S,        \
                                  const float *x, const float *w, const float *restrict bias,          \
