@@ -7,7 +7,8 @@ chooses: ``"auto"`` (fused when possible), ``"fused"`` (raise if impossible), ``
 written-here side, the LSTM family and the GRUs (their layer-norm variants and regularizers
 included) run a sequence of two or more steps as one autograd Function with a hand-written
 backward — whole-sequence C calls on the CPU (:mod:`rnnkit.nn.sequence`) — which computes what
-the generic loop computes.
+the generic loop computes, second derivatives included (``create_graph=True``:
+:mod:`rnnkit.nn.double_backward`).
 
 Parameter names, shapes and gate order are torch.nn's (``weight_ih_l0``, ``weight_hh_l1_reverse``,
 ``bias_ih_l0``, ``weight_hr_l0``, …), so ``load_state_dict`` works both ways.

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rnnkit.nn import buffers, native
+from rnnkit.nn import buffers, double_backward, native
 from rnnkit.nn.cells import RecurrentCell
 from rnnkit.nn.layers import RecurrentLayer
 from rnnkit.nn.scan import reverse_padded, scan
@@ -91,7 +91,9 @@ def _time_blocks(v: Tensor, n: int, C: int) -> Tensor:
 
 class LinearRecurrence(torch.autograd.Function):
     """``h = blocked_scan(a, b, h0)`` with a hand-written backward, itself a reversed scan:
-    ``dh_t = g_t + a_{t+1} dh_{t+1}``, then ``db_t = dh_t``, ``da_t = dh_t h_{t-1}``, ``dh0 = a_1 dh_1``."""
+    ``dh_t = g_t + a_{t+1} dh_{t+1}``, then ``db_t = dh_t``, ``da_t = dh_t h_{t-1}``, ``dh0 = a_1 dh_1``.
+    When autograd records the backward pass (``create_graph=True``) that reversed scan is this
+    Function again, run on the time-reversed inputs, so the grads are differentiable to any order."""
 
     @staticmethod
     def forward(ctx, a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
@@ -103,11 +105,15 @@ class LinearRecurrence(torch.autograd.Function):
     def backward(ctx, grad: Tensor):
         a, h0, h = ctx.saved_tensors
         T = a.shape[1]
+        h_prev = torch.cat([h0.unsqueeze(1), h[:, :-1]], dim=1)  # (B, T, H)
+        if double_backward.graph_wanted():
+            a_next = F.pad(a[:, 1:], (0, 0, 0, 1))  # (B, T, H): a_{t+1}, 0 after the end
+            dh = linear_recurrence(a_next.flip(1), grad.flip(1), torch.zeros_like(h0)).flip(1)
+            return dh * h_prev, dh, a[:, 0] * dh[:, 0]
         C = max(1, math.ceil(math.sqrt(T)))
         pad = (-T) % C  # padded steps after the end have a = b = 0: the reverse scan enters them with 0
         a_next = F.pad(a[:, 1:], (0, 0, 0, 1 + pad))  # (B, T + pad, H): a_{t+1}, 0 after the end
         dh = blocked_scan(a_next, F.pad(grad, (0, 0, 0, pad)), torch.zeros_like(h0), C, reverse=True)[:, :T]
-        h_prev = torch.cat([h0.unsqueeze(1), h[:, :-1]], dim=1)  # (B, T, H)
         return dh * h_prev, dh, a[:, 0] * dh[:, 0]
 
 
@@ -145,13 +151,15 @@ class MinSequence(torch.autograd.Function):
             h0.data_ptr(), h.data_ptr(), native.ptr(g), native.ptr(work),
         )  # fmt: skip
         if keep:
-            ctx.save_for_backward(x, weight, b, h0, h, g)
+            double_backward.save(ctx, (x, weight, b, h0, h, g), (x, weight, bias, h0, kernel))
             ctx.kernel, ctx.has_bias = kernel, bias is not None
         return h
 
     @staticmethod
     def backward(ctx, dh: Tensor):
-        x, weight, b, h0, h, g = ctx.saved_tensors
+        if double_backward.graph_wanted():  # create_graph=True: differentiate min_reference instead
+            return double_backward.recomputed_grads(ctx, min_reference, (dh,))
+        x, weight, b, h0, h, g = double_backward.saved(ctx)
         B, T, I = x.shape
         G, H = weight.shape[0], h0.shape[-1]
         threads, S = native.threads(), CHUNK_STEPS
@@ -172,6 +180,14 @@ class MinSequence(torch.autograd.Function):
 
 
 CHUNK_STEPS = 128  # steps per chunk of a row in MinSequence: its projections stay in the core's cache
+
+
+def min_reference(x: Tensor, weight: Tensor, bias: Tensor | None, h0: Tensor, kernel: str) -> Tensor:
+    """:class:`MinSequence`'s output from its arguments in differentiable torch ops: the cell's
+    coefficients (:data:`COEFFICIENTS`) through :func:`linear_recurrence` (what its backward pass
+    differentiates when autograd records it). ``x: (B, T, I)`` -> ``h: (B, T, H)``."""
+    a, b = COEFFICIENTS[kernel](F.linear(x, weight, bias))  # (B, T, H) each
+    return linear_recurrence(a, b, h0)
 
 
 def linear_recurrence(a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
@@ -215,8 +231,13 @@ class MinGRUCell(MinRecurrentCell):
     kernel = "mingru"  # its C pass in rnnkit.nn.native
 
     def coefficients(self, g: Tensor) -> tuple[Tensor, Tensor]:
-        k, candidate = g.chunk(2, dim=-1)
-        return torch.sigmoid(-k), torch.sigmoid(k) * positive(candidate)  # 1 - z, z * g(h~)
+        return mingru_coefficients(g)
+
+
+def mingru_coefficients(g: Tensor) -> tuple[Tensor, Tensor]:
+    """minGRU's ``(a, b)`` = ``(1 - z, z * g(h~))``, each ``(..., H)``, from ``g = [k | c]: (..., 2H)``."""
+    k, candidate = g.chunk(2, dim=-1)
+    return torch.sigmoid(-k), torch.sigmoid(k) * positive(candidate)
 
 
 class MinLSTMCell(MinRecurrentCell):
@@ -231,9 +252,17 @@ class MinLSTMCell(MinRecurrentCell):
     kernel = "minlstm"
 
     def coefficients(self, g: Tensor) -> tuple[Tensor, Tensor]:
-        kf, ki, candidate = g.chunk(3, dim=-1)
-        log_ratio = F.softplus(-kf) - F.softplus(-ki)  # log i - log f, stable for large |k|
-        return torch.sigmoid(-log_ratio), torch.sigmoid(log_ratio) * positive(candidate)  # f', i' g(h~)
+        return minlstm_coefficients(g)
+
+
+def minlstm_coefficients(g: Tensor) -> tuple[Tensor, Tensor]:
+    """minLSTM's ``(a, b)`` = ``(f', i' g(h~))``, each ``(..., H)``, from ``g = [kf | ki | c]: (..., 3H)``."""
+    kf, ki, candidate = g.chunk(3, dim=-1)
+    log_ratio = F.softplus(-kf) - F.softplus(-ki)  # log i - log f, stable for large |k|
+    return torch.sigmoid(-log_ratio), torch.sigmoid(log_ratio) * positive(candidate)
+
+
+COEFFICIENTS = {"mingru": mingru_coefficients, "minlstm": minlstm_coefficients}  # by MinRecurrentCell.kernel
 
 
 def parallel_scan(

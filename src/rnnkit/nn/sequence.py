@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rnnkit.nn import buffers, native
+from rnnkit.nn import buffers, double_backward, native
 from rnnkit.nn.cells import GRUCell, LayerNormGRUCell, LayerNormLSTMCell, LSTMCell
 from rnnkit.nn.scan import reverse_padded
 
@@ -82,8 +82,10 @@ class LSTMSequence(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx, gx, bias, h0, c0, weight_hh, mask, valid, ln_hh_weight, ln_c_weight, ln_c_bias, eps, zh, zc, keep=True
-    ):
+        ctx, gx, bias, h0, c0, weight_hh, mask, valid, ln_hh_weight, ln_c_weight, ln_c_bias, eps, zh, zc, keep=True,
+        source=None,
+    ):  # fmt: skip
+        inputs = (gx, bias, h0, c0, weight_hh, mask, valid, ln_hh_weight, ln_c_weight, ln_c_bias, eps, zh, zc, keep)
         T, B, G = gx.shape
         H = G // 4
         layer_norm = ln_hh_weight is not None
@@ -149,12 +151,14 @@ class LSTMSequence(torch.autograd.Function):
         saved = [hs, cs, acts, tcs, weight_hh, mask, valid] + ([zh, zc] if whole else [])
         if layer_norm:  # r, r_hat: (T, B, 4H); c: (T, B, H); statistics (T, B, 1)
             saved += [r_hats, c_news, stats, ln_hh_weight, ln_c_weight, ln_c_bias, c_hats]
-        ctx.save_for_backward(*saved)
+        double_backward.save(ctx, saved, (*inputs, source), source)
         ctx.layer_norm, ctx.use_c, ctx.whole, ctx.has_bias = layer_norm, use_c, whole, bias is not None
         return outs, hs[T].clone(), cs[T].clone()
 
     @staticmethod
     def backward(ctx, d_out, d_hT, d_cT):
+        if double_backward.graph_wanted():  # create_graph=True: differentiate lstm_reference instead
+            return double_backward.recomputed_grads(ctx, lstm_reference, (d_out, d_hT, d_cT))
         if ctx.whole:
             grads = _backward_sequence_c(ctx, d_out, d_hT, d_cT)
         elif ctx.use_c:
@@ -164,13 +168,13 @@ class LSTMSequence(torch.autograd.Function):
             grads = _backward_torch(ctx, d_out, d_hT, d_cT)
         d_gates = grads[0]  # (T, B, 4H)
         d_bias = d_gates.reshape(-1, d_gates.shape[-1]).sum(0) if ctx.has_bias else None
-        return grads[0], d_bias, *grads[1:], None, None, None  # none for the zoneout weights and keep
+        return grads[0], d_bias, *grads[1:], None, None, None, None  # none for zoneout's weights, keep, source
 
 
 def _backward_torch(ctx, d_out: Tensor, d_hT: Tensor, d_cT: Tensor) -> tuple:
     """:meth:`LSTMSequence.backward` in torch code (any dtype or device): the grads of ``gx`` and
     every input after ``bias``."""
-    hs, cs, acts, tcs, weight_hh, mask, valid, *ln = ctx.saved_tensors
+    hs, cs, acts, tcs, weight_hh, mask, valid, *ln = double_backward.saved(ctx)
     T, B, G = acts.shape
     H = G // 4
     if ctx.layer_norm:
@@ -252,7 +256,7 @@ def _freeze_past_ends(t: int, valid: Tensor | None, hs: Tensor, cs: Tensor, outs
 
 def _backward_plain_c(ctx, d_out: Tensor, d_hT: Tensor, d_cT: Tensor) -> tuple:
     """:meth:`LSTMSequence.backward` of the plain LSTM cell with the C kernels of :mod:`rnnkit.nn.native`."""
-    hs, cs, acts, tcs, weight_hh, mask, valid = ctx.saved_tensors
+    hs, cs, acts, tcs, weight_hh, mask, valid = double_backward.saved(ctx)
     T, B, G = acts.shape
     H = G // 4
     lib, threads = native.library(), native.threads()
@@ -286,7 +290,7 @@ def _backward_layer_norm_c(ctx, d_out: Tensor, d_hT: Tensor, d_cT: Tensor) -> tu
     The grads of ``W_hh h`` live in a buffer of ``block`` steps only: each time a block of steps is
     done, its share of ``dW_hh`` is one GEMM of ``block * B`` rows (at least 2048), so the backward
     pass does not hold a second ``(T, B, 4H)`` buffer beside ``d_gates``."""
-    hs, cs, acts, tcs, weight_hh, mask, valid, r_hats, _, stats, g_hh, g_c, b_c, c_hats = ctx.saved_tensors
+    hs, cs, acts, tcs, weight_hh, mask, valid, r_hats, _, stats, g_hh, g_c, b_c, c_hats = double_backward.saved(ctx)
     T, B, G = acts.shape
     H = G // 4
     lib, threads = native.library(), native.threads()
@@ -324,7 +328,7 @@ def _backward_layer_norm_c(ctx, d_out: Tensor, d_hT: Tensor, d_cT: Tensor) -> tu
 def _backward_sequence_c(ctx, d_out: Tensor, d_hT: Tensor, d_cT: Tensor) -> tuple:
     """:meth:`LSTMSequence.backward` of the plain cell in one whole-sequence C call
     (``lstm_sequence_backward``), then ``dW_hh`` as one GEMM."""
-    hs, cs, acts, tcs, weight_hh, mask, valid, zh, zc = ctx.saved_tensors
+    hs, cs, acts, tcs, weight_hh, mask, valid, zh, zc = double_backward.saved(ctx)
     T, B, G = acts.shape
     H = G // 4
     lib, threads = native.library(), native.threads()
@@ -363,6 +367,8 @@ class LayerNormLSTMSequence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, raw, ln_ih_weight, bias, h0, c0, weight_hh, mask, valid, ln_hh_weight, ln_c_weight, ln_c_bias,
                 eps, zh, zc, keep=True):  # fmt: skip
+        inputs = (raw, ln_ih_weight, bias, h0, c0, weight_hh, mask, valid, ln_hh_weight, ln_c_weight, ln_c_bias, eps,
+                  zh, zc, keep)  # fmt: skip
         T, B, G = raw.shape
         H = G // 4
         new, threads = functools.partial(buffers.empty, raw), native.threads()
@@ -377,15 +383,18 @@ class LayerNormLSTMSequence(torch.autograd.Function):
         work = raw.new_empty(B * (G + H) + threads * G)
         native.library().lstm_sequence_forward(threads, native.sgemm(), T, B, H, eps, *map(native.ptr, args), int(keep),
                                                native.ptr(work))  # fmt: skip
-        ctx.save_for_backward(raw, ln_ih_weight, hs, cs, acts, tcs, weight_hh, mask, valid, r_hats, c_hats, stats,
-                              ln_hh_weight, ln_c_weight, zh, zc)  # fmt: skip
+        saved = (raw, ln_ih_weight, hs, cs, acts, tcs, weight_hh, mask, valid, r_hats, c_hats, stats, ln_hh_weight,
+                 ln_c_weight, zh, zc)  # fmt: skip
+        double_backward.save(ctx, saved, inputs)
         ctx.has_bias, ctx.has_c_bias = bias is not None, ln_c_bias is not None
         return outs, hs[T].clone(), cs[T].clone()
 
     @staticmethod
     def backward(ctx, d_out, d_hT, d_cT):
+        if double_backward.graph_wanted():  # create_graph=True: differentiate layer_norm_lstm_reference instead
+            return double_backward.recomputed_grads(ctx, layer_norm_lstm_reference, (d_out, d_hT, d_cT))
         raw, g_ih, hs, cs, acts, tcs, weight_hh, mask, valid, r_hats, c_hats, stats, g_hh, g_c, *zoneout = (
-            ctx.saved_tensors
+            double_backward.saved(ctx)
         )
         T, B, G = raw.shape
         H = G // 4
@@ -415,31 +424,111 @@ class LayerNormRows(torch.autograd.Function):
     ``gain: (n,)``, ``bias: (n,)`` or ``None``. Saves the normalized ``x`` and ``1/std`` per row."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, gain: Tensor, bias: Tensor | None, eps: float) -> Tensor:
+    def forward(ctx, x: Tensor, gain: Tensor, bias: Tensor | None, eps: float, source=None) -> Tensor:
         n = x.shape[-1]
         rows = x.numel() // n
         x_hat, rstd, y = buffers.empty(x, *x.shape), x.new_empty(rows), buffers.empty(x, *x.shape)
         args = (x, gain, bias, x_hat, rstd, y)
         native.library().layer_norm_rows_forward(native.threads(), rows, n, eps, *map(native.ptr, args))
-        ctx.save_for_backward(x_hat, rstd, gain)
+        double_backward.save(ctx, (x_hat, rstd, gain), (x, gain, bias, eps, source), source)
         ctx.has_bias = bias is not None
         return y
 
     @staticmethod
     def backward(ctx, dy: Tensor):
-        x_hat, rstd, gain = ctx.saved_tensors
+        if double_backward.graph_wanted():  # create_graph=True: differentiate F.layer_norm instead
+            return double_backward.recomputed_grads(ctx, _layer_norm_reference, (dy,))
+        x_hat, rstd, gain = double_backward.saved(ctx)
         n, threads = x_hat.shape[-1], native.threads()
         dy, dx = dy.contiguous(), buffers.empty(x_hat, *x_hat.shape)
         d_gain, d_bias = gain.new_zeros(n), gain.new_zeros(n) if ctx.has_bias else None
         args = (dy, x_hat, rstd, gain, dx, d_gain, d_bias, dy.new_empty(threads * 2 * n))
         native.library().layer_norm_rows_backward(threads, rstd.numel(), n, *map(native.ptr, args))
-        return dx, d_gain, d_bias, None
+        return dx, d_gain, d_bias, None, None
 
 
-def _layer_norm(x: Tensor, gain: Tensor, bias: Tensor | None, eps: float) -> Tensor:
-    """Layer norm over the last axis: :class:`LayerNormRows` where the C kernels apply, else ``F.layer_norm``."""
+def lstm_reference(gx, bias, h0, c0, weight_hh, mask, valid, ln_hh_weight, ln_c_weight, ln_c_bias, eps, zh, zc,
+                   *_) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    """:class:`LSTMSequence`'s outputs from its arguments in differentiable torch ops, step by step
+    (``gx: (T, B, 4H)``, the rest as there): what its backward pass differentiates when autograd
+    records it (:mod:`rnnkit.nn.double_backward`). Returns ``(outputs (T, B, H), h_T, c_T)``."""
+    H = h0.shape[-1]
+    h, c, outs = h0, c0, []
+    for t in range(gx.shape[0]):
+        r = (h if mask is None else h * mask) @ weight_hh.t()  # (B, 4H)
+        if ln_hh_weight is not None:
+            r = F.layer_norm(r, r.shape[-1:], ln_hh_weight, None, eps)
+        gates = gx[t] + r if bias is None else gx[t] + r + bias
+        i, f, g, o = gates.chunk(4, dim=1)
+        c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)  # (B, H)
+        c_out = c_new if ln_c_weight is None else F.layer_norm(c_new, (H,), ln_c_weight, ln_c_bias, eps)
+        h_new = torch.sigmoid(o) * torch.tanh(c_out)
+        if zh is not None:
+            h_new = zh[t] * h + (1.0 - zh[t]) * h_new
+        if zc is not None:
+            c_new = zc[t] * c + (1.0 - zc[t]) * c_new
+        if valid is None:
+            h, c = h_new, c_new
+            outs.append(h_new)
+        else:  # past a sequence's end: the state frozen, the output zero
+            h, c = h + valid[t] * (h_new - h), c + valid[t] * (c_new - c)
+            outs.append(h_new * valid[t])
+    return torch.stack(outs), h, c
+
+
+def layer_norm_lstm_reference(raw, ln_ih_weight, bias, h0, c0, weight_hh, mask, valid, ln_hh_weight, ln_c_weight,
+                              ln_c_bias, eps, zh, zc, *_) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    """:class:`LayerNormLSTMSequence`'s outputs in differentiable torch ops (as :func:`lstm_reference`)."""
+    gx = F.layer_norm(raw, raw.shape[-1:], ln_ih_weight, bias, eps)  # (T, B, 4H)
+    return lstm_reference(gx, None, h0, c0, weight_hh, mask, valid, ln_hh_weight, ln_c_weight, ln_c_bias, eps, zh, zc)
+
+
+def gru_reference(gx, b_ih, b_hh, h0, weight_hh, mask, valid, ln_hh_weight, eps, zh, *_) -> tuple[Tensor, Tensor]:
+    """:class:`GRUSequence`'s outputs in differentiable torch ops, step by step (as :func:`lstm_reference`)."""
+    H = h0.shape[-1]
+    h, outs = h0, []
+    for t in range(gx.shape[0]):
+        p = (h if mask is None else h * mask) @ weight_hh.t()  # (B, 3H)
+        if ln_hh_weight is not None:
+            p = F.layer_norm(p, p.shape[-1:], ln_hh_weight, b_hh, eps)
+        elif b_hh is not None:
+            p = p + b_hh
+        x = gx[t] if b_ih is None else gx[t] + b_ih
+        r = torch.sigmoid(x[:, :H] + p[:, :H])
+        z = torch.sigmoid(x[:, H : 2 * H] + p[:, H : 2 * H])
+        n = torch.tanh(x[:, 2 * H :] + r * p[:, 2 * H :])
+        h_new = n + z * (h - n)  # (1 - z) n + z h
+        if zh is not None:
+            h_new = zh[t] * h + (1.0 - zh[t]) * h_new
+        if valid is None:
+            h = h_new
+            outs.append(h_new)
+        else:
+            h = h + valid[t] * (h_new - h)
+            outs.append(h_new * valid[t])
+    return torch.stack(outs), h
+
+
+def _layer_norm_reference(x, gain, bias, eps, *_) -> Tensor:
+    return F.layer_norm(x, x.shape[-1:], gain, bias, eps)
+
+
+def _projection(x_rows: Tensor, weight: Tensor, T: int, B: int) -> Tensor:
+    """``(T, B, G)`` = ``x_rows (T * B, I) @ weight.t()``: a source of the projected input (:mod:`double_backward`)."""
+    return (x_rows @ weight.t()).view(T, B, -1)
+
+
+def _normalized_projection(x_rows, weight, gain, bias, T: int, B: int, eps: float) -> Tensor:
+    """``LN(x_rows @ weight.t()) * gain + bias`` as ``(T, B, G)``: a source, as :func:`_projection`."""
+    raw = _projection(x_rows, weight, T, B)
+    return F.layer_norm(raw, raw.shape[-1:], gain, bias, eps)
+
+
+def _layer_norm(x: Tensor, gain: Tensor, bias: Tensor | None, eps: float, source=None) -> Tensor:
+    """Layer norm over the last axis: :class:`LayerNormRows` where the C kernels apply (``source``
+    rebuilds ``x`` for a double backward), else ``F.layer_norm``."""
     if native.usable(x, gain) and x.is_contiguous() and gain.is_contiguous():
-        return LayerNormRows.apply(x, gain, bias, eps)
+        return LayerNormRows.apply(x, gain, bias, eps, source)
     return F.layer_norm(x, x.shape[-1:], gain, bias, eps)
 
 
@@ -474,6 +563,7 @@ def lstm_scan(
     zh, zc = (None, None) if zoneout is None else (_contiguous(z) for z in zoneout)  # (T, B, H) each
     x_rows = x.transpose(0, 1).reshape(T * B, -1)  # (T * B, I), time-major
     G = cell.weight_ih.shape[0]
+    source = (functools.partial(_projection, T=T, B=B), x_rows, cell.weight_ih)  # rebuilds W_ih x (double backward)
     if isinstance(cell, LayerNormLSTMCell):
         gates = InputProjection.apply(x_rows, cell.weight_ih).view(T, B, G)  # (T, B, 4H): W_ih x
         bias = None if cell.bias_ih is None else cell.bias_ih + cell.bias_hh  # LN_hh's shift folded in here
@@ -482,13 +572,15 @@ def lstm_scan(
             args = (gates, cell.ln_ih_weight, bias, h0, c0, weight_hh, mask, valid, *ln_cell, zh, zc, _keep())
             out, h_n, c_n = LayerNormLSTMSequence.apply(*args)
             return _batch_major(out, lengths, reverse), (h_n, c_n)
-        gx = _layer_norm(gates, cell.ln_ih_weight, bias, cell.eps)  # LN_ih(W_ih x) + b_ih + b_hh
+        gx = _layer_norm(gates, cell.ln_ih_weight, bias, cell.eps, source)  # LN_ih(W_ih x) + b_ih + b_hh
+        normalized = functools.partial(_normalized_projection, T=T, B=B, eps=cell.eps)
+        source = (normalized, x_rows, cell.weight_ih, cell.ln_ih_weight, bias)
         bias, ln = None, (cell.ln_hh_weight, cell.ln_c_weight, cell.ln_c_bias, cell.eps)  # bias now in gx
     else:
         bias = None if cell.bias_ih is None else cell.bias_ih + cell.bias_hh  # (4H,): added inside LSTMSequence
         gx = InputProjection.apply(x_rows, cell.weight_ih).view(T, B, G)  # (T, B, 4H): W_ih x
         ln = (None, None, None, 0.0)
-    out, h_n, c_n = LSTMSequence.apply(gx, bias, h0, c0, weight_hh, mask, valid, *ln, zh, zc, _keep())
+    out, h_n, c_n = LSTMSequence.apply(gx, bias, h0, c0, weight_hh, mask, valid, *ln, zh, zc, _keep(), source)
     return _batch_major(out, lengths, reverse), (h_n, c_n)
 
 
@@ -554,7 +646,8 @@ class GRUSequence(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, gx, b_ih, b_hh, h0, weight_hh, mask, valid, ln_hh_weight, eps, zh, keep=True):
+    def forward(ctx, gx, b_ih, b_hh, h0, weight_hh, mask, valid, ln_hh_weight, eps, zh, keep=True, source=None):
+        inputs = (gx, b_ih, b_hh, h0, weight_hh, mask, valid, ln_hh_weight, eps, zh, keep, source)
         T, B, G = gx.shape
         H = G // 3
         new = functools.partial(buffers.empty, gx)
@@ -571,13 +664,15 @@ class GRUSequence(torch.autograd.Function):
         lib, work = native.library(), gx.new_empty(B * (G + H))
         lib.gru_sequence_forward(native.threads(), native.sgemm(), T, B, H, eps, *map(native.ptr, args), int(keep),
                                  native.ptr(work))  # fmt: skip
-        ctx.save_for_backward(hs, acts, weight_hh, mask, valid, ln_hh_weight, r_hats, r_rstd, zh)
+        double_backward.save(ctx, (hs, acts, weight_hh, mask, valid, ln_hh_weight, r_hats, r_rstd, zh), inputs, source)
         ctx.has_bias = b_ih is not None, b_hh is not None
         return outs, hs[T].clone()
 
     @staticmethod
     def backward(ctx, d_out, d_hT):
-        hs, acts, weight_hh, mask, valid, ln_hh_weight, r_hats, r_rstd, zh = ctx.saved_tensors
+        if double_backward.graph_wanted():  # create_graph=True: differentiate gru_reference instead
+            return double_backward.recomputed_grads(ctx, gru_reference, (d_out, d_hT))
+        hs, acts, weight_hh, mask, valid, ln_hh_weight, r_hats, r_rstd, zh = double_backward.saved(ctx)
         T, B, G = acts.shape[0], acts.shape[1], acts.shape[2] // 4 * 3
         H, threads = G // 3, native.threads()
         d_out, dh = d_out.contiguous(), d_hT.contiguous().clone()  # (T, B, H); (B, H) carried back in place
@@ -595,7 +690,7 @@ class GRUSequence(torch.autograd.Function):
         else:
             d_b_hh = d_rec.view(T * B, G).sum(0)
         d_b_hh = d_b_hh if ctx.has_bias[1] else None
-        return d_gx, d_b_ih, d_b_hh, dh, d_weight_hh, None, None, d_ln_hh_weight, None, None, None
+        return d_gx, d_b_ih, d_b_hh, dh, d_weight_hh, None, None, d_ln_hh_weight, None, None, None, None
 
 
 def gru_scan(
@@ -626,10 +721,13 @@ def gru_scan(
     x_rows = x.transpose(0, 1).reshape(T * B, -1)  # (T * B, I), time-major
     gx = InputProjection.apply(x_rows, cell.weight_ih).view(T, B, -1)  # (T, B, 3H): W_ih x
     b_ih, ln = cell.bias_ih, (None, 0.0)
+    source = (functools.partial(_projection, T=T, B=B), x_rows, cell.weight_ih)  # rebuilds gx (double backward)
     if isinstance(cell, LayerNormGRUCell):  # LN_ih over all steps in torch; LN_hh in the C call
-        gx = _layer_norm(gx, cell.ln_ih_weight, cell.bias_ih, cell.eps)
+        gx = _layer_norm(gx, cell.ln_ih_weight, cell.bias_ih, cell.eps, source)
+        normalized = functools.partial(_normalized_projection, T=T, B=B, eps=cell.eps)
+        source = (normalized, x_rows, cell.weight_ih, cell.ln_ih_weight, cell.bias_ih)
         b_ih, ln = None, (cell.ln_hh_weight, cell.eps)
     zh = None if zoneout is None else _contiguous(zoneout[0])  # (T, B, H)
-    args = (gx, b_ih, cell.bias_hh, h0, weight_hh, mask, _valid_steps(lengths, T, x), *ln, zh, _keep())
+    args = (gx, b_ih, cell.bias_hh, h0, weight_hh, mask, _valid_steps(lengths, T, x), *ln, zh, _keep(), source)
     out, h_n = GRUSequence.apply(*args)
     return _batch_major(out, lengths, reverse), h_n
