@@ -21,12 +21,15 @@ import torch
 from torch import _VF, Tensor
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from rnnkit.nn.eager import eager_only
+
 if TYPE_CHECKING:
     from rnnkit.nn.layers import RecurrentLayer
 
 _KERNELS = {"RNN_TANH": _VF.rnn_tanh, "RNN_RELU": _VF.rnn_relu, "LSTM": _VF.lstm, "GRU": _VF.gru}
 
 
+@eager_only
 def forward(
     layer: RecurrentLayer, x: Tensor, hx: tuple[Tensor, ...] | None, lengths: Tensor | None
 ) -> tuple[Tensor, tuple[Tensor, ...]]:

@@ -39,6 +39,7 @@ from torch import Tensor
 
 from rnnkit.nn import buffers, double_backward, native
 from rnnkit.nn.cells import RecurrentCell
+from rnnkit.nn.eager import eager_only
 from rnnkit.nn.layers import RecurrentLayer
 from rnnkit.nn.scan import reverse_padded, scan
 
@@ -190,6 +191,11 @@ def min_reference(x: Tensor, weight: Tensor, bias: Tensor | None, h0: Tensor, ke
     return linear_recurrence(a, b, h0)
 
 
+@eager_only
+def _min_sequence(x: Tensor, weight: Tensor, bias: Tensor | None, h0: Tensor, kernel: str) -> Tensor:
+    return MinSequence.apply(x, weight, bias, h0, kernel)
+
+
 def linear_recurrence(a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
     """All ``h_t = a_t * h_{t-1} + b_t`` (``a, b: (B, T, H)``, ``h0: (B, H)``) -> ``(B, T, H)``, differentiable."""
     return LinearRecurrence.apply(a, b, h0)
@@ -284,7 +290,7 @@ def parallel_scan(
     if reverse:
         x = reverse_padded(x, lengths)
     if cell.kernel is not None and native.usable(x, cell.weight_ih, state) and native.sgemm() is not None:
-        h = MinSequence.apply(x, cell.weight_ih, cell.bias_ih, state, cell.kernel)  # (B, T, H): all in C
+        h = _min_sequence(x, cell.weight_ih, cell.bias_ih, state, cell.kernel)  # (B, T, H): all in C
     else:
         g = cell.project(x)  # (B, T, G)
         pieces, h_end = [], state

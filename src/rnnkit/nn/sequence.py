@@ -38,6 +38,7 @@ from torch import Tensor
 
 from rnnkit.nn import buffers, double_backward, native
 from rnnkit.nn.cells import GRUCell, LayerNormGRUCell, LayerNormLSTMCell, LSTMCell
+from rnnkit.nn.eager import eager_only
 from rnnkit.nn.scan import reverse_padded
 
 _aten = torch.ops.aten
@@ -532,6 +533,7 @@ def _layer_norm(x: Tensor, gain: Tensor, bias: Tensor | None, eps: float, source
     return F.layer_norm(x, x.shape[-1:], gain, bias, eps)
 
 
+@eager_only
 def lstm_scan(
     cell: LSTMCell | LayerNormLSTMCell,
     x: Tensor,
@@ -693,6 +695,7 @@ class GRUSequence(torch.autograd.Function):
         return d_gx, d_b_ih, d_b_hh, dh, d_weight_hh, None, None, d_ln_hh_weight, None, None, None, None
 
 
+@eager_only
 def gru_scan(
     cell: GRUCell | LayerNormGRUCell,
     x: Tensor,
