@@ -163,13 +163,13 @@ class ZoneoutCell:
         _, new = self.cell.step(g_t, state)
         t, self._step = self._step, self._step + 1
         if not isinstance(new, tuple):
-            zoned = _zone(state, new, self.weights[0], t)
+            zoned = zone_out(state, new, self.weights[0], t)
             return zoned, zoned
-        zoned = tuple(_zone(o, n, z, t) for o, n, z in zip(state, new, self.weights, strict=True))
+        zoned = tuple(zone_out(o, n, z, t) for o, n, z in zip(state, new, self.weights, strict=True))
         return zoned[0], zoned
 
 
-def _zone(old: Tensor, new: Tensor, weights: Tensor | None, t: int) -> Tensor:
+def zone_out(old: Tensor, new: Tensor, weights: Tensor | None, t: int) -> Tensor:
     """``z * old + (1 - z) * new`` with ``z = weights[t]: (B, H)`` (``new`` itself without weights)."""
     if weights is None:
         return new

@@ -37,7 +37,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from rnnkit.nn import buffers, double_backward, native
-from rnnkit.nn.cells import GRUCell, LayerNormGRUCell, LayerNormLSTMCell, LSTMCell
+from rnnkit.nn.cells import GRUCell, LayerNormGRUCell, LayerNormLSTMCell, LSTMCell, gru_update
+from rnnkit.nn.dropout import zone_out
 from rnnkit.nn.eager import eager_only
 from rnnkit.nn.scan import reverse_padded
 
@@ -463,17 +464,9 @@ def lstm_reference(gx, bias, h0, c0, weight_hh, mask, valid, ln_hh_weight, ln_c_
         i, f, g, o = gates.chunk(4, dim=1)
         c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)  # (B, H)
         c_out = c_new if ln_c_weight is None else F.layer_norm(c_new, (H,), ln_c_weight, ln_c_bias, eps)
-        h_new = torch.sigmoid(o) * torch.tanh(c_out)
-        if zh is not None:
-            h_new = zh[t] * h + (1.0 - zh[t]) * h_new
-        if zc is not None:
-            c_new = zc[t] * c + (1.0 - zc[t]) * c_new
-        if valid is None:
-            h, c = h_new, c_new
-            outs.append(h_new)
-        else:  # past a sequence's end: the state frozen, the output zero
-            h, c = h + valid[t] * (h_new - h), c + valid[t] * (c_new - c)
-            outs.append(h_new * valid[t])
+        h_new, c_new = zone_out(h, torch.sigmoid(o) * torch.tanh(c_out), zh, t), zone_out(c, c_new, zc, t)
+        outs.append(h_new if valid is None else h_new * valid[t])  # zero past a sequence's end
+        h, c = _carried(h, h_new, valid, t), _carried(c, c_new, valid, t)
     return torch.stack(outs), h, c
 
 
@@ -486,7 +479,6 @@ def layer_norm_lstm_reference(raw, ln_ih_weight, bias, h0, c0, weight_hh, mask, 
 
 def gru_reference(gx, b_ih, b_hh, h0, weight_hh, mask, valid, ln_hh_weight, eps, zh, *_) -> tuple[Tensor, Tensor]:
     """:class:`GRUSequence`'s outputs in differentiable torch ops, step by step (as :func:`lstm_reference`)."""
-    H = h0.shape[-1]
     h, outs = h0, []
     for t in range(gx.shape[0]):
         p = (h if mask is None else h * mask) @ weight_hh.t()  # (B, 3H)
@@ -494,20 +486,15 @@ def gru_reference(gx, b_ih, b_hh, h0, weight_hh, mask, valid, ln_hh_weight, eps,
             p = F.layer_norm(p, p.shape[-1:], ln_hh_weight, b_hh, eps)
         elif b_hh is not None:
             p = p + b_hh
-        x = gx[t] if b_ih is None else gx[t] + b_ih
-        r = torch.sigmoid(x[:, :H] + p[:, :H])
-        z = torch.sigmoid(x[:, H : 2 * H] + p[:, H : 2 * H])
-        n = torch.tanh(x[:, 2 * H :] + r * p[:, 2 * H :])
-        h_new = n + z * (h - n)  # (1 - z) n + z h
-        if zh is not None:
-            h_new = zh[t] * h + (1.0 - zh[t]) * h_new
-        if valid is None:
-            h = h_new
-            outs.append(h_new)
-        else:
-            h = h + valid[t] * (h_new - h)
-            outs.append(h_new * valid[t])
+        h_new = zone_out(h, gru_update(gx[t] if b_ih is None else gx[t] + b_ih, p, h), zh, t)
+        outs.append(h_new if valid is None else h_new * valid[t])  # zero past a sequence's end
+        h = _carried(h, h_new, valid, t)
     return torch.stack(outs), h
+
+
+def _carried(old: Tensor, new: Tensor, valid: Tensor | None, t: int) -> Tensor:
+    """The state carried after step ``t``: ``new``, or ``old`` (frozen) where ``valid[t]`` is 0."""
+    return new if valid is None else old + valid[t] * (new - old)
 
 
 def _layer_norm_reference(x, gain, bias, eps, *_) -> Tensor:
