@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import rnnkit.nn as rnn
-from rnnkit.nn import fused
+from rnnkit.nn import fused, native
 
 
 def _twins(cls, **kwargs):
@@ -35,15 +35,71 @@ def test_fused_equals_loop_with_dropout_in_training(cls):
     torch.testing.assert_close(outs[0][1], outs[1][1], atol=1e-5, rtol=0)
 
 
-def test_auto_uses_fused_and_loop_does_not(monkeypatch):
+def _takes_fused(monkeypatch, layer, x, lengths=None, grad=True) -> bool:
+    """Whether ``layer(x, lengths=lengths)`` runs torch's fused kernel (with autograd on or off)."""
     calls = []
     real = fused.forward
     monkeypatch.setattr(fused, "forward", lambda *a: calls.append(1) or real(*a))
-    x = torch.randn(2, 3, 4)
-    rnn.LSTM(4, 6)(x)
-    assert calls == [1]
-    rnn.LSTM(4, 6, impl="loop")(x)
-    assert calls == [1]
+    with torch.set_grad_enabled(grad):
+        layer(x, lengths=lengths)
+    return calls == [1]
+
+
+# (layer, x's dtype, steps, lengths given, autograd on) -> torch's fused kernel runs under impl="auto"
+AUTO_CHOICES = [
+    (lambda: rnn.LSTM(4, 6), torch.float32, 5, False, False, True),  # inference: torch's kernel as fast
+    (lambda: rnn.LSTM(4, 6), torch.float32, 5, False, True, False),  # training: the C calls are faster
+    (lambda: rnn.LSTM(4, 6), torch.float32, 5, True, False, False),  # lengths: no packing
+    (lambda: rnn.LSTM(4, 6), torch.float32, 1, True, True, True),  # one step: no sequence to run
+    (lambda: rnn.LSTM(4, 6, bidirectional=True, num_layers=2), torch.float32, 5, False, True, False),
+    (lambda: rnn.GRU(4, 6), torch.float32, 5, False, False, False),  # torch's CPU GRU is slow
+    (lambda: rnn.RNN(4, 6), torch.float32, 5, False, True, True),  # no C call for the plain RNN
+    (lambda: rnn.RNN(4, 6), torch.float32, 5, True, True, False),  # packed backward grows with T^2
+    (lambda: rnn.RNN(4, 6), torch.float32, 5, True, False, True),
+    (lambda: rnn.LSTM(4, 6, proj_size=3), torch.float32, 5, False, True, True),  # no C call with proj_size
+    (lambda: rnn.LSTM(4, 6, proj_size=3), torch.float32, 5, True, True, False),
+    (lambda: rnn.LSTM(4, 6, dtype=torch.float64), torch.float64, 5, False, True, True),  # C calls: float32
+    (lambda: rnn.LSTM(4, 6, dtype=torch.float64), torch.float64, 5, True, True, False),
+]
+
+
+@pytest.mark.parametrize("make,dtype,T,with_lengths,grad,expected", AUTO_CHOICES)
+def test_auto_takes_the_faster_exact_path(monkeypatch, make, dtype, T, with_lengths, grad, expected):
+    """The rule of RecurrentLayer.written_here_faster (measured: docs/nn.md), case by case."""
+    x = torch.randn(3, T, 4, dtype=dtype)
+    lengths = torch.tensor([T, 1, T]) if with_lengths else None
+    assert _takes_fused(monkeypatch, make(), x, lengths, grad) is expected
+
+
+def test_auto_takes_fused_where_the_c_calls_cannot_run(monkeypatch):
+    """Without torch's sgemm_ (or the C kernels) the written-here LSTM is torch code: not faster."""
+    monkeypatch.setattr(native, "sgemm", lambda: None)
+    assert _takes_fused(monkeypatch, rnn.LSTM(4, 6), torch.randn(3, 5, 4))
+    assert _takes_fused(monkeypatch, rnn.GRU(4, 6), torch.randn(3, 5, 4), grad=False)
+
+
+@pytest.mark.parametrize("cls", [rnn.LSTM, rnn.GRU])
+def test_auto_layers_export_with_torch_export(cls):
+    """torch.export cannot hold the C calls (they read data pointers): auto takes torch's op there."""
+    layer = cls(4, 6, bidirectional=True)  # parameters require grad: in eager, the C calls run
+
+    class Outputs(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = layer
+
+        def forward(self, x):
+            return self.layer(x)[0]
+
+    exported = torch.export.export(Outputs(), (torch.randn(3, 5, 4),)).module()
+    x = torch.randn(3, 5, 4)
+    torch.testing.assert_close(exported(x), layer(x)[0], atol=1e-5, rtol=0)
+
+
+def test_impl_fused_and_loop_override_auto(monkeypatch):
+    x = torch.randn(3, 5, 4)
+    assert _takes_fused(monkeypatch, rnn.LSTM(4, 6, impl="fused"), x, torch.tensor([5, 2, 1]))
+    assert not _takes_fused(monkeypatch, rnn.LSTM(4, 6, impl="loop"), x, grad=False)
 
 
 class _NoKernelLSTM(rnn.LSTM):

@@ -3,7 +3,8 @@
 A layer is a stack of cells (one per layer and direction) run by the generic loop
 (:func:`rnnkit.nn.scan.scan`), or, when the configuration is one torch computes identically, by
 torch's own fused kernel (:mod:`rnnkit.nn.fused`). Both paths give the same numbers; ``impl``
-chooses: ``"auto"`` (fused when possible), ``"fused"`` (raise if impossible), ``"loop"``. On the
+chooses: ``"auto"`` (the faster of the two where both apply:
+:meth:`RecurrentLayer.written_here_faster`), ``"fused"`` (raise if impossible), ``"loop"``. On the
 written-here side, the LSTM family and the GRUs (their layer-norm variants and regularizers
 included) run a sequence of two or more steps as one autograd Function with a hand-written
 backward — whole-sequence C calls on the CPU (:mod:`rnnkit.nn.sequence`) — which computes what
@@ -26,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnkit.nn import fused, sequence
+from rnnkit.nn import fused, native, sequence
 from rnnkit.nn.cells import (
     GRUCell,
     IndRNNCell,
@@ -187,7 +188,7 @@ class RecurrentLayer(nn.Module):
         lengths = self._check_lengths(lengths, B, T)
         hx = self._check_state(state, B, x, unbatched)  # tuple of (L * D, B, ·) or None
         self._sync_cells()
-        if self._use_fused():
+        if self._use_fused(x, lengths):
             out, hn = fused.forward(self, x, hx, lengths)
         else:
             out, hn = self._forward_loop(x, hx, None if lengths is None else lengths.to(x.device))
@@ -197,13 +198,35 @@ class RecurrentLayer(nn.Module):
             out = out.transpose(0, 1)
         return out, (hn if len(hn) > 1 else hn[0])
 
-    def _use_fused(self) -> bool:
+    def _use_fused(self, x: Tensor, lengths: Tensor | None) -> bool:
         if self.impl == "loop":
             return False
         reason = self.fused_unsupported_reason()
         if reason is not None and self.impl == "fused":
             raise ValueError(f"impl='fused' is not possible: {reason}; use impl='auto' or 'loop'")
-        return reason is None
+        return reason is None and (self.impl == "fused" or not self.written_here_faster(x, lengths))
+
+    def written_here_faster(self, x: Tensor, lengths: Tensor | None) -> bool:
+        """Whether ``impl="auto"`` runs the written-here path on ``x: (B, T, I)`` although torch's
+        kernel computes the same thing, because it is faster there (measured: docs/nn.md, "Which
+        path ``impl="auto"`` takes"). Only on the CPU, for sequences of two or more steps, and
+        not under ``torch.export`` or ``torch.jit.trace`` (their graphs hold torch's op, not a C call):
+
+        * training (autograd on) with ``lengths``: torch's packed-sequence backward pass on the CPU
+          grows with ``T²`` (it fills a full-size gradient at every step);
+        * an LSTM (no ``proj_size``) or a GRU in float32, where the whole-sequence C calls run:
+          always in training, and a GRU (torch's CPU GRU is slow) or an LSTM with ``lengths`` at
+          inference too.
+        """
+        if x.device.type != "cpu" or x.shape[1] < 2 or torch.compiler.is_exporting() or torch.jit.is_tracing():
+            return False
+        params = self.flat_weights()
+        training = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params))
+        if training and lengths is not None:
+            return True
+        cell = self._cells[0]
+        whole = sequence.supports_gru(cell, x) or (sequence.supports(cell) and native.whole_sequence(x, *params))
+        return whole and (training or self.mode == "GRU" or lengths is not None)
 
     def _forward_loop(
         self, x: Tensor, hx: tuple[Tensor, ...] | None, lengths: Tensor | None

@@ -289,7 +289,7 @@ def parallel_scan(
         state = cell.initial_state(B, device=x.device, dtype=x.dtype)
     if reverse:
         x = reverse_padded(x, lengths)
-    if cell.kernel is not None and native.usable(x, cell.weight_ih, state) and native.sgemm() is not None:
+    if cell.kernel is not None and native.whole_sequence(x, cell.weight_ih, state):
         h = _min_sequence(x, cell.weight_ih, cell.bias_ih, state, cell.kernel)  # (B, T, H): all in C
     else:
         g = cell.project(x)  # (B, T, G)

@@ -1073,6 +1073,12 @@ def usable(*tensors: Tensor) -> bool:
     return all(t.dtype == torch.float32 and t.device.type == "cpu" for t in tensors) and library() is not None
 
 
+def whole_sequence(*tensors: Tensor) -> bool:
+    """Whether the whole-sequence C calls run on these tensors: the C kernels apply
+    (:func:`usable`) and torch's ``sgemm_`` was found."""
+    return usable(*tensors) and sgemm() is not None
+
+
 def threads() -> int:
     """Threads for a kernel call: torch's intra-op thread count (``torch.set_num_threads``)."""
     return torch.get_num_threads()

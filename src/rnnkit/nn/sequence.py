@@ -556,7 +556,7 @@ def lstm_scan(
     if isinstance(cell, LayerNormLSTMCell):
         gates = InputProjection.apply(x_rows, cell.weight_ih).view(T, B, G)  # (T, B, 4H): W_ih x
         bias = None if cell.bias_ih is None else cell.bias_ih + cell.bias_hh  # LN_hh's shift folded in here
-        if native.usable(gates, weight_hh) and native.sgemm() is not None:  # all of it in whole-sequence C calls
+        if native.whole_sequence(gates, weight_hh):  # all of it in whole-sequence C calls
             ln_cell = (cell.ln_hh_weight, cell.ln_c_weight, cell.ln_c_bias, cell.eps)
             args = (gates, cell.ln_ih_weight, bias, h0, c0, weight_hh, mask, valid, *ln_cell, zh, zc, _keep())
             out, h_n, c_n = LayerNormLSTMSequence.apply(*args)
@@ -604,16 +604,14 @@ def supports(cell) -> bool:
 
 def supports_gru(cell, x: Tensor) -> bool:
     """Whether :func:`gru_scan` computes this cell on ``x``: torch.nn's GRU cell or the layer-norm
-    GRU, float32 on the CPU, with the C kernels and torch's ``sgemm_`` (otherwise the generic loop
-    runs it)."""
-    return type(cell) in (GRUCell, LayerNormGRUCell) and native.usable(x, cell.weight_hh) and native.sgemm() is not None
+    GRU, in the whole-sequence C calls (otherwise the generic loop runs it)."""
+    return type(cell) in (GRUCell, LayerNormGRUCell) and native.whole_sequence(x, cell.weight_hh)
 
 
 def supports_zoneout(cell, x: Tensor) -> bool:
     """Whether the fast path runs ``cell`` with zoneout on ``x``: only its whole-sequence C calls
-    do (the LSTM family's and the GRUs', float32 on the CPU with ``sgemm_``)."""
-    whole = native.usable(x, cell.weight_hh) and native.sgemm() is not None
-    return (supports(cell) and whole) or supports_gru(cell, x)
+    do (the LSTM family's and the GRUs')."""
+    return (supports(cell) and native.whole_sequence(x, cell.weight_hh)) or supports_gru(cell, x)
 
 
 class GRUSequence(torch.autograd.Function):
