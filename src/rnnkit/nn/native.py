@@ -204,6 +204,22 @@ struct ih_backward {
     float *x_hat, *pg_hh, *pg_ih, *pb_ih, *d_raw;
 };
 
+/* A row's activations (4H) as ln_lstm_forward_row computed them, from what the whole-sequence
+   backward pass keeps: the raw W_ih x row and its LN_ih statistics (ih), the shift b_ih (4H, or
+   NULL) and r_hat = LN(W_hh h) (4H). The same operations in the same order: the same floats. */
+static inline void ln_lstm_acts(int H, const struct ih_backward *ih, const float *restrict b_ih,
+                                const float *restrict rh, const float *restrict g_hh, float *restrict a) {
+    int G = 4 * H;
+    const float *restrict raw = ih->raw, *restrict g_ih = ih->g_ih;
+    for (int k = 0; k < G; k++) {
+        float x = (raw[k] - ih->mean) * ih->rstd;
+        a[k] = (x * g_ih[k] + (b_ih ? b_ih[k] : 0.0f)) + rh[k] * g_hh[k];
+    }
+    for (int k = 0; k < 2 * H; k++) a[k] = sigm(a[k]);
+    for (int k = 2 * H; k < 3 * H; k++) a[k] = tanh_(a[k]);
+    for (int k = 3 * H; k < G; k++) a[k] = sigm(a[k]);
+}
+
 /* One row of the layer-norm LSTM's backward step. dh: grad of h_new (H); dc: grad of c_t from later
    steps (H). Writes d_gates (4H), d_rec = grad of W_hh h (4H), dc_prev = grad of c_{t-1} through f
    (H; may be dc itself: each element is read before it is written), and dcn = grad of LN_c's output
@@ -597,10 +613,11 @@ static inline void zone_backward_row(int H, const float *restrict dob, const flo
    to each row here (the caller's gx stays as it was given). Layer-norm LSTM: gx is the
    raw W_ih x, normalized here row by row (LN_ih, gain g_ih, shift b_ih = b_ih + b_hh or NULL; its
    mean and rstd written to ih_mean, ih_rstd (T, B)), and W_hh h, c normalized as in
-   ln_lstm_forward_row. zh, zc (T, B, H) or NULL: zoneout weights of h and c (zone_row), applied to
-   each step's new state before it is carried (c_news then holds the zoned c). keep = 0 (no
-   backward pass will come): acts, tcs, r_hats, r_rstd, c_hats, c_rstd, ih_mean, ih_rstd hold
-   one step (B rows), rewritten at every step. work: B * (G + H) + threads * G floats. */
+   ln_lstm_forward_row; its acts hold one step (B rows, rewritten at every step): the backward pass
+   computes them again from what it keeps. zh, zc (T, B, H) or NULL: zoneout weights of h and c
+   (zone_row), applied to each step's new state before it is carried (c_news then holds the zoned
+   c). keep = 0 (no backward pass will come): acts, tcs, r_hats, r_rstd, c_hats, c_rstd, ih_mean,
+   ih_rstd hold one step (B rows), rewritten at every step. work: B * (G + H) + threads * G floats. */
 void lstm_sequence_forward(int threads, sgemm_t sgemm, int T, int B, int H, float eps, const float *gx,
                            const float *w, const float *mask, const float *valid, const float *g_hh,
                            const float *g_c, const float *b_c, float *hs, float *cs, float *acts, float *tcs,
@@ -627,7 +644,7 @@ void lstm_sequence_forward(int threads, sgemm_t sgemm, int T, int B, int H, floa
                     ih_rstd[s] = normalize(gx + row * G, gx_row, G, eps, ih_mean + s);
                     for (int k = 0; k < G; k++) gx_row[k] = gx_row[k] * g_ih[k] + (b_ih ? b_ih[k] : 0.0f);
                     ln_lstm_forward_row(H, eps, pre + (size_t)r * G, gx_row, g_hh, g_c, b_c, cs + row * H,
-                                        r_hats + s * G, r_rstd + s, acts + s * G, c_news + row * H,
+                                        r_hats + s * G, r_rstd + s, acts + (b0 + r) * G, c_news + row * H,
                                         c_hats + s * H, c_rstd + s, tcs + s * H, outs + row * H);
                 } else {
                     float *pr = pre + (size_t)r * G;
@@ -656,18 +673,20 @@ void lstm_sequence_forward(int threads, sgemm_t sgemm, int T, int B, int H, floa
    the grads of gx (plain LSTM), or of the raw W_ih x through LN_ih (layer-norm LSTM, whose gx is
    raw as in the forward pass); for the layer-norm cell also d_rec (t1 - t0, B, G): grads of
    W_hh h_{t-1} (the plain cell's are d_gates), and adds the gains' and LN_ih shift's gradients into
-   d_g_hh (G), d_g_c (H), d_b_c (H), d_g_ih (G), d_b_ih (G). zh, zc: the forward pass's zoneout
-   weights or NULL. work: B * 4H + threads * (5G + 4H) floats. */
+   d_g_hh (G), d_g_c (H), d_b_c (H), d_g_ih (G), d_b_ih (G). The layer-norm cell's acts are not
+   kept: each row's are computed again from gx, its LN_ih statistics, b_ih (G or NULL, as in the
+   forward pass) and r_hats (ln_lstm_acts), acts NULL. zh, zc: the forward pass's zoneout weights
+   or NULL. work: B * 4H + threads * (6G + 4H) floats. */
 void lstm_sequence_backward(int threads, sgemm_t sgemm, int t0, int t1, int B, int H, const float *w,
                             const float *mask, const float *valid, const float *d_out, float *dh, float *dc,
                             const float *acts, const float *tcs, const float *cs, const float *c_hats,
                             const float *c_rstd, const float *r_hats, const float *r_rstd, const float *g_hh,
                             const float *g_c, float *d_gates, float *d_rec, float *d_g_hh, float *d_g_c,
                             float *d_b_c, const float *gx, const float *ih_mean, const float *ih_rstd,
-                            const float *g_ih, float *d_g_ih, float *d_b_ih, const float *zh, const float *zc,
-                            float *work) {
+                            const float *g_ih, const float *b_ih, float *d_g_ih, float *d_b_ih, const float *zh,
+                            const float *zc, float *work) {
     int G = 4 * H, ln = g_hh != NULL, P = 3 * G + 2 * H, zoned = zh || zc; /* P: per-thread partial sums */
-    float *partials = work + (size_t)B * 3 * H, *zone_work = partials + (size_t)threads * (P + 2 * G);
+    float *partials = work + (size_t)B * 3 * H, *zone_work = partials + (size_t)threads * (P + 3 * G);
     int used = 1;
     PARALLEL_REGION
     {
@@ -676,7 +695,8 @@ void lstm_sequence_backward(int threads, sgemm_t sgemm, int t0, int t1, int B, i
         float *tmp = work + (size_t)b0 * H;                         /* rows x H: d_rec @ W_hh */
         float *scratch = work + (size_t)B * H + (size_t)b0 * 2 * H; /* rows x 2H: LN scratch */
         float *pg = partials + (size_t)id * P, *pc = pg + G, *pb = pc + H, *pgi = pb + H, *pbi = pgi + G;
-        float *dg_row = partials + (size_t)threads * P + (size_t)id * 2 * G, *xh = dg_row + G; /* G each */
+        float *dg_row = partials + (size_t)threads * P + (size_t)id * 3 * G, *xh = dg_row + G; /* G each */
+        float *a_row = xh + G; /* G: the layer-norm cell's activations of a row, computed again */
         float *keep_h = zone_work + (size_t)b0 * H; /* rows x H: zoneout's grads straight to h_{t-1} */
         float *keep_c = zone_work + (size_t)B * H + (size_t)id * 2 * H, *no_grad = keep_c + H; /* H each */
         for (int j = 0; j < H && zoned; j++) no_grad[j] = 0.0f;
@@ -713,7 +733,8 @@ void lstm_sequence_backward(int threads, sgemm_t sgemm, int t0, int t1, int B, i
                 float *dcn = scratch + (size_t)r * 2 * H;
                 /* dg_row: the grads of the gates, turned into those of the raw W_ih x (dg) on the spot */
                 struct ih_backward ih = {gx + row * G, g_ih, ih_mean[row], ih_rstd[row], xh, pg, pgi, pbi, dg};
-                ln_lstm_backward_row(H, dhb, dcb, acts + row * G, tcs + row * H, cs + row * H, chr, c_rstd[row],
+                ln_lstm_acts(H, &ih, b_ih, rhr, g_hh, a_row);
+                ln_lstm_backward_row(H, dhb, dcb, a_row, tcs + row * H, cs + row * H, chr, c_rstd[row],
                                      rhr, r_rstd[row], g_hh, g_c, dg_row, dr, dcb, dcn, dcn + H, &ih);
                 for (int j = 0; j < H; j++) { pc[j] += dcn[j] * chr[j]; pb[j] += dcn[j]; }
                 if (zoned) for (int j = 0; j < H; j++) dcb[j] += keep_c[j];
@@ -1008,7 +1029,7 @@ def library() -> ctypes.CDLL | None:
             lib.lstm_sequence_forward.argtypes = [ctypes.c_int, ctypes.c_void_p, *ints, ctypes.c_float]
             lib.lstm_sequence_forward.argtypes += [ctypes.c_void_p] * 23 + [ctypes.c_int, ctypes.c_void_p]
             lib.lstm_sequence_backward.argtypes = [ctypes.c_int, ctypes.c_void_p] + [ctypes.c_int] * 4
-            lib.lstm_sequence_backward.argtypes += [ctypes.c_void_p] * 29
+            lib.lstm_sequence_backward.argtypes += [ctypes.c_void_p] * 30
             lib.gru_sequence_forward.argtypes = [ctypes.c_int, ctypes.c_void_p, *ints, ctypes.c_float]
             lib.gru_sequence_forward.argtypes += [ctypes.c_void_p] * 13 + [ctypes.c_int, ctypes.c_void_p]
             lib.gru_sequence_backward.argtypes = [ctypes.c_int, ctypes.c_void_p, *ints] + [ctypes.c_void_p] * 15

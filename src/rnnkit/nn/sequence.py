@@ -337,7 +337,7 @@ def _backward_sequence_c(ctx, d_out: Tensor, d_hT: Tensor, d_cT: Tensor) -> tupl
     d_out, weight_hh = d_out.contiguous(), weight_hh.contiguous()  # (T, B, H), (4H, H)
     dh, dc = d_hT.contiguous().clone(), d_cT.contiguous().clone()  # (B, H) each: carried back in place
     d_gates, work = buffers.empty(d_out, T, B, G), d_out.new_empty(_backward_work(B, H, threads))
-    args = (weight_hh, mask, valid, d_out, dh, dc, acts, tcs, cs, *(None,) * 6, d_gates, *(None,) * 10, zh, zc, work)
+    args = (weight_hh, mask, valid, d_out, dh, dc, acts, tcs, cs, *(None,) * 6, d_gates, *(None,) * 11, zh, zc, work)
     lib.lstm_sequence_backward(threads, native.sgemm(), 0, T, B, H, *map(native.ptr, args))
     h_rec = hs[:T] if mask is None else hs[:T] * mask  # (T, B, H): what multiplied W_hh
     d_weight_hh = d_gates.reshape(T * B, G).t() @ h_rec.reshape(T * B, H)  # (4H, H): one GEMM
@@ -346,7 +346,7 @@ def _backward_sequence_c(ctx, d_out: Tensor, d_hT: Tensor, d_cT: Tensor) -> tupl
 
 def _backward_work(B: int, H: int, threads: int) -> int:
     """Floats of work space ``lstm_sequence_backward`` needs."""
-    return B * 4 * H + threads * (5 * 4 * H + 4 * H)
+    return B * 4 * H + threads * (6 * 4 * H + 4 * H)
 
 
 class LayerNormLSTMSequence(torch.autograd.Function):
@@ -362,8 +362,9 @@ class LayerNormLSTMSequence(torch.autograd.Function):
     ``ln_c_weight, ln_c_bias: (H,)`` (the shift may be ``None``), ``eps``, ``zh, zc: (T, B, H)`` or
     ``None`` (zoneout weights, as in :class:`LSTMSequence`). The same numbers as
     :class:`LSTMSequence` after ``LN_ih`` (tests pin it). Saves ``raw`` and the row statistics
-    instead of a normalized copy, and keeps no ``(T, B, 4H)`` gate gradients: each row's are
-    turned into the grads of ``raw`` on the spot.
+    instead of a normalized copy, nor the gates' activations (the backward pass computes each row's
+    again from ``raw``, its statistics, ``bias`` and the normalized ``W_hh h``), and keeps no
+    ``(T, B, 4H)`` gate gradients: each row's are turned into the grads of ``raw`` on the spot.
     """
 
     @staticmethod
@@ -376,7 +377,7 @@ class LayerNormLSTMSequence(torch.autograd.Function):
         new, threads = functools.partial(buffers.empty, raw), native.threads()
         hs, cs, outs, c_news = _state_buffers(new, h0, c0, T, valid)
         S = T if keep else 1  # steps of saved values: without a backward pass the C call reuses one
-        acts, tcs, r_hats, c_hats = new(S, B, G), new(S, B, H), new(S, B, G), new(S, B, H)
+        acts, tcs, r_hats, c_hats = new(1, B, G), new(S, B, H), new(S, B, G), new(S, B, H)  # acts: one step
         stats = raw.new_empty(4, S, B)  # rstd of W_hh h, rstd of c, mean and rstd of W_ih x
         weight_hh = weight_hh.contiguous()
         args = (raw, weight_hh, mask, valid, ln_hh_weight, ln_c_weight, ln_c_bias, hs, cs, acts, tcs, outs, c_news)
@@ -385,7 +386,7 @@ class LayerNormLSTMSequence(torch.autograd.Function):
         work = raw.new_empty(B * (G + H) + threads * G)
         native.library().lstm_sequence_forward(threads, native.sgemm(), T, B, H, eps, *map(native.ptr, args), int(keep),
                                                native.ptr(work))  # fmt: skip
-        saved = (raw, ln_ih_weight, hs, cs, acts, tcs, weight_hh, mask, valid, r_hats, c_hats, stats, ln_hh_weight,
+        saved = (raw, ln_ih_weight, bias, hs, cs, tcs, weight_hh, mask, valid, r_hats, c_hats, stats, ln_hh_weight,
                  ln_c_weight, zh, zc)  # fmt: skip
         double_backward.save(ctx, saved, inputs)
         ctx.has_bias, ctx.has_c_bias = bias is not None, ln_c_bias is not None
@@ -395,7 +396,7 @@ class LayerNormLSTMSequence(torch.autograd.Function):
     def backward(ctx, d_out, d_hT, d_cT):
         if double_backward.graph_wanted():  # create_graph=True: differentiate layer_norm_lstm_reference instead
             return double_backward.recomputed_grads(ctx, layer_norm_lstm_reference, (d_out, d_hT, d_cT))
-        raw, g_ih, hs, cs, acts, tcs, weight_hh, mask, valid, r_hats, c_hats, stats, g_hh, g_c, *zoneout = (
+        raw, g_ih, bias, hs, cs, tcs, weight_hh, mask, valid, r_hats, c_hats, stats, g_hh, g_c, *zoneout = (
             double_backward.saved(ctx)
         )
         T, B, G = raw.shape
@@ -411,9 +412,9 @@ class LayerNormLSTMSequence(torch.autograd.Function):
         h_rec = hs[:T] if mask is None else hs[:T] * mask  # (T, B, H): what multiplied W_hh
         for end in range(T, 0, -block):
             start = max(0, end - block)
-            args = (weight_hh, mask, valid, d_out, dh, dc, acts, tcs, cs, c_hats, stats[1], r_hats, stats[0])
-            args += (g_hh, g_c, d_raw, d_recs, d_g_hh, d_g_c, d_b_c, raw, stats[2], stats[3], g_ih, d_g_ih, d_b_ih)
-            args += (*zoneout,)  # zh, zc
+            args = (weight_hh, mask, valid, d_out, dh, dc, None, tcs, cs, c_hats, stats[1], r_hats, stats[0])
+            args += (g_hh, g_c, d_raw, d_recs, d_g_hh, d_g_c, d_b_c, raw, stats[2], stats[3], g_ih, bias)
+            args += (d_g_ih, d_b_ih, *zoneout)  # zoneout: zh, zc
             lib.lstm_sequence_backward(threads, native.sgemm(), start, end, B, H, *map(native.ptr, (*args, work)))
             d_weight_hh.addmm_(d_recs[: end - start].reshape(-1, G).t(), h_rec[start:end].reshape(-1, H))
         return (d_raw, d_g_ih, d_b_ih if ctx.has_bias else None, dh, dc, d_weight_hh, None, None,
