@@ -206,7 +206,8 @@ struct ih_backward {
 
 /* A row's activations (4H) as ln_lstm_forward_row computed them, from what the whole-sequence
    backward pass keeps: the raw W_ih x row and its LN_ih statistics (ih), the shift b_ih (4H, or
-   NULL) and r_hat = LN(W_hh h) (4H). The same operations in the same order: the same floats. */
+   NULL) and r_hat = LN(W_hh h) (4H). The same operations in the same order, so the same values to
+   float32 rounding (-ffast-math may fuse them differently here: gradients agree to ~1e-6). */
 static inline void ln_lstm_acts(int H, const struct ih_backward *ih, const float *restrict b_ih,
                                 const float *restrict rh, const float *restrict g_hh, float *restrict a) {
     int G = 4 * H;
