@@ -197,7 +197,7 @@ void ln_lstm_forward(int threads, int B, int H, float eps, const float *restrict
 
 /* LN_ih's part of a row's backward step (the whole-sequence kernel; NULL ih in the per-step one):
    the raw W_ih x row, its mean and rstd, the gain; adds into the gain's and shift's partial sums
-   pg_ih, pb_ih and the W_hh gain's pg_hh; writes d_raw (4H), using x_hat (4H floats) as scratch. */
+   pg_ih, pb_ih and the W_hh gain's pg_hh; writes d_raw (4H). x_hat (4H floats): the normalized row. */
 struct ih_backward {
     const float *raw, *g_ih;
     float mean, rstd;
@@ -206,14 +206,17 @@ struct ih_backward {
 
 /* A row's activations (4H) as ln_lstm_forward_row computed them, from what the whole-sequence
    backward pass keeps: the raw W_ih x row and its LN_ih statistics (ih), the shift b_ih (4H, or
-   NULL) and r_hat = LN(W_hh h) (4H). The same operations in the same order, so the same values to
+   NULL) and r_hat = LN(W_hh h) (4H); writes ih->x_hat (LN_ih's normalized row, which
+   ln_lstm_backward_row reads). The same operations in the same order, so the same values to
    float32 rounding (-ffast-math may fuse them differently here: gradients agree to ~1e-6). */
 static inline void ln_lstm_acts(int H, const struct ih_backward *ih, const float *restrict b_ih,
                                 const float *restrict rh, const float *restrict g_hh, float *restrict a) {
     int G = 4 * H;
     const float *restrict raw = ih->raw, *restrict g_ih = ih->g_ih;
+    float *restrict xh = ih->x_hat;
     for (int k = 0; k < G; k++) {
         float x = (raw[k] - ih->mean) * ih->rstd;
+        xh[k] = x;
         a[k] = (x * g_ih[k] + (b_ih ? b_ih[k] : 0.0f)) + rh[k] * g_hh[k];
     }
     for (int k = 0; k < 2 * H; k++) a[k] = sigm(a[k]);
@@ -225,7 +228,7 @@ static inline void ln_lstm_acts(int H, const struct ih_backward *ih, const float
    steps (H). Writes d_gates (4H), d_rec = grad of W_hh h (4H), dc_prev = grad of c_{t-1} through f
    (H; may be dc itself: each element is read before it is written), and dcn = grad of LN_c's output
    (H, for the gains' gradients). scratch: H floats. With ih, also LN_ih's backward, in the same
-   passes over the 4H gates. */
+   passes over the 4H gates, from ih->x_hat as ln_lstm_acts left it. */
 static inline void ln_lstm_backward_row(int H, const float *restrict dhb, const float *dcb,
                                         const float *restrict a, const float *restrict t,
                                         const float *restrict cp, const float *restrict ch, float c_rstd,
@@ -263,10 +266,10 @@ static inline void ln_lstm_backward_row(int H, const float *restrict dhb, const 
         for (int k = 0; k < G; k++) dr[k] = r_rstd * (dr[k] - q1 - rh[k] * q2);
         return;
     }
-    const float *restrict raw = ih->raw, *restrict g_ih = ih->g_ih;
-    float *restrict xh = ih->x_hat, *restrict pg = ih->pg_hh, *restrict pgi = ih->pg_ih, *restrict pbi = ih->pb_ih;
+    const float *restrict g_ih = ih->g_ih, *restrict xh = ih->x_hat; /* x_hat: from ln_lstm_acts */
+    float *restrict pg = ih->pg_hh, *restrict pgi = ih->pg_ih, *restrict pbi = ih->pb_ih;
     float *restrict d_raw = ih->d_raw;
-    float mean = ih->mean, rstd = ih->rstd, u1 = 0.0f, u2 = 0.0f;
+    float rstd = ih->rstd, u1 = 0.0f, u2 = 0.0f;
     for (int k = 0; k < G; k++) {
         float dx = dg[k] * g_hh[k];
         dr[k] = dx;
@@ -275,8 +278,7 @@ static inline void ln_lstm_backward_row(int H, const float *restrict dhb, const 
         pg[k] += dg[k] * rh[k];
     }
     for (int k = 0; k < G; k++) {
-        float x = (raw[k] - mean) * rstd, v = dg[k] * g_ih[k];
-        xh[k] = x;
+        float x = xh[k], v = dg[k] * g_ih[k];
         u1 += v;
         u2 += v * x;
         pgi[k] += dg[k] * x;
