@@ -29,7 +29,7 @@ def run(layer, x, lengths, seed, fast: bool, monkeypatch):
     draws made from ``seed``; ``fast=False`` forces the generic loop."""
     with monkeypatch.context() as patch:
         if not fast:
-            patch.setattr(sequence, "supports_zoneout", lambda cell, x: False)
+            patch.setattr(sequence, "runs_whole_sequence", lambda cell, x: False)
         torch.manual_seed(seed)
         out, state = layer(x, lengths=lengths)
     states = state if isinstance(state, tuple) else (state,)

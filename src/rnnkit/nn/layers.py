@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnkit.nn import fused, native, sequence
+from rnnkit.nn import fused, sequence
 from rnnkit.nn.cells import (
     GRUCell,
     IndRNNCell,
@@ -220,12 +220,11 @@ class RecurrentLayer(nn.Module):
         """
         if x.device.type != "cpu" or x.shape[1] < 2 or torch.compiler.is_exporting() or torch.jit.is_tracing():
             return False
-        params = self.flat_weights()
-        training = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params))
+        grads = x.requires_grad or any(p.requires_grad for p in self.parameters())
+        training = torch.is_grad_enabled() and grads
         if training and lengths is not None:
             return True
-        cell = self._cells[0]
-        whole = sequence.supports_gru(cell, x) or (sequence.supports(cell) and native.whole_sequence(x, *params))
+        whole = sequence.runs_whole_sequence(self._cells[0], x)
         return whole and (training or self.mode == "GRU" or lengths is not None)
 
     def _forward_loop(
@@ -260,7 +259,7 @@ class RecurrentLayer(nn.Module):
         zoned = any(self.zoneout)
         # A single step (generation) runs the generic loop: less per-call work than a sequence
         # Function (a 2x512 layer-norm LSTM step at batch 1 on one thread: 0.91 vs 1.04 ms).
-        if x.shape[1] > 1 and (not zoned or sequence.supports_zoneout(cell, x)):
+        if x.shape[1] > 1 and (not zoned or sequence.runs_whole_sequence(cell, x)):
             if sequence.supports(cell):
                 fast = sequence.lstm_scan
             elif sequence.supports_gru(cell, x):

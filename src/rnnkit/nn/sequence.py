@@ -149,7 +149,7 @@ class LSTMSequence(torch.autograd.Function):
             torch.mul(o, tcs[t], out=outs[t])  # (B, H)
             _freeze_past_ends(t, valid, hs, cs, outs, c_news)
         if (zh is not None or zc is not None) and not whole:
-            raise ValueError("LSTMSequence: zoneout runs only in the whole-sequence C call (see supports_zoneout)")
+            raise ValueError("LSTMSequence: zoneout runs only in the whole-sequence C call (see runs_whole_sequence)")
         saved = [hs, cs, acts, tcs, weight_hh, mask, valid] + ([zh, zc] if whole else [])
         if layer_norm:  # r, r_hat: (T, B, 4H); c: (T, B, H); statistics (T, B, 1)
             saved += [r_hats, c_news, stats, ln_hh_weight, ln_c_weight, ln_c_bias, c_hats]
@@ -539,7 +539,7 @@ def lstm_scan(
     ``lengths: (B,)``), plus ``weight_hh`` to use instead of the cell's (DropConnect),
     ``mask: (B, H)`` on ``h_{t-1}`` (recurrent dropout) and ``zoneout``: the weights ``(T, B, H)``
     of ``h`` and ``c`` (either ``None``) in the order the steps run, only where
-    :func:`supports_zoneout`.
+    :func:`runs_whole_sequence`.
 
     Returns ``outputs: (B, T, H)`` and ``(h_n, c_n)``, each ``(B, H)``.
     """
@@ -609,9 +609,9 @@ def supports_gru(cell, x: Tensor) -> bool:
     return type(cell) in (GRUCell, LayerNormGRUCell) and native.whole_sequence(x, cell.weight_hh)
 
 
-def supports_zoneout(cell, x: Tensor) -> bool:
-    """Whether the fast path runs ``cell`` with zoneout on ``x``: only its whole-sequence C calls
-    do (the LSTM family's and the GRUs')."""
+def runs_whole_sequence(cell, x: Tensor) -> bool:
+    """Whether the whole-sequence C calls (the LSTM family's and the GRUs') run ``cell`` on ``x``:
+    the only fast path with zoneout."""
     return (supports(cell) and native.whole_sequence(x, cell.weight_hh)) or supports_gru(cell, x)
 
 
