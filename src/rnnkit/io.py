@@ -58,10 +58,23 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
-def save_figure(fig, path: str | os.PathLike, **savefig_kwargs: Any) -> None:
-    """Save a matplotlib figure as PNG atomically, then close it."""
+def pyplot():
+    """``matplotlib.pyplot`` on the Agg backend (no display needed), imported on first use.
+
+    Importing it costs ~0.4 s, so no rnnkit module does at the top: every `rnnkit` command would
+    pay for it, plotting or not.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def save_figure(fig, path: str | os.PathLike, **savefig_kwargs: Any) -> None:
+    """Save a matplotlib figure as PNG atomically, then close it."""
+    plt = pyplot()
     try:
         with atomic_path(path, suffix=".png") as tmp:
             fig.savefig(tmp, format="png", **savefig_kwargs)

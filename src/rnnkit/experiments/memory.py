@@ -25,16 +25,15 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
-from matplotlib.ticker import NullLocator
 from torch import Tensor
 
 from rnnkit.errors import ConfigError
 from rnnkit.experiments import report
 from rnnkit.experiments.common import BUILDERS, SequenceModel, count_parameters, train_steps
 from rnnkit.experiments.tasks import ADDING_BASELINE_MSE, adding_batch, copy_batch
+from rnnkit.io import pyplot
 
 ADDING_SOLVED_MSE = 0.01
 TASKS = ("adding", "copy")
@@ -223,12 +222,13 @@ def run(config: MemoryConfig, command: str | None = None) -> dict[str, object]:
 # ----------------------------------------------------------------------------- plots and report
 def plot_results(results: dict, config: MemoryConfig, path: Path) -> None:
     """One panel per task: the test figure against the length, one line per model, with the baselines."""
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(results), figsize=(5.5 * len(results), 4), squeeze=False)
     for ax, (task, by_kind) in zip(axes[0], results.items(), strict=True):
         for kind, by_length in by_kind.items():
             ax.plot(config.lengths, [by_length[str(n)]["test"] for n in config.lengths], marker="o", label=kind)
         ax.set_xscale("log")
-        ax.xaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_minor_locator(plt.NullLocator())
         ax.set_xticks(config.lengths, [str(n) for n in config.lengths])
         ax.grid(True, which="both", alpha=0.3)
         if task == "adding":
@@ -251,6 +251,7 @@ def plot_results(results: dict, config: MemoryConfig, path: Path) -> None:
 def plot_training(results: dict, config: MemoryConfig, path: Path) -> None:
     """Training loss per step at the longest length, one panel per task."""
     longest = str(max(config.lengths))
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(results), figsize=(5.5 * len(results), 3.5), squeeze=False)
     for ax, (task, by_kind) in zip(axes[0], results.items(), strict=True):
         for kind, by_length in by_kind.items():

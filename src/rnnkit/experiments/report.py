@@ -17,15 +17,15 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import torch
 
 from rnnkit.io import atomic_write_text
 from rnnkit.io import save_figure as atomic_save_figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def run_dir(out: str | os.PathLike | None, name: str) -> Path:
@@ -55,7 +55,7 @@ def _finite(obj: object) -> object:
     return obj
 
 
-def save_figure(fig: plt.Figure, path: Path) -> None:
+def save_figure(fig: Figure, path: Path) -> None:
     """Save ``fig`` as a PNG atomically and close it."""
     atomic_save_figure(fig, path, dpi=110, bbox_inches="tight")
 

@@ -21,16 +21,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
-from matplotlib.ticker import NullLocator
 from torch import Tensor, nn
 
 from rnnkit.errors import ConfigError, DataError
 from rnnkit.experiments import report
 from rnnkit.experiments.common import BUILDERS, SequenceModel, count_parameters, train_steps
 from rnnkit.experiments.tasks import majority_batch, odd_lengths, order_batch
+from rnnkit.io import pyplot
 
 
 def default_pendigits_path() -> Path:
@@ -335,6 +334,7 @@ def plot_lengths(results: dict, config: RnnVsAnnConfig, path: Path) -> None:
     panels = [("counting", "by_length", "sequence length", config.train_max_length, 0.5)]
     if "by_points" in results["pendigits"]:
         panels.append(("pendigits", "by_points", "points per digit", config.pen_train_points[1], 0.1))
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
     for ax, (part, key, xlabel, trained_up_to, chance) in zip(axes[0], panels, strict=True):
         table = results[part][key]
@@ -344,7 +344,7 @@ def plot_lengths(results: dict, config: RnnVsAnnConfig, path: Path) -> None:
         ax.axvline(trained_up_to, color="gray", ls=":", lw=1, label="longest in training")
         ax.axhline(chance, color="gray", ls="--", lw=1, label="chance")
         ax.set_xscale("log")
-        ax.xaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_minor_locator(plt.NullLocator())
         ax.set_xticks(xs, [str(n) for n in xs])
         ax.set_ylim(0, 1.02)
         ax.set_xlabel(xlabel)
@@ -358,6 +358,7 @@ def plot_lengths(results: dict, config: RnnVsAnnConfig, path: Path) -> None:
 def plot_parameters(parameters: dict, path: Path) -> None:
     """Parameter count against the sequence length, log-log."""
     xs = [int(n) for n in parameters]
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4))
     ax.loglog(xs, [parameters[n]["mlp"] for n in parameters], marker="s", label="MLP on the whole sequence")
     ax.loglog(xs, [parameters[n]["rnn"] for n in parameters], marker="o", label="RNN (weights shared over time)")

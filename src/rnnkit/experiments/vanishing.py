@@ -21,7 +21,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -30,6 +29,7 @@ from rnnkit.errors import ConfigError
 from rnnkit.experiments import report
 from rnnkit.experiments.common import SequenceModel, train_steps
 from rnnkit.experiments.tasks import ADDING_BASELINE_MSE, adding_batch
+from rnnkit.io import pyplot
 from rnnkit.nn import GRUCell, LSTMCell, RNNCell
 
 
@@ -265,6 +265,7 @@ def _tail_mean(values: list[float]) -> float:
 # ----------------------------------------------------------------------------- plots and report
 def plot_gradients(profiles: list[ModelProfile], path: Path) -> None:
     """Two panels (at initialization, after training): ``‖∂L/∂h_t‖ / ‖∂L/∂h_T‖`` against the lag, log scale."""
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for ax, when in zip(axes, ("init", "trained"), strict=True):
         for p in profiles:
@@ -280,6 +281,7 @@ def plot_gradients(profiles: list[ModelProfile], path: Path) -> None:
 
 def plot_clipping(unclipped, clipped, config: VanishingConfig, path: Path) -> None:
     """Loss and gradient norm per step of the large-radius RNN, with and without clipping."""
+    plt = pyplot()
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
     for (losses, norms), label in ((unclipped, "no clipping"), (clipped, f"clip at {config.clip_max_norm:g}")):
         top.semilogy([v if math.isfinite(v) else float("nan") for v in losses], label=label, lw=1)

@@ -70,7 +70,7 @@ from rnnkit.data.ngrams import CharNgramHasher
 from rnnkit.data.tabular import TextTable, read_table, read_text_file
 from rnnkit.data.vocab import SubwordVocab, WordVocab, word_tokenize
 from rnnkit.errors import CheckpointError, ConfigError, DataError
-from rnnkit.io import atomic_write_json, atomic_write_text, save_figure
+from rnnkit.io import atomic_write_json, atomic_write_text, pyplot, save_figure
 from rnnkit.nn import GRU, LSTM, RNN, EmbeddingDropout
 from rnnkit.tasks.classify_pretrain import (
     PRETRAIN_TEXTS,
@@ -603,10 +603,7 @@ def format_report(report: dict[str, Any]) -> str:
 
 def plot_confusion(matrix: Tensor, names: Sequence[str], path: Path, title: str) -> None:
     """Save the confusion matrix as a PNG (written to a temp file, then renamed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     size = 2.5 + 0.5 * len(names)
     fig, ax = plt.subplots(figsize=(size, size))

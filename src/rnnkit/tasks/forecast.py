@@ -27,6 +27,7 @@ import argparse
 import dataclasses
 import json
 import os
+import statistics
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -36,7 +37,6 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from scipy.stats import norm
 from torch import Tensor, nn
 
 from rnnkit.data.batching import ShuffledBatches
@@ -54,7 +54,7 @@ from rnnkit.data.timeseries import (
     walk_forward_folds,
 )
 from rnnkit.errors import CheckpointError, ConfigError
-from rnnkit.io import atomic_write_text, save_figure
+from rnnkit.io import atomic_write_text, pyplot, save_figure
 from rnnkit.nn import GRU, LSTM, RNN
 from rnnkit.tasks import forecast_baselines as baselines
 from rnnkit.tasks import forecast_metrics as metrics
@@ -263,7 +263,7 @@ def predict_windows(
     output = torch.cat(outs) if outs else torch.zeros(0, model.cfg.horizon, model.outputs_per_step)  # (K, H, Q)
     point = point_forecast(output, model.cfg)
     if model.cfg.output == "gaussian":
-        half = norm.ppf(0.5 + interval / 2) * gaussian_scale(output)
+        half = statistics.NormalDist().inv_cdf(0.5 + interval / 2) * gaussian_scale(output)
         lower, upper = point - half, point + half
     elif model.cfg.output == "quantile":
         ordered = output.sort(dim=-1).values  # no crossing quantiles
@@ -693,10 +693,7 @@ def report(cfg: Config, table: dict, state: dict, run_dir: Path) -> str:
 def plot_run(plots: Path, result: WalkForwardResult, cfg: Config, last: int = 500) -> None:
     """``forecast.png``: one-step forecasts vs actual with the interval (the last ``last`` points);
     ``error_by_horizon.png``: every model's MAE at each horizon step."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     plots.mkdir(parents=True, exist_ok=True)
     dates = result.target_dates[-last:, 0]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from statsmodels.tsa.ar_model import ar_select_order
 
 
 def random_walk(z: np.ndarray, origins: np.ndarray, horizon: int, differenced: bool) -> np.ndarray:
@@ -44,6 +43,8 @@ def drift(z: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray:
 
 def select_ar_order(z_train: np.ndarray, max_order: int) -> int:
     """AR order by AIC on the training part (statsmodels ``ar_select_order``), at least 1."""
+    from statsmodels.tsa.ar_model import ar_select_order  # here, not at the top: ~0.2 s to import
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         lags = ar_select_order(z_train, maxlag=max_order, ic="aic", trend="c").ar_lags

@@ -18,8 +18,6 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy.stats import binomtest
-from statsmodels.tsa.stattools import diebold_mariano_test
 
 
 def mase_scale(z_train: np.ndarray, period: int = 1) -> float:
@@ -43,6 +41,8 @@ def direction_test(actual_total: np.ndarray, forecast_total: np.ndarray) -> tupl
     Origins where the forecast or the actual is exactly zero carry no direction and are skipped;
     a forecast that is always zero (the random walk) gets ``(None, None)``.
     """
+    from scipy.stats import binomtest  # here, not at the top: scipy.stats costs every command ~0.6 s
+
     called = (forecast_total != 0) & (actual_total != 0)
     n = int(called.sum())
     if n == 0:
@@ -60,6 +60,8 @@ def dm_test(
     ``forecast`` has the smaller loss. ``lags`` (Newey–West) defaults to ``H - 1``; give it when
     the columns are already aggregates of overlapping periods (e.g. ``(K, 1)`` H-day totals).
     """
+    from statsmodels.tsa.stattools import diebold_mariano_test  # here: ~0.2 s to import
+
     K, H = actual.shape
     loss_a = ((actual - forecast) ** 2).mean(axis=1)  # (K,)
     loss_b = ((actual - reference) ** 2).mean(axis=1)  # (K,)

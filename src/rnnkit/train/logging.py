@@ -17,7 +17,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from rnnkit.io import atomic_write_text, save_figure
+from rnnkit.io import atomic_write_text, pyplot, save_figure
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -148,10 +148,7 @@ def write_plots(run_dir: str | Path, monitor: str = "loss") -> list[Path]:
 
     Returns the files written. Uses matplotlib's Agg backend (no display needed).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rows = read_metrics(run_dir)
     folder = Path(run_dir) / "plots"
