@@ -2,7 +2,8 @@
 
 Every writer goes through a temporary file in the destination's folder, then ``os.replace``: a
 crash or an error half way leaves the previous file (or none), never a truncated one. The file
-gets the permissions a plain ``open`` would give (``mkstemp`` alone makes it owner-only).
+gets the permissions a plain ``open`` would give (:func:`chmod_as_created`; ``mkstemp`` alone makes it
+owner-only).
 """
 
 from __future__ import annotations
@@ -14,6 +15,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+
+def chmod_as_created(path: str | os.PathLike) -> None:
+    """Give ``path`` the permissions a plain ``open`` (a file) or ``mkdir`` (a folder) gives it:
+    ``0o666`` or ``0o777`` less the umask. ``tempfile.mkstemp``/``mkdtemp`` (and safetensors'
+    writer) make them owner-only, which would hide a run's files from the user's group."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~umask)
 
 
 @contextmanager
@@ -32,9 +42,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
     tmp = Path(name)
     try:
         yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        chmod_as_created(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 from collections import Counter
 from pathlib import Path
 
@@ -58,6 +60,11 @@ def test_training_beats_the_unigram_entropy_and_writes_the_run_folder(trained_ru
     assert config["task"] == "lm" and config["model"]["hidden"] == 64 and config["data"]["seq_len"] == 32
     for name in ("report.md", "plots/loss.png", "data/vocab.json", "data/train.bin", "checkpoints/best"):
         assert (trained_run / name).exists(), name
+    umask = os.umask(0)
+    os.umask(umask)
+    for folder in ("data", "checkpoints/best", "checkpoints/last", "plots"):  # readable as the user's other files
+        assert stat.S_IMODE((trained_run / folder).stat().st_mode) == 0o777 & ~umask, folder
+    assert stat.S_IMODE((trained_run / "checkpoints/best/model.safetensors").stat().st_mode) == 0o666 & ~umask
     assert "## Sample" in (trained_run / "report.md").read_text()
 
 

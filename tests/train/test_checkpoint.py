@@ -6,6 +6,7 @@ import os
 import pickle
 import random
 import shutil
+import stat
 
 import numpy as np
 import pytest
@@ -33,6 +34,20 @@ def test_round_trip(tmp_path):
     assert torch.equal(load_weights(folder)["w"], weights()["w"])
     state = load_train_state(folder)
     assert state["opt"] == {"lr": 0.1} and torch.equal(state["t"], torch.ones(2))
+
+
+def test_folder_and_files_get_the_permissions_of_a_plain_mkdir_and_open(tmp_path):
+    umask = os.umask(0o022)  # mkdtemp and safetensors make owner-only ones whatever the umask
+    try:
+        folder = save_checkpoint(tmp_path / "last", weights(), {"step": 1}, {"t": torch.ones(1)})
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()} == {
+        "model.safetensors": 0o644,
+        "train_state.pt": 0o644,
+        "meta.json": 0o644,
+    }
 
 
 def test_rng_state_round_trip_is_exact():

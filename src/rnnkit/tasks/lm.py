@@ -51,6 +51,7 @@ from rnnkit.data.text import (
 )
 from rnnkit.data.vocab import CharVocab, SubwordVocab
 from rnnkit.errors import CheckpointError, ConfigError, DataError
+from rnnkit.io import chmod_as_created
 from rnnkit.train import StepOutput, TrainConfig, Trainer, add_train_args, distributed, load_run, seed_everything
 from rnnkit.train import config_from_args as train_config_from_args
 from rnnkit.train.run import append_report, load_weights_into, new_run_dir, read_run_config
@@ -288,6 +289,7 @@ def stage_corpus(config: DataConfig, batch_size: int) -> Path:
     vocab = build_vocab(config, train_files, val_files)
     staging = Path(tempfile.mkdtemp(prefix="rnnkit-lm-"))
     try:
+        chmod_as_created(staging)
         _write_tokens(staging, vocab, train_files, val_files, config.val_fraction)
         _check_corpus_size(load_corpus(staging), config, batch_size)
     except BaseException:

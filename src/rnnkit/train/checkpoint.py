@@ -31,6 +31,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from rnnkit.errors import CheckpointError
+from rnnkit.io import chmod_as_created
 
 FORMAT = "rnnkit-checkpoint"
 VERSION = 1
@@ -107,6 +108,8 @@ def save_checkpoint(
         if train_state is not None:
             torch.save(train_state, tmp / STATE_FILE)
         (tmp / META_FILE).write_text(json.dumps({"format": FORMAT, "version": VERSION, **meta}, indent=2) + "\n")
+        for path in (tmp, *tmp.iterdir()):
+            chmod_as_created(path)
         _fsync_folder_files(tmp)
         _swap_into_place(tmp, folder)
     except BaseException:
