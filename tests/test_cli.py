@@ -1,10 +1,14 @@
-"""The `rnnkit` command as a whole: what building its parser costs every verb."""
+"""The `rnnkit` command as a whole: what building its parser costs, and ``--config`` TOML values."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+
+import pytest
+
+from rnnkit.cli import _apply_config, build_parser, main
 
 # Each takes 0.2-0.6 s to import; a verb that needs one imports it where it is used, so that
 # `rnnkit --help` and every other command start without them.
@@ -20,3 +24,39 @@ def test_building_the_parser_imports_no_plotting_or_statistics_library() -> None
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert json.loads(done.stdout) == []
+
+
+def parse_with_config(tmp_path, toml: str, *argv: str):
+    path = tmp_path / "run.toml"
+    path.write_text(toml)
+    root = build_parser()
+    args = ["lm", "train", "--config", str(path), *argv]
+    return _apply_config(root, root.parse_args(args), args)
+
+
+def test_config_values_are_converted_as_the_command_line_would(tmp_path) -> None:
+    toml = 'data = "a.txt"\nlr = 1\nclip_norm = "none"\ntie_weights = true\ncell = "gru"\nhidden = 8\n'
+    args = parse_with_config(tmp_path, toml, "--hidden", "16")
+    assert args.data == ["a.txt"]  # one value for a list option
+    assert args.lr == 1.0 and isinstance(args.lr, float)
+    assert args.clip_norm is None and args.tie_weights is True and args.cell == "gru"
+    assert args.hidden == 16  # the command line wins
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("hidden = 3.5", "hidden: expected int, got 3.5"),
+        ("steps = true", "steps: expected int, got True"),
+        ("lr = [1]", "lr: expected a single value, got [1]"),
+        ('tie_weights = "false"', "tie_weights: expected true or false, got 'false'"),
+        ('level = "word"', "level: expected one of ['char', 'subword'], got 'word'"),
+        ("data = []", "data: expected at least one value, got []"),
+        ("data = [[1]]", "data: expected a list of single values, got [1]"),
+    ],
+)
+def test_a_config_value_of_the_wrong_kind_is_one_error_naming_file_and_key(tmp_path, capsys, toml, message) -> None:
+    path = tmp_path / "run.toml"
+    path.write_text(toml + "\n")
+    assert main(["lm", "train", "--config", str(path)]) == 2
+    assert capsys.readouterr().err == f"rnnkit: error: {path}: {message}\n"

@@ -66,13 +66,44 @@ def _apply_config(
         raise ConfigError(f"{path}: cannot read config file ({e.strerror})") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML ({e})") from None
-    known = {a.dest for a in leaf._actions} - {"help", "config"}
+    actions = {a.dest: a for a in leaf._actions if a.dest not in ("help", "config")}
     values = {k.replace("-", "_"): v for k, v in values.items()}
-    unknown = sorted(set(values) - known)
+    unknown = sorted(set(values) - set(actions))
     if unknown:
-        raise ConfigError(f"{path}: unknown option(s) {unknown}; expected some of {sorted(known)}")
+        raise ConfigError(f"{path}: unknown option(s) {unknown}; expected some of {sorted(actions)}")
+    values = {key: _config_value(actions[key], value, f"{path}: {key}") for key, value in values.items()}
     leaf.set_defaults(**values)  # the leaf parser belongs to `root`, so re-parsing sees these
     return root.parse_args(argv)
+
+
+def _config_value(action: argparse.Action, value: object, where: str) -> object:
+    """A TOML value converted and checked as the command line would the option's text: a switch
+    takes a boolean, a list option a list (or one value), any other a single value of its type,
+    within its choices. Raises :class:`ConfigError` naming ``where`` (file and key) otherwise."""
+    if action.nargs == 0:  # --flag / --no-flag: only a TOML boolean says which
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    many = action.nargs in ("+", "*") or isinstance(action.nargs, int)
+    if isinstance(value, (list, dict)) and not (many and isinstance(value, list)):
+        raise ConfigError(f"{where}: expected a single value, got {value!r}")
+    items = [_config_item(action, v, where) for v in (value if isinstance(value, list) else [value])]
+    if many and action.nargs == "+" and not items:
+        raise ConfigError(f"{where}: expected at least one value, got []")
+    return items if many else items[0]
+
+
+def _config_item(action: argparse.Action, value: object, where: str) -> object:
+    if isinstance(value, (list, dict)):
+        raise ConfigError(f"{where}: expected a list of single values, got {value!r}")
+    kind = action.type or str
+    try:  # the command line hands the type text: so does a TOML value (3 -> "3", true -> "True")
+        item = kind(value if isinstance(value, str) else str(value))
+    except (TypeError, ValueError, argparse.ArgumentTypeError):
+        raise ConfigError(f"{where}: expected {getattr(kind, '__name__', 'a valid value')}, got {value!r}") from None
+    if action.choices is not None and item not in action.choices:
+        raise ConfigError(f"{where}: expected one of {list(action.choices)}, got {value!r}")
+    return item
 
 
 def main(argv: Sequence[str] | None = None) -> int:
