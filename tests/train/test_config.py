@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 
 import pytest
@@ -29,6 +30,22 @@ def test_every_common_option_reaches_the_config():
     assert (cfg.clip_norm, cfg.clip_value, cfg.accumulate, cfg.eval_every, cfg.patience) == (None, 0.1, 3, 5, 2)
     assert (cfg.seed, cfg.device, cfg.precision, cfg.run_dir) == (9, "cpu", "bf16", "r")
     assert cfg.quiet and cfg.log_format == "json" and cfg.tensorboard
+
+
+def test_every_field_is_an_option_and_the_rest_reach_the_config_too():
+    parser = argparse.ArgumentParser()
+    add_train_args(parser)
+    assert {f.name for f in dataclasses.fields(TrainConfig)} <= {a.dest for a in parser._actions}
+    argv = (
+        "--optimizer sgd --momentum 0.9 --schedule step --step-size 7 --gamma 0.25 --min-lr 1e-5 "
+        "--checkpoint-every 3 --monitor accuracy --mode max --max-nonfinite 2 --vanish-threshold 1e-8 "
+        "--explode-threshold 50 --grad-warn-steps 4 --no-plots --dist-timeout 60"
+    )
+    cfg = parse(argv.split())
+    assert (cfg.momentum, cfg.step_size, cfg.gamma, cfg.min_lr) == (0.9, 7, 0.25, 1e-5)
+    assert (cfg.checkpoint_every, cfg.monitor, cfg.mode, cfg.max_nonfinite) == (3, "accuracy", "max", 2)
+    assert (cfg.vanish_threshold, cfg.explode_threshold, cfg.grad_warn_steps) == (1e-8, 50.0, 4)
+    assert cfg.plots is False and cfg.dist_timeout == 60.0
 
 
 def test_task_defaults_and_epochs_replacing_steps():

@@ -26,10 +26,10 @@ from tests.train.toy import TinyLM, carried_step, stream
 
 def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    add_train_args(parser, TrainConfig(steps=24, batch_size=8, lr=1e-2, optimizer="adam", log_every=2))
+    defaults = TrainConfig(steps=24, batch_size=8, lr=1e-2, optimizer="adam", log_every=2)
+    defaults.dist_timeout, defaults.plots = 600.0, False
+    add_train_args(parser, defaults)
     parser.add_argument("--dropout", type=float, default=0.0)
-    parser.add_argument("--checkpoint-every", type=int, default=0)
-    parser.add_argument("--dist-timeout", type=float, default=600.0)
     parser.add_argument("--runs-root", default=None, help="make runs/<task>/<time> here before the Trainer")
     parser.add_argument("--kill-at-call", type=int, default=None, help="SIGKILL this process at train_step call N")
     parser.add_argument("--term-at-call", type=int, default=None, help="SIGTERM this process at train_step call N")
@@ -43,7 +43,6 @@ def main() -> int:
     torch.set_num_threads(1)
     args = parse()
     config = config_from_args(args)
-    config.checkpoint_every, config.dist_timeout, config.plots = args.checkpoint_every, args.dist_timeout, False
     seed_everything(config.seed)
     model = TinyLM(dropout=args.dropout)
     calls = {"n": 0}
