@@ -14,21 +14,20 @@ import rnnkit.nn as rnn
 from rnnkit.nn import buffers
 
 
-def anon_huge_kb(address: int) -> int:
-    """AnonHugePages (kB) of the mapping of this process that holds ``address``."""
-    lines = Path("/proc/self/smaps").read_text().splitlines()
+def vm_flags(address: int) -> list[str]:
+    """The ``VmFlags`` of this process's mapping that holds ``address`` (``hg``: madvise(MADV_HUGEPAGE))."""
     inside = False
-    for line in lines:
+    for line in Path("/proc/self/smaps").read_text().splitlines():
         head = line.split()[0]
         if "-" in head and all(c in "0123456789abcdef-" for c in head):
             start, end = (int(v, 16) for v in head.split("-"))
             inside = start <= address < end
-        elif inside and line.startswith("AnonHugePages:"):
-            return int(line.split()[1])
-    return 0
+        elif inside and line.startswith("VmFlags:"):
+            return line.split()[1:]
+    return []
 
 
-def test_with_the_switch_on_large_buffers_are_backed_by_huge_pages_where_the_kernel_allows(monkeypatch):
+def test_with_the_switch_on_large_buffers_ask_the_kernel_for_huge_pages(monkeypatch):
     thp = Path("/sys/kernel/mm/transparent_hugepage/enabled")
     if not sys.platform.startswith("linux") or not thp.exists() or "[never]" in thp.read_text():
         pytest.skip("transparent huge pages are off or absent here: buffers.empty asks for nothing")
@@ -38,8 +37,8 @@ def test_with_the_switch_on_large_buffers_are_backed_by_huge_pages_where_the_ker
     like = torch.zeros(1)
     t = buffers.empty(like, 16 << 20 >> 2)  # 16 MiB of float32
     assert t.shape == (4 << 20,) and t.dtype == torch.float32
-    t.fill_(1.0)  # first touch: faults the pages in
-    assert anon_huge_kb(t.data_ptr() + (8 << 20)) >= 2048  # at least one 2 MiB page
+    t.fill_(1.0)  # first touch: faults the pages in, as 2 MiB pages where the kernel has them free
+    assert "hg" in vm_flags(t.data_ptr() + (8 << 20))  # the advice; whether pages are free is the kernel's
     assert float(t.sum()) == 4 << 20
 
 
