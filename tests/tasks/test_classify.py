@@ -154,6 +154,12 @@ def test_predict_reads_standard_input(lstm_run, monkeypatch, capsys) -> None:
     assert [r["text"] for r in records] == ["not good , bad", "fine and not dull"]
 
 
+def test_bad_standard_input_is_one_line_naming_stdin(lstm_run, monkeypatch, capsys) -> None:
+    for content, pattern in [(b"ok\n\xff bad\n", r"<stdin>:2: not UTF-8 text"), (b"\n", r"<stdin>: empty file")]:
+        monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(content)))
+        _fails_cleanly(["classify", "predict", "--run", str(lstm_run), "--input", "-"], capsys, pattern)
+
+
 def test_eval_prints_table_and_writes_report_and_confusion_png(lstm_run, tmp_path, capsys) -> None:
     data = write_tsv(tmp_path / "test.tsv", order_sentences(60, seed=4))
     assert (
@@ -260,7 +266,7 @@ def test_predict_on_bad_input_fails_and_writes_nothing(lstm_run, tmp_path, capsy
     out = tmp_path / "out.txt"
     for content, pattern in [
         (b"good film\n\nbad film\n", r"in\.txt:2: empty text"),
-        (b"", r"in\.txt: empty file"),
+        (b"", r"in\.txt: empty file; expected one text per line$"),
         (b"ok\n\xff\xfe bad\n", r"in\.txt:2: not UTF-8 text"),
     ]:
         (tmp_path / "in.txt").write_bytes(content)

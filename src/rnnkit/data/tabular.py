@@ -60,14 +60,19 @@ def table_format(path: str | os.PathLike, fmt: str | None = None) -> str:
     return FORMATS[suffix]
 
 
-def read_text_file(path: str | os.PathLike) -> str:
-    """The whole file as text: UTF-8 (a byte-order mark is allowed), else a :class:`DataError`
-    naming the line of the first byte that is not UTF-8. An empty file is an error too."""
-    name = str(path)
+def read_text_file(path: str | os.PathLike, expected: str = "a header line and at least one row") -> str:
+    """The whole file as text (see :func:`decode_text`); ``expected`` says what an empty file lacks."""
     try:
         raw = Path(path).read_bytes()
     except OSError as e:
-        raise DataError(f"cannot read file ({e.strerror})", path=name) from None
+        raise DataError(f"cannot read file ({e.strerror})", path=str(path)) from None
+    return decode_text(raw, str(path), expected)
+
+
+def decode_text(raw: bytes, name: str, expected: str) -> str:
+    """``raw`` as UTF-8 text (a byte-order mark is allowed), else a :class:`DataError` naming
+    ``name`` and the line of the first byte that is not UTF-8. Empty (or blank) text is an error
+    too, saying it expected ``expected``."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -79,7 +84,7 @@ def read_text_file(path: str | os.PathLike) -> str:
             line=line,
         ) from None
     if not text.strip():
-        raise DataError("empty file; expected a header line and at least one row", path=name)
+        raise DataError(f"empty file; expected {expected}", path=name)
     return text
 
 

@@ -67,7 +67,7 @@ from torch import Tensor, nn
 
 from rnnkit.data.batching import BucketedBatches, pad_batch
 from rnnkit.data.ngrams import CharNgramHasher
-from rnnkit.data.tabular import TextTable, read_table, read_text_file
+from rnnkit.data.tabular import TextTable, decode_text, read_table, read_text_file
 from rnnkit.data.vocab import SubwordVocab, WordVocab, word_tokenize
 from rnnkit.errors import CheckpointError, ConfigError, DataError
 from rnnkit.io import atomic_write_json, atomic_write_text, pyplot, save_figure
@@ -731,17 +731,11 @@ def evaluate_file(
 
 def read_input_lines(path: str) -> list[str]:
     """One text per line from a file or ``-`` (stdin), UTF-8; an empty line is a :class:`DataError`."""
+    name = "<stdin>" if path == "-" else path
     if path == "-":
-        name, raw = "<stdin>", sys.stdin.buffer.read()
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError as e:
-            line = raw[: e.start].count(b"\n") + 1
-            raise DataError(f"not UTF-8 text ({e.reason}); expected UTF-8", path=name, line=line) from None
-        if not text.strip():
-            raise DataError("empty input; expected one text per line", path=name)
+        text = decode_text(sys.stdin.buffer.read(), name, expected="one text per line")
     else:
-        name, text = path, read_text_file(path)
+        text = read_text_file(path, expected="one text per line")
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()  # the final newline
