@@ -168,6 +168,11 @@ class Config:
     def validate(self, n_features: int | None = None) -> None:
         if self.train.resume:
             raise ConfigError("resume: a walk-forward run refits at every cut and cannot be resumed; start it again")
+        if self.train.steps is not None:
+            raise ConfigError(
+                f"steps: a walk-forward run trains by epochs (--epochs for the first fit, --refit-epochs for each "
+                f"refit), not steps; got steps={self.train.steps}"
+            )
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads: expected an integer >= 1 or None, got {self.threads!r}")
         self.train.validate()
