@@ -202,7 +202,8 @@ def test_c_pass_matches_torch_where_the_gates_saturate(monkeypatch, cls):
     theirs = minrnn.linear_recurrence(a, b, h0)
     inputs = [x, h0, cell.weight_ih, cell.bias_ih]
     for mine, reference in zip(
-        [ours, *torch.autograd.grad(ours, inputs, grad)], [theirs, *torch.autograd.grad(theirs, inputs, grad)],
+        [ours, *torch.autograd.grad(ours, inputs, grad)],
+        [theirs, *torch.autograd.grad(theirs, inputs, grad)],
         strict=True,
     ):
         assert torch.isfinite(mine).all()
