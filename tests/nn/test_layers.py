@@ -139,3 +139,32 @@ def test_double_precision_and_no_bias():
     x = torch.randn(2, 5, 3, dtype=torch.float64)
     torch.testing.assert_close(ours(x)[0], theirs(x)[0], atol=1e-12, rtol=0)
     assert "bias_ih_l0" not in dict(ours.named_parameters())
+
+
+AUTOCAST_LAYERS = {
+    "lstm_fused": lambda: rnn.LSTM(6, 8, num_layers=2, impl="fused"),
+    "lstm_loop": lambda: rnn.LSTM(6, 8, num_layers=2, impl="loop"),
+    "gru_auto": lambda: rnn.GRU(6, 8, bidirectional=True),
+    "layer_norm_lstm": lambda: rnn.LayerNormLSTM(6, 8),
+    "min_gru": lambda: rnn.MinGRU(6, 8),
+}
+
+
+@pytest.mark.parametrize("name", list(AUTOCAST_LAYERS))
+@pytest.mark.parametrize("training", [True, False])
+def test_under_bf16_autocast_a_layer_takes_bf16_inputs_and_its_own_last_state(name, training):
+    torch.manual_seed(0)
+    layer = AUTOCAST_LAYERS[name]().train(training)
+    x = torch.randn(3, 5, 6).bfloat16()  # as an op before it (an nn.Linear) gives it under autocast
+    with torch.autocast("cpu", dtype=torch.bfloat16), torch.set_grad_enabled(training):
+        out, state = layer(x)
+        again, _ = layer(x, state)  # the state may be bf16 (torch's kernel) while x is not: streaming
+    with torch.set_grad_enabled(training):
+        reference, _ = layer(x.float())  # the same input in the parameters' dtype, no autocast
+    assert again.shape == out.shape == reference.shape
+    if out.dtype == torch.float32:  # a written-here path: float32 throughout, the plain numbers
+        torch.testing.assert_close(out, reference, rtol=0, atol=0)
+    else:  # torch's kernel under autocast: bf16's precision
+        torch.testing.assert_close(out.float(), reference, rtol=0.05, atol=0.05)
+    with pytest.raises(ValueError, match=r"x: dtype torch\.bfloat16 on cpu does not match"):
+        layer(x)  # outside autocast a mismatch is refused, as before

@@ -137,6 +137,16 @@ def test_generate_command_streams_num_samples_and_drops_unknown_prompt_character
     assert capsys.readouterr().out.split("\n")[0] in captured.out  # sample 1 again: same seed, same text
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_bf16_autocast_trains_and_evaluates_with_the_state_carried(tmp_path, cell) -> None:
+    config = tiny_config(tmp_path, steps=12, eval_every=6, precision="bf16")
+    config.model.cell = cell
+    run = lm.train(config)  # the evaluation streams the state from chunk to chunk under autocast
+    evals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["val_loss"] for r in evals if r["kind"] == "eval"]
+    assert len(losses) == 2 and all(math.isfinite(v) for v in losses)
+
+
 def test_resuming_a_run_continues_it_exactly(tmp_path) -> None:
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
     straight = lm.train(tiny_config(tmp_path / "a", steps=24, eval_every=12, schedule="constant"))

@@ -53,6 +53,17 @@ LayerState = Union[Tensor, tuple[Tensor, Tensor]]  # noqa: UP007 (runtime alias,
 IMPLS = ("auto", "fused", "loop")
 
 
+def autocast_to(t: Tensor, dtype: torch.dtype) -> Tensor:
+    """``t`` in ``dtype`` where autocast is on for its device and both are floating point (a bf16
+    output of an earlier op or of the layer's own last call, under ``torch.autocast``, as
+    ``torch.nn``'s RNNs accept it); ``t`` itself otherwise, for the checks to refuse a mismatch.
+    The layer then runs in its parameters' dtype: torch's kernel casts to autocast's own dtype
+    again, the written-here paths compute in float32."""
+    if t.dtype == dtype or not (t.is_floating_point() and dtype.is_floating_point):
+        return t
+    return t.to(dtype) if torch.is_autocast_enabled(t.device.type) else t
+
+
 class RecurrentLayer(nn.Module):
     """Base of all rnnkit recurrent layers: stacking, directions, dropout, lengths, checks.
 
@@ -341,6 +352,7 @@ class RecurrentLayer(nn.Module):
                 f"x: expected {self.input_size} features in the last dimension {expected}, got shape {tuple(x.shape)}"
             )
         weight = self.weight_ih_l0
+        x = autocast_to(x, weight.dtype)
         if x.dtype != weight.dtype or x.device != weight.device:
             raise ValueError(
                 f"x: dtype {x.dtype} on {x.device} does not match the layer's parameters "
@@ -389,6 +401,7 @@ class RecurrentLayer(nn.Module):
                     f"state {name}: expected shape {expected} (num_layers * num_directions, B, "
                     f"{'H_out' if name == 'h' and len(names) == 2 else 'H'}), got {got}"
                 )
+            part = autocast_to(part, x.dtype)
             if part.dtype != x.dtype or part.device != x.device:
                 raise ValueError(
                     f"state {name}: dtype {part.dtype} on {part.device} does not match x ({x.dtype} on {x.device})"
