@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -112,12 +114,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _apply_config(root, root.parse_args(argv), argv)
         status = args.func(args)
+        sys.stdout.flush()  # a reader gone away shows here, not in Python's exit
     except RnnkitError as e:
         print(f"rnnkit: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("rnnkit: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `rnnkit … | head` stopped reading: stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        return 128 + signal.SIGPIPE
     return int(status or 0)
 
 

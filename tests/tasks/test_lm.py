@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import stat
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -88,6 +91,18 @@ def test_generation_steps_once_per_token_and_matches_whole_sequence_recomputatio
     with torch.no_grad():  # the same tokens, recomputed from scratch over the whole sequence
         logits, _ = model(torch.tensor([prompt + greedy[:-1]]))  # (1, P + 29, V)
     assert logits[0, len(prompt) - 1 :].argmax(-1).tolist() == greedy
+
+
+def test_a_reader_that_stops_early_ends_generation_quietly(trained_run: Path) -> None:
+    argv = [sys.executable, "-m", "rnnkit", "lm", "generate", "--run", str(trained_run), "--max-new", "3000"]
+    argv += ["--num-samples", "40"]  # ~120 KB: more than a pipe holds, so a write comes after the close
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.read(100)  # as `rnnkit lm generate … | head -c 100`
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 128 + signal.SIGPIPE, err
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
 
 
 def test_sample_next_respects_top_k_and_top_p() -> None:
