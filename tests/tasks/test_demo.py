@@ -28,3 +28,11 @@ def test_demo_trains_writes_the_run_folder_and_prints_a_sample(tmp_path, monkeyp
     for name in ("report.md", "plots/loss.png", "checkpoints/best", "config.json", "data/train.bin"):
         assert (run_dir / name).exists(), name
     assert (tmp_path / "runs" / "demo" / "pydoc_topics.txt").read_text() == demo_text()
+
+
+def test_a_bad_budget_is_one_error_line_before_anything_is_printed(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--minutes", "-1"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == "rnnkit: error: minutes: expected a number > 0, got -1.0\n"
+    assert not (tmp_path / "runs").exists()

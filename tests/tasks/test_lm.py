@@ -211,6 +211,14 @@ def test_training_on_an_empty_file_or_too_short_a_text_fails_cleanly(tmp_path, m
     assert "no such file" in _run_cli(["lm", "train", "--data", "missing.txt"], tmp_path, monkeypatch, capsys)
 
 
+def test_minutes_beside_steps_or_epochs_is_refused(tmp_path, monkeypatch, capsys) -> None:
+    (tmp_path / "t.txt").write_text(TEXT)
+    for length in (["--steps", "10"], ["--epochs", "1"]):
+        err = _run_cli(["lm", "train", "--data", "t.txt", "--minutes", "1", *length], tmp_path, monkeypatch, capsys)
+        expected = f"sets the number of steps by timing; give it or {' '.join(length)}, not both"
+        assert err == f"rnnkit: error: minutes: {expected}"
+
+
 def test_generate_with_a_prompt_of_only_unknown_characters_fails(trained_run, tmp_path, monkeypatch, capsys) -> None:
     argv = ["lm", "generate", "--run", str(trained_run), "--prompt", "☃☃"]
     assert "none of its characters" in _run_cli(argv, tmp_path, monkeypatch, capsys)

@@ -19,6 +19,7 @@ from rnnkit.train.logging import read_metrics
 from rnnkit.train.run import new_run_dir
 
 DEMO_ROOT = Path("runs")
+CORPUS = Path("demo") / "pydoc_topics.txt"  # under the root
 
 
 def demo_text() -> str:
@@ -30,7 +31,7 @@ def demo_text() -> str:
 
 def demo_corpus(root: Path = DEMO_ROOT) -> Path:
     """``<root>/demo/pydoc_topics.txt``, written (atomically) the first time."""
-    path = root / "demo" / "pydoc_topics.txt"
+    path = root / CORPUS
     if not path.is_file():
         atomic_write_text(path, demo_text())
     return path
@@ -38,9 +39,10 @@ def demo_corpus(root: Path = DEMO_ROOT) -> Path:
 
 def demo_config(minutes: float, hidden: int, layers: int, seed: int, quiet: bool, root: Path = DEMO_ROOT) -> lm.Config:
     """The demo's recipe: a char LSTM, B=32 streams of T=64, AdamW 3e-3 with cosine decay,
-    four evaluations on the last 5% of the text, ``minutes`` of training."""
-    return lm.Config(
-        data=lm.DataConfig(files=[str(demo_corpus(root))], val_fraction=0.05, seq_len=64),
+    four evaluations on the last 5% of the text, ``minutes`` of training. Checked first: on a bad
+    option nothing is written; then the corpus (:func:`demo_corpus`) and the run folder are made."""
+    config = lm.Config(
+        data=lm.DataConfig(files=[str(root / CORPUS)], val_fraction=0.05, seq_len=64),
         model=lm.ModelConfig(cell="lstm", layers=layers, hidden=hidden, dropout=0.1),
         train=TrainConfig(
             steps=1,  # replaced by what fits in `minutes`
@@ -52,10 +54,13 @@ def demo_config(minutes: float, hidden: int, layers: int, seed: int, quiet: bool
             log_every=10,
             seed=seed,
             quiet=quiet,
-            run_dir=str(new_run_dir("demo", root)),
         ),
         minutes=minutes,
     )
+    config.validate()
+    demo_corpus(root)
+    config.train.run_dir = str(new_run_dir("demo", root))
+    return config
 
 
 def run(args: argparse.Namespace) -> int:

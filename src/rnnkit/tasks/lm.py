@@ -183,6 +183,14 @@ class Config:
     train: TrainConfig = field(default_factory=lambda: copy.deepcopy(DEFAULT_TRAIN))
     minutes: float | None = None
 
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the first invalid field of any section."""
+        self.data.validate()
+        self.model.validate()
+        self.train.validate()
+        if self.minutes is not None and not self.minutes > 0:
+            raise ConfigError(f"minutes: expected a number > 0, got {self.minutes!r}")
+
 
 # ---------------------------------------------------------------- model
 
@@ -554,10 +562,7 @@ def train(config: Config) -> Path:
     The text is tokenized (and checked) before the run folder exists; a resumed run
     (``config.train.resume``) reuses the token files in its ``data/`` folder.
     """
-    config.data.validate()
-    config.model.validate()
-    if config.minutes is not None and not config.minutes > 0:
-        raise ConfigError(f"minutes: expected a number > 0, got {config.minutes!r}")
+    config.validate()
     # Under torchrun: join the process group first, so that the run folder is rank 0's on every
     # process; every process tokenizes into its own temporary folder, rank 0 moves its copy in.
     distributed.setup(config.train)
@@ -771,6 +776,9 @@ def config_from_args(args: argparse.Namespace) -> Config:
     """The :class:`Config` the command line (and ``--config`` file) describe; on ``--resume``
     the run's saved data and model sections."""
     train_config = train_config_from_args(args)
+    if args.minutes is not None and (args.steps != DEFAULT_TRAIN.steps or args.epochs is not None):
+        given = f"--steps {args.steps}" if args.epochs is None else f"--epochs {args.epochs}"
+        raise ConfigError(f"minutes: sets the number of steps by timing; give it or {given}, not both")
     if args.resume:
         saved = read_run_config(args.resume)
         if saved.get("task") != "lm":
