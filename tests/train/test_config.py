@@ -60,7 +60,14 @@ def test_task_defaults_and_epochs_replacing_steps():
     [
         ("optimizer", "lbfgs", "optimizer: expected one of"),
         ("batch_size", 0, "batch_size: expected an integer >= 1"),
-        ("lr", -1.0, "lr: expected a number > 0"),
+        ("lr", -1.0, "lr: expected a finite number > 0"),
+        ("lr", float("inf"), "lr: expected a finite number > 0"),
+        ("weight_decay", -0.1, "weight_decay: expected a finite number >= 0"),
+        ("momentum", 1.0, r"momentum: expected a number in \[0, 1\)"),
+        ("min_lr", 1.0, r"min_lr: expected a number in \[0, lr=0.001\]"),
+        ("vanish_threshold", float("nan"), "vanish_threshold: expected a finite number >= 0"),
+        ("explode_threshold", 1e-7, "explode_threshold: expected a number > vanish_threshold"),
+        ("dist_timeout", 0.0, "dist_timeout: expected a number of seconds > 0"),
         ("clip_norm", 0.0, "clip_norm"),
         ("epochs", 2, "steps/epochs: give exactly one"),
     ],
@@ -68,6 +75,16 @@ def test_task_defaults_and_epochs_replacing_steps():
 def test_invalid_values_name_the_field(field, value, message):
     with pytest.raises(ConfigError, match=message):
         TrainConfig(**{field: value})
+
+
+@pytest.mark.parametrize(
+    ("schedule", "gamma", "message"),
+    [("step", 0.0, r"\(0, 1\] for schedule 'step'"), ("step", 1.5, "step"), ("plateau", 1.0, r"\(0, 1\) for schedule")],
+)
+def test_gamma_is_checked_for_the_schedule_that_uses_it(schedule, gamma, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(schedule=schedule, gamma=gamma)
+    assert TrainConfig(schedule="cosine", gamma=gamma).gamma == gamma  # not read: not checked
 
 
 def test_resume_starts_from_the_saved_options(tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -90,8 +91,26 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ConfigError(f"{name}: expected an integer >= 0, got {value!r}")
-        if not self.lr > 0:
-            raise ConfigError(f"lr: expected a number > 0, got {self.lr!r}")
+        if not 0 < self.lr < math.inf:
+            raise ConfigError(f"lr: expected a finite number > 0, got {self.lr!r}")
+        for name in ("weight_decay", "vanish_threshold"):
+            if not 0 <= getattr(self, name) < math.inf:
+                raise ConfigError(f"{name}: expected a finite number >= 0, got {getattr(self, name)!r}")
+        if not 0 <= self.momentum < 1:
+            raise ConfigError(f"momentum: expected a number in [0, 1), got {self.momentum!r}")
+        if not 0 <= self.min_lr <= self.lr:
+            raise ConfigError(f"min_lr: expected a number in [0, lr={self.lr!r}], got {self.min_lr!r}")
+        if self.schedule == "step" and not 0 < self.gamma <= 1:
+            raise ConfigError(f"gamma: expected a number in (0, 1] for schedule 'step', got {self.gamma!r}")
+        if self.schedule == "plateau" and not 0 < self.gamma < 1:
+            raise ConfigError(f"gamma: expected a number in (0, 1) for schedule 'plateau', got {self.gamma!r}")
+        if not self.explode_threshold > self.vanish_threshold:
+            raise ConfigError(
+                f"explode_threshold: expected a number > vanish_threshold={self.vanish_threshold!r}, "
+                f"got {self.explode_threshold!r}"
+            )
+        if not self.dist_timeout > 0:
+            raise ConfigError(f"dist_timeout: expected a number of seconds > 0, got {self.dist_timeout!r}")
         for name in ("clip_norm", "clip_value"):
             value = getattr(self, name)
             if value is not None and not value > 0:
