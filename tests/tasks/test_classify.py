@@ -288,10 +288,18 @@ def test_not_a_run_folder_is_one_line(tmp_path, capsys) -> None:
     _fails_cleanly(["classify", "predict", "--run", str(tmp_path / "nope")], capsys, r"no such run folder")
 
 
-def test_bad_model_option_is_a_config_error(tmp_path, capsys) -> None:
+@pytest.mark.parametrize(
+    ("options", "pattern"),
+    [
+        (["--embed-dropout", "1.5"], r"embed_dropout: expected a probability in \[0, 1\), got 1\.5"),
+        (["--max-vocab", "0"], r"max_vocab: expected an integer >= 1 or None \(no limit\), got 0"),
+        (["--vocab", "subword", "--subword-size", "10"], r"subword_size: expected >= 257 \(256 bytes \+ merges\)"),
+    ],
+)
+def test_bad_model_or_vocabulary_option_is_a_config_error(tmp_path, capsys, options, pattern) -> None:
     train = write_tsv(tmp_path / "t.tsv", [("good", "1"), ("bad", "0")])
-    argv = ["classify", "train", "--train", str(train), "--embed-dropout", "1.5", "--run-dir", str(tmp_path / "r")]
-    _fails_cleanly(argv, capsys, r"embed_dropout: expected a probability in \[0, 1\), got 1\.5")
+    argv = ["classify", "train", "--train", str(train), *options, "--run-dir", str(tmp_path / "r")]
+    _fails_cleanly(argv, capsys, pattern)
     assert not (tmp_path / "r").exists()
 
 

@@ -151,6 +151,7 @@ def test_cli_train_eval_predict(tmp_path, capsys):
         ("Date,y\n2020-01-01,1\n2020-01-02,2\n2020-01-03,3\n", [], "shorter than context + horizon"),
         ("Date,y\n2020-01-01,1\n2020-01-02,\n", [], "p.csv:3: missing value in column 'y' (pass --fill"),
         ("Date,y\n2020-01-01,1\n2020-01-02,2\n", ["--steps", "30"], "steps: a walk-forward run trains by epochs"),
+        ("Date,y\n2020-01-01,1\n2020-01-02,2\n", ["--dropout", "1"], "dropout: expected a probability in [0, 1)"),
     ],
 )
 def test_cli_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, text, extra, message):

@@ -131,6 +131,10 @@ class DataConfig:
             raise ConfigError(f"vocab: expected one of {list(VOCABS)}, got {self.vocab!r}")
         if self.min_freq < 1:
             raise ConfigError(f"min_freq: expected an integer >= 1, got {self.min_freq!r}")
+        if self.max_vocab is not None and self.max_vocab < 1:
+            raise ConfigError(f"max_vocab: expected an integer >= 1 or None (no limit), got {self.max_vocab!r}")
+        if self.vocab == "subword" and self.subword_size < 257:
+            raise ConfigError(f"subword_size: expected >= 257 (256 bytes + merges), got {self.subword_size!r}")
         if self.char_ngrams < 0:
             raise ConfigError(f"char_ngrams: expected an integer >= 0 (0: off), got {self.char_ngrams!r}")
         if self.char_ngrams and self.vocab != "word":

@@ -113,6 +113,8 @@ class ModelConfig:
         for name in ("hidden_size", "num_layers", "context", "horizon"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: expected an integer >= 1, got {getattr(self, name)!r}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout: expected a probability in [0, 1), got {self.dropout!r}")
         qs = list(self.quantiles)
         if self.output == "quantile" and (0.5 not in qs or qs != sorted(set(qs)) or not all(0 < q < 1 for q in qs)):
             raise ConfigError(f"quantiles: expected increasing levels in (0, 1) including 0.5, got {qs}")
