@@ -168,3 +168,22 @@ def test_under_bf16_autocast_a_layer_takes_bf16_inputs_and_its_own_last_state(na
         torch.testing.assert_close(out.float(), reference, rtol=0.05, atol=0.05)
     with pytest.raises(ValueError, match=r"x: dtype torch\.bfloat16 on cpu does not match"):
         layer(x)  # outside autocast a mismatch is refused, as before
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("impl", ["loop", "fused"])
+def test_an_empty_batch_gives_empty_outputs_and_states_as_torch_nn_does(kind, impl):
+    ours, theirs = make_pair(kind, 4, 6, num_layers=2, bidirectional=True, impl=impl)
+    x = torch.ones(0, 3, 4)
+    out, state = ours(x, lengths=torch.zeros(0, dtype=torch.long))
+    ref_out, ref_state = theirs(x)
+    assert out.shape == ref_out.shape == (0, 3, ref_out.shape[-1])
+    assert [s.shape for s in as_tuple(state)] == [s.shape for s in as_tuple(ref_state)]
+    with pytest.raises(ValueError, match=r"lengths: expected shape \(0,\)"):
+        ours(x, lengths=torch.ones(2, dtype=torch.long))
+
+
+@pytest.mark.parametrize("sizes", [(8.5, 8), (0, 8), (True, 8), (8, -1)])
+def test_sizes_must_be_positive_integers(sizes):
+    with pytest.raises(ValueError, match="input_size and hidden_size: expected positive integers"):
+        rnn.LSTM(*sizes)

@@ -18,6 +18,7 @@ The loop that runs a cell over a sequence lives in :mod:`rnnkit.nn.scan`.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Union
 
 import torch
@@ -40,8 +41,12 @@ class RecurrentCell(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *, device=None, dtype=None) -> None:
         super().__init__()
-        if input_size <= 0 or hidden_size <= 0:
-            raise ValueError(f"input_size and hidden_size must be positive, got {input_size} and {hidden_size}")
+        sizes = (input_size, hidden_size)
+        if not all(isinstance(n, numbers.Integral) and not isinstance(n, bool) and n > 0 for n in sizes):
+            raise ValueError(
+                f"input_size and hidden_size: expected positive integers, got {input_size!r} and {hidden_size!r}"
+            )
+        input_size, hidden_size = int(input_size), int(hidden_size)
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.bias = bias

@@ -199,7 +199,11 @@ class RecurrentLayer(nn.Module):
         lengths = self._check_lengths(lengths, B, T)
         hx = self._check_state(state, B, x, unbatched)  # tuple of (L * D, B, ·) or None
         self._sync_cells()
-        if self._use_fused(x, lengths):
+        if B == 0:  # an empty batch, as torch.nn's RNNs take it: empty outputs and states
+            out = x.new_zeros(0, T, self.num_directions * self.output_size)
+            LD = self.num_layers * self.num_directions
+            hn = hx or tuple(x.new_zeros(LD, 0, size) for size in self.state_sizes)
+        elif self._use_fused(x, lengths):
             out, hn = fused.forward(self, x, hx, lengths)
         else:
             out, hn = self._forward_loop(x, hx, None if lengths is None else lengths.to(x.device))
@@ -378,6 +382,8 @@ class RecurrentLayer(nn.Module):
                 f"lengths: expected a tensor on the CPU or on x's device ({self.weight_ih_l0.device}), "
                 f"got one on {lengths.device}"
             )
+        if B == 0:
+            return lengths.long()
         low, high = int(lengths.min()), int(lengths.max())
         if low < 1 or high > T:
             raise ValueError(f"lengths: each length must be in 1..T={T}, got values from {low} to {high}")
