@@ -79,6 +79,30 @@ def test_cell_rejects_wrong_input_shape(bad):
         rnn.GRUCell(3, 5)(bad)
 
 
+@pytest.mark.parametrize(
+    ("make", "state", "message"),
+    [
+        (
+            lambda: rnn.LSTMCell(3, 5),
+            torch.zeros(2, 5),
+            r"state: expected a tuple of 2 tensors of shape\(s\) \[\(2, 5\), \(2, 5\)\], got \[\(2, 5\)\]",
+        ),
+        (lambda: rnn.LSTMCell(3, 5, proj_size=2), (torch.zeros(2, 5), torch.zeros(2, 5)), r"\[\(2, 2\), \(2, 5\)\]"),
+        (lambda: rnn.GRUCell(3, 5), (torch.zeros(2, 5), torch.zeros(2, 5)), r"one tensor of shape\(s\) \[\(2, 5\)\]"),
+        (lambda: rnn.MinGRUCell(3, 5), torch.zeros(3, 5), r"\[\(2, 5\)\], got \[\(3, 5\)\]"),
+        (lambda: rnn.LayerNormLSTMCell(3, 5), (torch.zeros(2, 5), "c"), r"got \[\(2, 5\), 'str'\]"),
+    ],
+)
+def test_cell_rejects_a_state_of_the_wrong_structure_or_shape(make, state, message):
+    cell = make()
+    with pytest.raises(ValueError, match=message):
+        cell(torch.randn(2, 3), state)
+    good = cell.initial_state(2)
+    assert type(cell(torch.randn(2, 3), good)) is type(good)  # the right one still steps
+    unbatched = tuple(s[0] for s in good) if isinstance(good, tuple) else good[0]
+    cell(torch.randn(3), unbatched)  # and an unbatched step takes the state without B
+
+
 def test_cell_rejects_bad_hyperparameters():
     with pytest.raises(ValueError, match="nonlinearity"):
         rnn.RNNCell(3, 5, nonlinearity="sigmoid")

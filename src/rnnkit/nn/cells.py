@@ -102,6 +102,8 @@ class RecurrentCell(nn.Module):
             raise ValueError(
                 f"x_t: expected shape (B, {self.input_size}) or ({self.input_size},), got {tuple(x_t.shape)}"
             )
+        if state is not None:
+            self._check_state(state, None if unbatched else x_t.shape[0])
         if unbatched:
             x_t = x_t.unsqueeze(0)
             state = _map_state(state, lambda s: s.unsqueeze(0))
@@ -110,8 +112,25 @@ class RecurrentCell(nn.Module):
         _, new_state = self.step(self.project(x_t), state)
         return _map_state(new_state, lambda s: s.squeeze(0)) if unbatched else new_state
 
+    def _check_state(self, state: State, batch_size: int | None) -> None:
+        """A ``ValueError`` unless ``state`` has :meth:`initial_state`'s structure and shapes
+        (without the ``B`` axis when ``batch_size`` is None: an unbatched step)."""
+        if "_state_layout" not in self.__dict__:  # (is a tuple, per-row shapes), once per cell
+            zero = self.initial_state(1, device="meta")
+            self._state_layout = (isinstance(zero, tuple), [tuple(z.shape[1:]) for z in _as_tuple(zero)])
+        is_tuple, rows = self._state_layout
+        expected = rows if batch_size is None else [(batch_size, *row) for row in rows]
+        got = [tuple(p.shape) if isinstance(p, Tensor) else type(p).__name__ for p in _as_tuple(state)]
+        if got != expected:
+            kind = f"a tuple of {len(expected)} tensors" if is_tuple else "one tensor"
+            raise ValueError(f"state: expected {kind} of shape(s) {expected}, got {got}")
+
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
+
+
+def _as_tuple(state: State) -> tuple:
+    return tuple(state) if isinstance(state, (tuple, list)) else (state,)
 
 
 def _map_state(state: State | None, fn) -> State | None:
