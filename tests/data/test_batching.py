@@ -19,6 +19,8 @@ def test_pad_batch_and_mask():
 def test_pad_batch_rejects_mismatched_features():
     with pytest.raises(ValueError, match=r"sequences\[1\]: expected shape \(T, 2\)"):
         pad_batch([torch.zeros(3, 2), torch.zeros(3, 4)])
+    with pytest.raises(ValueError, match=r"sequences\[1\]: expected a Tensor \(T, \*\), got list"):
+        pad_batch([torch.zeros(3), [1, 2]])
 
 
 def test_shuffled_batches_cover_each_epoch_once_and_reshuffle():

@@ -29,6 +29,9 @@ def pad_batch(sequences: Sequence[Tensor], pad_value: float = 0.0) -> tuple[Tens
     """
     if len(sequences) == 0:
         raise ValueError("sequences: expected at least one sequence, got none")
+    for i, s in enumerate(sequences):
+        if not isinstance(s, Tensor):
+            raise ValueError(f"sequences[{i}]: expected a Tensor (T, *), got {type(s).__name__}")
     first = sequences[0]
     for i, s in enumerate(sequences):
         if s.dim() < 1 or s.shape[1:] != first.shape[1:] or s.dtype != first.dtype:
