@@ -60,3 +60,13 @@ def test_a_config_value_of_the_wrong_kind_is_one_error_naming_file_and_key(tmp_p
     path.write_text(toml + "\n")
     assert main(["lm", "train", "--config", str(path)]) == 2
     assert capsys.readouterr().err == f"rnnkit: error: {path}: {message}\n"
+
+
+def test_an_output_path_under_a_file_is_one_error_line_exit_2(tmp_path, capsys) -> None:
+    (tmp_path / "text.txt").write_text("the quick brown fox jumps over the lazy dog\n" * 200)
+    (tmp_path / "file").write_text("not a folder")
+    argv = ["lm", "train", "--data", str(tmp_path / "text.txt"), "--steps", "1", "--hidden", "8", "--layers", "1"]
+    argv += ["--seq-len", "8", "--batch-size", "2", "--quiet", "--run-dir", str(tmp_path / "file" / "run")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == f"rnnkit: error: {tmp_path / 'file' / 'run'}: a part of this path is a file, not a folder\n"

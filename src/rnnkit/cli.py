@@ -8,6 +8,7 @@ come from a TOML file given with ``--config``; the command line wins over the fi
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import signal
@@ -124,7 +125,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `rnnkit … | head` stopped reading: stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
         return 128 + signal.SIGPIPE
+    except OSError as e:  # a path given that cannot be made or written: bad input, said in one line
+        if e.filename is None or e.errno not in PATH_ERRORS:
+            raise
+        print(f"rnnkit: error: {_path_error(e)}", file=sys.stderr)
+        return 2
     return int(status or 0)
+
+
+# What a path the user gave can run into (an output folder under a file, no permission, ...).
+PATH_ERRORS = frozenset({errno.ENOTDIR, errno.EEXIST, errno.EACCES, errno.EPERM, errno.EROFS, errno.EISDIR})
+
+
+def _path_error(e: OSError) -> str:
+    if e.errno == errno.EEXIST and not os.path.isdir(e.filename):
+        return f"{e.filename}: exists and is not a folder; expected a folder (or nothing) there"
+    if e.errno == errno.ENOTDIR:
+        return f"{e.filename}: a part of this path is a file, not a folder"
+    return f"{e.filename}: {e.strerror}"
 
 
 if __name__ == "__main__":

@@ -49,3 +49,5 @@ def test_bad_option_is_one_line_and_exit_2(capsys):
     assert main(["experiment", "memory", "--models", "transformer"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("rnnkit: error: models:") and err.count("\n") == 1
+    assert main(["experiment", "vanishing", "--quick", "--threads", "-1"]) == 2
+    assert capsys.readouterr().err == "rnnkit: error: threads: expected an integer >= 0 (0: torch's choice), got -1\n"

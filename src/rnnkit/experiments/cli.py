@@ -13,6 +13,8 @@ import importlib
 
 import torch
 
+from rnnkit.errors import ConfigError
+
 # subcommand -> (module, config class name, help)
 EXPERIMENTS: dict[str, tuple[str, str, str]] = {
     "vanishing": (
@@ -95,9 +97,11 @@ def config_from_args(args: argparse.Namespace, config_cls):
 
 def _runner(module_name: str, config_cls):
     def run(args: argparse.Namespace) -> int:
+        if args.threads < 0:
+            raise ConfigError(f"threads: expected an integer >= 0 (0: torch's choice), got {args.threads}")
+        config = config_from_args(args, config_cls)  # checked before anything changes
         if args.threads > 0:
             torch.set_num_threads(args.threads)
-        config = config_from_args(args, config_cls)
         results = importlib.import_module(module_name).run(config)
         print(f"wrote {results['run_dir']}/report.md")
         return 0
