@@ -117,10 +117,10 @@ class RecurrentCell(nn.Module):
         (without the ``B`` axis when ``batch_size`` is None: an unbatched step)."""
         if "_state_layout" not in self.__dict__:  # (is a tuple, per-row shapes), once per cell
             zero = self.initial_state(1, device="meta")
-            self._state_layout = (isinstance(zero, tuple), [tuple(z.shape[1:]) for z in _as_tuple(zero)])
+            self._state_layout = (isinstance(zero, tuple), [tuple(z.shape[1:]) for z in state_parts(zero)])
         is_tuple, rows = self._state_layout
         expected = rows if batch_size is None else [(batch_size, *row) for row in rows]
-        got = [tuple(p.shape) if isinstance(p, Tensor) else type(p).__name__ for p in _as_tuple(state)]
+        got = [tuple(p.shape) if isinstance(p, Tensor) else type(p).__name__ for p in state_parts(state)]
         if got != expected:
             kind = f"a tuple of {len(expected)} tensors" if is_tuple else "one tensor"
             raise ValueError(f"state: expected {kind} of shape(s) {expected}, got {got}")
@@ -129,14 +129,15 @@ class RecurrentCell(nn.Module):
         return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
 
 
-def _as_tuple(state: State) -> tuple:
+def state_parts(state: State) -> tuple:
+    """The tensors of a state as a tuple: ``(h, c)`` as given (a tuple or a list), ``h`` as ``(h,)``."""
     return tuple(state) if isinstance(state, (tuple, list)) else (state,)
 
 
 def _map_state(state: State | None, fn) -> State | None:
     if state is None:
         return None
-    if isinstance(state, tuple):
+    if isinstance(state, (tuple, list)):
         return tuple(fn(s) for s in state)
     return fn(state)
 

@@ -37,6 +37,7 @@ from rnnkit.nn.cells import (
     RecurrentCell,
     RNNCell,
     State,
+    state_parts,
 )
 from rnnkit.nn.dropout import (
     RecurrentDropoutCell,
@@ -392,7 +393,7 @@ class RecurrentLayer(nn.Module):
     def _check_state(self, state: LayerState | None, B: int, x: Tensor, unbatched: bool) -> tuple[Tensor, ...] | None:
         if state is None:
             return None
-        parts = state if isinstance(state, (tuple, list)) else (state,)
+        parts = state_parts(state)
         names = ("h", "c") if len(self.state_sizes) == 2 else ("h",)
         if len(parts) != len(names):
             kind = "a tuple (h, c)" if len(names) == 2 else "a single tensor h"
