@@ -9,8 +9,11 @@ Layers (stacked, bidirectional, dropout, ``lengths=``, and the ``recurrent_dropo
 ``zoneout=``, ``weight_drop=`` options): :class:`RNN`, :class:`LSTM`, :class:`GRU`,
 :class:`LayerNormLSTM`, :class:`LayerNormGRU`, :class:`IndRNN`, :class:`MinGRU`, :class:`MinLSTM`.
 Dropout around layers: :class:`LockedDropout`, :class:`EmbeddingDropout`.
+Attention of a decoder over encoder outputs: :class:`DotAttention`, :class:`GeneralAttention`,
+:class:`AdditiveAttention` (:mod:`rnnkit.nn.attention`).
 """
 
+from rnnkit.nn.attention import AdditiveAttention, DotAttention, GeneralAttention
 from rnnkit.nn.cells import (
     GRUCell,
     IndRNNCell,
@@ -29,8 +32,11 @@ __all__ = [
     "GRU",
     "LSTM",
     "RNN",
+    "AdditiveAttention",
+    "DotAttention",
     "EmbeddingDropout",
     "GRUCell",
+    "GeneralAttention",
     "IndRNN",
     "IndRNNCell",
     "LSTMCell",
