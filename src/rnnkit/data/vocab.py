@@ -1,6 +1,7 @@
 """Vocabularies: turning text into integer ids and back.
 
-* :func:`word_tokenize` — the simple, documented word tokenizer used by ``rnnkit classify``.
+* :func:`word_tokenize` — the simple, documented word tokenizer used by ``rnnkit classify`` and
+  ``rnnkit translate``; :func:`detokenize` joins its tokens back into text.
 * :class:`WordVocab` — a word-level vocabulary built from a training split, with ``<pad>`` (id 0)
   and ``<unk>`` (id 1); any word not seen in training maps to ``<unk>``. Saved as JSON.
 * :class:`CharVocab` — one id per character seen in the training text (``rnnkit lm --level char``).
@@ -39,6 +40,25 @@ def word_tokenize(text: str, lowercase: bool = True) -> list[str]:
     ["it's", 'not', 'good', ',', "isn't", 'it', '?']
     """
     return _WORD.findall(text.lower() if lowercase else text)
+
+
+# Detokenization: no space before closing punctuation, after an opening bracket, or around a
+# hyphen or apostrophe inside a word ("t - shirt" -> "t-shirt").
+_SPACE_BEFORE = re.compile(r" ([.,!?;:%)\]}])")
+_SPACE_AFTER = re.compile(r"([(\[{$]) ")
+_INNER_MARK = re.compile(r"(?<=\w) ([-'/]) (?=\w)")
+
+
+def detokenize(tokens: Sequence[str]) -> str:
+    """Join :func:`word_tokenize`'s tokens into text: spaces between words, none before ``. , !
+    ? ; : % ) ] }``, none after ``( [ { $``, none around a ``-``, ``'`` or ``/`` between two
+    words. Undoes the tokenizer wherever the text had no space there.
+
+    >>> detokenize(["a", "man", "in", "a", "t", "-", "shirt", "(", "red", ")", "."])
+    'a man in a t-shirt (red).'
+    """
+    text = " ".join(tokens)
+    return _INNER_MARK.sub(r"\1", _SPACE_AFTER.sub(r"\1", _SPACE_BEFORE.sub(r"\1", text)))
 
 
 class SymbolListVocab:
