@@ -27,6 +27,7 @@ VERB_MODULES: tuple[str, ...] = (
     "rnnkit.tasks.demo",
     "rnnkit.tasks.lm",
     "rnnkit.tasks.classify",
+    "rnnkit.tasks.translate",
     "rnnkit.tasks.forecast",
     "rnnkit.experiments.cli",
 )
