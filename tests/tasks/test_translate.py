@@ -30,7 +30,7 @@ from rnnkit.tasks.translate import (
     greedy_decode,
     sequence_log_prob,
 )
-from rnnkit.train import TrainConfig
+from rnnkit.train import TrainConfig, load_run
 
 SOURCE_WORDS = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l"]
 MULTI30K = Path(__file__).resolve().parents[3] / "shared" / "data" / "multi30k"
@@ -231,10 +231,22 @@ def test_the_model_learns_to_translate_the_toy_language(toy_run):
     assert Translator.load(toy_run).translate(["a b c"], beam_size=1) == ["xc xb xa"]
 
 
+def test_attention_of_the_toy_translation_looks_at_the_mirrored_source_word(toy_run):
+    """The toy target is the source backwards: output word t translates source word S-1-t."""
+    translator = Translator.load(toy_run)
+    source = translator.source_vocab.encode("a b c d e")
+    output = [*translator.target_vocab.encode("xe xd xc xb xa"), SentenceVocab.eos_id]
+    weights = translate.attention_map(translator.model, source, output)  # (T, S)
+    assert weights.shape == (6, 5)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(6))
+    assert weights[:5].argmax(-1).tolist() == [4, 3, 2, 1, 0]
+
+
 def test_the_run_folder_has_vocabularies_eval_files_and_a_report(toy_run):
     assert (toy_run / "source_vocab.json").exists() and (toy_run / "target_vocab.json").exists()
     report = (toy_run / "report.md").read_text()
-    assert "## Translation" in report and "BLEU" in report
+    assert "## Translation" in report and "BLEU" in report and "plots/attention.png" in report
+    assert (toy_run / "plots" / "attention.png").stat().st_size > 1000
     saved = json.loads((toy_run / "eval" / "val.src" / "report.json").read_text())
     assert saved["beam_size"] == 3 and saved["bleu"] > 80.0
     rows = [json.loads(line) for line in (toy_run / "metrics.jsonl").read_text().splitlines()]
@@ -248,6 +260,19 @@ def test_training_is_deterministic(tmp_path):
         results.append(translate.train(toy_config(tmp_path / name, steps=15)))
     assert results[0].train_loss == results[1].train_loss
     assert results[0].best_metric == results[1].best_metric
+
+
+def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path):
+    straight = translate.train(toy_config(tmp_path, steps=20))
+    config = toy_config(tmp_path, steps=10)
+    config.train.run_dir = str(tmp_path / "resumed")
+    translate.train(config)
+    config.train.steps, config.train.resume = 20, str(tmp_path / "resumed")
+    resumed = translate.train(config)
+    assert resumed.steps == 20
+    a = load_run(straight.run_dir, "last")[1]
+    b = load_run(resumed.run_dir, "last")[1]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 # ---------------------------------------------------------------- command line

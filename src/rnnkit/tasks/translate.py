@@ -69,7 +69,7 @@ from rnnkit.data.parallel import ParallelText, read_parallel, read_sentences, sp
 from rnnkit.data.tabular import decode_text
 from rnnkit.data.vocab import WordVocab, detokenize, word_tokenize
 from rnnkit.errors import CheckpointError, ConfigError, DataError
-from rnnkit.io import atomic_write_json, atomic_write_text
+from rnnkit.io import atomic_write_json, atomic_write_text, pyplot, save_figure
 from rnnkit.nn import GRU, LSTM
 from rnnkit.nn.attention import ATTENTIONS, make_attention
 from rnnkit.train import (
@@ -515,6 +515,32 @@ def corpus_scores(hypotheses: Sequence[str], references: Sequence[str], lowercas
     return {"bleu": bleu.score, "chrf": chrf.score, "bleu_brevity_penalty": bleu.bp}
 
 
+@torch.no_grad()
+def attention_map(model: Seq2Seq, source: Sequence[int], output: Sequence[int]) -> Tensor:
+    """The attention weights ``(len(output), len(source))`` with which ``model`` produced each
+    word of ``output`` (word ids, ``</s>`` included) from ``source`` (word ids): row ``t`` is the
+    distribution over source words when predicting ``output[t]``."""
+    model.eval()
+    device = next(model.parameters()).device
+    src = torch.tensor([list(source)], device=device)  # (1, S)
+    target_in = torch.tensor([[SentenceVocab.bos_id, *output[:-1]]], device=device)  # (1, T)
+    encoded, state = model.encode(src, torch.tensor([len(source)]))
+    return model.decode(target_in, state, encoded)[2][0].cpu()  # (T, S)
+
+
+def plot_attention(weights: Tensor, source_words: Sequence[str], output_words: Sequence[str], path: Path) -> None:
+    """Save one translation's attention ``weights: (T, S)`` as a PNG heat map (atomically)."""
+    plt = pyplot()
+    T, S = weights.shape
+    fig, ax = plt.subplots(figsize=(1.5 + 0.35 * S, 1.2 + 0.3 * T))
+    ax.imshow(weights.numpy(), cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
+    ax.set_xticks(range(S), list(source_words), rotation=60, ha="right")
+    ax.set_yticks(range(T), list(output_words))
+    ax.set(xlabel="source", ylabel="output", title="attention weights")
+    fig.tight_layout()
+    save_figure(fig, path, dpi=100)
+
+
 # ===================================================================== a trained run
 class Translator:
     """A trained run, ready to translate: the model and both vocabularies.
@@ -710,6 +736,16 @@ def _report_run(run_dir: Path, val_text: ParallelText, config: Config) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(folder / "hypotheses.txt", "\n".join(hypotheses) + "\n")
     atomic_write_json(folder / "report.json", {"source": val_text.source_path, **report})
+    (run_dir / "plots").mkdir(exist_ok=True)
+    source_ids = translator.source_vocab.encode(val_text.sources[0])
+    output_ids = translate_ids(translator.model, [source_ids], translator.decode)[0].ids
+    words = translator.target_vocab.vocab.words
+    plot_attention(
+        attention_map(translator.model, source_ids, output_ids),
+        translator.source_vocab.vocab.decode(source_ids),
+        [words[i] for i in output_ids],
+        run_dir / "plots" / "attention.png",
+    )
     lines = [
         "## Translation",
         "",
@@ -724,6 +760,8 @@ def _report_run(run_dir: Path, val_text: ParallelText, config: Config) -> None:
     ]
     for src, hyp, ref in list(zip(val_text.sources, hypotheses, val_text.targets, strict=True))[:5]:
         lines += [f"- source: {src}", f"  - output: {hyp}", f"  - reference: {ref}"]
+    lines += ["", "The attention of the first translation (row: output word, column: source word):", ""]
+    lines += ["![attention](plots/attention.png)"]
     append_report(run_dir, "\n".join(lines))
 
 
