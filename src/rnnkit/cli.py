@@ -28,6 +28,7 @@ VERB_MODULES: tuple[str, ...] = (
     "rnnkit.tasks.lm",
     "rnnkit.tasks.classify",
     "rnnkit.tasks.translate",
+    "rnnkit.tasks.speech",
     "rnnkit.tasks.forecast",
     "rnnkit.tasks.music",
     "rnnkit.experiments.cli",

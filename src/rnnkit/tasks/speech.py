@@ -1,0 +1,524 @@
+"""`rnnkit speech`: speech to text with a bidirectional recurrent acoustic model trained by CTC.
+
+Audio in, its transcript out::
+
+    rnnkit speech train --train train.tsv --val val.tsv          # manifests: path<TAB>transcript
+    rnnkit speech eval --run runs/speech/<id> --data test.tsv     # WER, CER (jiwer), CTC loss
+    rnnkit speech transcribe --run runs/speech/<id> a.wav b.wav
+
+and the same from Python::
+
+    from rnnkit.tasks import speech
+    result = speech.train(speech.Config(data=speech.DataConfig(train="train.tsv", val="val.tsv")))
+    speech.Recognizer.load(result.run_dir).transcribe(["a.wav"])        # ['three seven one']
+
+The model (Graves et al. 2006; the acoustic model of Deep Speech, Hannun et al. 2014, without its
+language model): log-mel features ``(B, T, M)`` (:class:`rnnkit.data.audio.LogMel`: 25 ms windows
+every 10 ms, normalized by the training set's mean and deviation per feature) → every two frames
+stacked (``T / 2`` steps of ``2M``) → ``Linear`` + ReLU → a stacked bidirectional
+:mod:`rnnkit.nn` GRU or LSTM run with ``lengths`` → dropout → ``Linear`` to the characters and
+the CTC blank. Training minimizes the CTC loss (``F.ctc_loss``, per target character); decoding
+is CTC's greedy best path (the most probable symbol per step, repeats merged, blanks dropped).
+``--cell mlp`` replaces the recurrent layers by a frame-wise feed-forward network of the same
+width over the stacked frames: the baseline that sees 20 ms of context at a time.
+
+Input: a manifest table (TSV, CSV or JSON lines, :mod:`rnnkit.data.tabular`) with a ``path``
+column (an audio file; relative paths are relative to the manifest's folder) and a
+``transcript`` column. Every file is read and checked before training starts (one
+:class:`~rnnkit.errors.DataError` naming the manifest line and the audio file); the character set
+is the training transcripts' (lower-cased unless ``--no-lowercase``).
+
+Shape legend: ``B`` batch, ``T`` feature frames, ``M`` mel bands, ``H`` hidden units per
+direction, ``C`` characters (+1 for the blank, id 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rnnkit.data.audio import LogMel, read_audio
+from rnnkit.data.batching import BucketedBatches, pad_batch
+from rnnkit.data.tabular import read_table
+from rnnkit.errors import CheckpointError, ConfigError, DataError
+from rnnkit.io import atomic_write_json, atomic_write_text
+from rnnkit.nn import GRU, LSTM
+from rnnkit.train import (
+    FitResult,
+    StepOutput,
+    TrainConfig,
+    Trainer,
+    add_train_args,
+    append_report,
+    config_from_args,
+    load_run,
+    load_weights_into,
+    seed_everything,
+)
+
+CELLS = ("gru", "lstm", "mlp")
+BLANK = 0
+
+
+# ===================================================================== configuration
+@dataclass
+class DataConfig:
+    """Where the utterances are and how audio becomes features."""
+
+    train: str = ""  # manifest: path, transcript
+    val: str | None = None
+    path_column: str = "path"
+    transcript_column: str = "transcript"
+    lowercase: bool = True
+    sample_rate: int = 8000  # every file must have it
+    n_mels: int = 40
+
+    def validate(self) -> None:
+        if not self.train:
+            raise ConfigError("train: expected a manifest of audio files and transcripts (--train FILE)")
+        if self.sample_rate < 1000 or self.n_mels < 1:
+            raise ConfigError(
+                f"sample_rate, n_mels: expected >= 1000 Hz and >= 1, got {self.sample_rate!r}, {self.n_mels!r}"
+            )
+
+    def features(self) -> LogMel:
+        return LogMel(sample_rate=self.sample_rate, n_mels=self.n_mels)
+
+
+@dataclass
+class ModelConfig:
+    """The acoustic model's shape."""
+
+    cell: str = "gru"  # gru | lstm | mlp (the frame-wise baseline)
+    hidden_size: int = 128  # per direction
+    num_layers: int = 2
+    dropout: float = 0.2
+
+    def validate(self) -> None:
+        if self.cell not in CELLS:
+            raise ConfigError(f"cell: expected one of {list(CELLS)}, got {self.cell!r}")
+        for name in ("hidden_size", "num_layers"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: expected an integer >= 1, got {getattr(self, name)!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout: expected a number in [0, 1), got {self.dropout!r}")
+
+
+def default_train_config() -> TrainConfig:
+    """The training options ``rnnkit speech train`` starts from."""
+    return TrainConfig(steps=None, epochs=30, batch_size=32, lr=2e-3, clip_norm=5.0, eval_every=200)
+
+
+@dataclass
+class Config:
+    """Everything a speech run needs; saved in the run folder's ``config.json``."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=default_train_config)
+
+    def validate(self) -> None:
+        self.data.validate()
+        self.model.validate()
+        self.train.validate()
+
+
+# ===================================================================== utterances
+@dataclass
+class Utterances:
+    """Feature frames of each utterance (``(T_i, M)``, not yet normalized) and its transcript."""
+
+    manifest: str
+    features: list[Tensor]
+    transcripts: list[str]
+    lines: list[int]
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+
+def read_utterances(path: str | os.PathLike, config: DataConfig) -> Utterances:
+    """Read a manifest and every audio file it names, into log-mel frames."""
+    table = read_table(path, config.path_column, config.transcript_column)
+    folder = Path(path).parent
+    extract = config.features()
+    features, transcripts = [], []
+    for audio, transcript, line in zip(table.texts, table.labels, table.lines, strict=True):
+        file = Path(audio) if Path(audio).is_absolute() else folder / audio
+        try:
+            wave, _ = read_audio(file, config.sample_rate)
+        except DataError as e:
+            raise DataError(f"{path}:{line}: {e}") from None
+        features.append(extract(wave))
+        transcripts.append(" ".join((transcript.lower() if config.lowercase else transcript).split()))
+    return Utterances(str(path), features, transcripts, table.lines)
+
+
+class CharSet:
+    """Characters ↔ ids; id 0 is the CTC blank."""
+
+    def __init__(self, chars: Sequence[str]) -> None:
+        self.chars = list(chars)
+        self.index = {c: i + 1 for i, c in enumerate(self.chars)}
+
+    @classmethod
+    def build(cls, transcripts: Sequence[str]) -> CharSet:
+        return cls(sorted({c for t in transcripts for c in t}))
+
+    def __len__(self) -> int:
+        return len(self.chars) + 1
+
+    def encode(self, text: str, where: str) -> list[int]:
+        unknown = sorted({c for c in text if c not in self.index})
+        if unknown:
+            raise DataError(f"{where}: characters {unknown} never appear in the training transcripts")
+        return [self.index[c] for c in text]
+
+    def decode_best_path(self, ids: Sequence[int]) -> str:
+        """CTC's collapse: repeats merged, then blanks dropped."""
+        out, previous = [], BLANK
+        for i in ids:
+            if i != previous and i != BLANK:
+                out.append(self.chars[i - 1])
+            previous = i
+        return "".join(out)
+
+
+@dataclass
+class Normalizer:
+    """Per-feature mean and deviation of the training frames."""
+
+    mean: list[float]
+    std: list[float]
+
+    @classmethod
+    def fit(cls, features: Sequence[Tensor]) -> Normalizer:
+        frames = torch.cat(list(features))  # (N, M)
+        return cls(frames.mean(0).tolist(), frames.std(0).clamp(min=1e-3).tolist())
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return (x - torch.tensor(self.mean)) / torch.tensor(self.std)
+
+
+@dataclass
+class Batch:
+    """``features: (B, T, M)`` padded, ``lengths: (B,)`` frames, ``targets`` the transcripts'
+    ids concatenated, ``target_lengths: (B,)``."""
+
+    features: Tensor
+    lengths: Tensor
+    targets: Tensor
+    target_lengths: Tensor
+
+    def to(self, device: torch.device | str) -> Batch:
+        return Batch(self.features.to(device), self.lengths, self.targets.to(device), self.target_lengths)
+
+
+def collate(features: Sequence[Tensor], targets: Sequence[list[int]], indices: Sequence[int]) -> Batch:
+    padded, lengths = pad_batch([features[i] for i in indices])  # (B, T, M), (B,)
+    ids = [targets[i] for i in indices]
+    flat = torch.tensor([c for t in ids for c in t], dtype=torch.long)
+    return Batch(padded, lengths, flat, torch.tensor([len(t) for t in ids]))
+
+
+# ===================================================================== the model
+class AcousticModel(nn.Module):
+    """``forward(features: (B, T, M), lengths: (B,)) -> (log_probs: (B, T', C + 1), lengths': (B,))``
+    with ``T' = ceil(T / 2)`` (two frames stacked per step)."""
+
+    def __init__(self, n_mels: int, symbols: int, config: ModelConfig) -> None:
+        super().__init__()
+        H = config.hidden_size
+        self.input = nn.Linear(2 * n_mels, 2 * H)
+        if config.cell == "mlp":
+            self.rnn = None
+            self.frames = nn.Sequential(
+                *[
+                    m
+                    for _ in range(config.num_layers)
+                    for m in (nn.Linear(2 * H, 2 * H), nn.ReLU(), nn.Dropout(config.dropout))
+                ]
+            )
+        else:
+            layer = LSTM if config.cell == "lstm" else GRU
+            between = config.dropout if config.num_layers > 1 else 0.0
+            self.rnn = layer(2 * H, H, num_layers=config.num_layers, bidirectional=True, dropout=between)
+        self.drop = nn.Dropout(config.dropout)
+        self.out = nn.Linear(2 * H, symbols)
+
+    def forward(self, features: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        B, T, M = features.shape
+        valid = torch.arange(T, device=features.device) < lengths.to(features.device)[:, None]  # (B, T)
+        features = features * valid.unsqueeze(-1)  # a padded frame never reaches a real one's step
+        x = F.pad(features, (0, 0, 0, T % 2)).reshape(B, (T + 1) // 2, 2 * M)  # (B, T', 2M)
+        steps = (lengths + 1) // 2  # (B,)
+        x = torch.relu(self.input(x))  # (B, T', 2H)
+        x = self.frames(x) if self.rnn is None else self.rnn(x, lengths=steps)[0]  # (B, T', 2H)
+        return F.log_softmax(self.out(self.drop(x)).float(), dim=-1), steps
+
+
+def ctc_step(model: nn.Module, batch: Batch, state: Any = None) -> StepOutput:
+    """CTC loss of one batch, per target character (the trainer's ``train_step``)."""
+    log_probs, steps = model(batch.features, batch.lengths)  # (B, T', C)
+    loss = F.ctc_loss(
+        log_probs.transpose(0, 1), batch.targets, steps, batch.target_lengths, blank=BLANK, zero_infinity=True
+    )
+    return StepOutput(loss, items=len(batch.lengths))
+
+
+@torch.no_grad()
+def transcribe_features(model: AcousticModel, charset: CharSet, features: Sequence[Tensor], batch_size: int = 32):
+    """Greedy (best-path) transcripts of normalized feature sequences."""
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    for start in range(0, len(features), batch_size):
+        padded, lengths = pad_batch(list(features[start : start + batch_size]))
+        log_probs, steps = model(padded.to(device), lengths)
+        for row, n in zip(log_probs.argmax(-1).cpu(), steps.tolist(), strict=True):
+            out.append(charset.decode_best_path(row[:n].tolist()))
+    return out
+
+
+@torch.no_grad()
+def mean_ctc_loss(model: AcousticModel, features: Sequence[Tensor], targets: Sequence[list[int]]) -> float:
+    model.eval()
+    device = next(model.parameters()).device
+    total = 0.0
+    for start in range(0, len(features), 32):
+        batch = collate(features, targets, range(start, min(start + 32, len(features)))).to(device)
+        log_probs, steps = model(batch.features, batch.lengths)
+        loss = F.ctc_loss(
+            log_probs.transpose(0, 1), batch.targets, steps, batch.target_lengths, blank=BLANK,
+            zero_infinity=True, reduction="sum",
+        )  # fmt: skip
+        total += loss.item()
+    return total / sum(len(t) for t in targets)
+
+
+def error_rates(references: Sequence[str], hypotheses: Sequence[str]) -> dict[str, float]:
+    """Word and character error rates (jiwer), in percent."""
+    import jiwer
+
+    hyps = list(hypotheses)
+    return {"wer": 100 * jiwer.wer(list(references), hyps), "cer": 100 * jiwer.cer(list(references), hyps)}
+
+
+# ===================================================================== a trained run
+class Recognizer:
+    """A trained run: model, character set, feature normalizer. Load with :meth:`load`."""
+
+    def __init__(self, model: AcousticModel, charset: CharSet, normalizer: Normalizer, data: DataConfig) -> None:
+        self.model = model.eval()
+        self.charset, self.normalizer, self.data = charset, normalizer, data
+
+    @classmethod
+    def load(cls, run_dir: str | os.PathLike, which: str = "best", device: str = "cpu") -> Recognizer:
+        run = Path(run_dir)
+        if not run.is_dir():
+            raise CheckpointError(f"{run}: no such run folder; expected a `rnnkit speech train` run")
+        saved, state_dict = load_run(run, which, device)
+        if saved.get("task") != "speech":
+            raise CheckpointError(f"{run}: a {saved.get('task')!r} run, expected a 'speech' run")
+        where = run / "config.json"
+        try:
+            data = DataConfig(**saved["data"])
+            model_config = ModelConfig(**saved["model"])
+            model_config.validate()
+            charset = CharSet(saved["charset"])
+            normalizer = Normalizer(**saved["normalizer"])
+        except (KeyError, TypeError, ConfigError) as e:
+            raise CheckpointError(f"{where}: not a speech run's config ({e})") from None
+        model = AcousticModel(data.n_mels, len(charset), model_config)
+        load_weights_into(model, state_dict, run)
+        return cls(model.to(device), charset, normalizer, data)
+
+    def transcribe(self, files: Sequence[str | os.PathLike]) -> list[str]:
+        """The transcript of each audio file (at the run's sample rate)."""
+        extract = self.data.features()
+        features = [self.normalizer(extract(read_audio(f, self.data.sample_rate)[0])) for f in files]
+        return transcribe_features(self.model, self.charset, features)
+
+    def evaluate(self, utterances: Utterances) -> dict[str, Any]:
+        features = [self.normalizer(f) for f in utterances.features]
+        hypotheses = transcribe_features(self.model, self.charset, features)
+        report = error_rates(utterances.transcripts, hypotheses)
+        try:
+            targets = [self.charset.encode(t, f"{utterances.manifest}:{n}")
+                       for t, n in zip(utterances.transcripts, utterances.lines, strict=True)]  # fmt: skip
+            report["ctc_loss"] = mean_ctc_loss(self.model, features, targets)
+        except DataError:
+            report["ctc_loss"] = None  # a transcript with characters the model cannot write
+        return {**report, "utterances": len(utterances), "hypotheses": hypotheses}
+
+
+def evaluate_file(run_dir: str | os.PathLike, data: str | os.PathLike, out_dir: str | os.PathLike | None = None):
+    """WER, CER and CTC loss of a run on a manifest; ``report.json`` and ``hypotheses.txt`` into
+    ``out_dir`` (default ``<run>/eval/<manifest stem>/``), written after every file is read."""
+    recognizer = Recognizer.load(run_dir)
+    report = {"data": str(data), **recognizer.evaluate(read_utterances(data, recognizer.data))}
+    folder = Path(out_dir) if out_dir is not None else Path(run_dir) / "eval" / Path(data).stem
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder / "hypotheses.txt", "\n".join(report.pop("hypotheses")) + "\n")
+    atomic_write_json(folder / "report.json", report)
+    report["out_dir"] = str(folder)
+    return report
+
+
+# ===================================================================== training
+def train(config: Config, *, runs_root: str | os.PathLike = "runs") -> FitResult:
+    """Train an acoustic model; returns the trainer's :class:`FitResult` (``run_dir``: the run folder).
+
+    Every manifest line and audio file is read before the run folder is made. Evaluations report
+    the validation CTC loss, WER and CER; ``report.md`` gets the best checkpoint's."""
+    config.validate()
+    train_set = read_utterances(config.data.train, config.data)
+    val_set = read_utterances(config.data.val, config.data) if config.data.val else None
+    charset = CharSet.build(train_set.transcripts)
+    normalizer = Normalizer.fit(train_set.features)
+    if config.train.resume:
+        saved = json.loads((Path(config.train.resume) / "config.json").read_text())
+        charset, normalizer = CharSet(saved["charset"]), Normalizer(**saved["normalizer"])
+    where = config.data.train
+    train_targets = [
+        charset.encode(t, f"{where}:{n}") for t, n in zip(train_set.transcripts, train_set.lines, strict=True)
+    ]
+    train_features = [normalizer(f) for f in train_set.features]
+    if val_set is not None:
+        val_features = [normalizer(f) for f in val_set.features]
+        val_targets = [charset.encode(t, f"{val_set.manifest}:{n}")
+                       for t, n in zip(val_set.transcripts, val_set.lines, strict=True)]  # fmt: skip
+    seed_everything(config.train.seed)
+    model = AcousticModel(config.data.n_mels, len(charset), config.model)
+    batches = BucketedBatches(
+        [len(f) for f in train_features], config.train.batch_size,
+        lambda idx: collate(train_features, train_targets, idx), seed=config.train.seed,
+    )  # fmt: skip
+
+    def evaluate(trained: AcousticModel) -> dict[str, float]:
+        hypotheses = transcribe_features(trained, charset, val_features)
+        return {
+            "loss": mean_ctc_loss(trained, val_features, val_targets),
+            **error_rates(val_set.transcripts, hypotheses),
+        }
+
+    task_config = {
+        "data": asdict(config.data), "model": asdict(config.model),
+        "charset": charset.chars, "normalizer": asdict(normalizer),
+    }  # fmt: skip
+    trainer = Trainer(
+        model, config.train, train_step=ctc_step, evaluate=evaluate if val_set is not None else None,
+        task="speech", task_config=task_config, runs_root=runs_root,
+    )  # fmt: skip
+    if not config.train.quiet:
+        seconds = sum(len(f) for f in train_features) * config.data.features().hop / config.data.sample_rate
+        print(
+            f"{len(train_set)} training utterances ({seconds / 60:.1f} minutes of audio), "
+            f"{len(charset) - 1} characters, "
+            f"{sum(p.numel() for p in model.parameters()):,} parameters",
+            file=sys.stderr,
+        )
+    result = trainer.fit(batches)
+    if trainer.is_main and val_set is not None and result.run_dir is not None:
+        report = evaluate_file(result.run_dir, config.data.val, result.run_dir / "eval" / Path(config.data.val).stem)
+        hypotheses = (Path(report["out_dir"]) / "hypotheses.txt").read_text().splitlines()
+        lines = [
+            "## Speech recognition", "",
+            f"Best checkpoint on `{config.data.val}` ({report['utterances']} utterances, greedy CTC decoding):", "",
+            f"- WER {report['wer']:.2f}%, CER {report['cer']:.2f}%, CTC loss {report['ctc_loss']:.4f} per character",
+            "", "First transcripts:", "",
+        ]  # fmt: skip
+        for ref, hyp in list(zip(val_set.transcripts, hypotheses, strict=True))[:5]:
+            lines.append(f"- reference: {ref} | output: {hyp}")
+        append_report(result.run_dir, "\n".join(lines))
+    return result
+
+
+# ===================================================================== command line
+def add_parser(subparsers) -> None:
+    """``rnnkit speech train|eval|transcribe``."""
+    from rnnkit.cli import add_config_option
+
+    verb = subparsers.add_parser("speech", help="speech to text (CTC): train, eval, transcribe")
+    jobs = verb.add_subparsers(dest="job", metavar="JOB", required=True)
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+
+    train_parser = jobs.add_parser(
+        "train", help="train on a manifest of audio files and transcripts", formatter_class=fmt
+    )
+    d, m = DataConfig(), ModelConfig()
+    g = train_parser.add_argument_group("data")
+    g.add_argument("--train", default="", help="manifest (.tsv/.csv/.jsonl): audio path, transcript; required")
+    g.add_argument("--val", default=None, help="validation manifest")
+    g.add_argument("--path-column", default=d.path_column, help="column with the audio file's path")
+    g.add_argument("--transcript-column", default=d.transcript_column, help="column with the transcript")
+    g.add_argument("--lowercase", action=argparse.BooleanOptionalAction, default=d.lowercase, help="lower-case text")
+    g.add_argument("--sample-rate", type=int, default=d.sample_rate, help="sample rate every file must have (Hz)")
+    g.add_argument("--n-mels", type=int, default=d.n_mels, help="mel bands of the features")
+    g = train_parser.add_argument_group("model")
+    g.add_argument("--cell", choices=CELLS, default=m.cell, help="recurrent cell, or mlp (frame-wise baseline)")
+    g.add_argument("--hidden-size", type=int, default=m.hidden_size, help="units per direction")
+    g.add_argument("--num-layers", type=int, default=m.num_layers, help="stacked layers")
+    g.add_argument("--dropout", type=float, default=m.dropout, help="dropout between layers and before the output")
+    add_train_args(train_parser, default_train_config())
+    add_config_option(train_parser)
+    train_parser.set_defaults(func=run_train)
+
+    eval_parser = jobs.add_parser("eval", help="WER, CER and CTC loss on a manifest", formatter_class=fmt)
+    eval_parser.add_argument("--run", default=None, help="run folder of `rnnkit speech train`; required")
+    eval_parser.add_argument("--data", default=None, help="manifest to evaluate on; required")
+    eval_parser.add_argument("--out-dir", default=None, help="where report.json and hypotheses.txt go")
+    eval_parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_config_option(eval_parser)
+    eval_parser.set_defaults(func=run_eval)
+
+    tr = jobs.add_parser("transcribe", help="print the transcript of each audio file", formatter_class=fmt)
+    tr.add_argument("--run", default=None, help="run folder of `rnnkit speech train`; required")
+    tr.add_argument("files", nargs="*", help="audio files (WAV, FLAC, OGG)")
+    add_config_option(tr)
+    tr.set_defaults(func=run_transcribe)
+
+
+def _require(args: argparse.Namespace, *names: str) -> None:
+    for name in names:
+        if not getattr(args, name):
+            raise ConfigError(f"--{name.replace('_', '-')}: required (on the command line or in --config)")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    data = DataConfig(**{f.name: getattr(args, f.name) for f in fields(DataConfig)})
+    model = ModelConfig(**{f.name: getattr(args, f.name) for f in fields(ModelConfig)})
+    result = train(Config(data, model, config_from_args(args)))
+    print(f"run folder: {result.run_dir} ({result.stop_reason} after {result.steps} steps)")
+    if "wer" in result.last_eval:
+        print(f"val WER {result.last_eval['wer']:.2f}%  CER {result.last_eval['cer']:.2f}%")
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    _require(args, "run", "data")
+    report = evaluate_file(args.run, args.data, args.out_dir)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"WER {report['wer']:.2f}%  CER {report['cer']:.2f}%  ({report['utterances']} utterances)")
+        print(f"report.json and hypotheses.txt in {report['out_dir']}")
+    return 0
+
+
+def run_transcribe(args: argparse.Namespace) -> int:
+    _require(args, "run", "files")
+    recognizer = Recognizer.load(args.run)
+    for file, text in zip(args.files, recognizer.transcribe(args.files), strict=True):
+        print(f"{file}\t{text}")
+    return 0
