@@ -81,6 +81,7 @@ from rnnkit.tasks.classify_pretrain import (
     pretrain,
     pretraining_sequences,
 )
+from rnnkit.tasks.common import dataclass_from, require
 from rnnkit.tasks.pooling import POOLINGS, Pooling, valid_mask
 from rnnkit.train import (
     FitResult,
@@ -637,13 +638,6 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _dataclass_from(cls: type, values: Any, where: str):
-    known = {f.name for f in fields(cls)}
-    if not isinstance(values, dict) or set(values) - known:
-        raise CheckpointError(f"{where}: expected an object with keys from {sorted(known)}, found {values!r}")
-    return cls(**values)
-
-
 @dataclass
 class Prediction:
     """One sentence's predicted ``label`` and the probability of every class."""
@@ -678,8 +672,8 @@ class Classifier:
         saved, state_dict = load_run(run, which, device)
         if saved.get("task") != "classify":
             raise CheckpointError(f"{run}: a {saved.get('task')!r} run, expected a 'classify' run")
-        data = _dataclass_from(DataConfig, saved.get("data"), f"{run / 'config.json'}: field 'data'")
-        model_config = _dataclass_from(ModelConfig, saved.get("model"), f"{run / 'config.json'}: field 'model'")
+        data = dataclass_from(DataConfig, saved.get("data"), f"{run / 'config.json'}: field 'data'")
+        model_config = dataclass_from(ModelConfig, saved.get("model"), f"{run / 'config.json'}: field 'model'")
         try:
             data.validate()
         except ConfigError as e:
@@ -1182,7 +1176,7 @@ def config_from_cli(args: argparse.Namespace) -> Config:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    _require(args, "train")
+    require(args, "train")
     config = config_from_cli(args)
     result = train(config)
     print(f"run folder: {result.run_dir} ({result.stop_reason} after {result.steps} steps)")
@@ -1191,15 +1185,8 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _require(args: argparse.Namespace, *names: str) -> None:
-    """Options that are required but may come from ``--config`` (so argparse cannot insist)."""
-    for name in names:
-        if not getattr(args, name):
-            raise ConfigError(f"--{name.replace('_', '-')}: required (on the command line or in --config)")
-
-
 def run_eval(args: argparse.Namespace) -> int:
-    _require(args, "run", "data")
+    require(args, "run", "data")
     report = evaluate_file(args.run, args.data, args.out_dir, args.text_column, args.label_column)
     if args.json:
         print(json.dumps(report, indent=2))
@@ -1210,7 +1197,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    _require(args, "run")
+    require(args, "run")
     classifier = Classifier.load(args.run)
     texts = read_input_lines(args.input)
     text = format_predictions(texts, classifier.predict(texts), args.output_format == "json")

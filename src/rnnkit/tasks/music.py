@@ -57,6 +57,7 @@ from rnnkit.data.pianoroll import Piece, PitchRange, read_pieces
 from rnnkit.errors import CheckpointError, ConfigError, DataError
 from rnnkit.io import atomic_write_json, pyplot, save_figure
 from rnnkit.nn import GRU, LSTM
+from rnnkit.tasks.common import check_fraction, check_positive, dataclass_from, load_task_run, require
 from rnnkit.tasks.pooling import valid_mask
 from rnnkit.train import (
     FitResult,
@@ -66,7 +67,6 @@ from rnnkit.train import (
     add_train_args,
     append_report,
     config_from_args,
-    load_run,
     load_weights_into,
     read_run_config,
     seed_everything,
@@ -108,11 +108,8 @@ class ModelConfig:
     def validate(self) -> None:
         if self.cell not in CELLS:
             raise ConfigError(f"cell: expected one of {list(CELLS)}, got {self.cell!r}")
-        for name in ("hidden_size", "num_layers"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name}: expected an integer >= 1, got {getattr(self, name)!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"dropout: expected a number in [0, 1), got {self.dropout!r}")
+        check_positive(self, "hidden_size", "num_layers")
+        check_fraction(self, "dropout")
 
 
 def default_train_config() -> TrainConfig:
@@ -257,15 +254,10 @@ class Composer:
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike, which: str = "best", device: str = "cpu") -> Composer:
-        run = Path(run_dir)
-        if not run.is_dir():
-            raise CheckpointError(f"{run}: no such run folder; expected a `rnnkit music train` run")
-        saved, state_dict = load_run(run, which, device)
-        if saved.get("task") != "music":
-            raise CheckpointError(f"{run}: a {saved.get('task')!r} run, expected a 'music' run")
+        run, saved, state_dict = load_task_run(run_dir, "music", which, device)
         where = run / "config.json"
-        data = _dataclass_from(DataConfig, saved.get("data"), f"{where}: field 'data'")
-        model_config = _dataclass_from(ModelConfig, saved.get("model"), f"{where}: field 'model'")
+        data = dataclass_from(DataConfig, saved.get("data"), f"{where}: field 'data'")
+        model_config = dataclass_from(ModelConfig, saved.get("model"), f"{where}: field 'model'")
         pitches = saved.get("pitch_range")
         try:
             pitch_range = PitchRange(int(pitches["low"]), int(pitches["high"]))
@@ -304,13 +296,6 @@ class Composer:
             previous = torch.bernoulli(p, generator=generator).to(device)  # (1, P)
             piece.append(self.pitch_range.piece(previous.cpu())[0])
         return piece
-
-
-def _dataclass_from(cls: type, values: Any, where: str):
-    known = {f.name for f in fields(cls)}
-    if not isinstance(values, dict) or set(values) - known:
-        raise CheckpointError(f"{where}: expected an object with keys from {sorted(known)}, found {values!r}")
-    return cls(**values)
 
 
 def plot_piano_roll(piece: Piece, path: Path, title: str) -> None:
@@ -451,12 +436,6 @@ def add_parser(subparsers) -> None:
     gen.set_defaults(func=run_generate)
 
 
-def _require(args: argparse.Namespace, *names: str) -> None:
-    for name in names:
-        if not getattr(args, name):
-            raise ConfigError(f"--{name.replace('_', '-')}: required (on the command line or in --config)")
-
-
 def config_from_cli(args: argparse.Namespace) -> Config:
     data = DataConfig(**{f.name: getattr(args, f.name) for f in fields(DataConfig)})
     data.val_split = data.val_split or None
@@ -486,7 +465,7 @@ def _read_any(path: str, split: str | None, steps_per_beat: int) -> list[Piece]:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    _require(args, "run", "data")
+    require(args, "run", "data")
     composer = Composer.load(args.run)
     pieces = _read_any(args.data, args.split, composer.data.steps_per_beat)
     nll = composer.nll(pieces, args.data if args.split is None else f"{args.data}: split {args.split!r}")
@@ -496,7 +475,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    _require(args, "run")
+    require(args, "run")
     if args.steps < 1 or not (math.isfinite(args.temperature) and args.temperature > 0.0):
         raise ConfigError(f"--steps, --temperature: expected >= 1 and > 0, got {args.steps}, {args.temperature}")
     if not 0 < args.tempo <= 1000:

@@ -53,6 +53,7 @@ from rnnkit.data.tabular import read_table
 from rnnkit.errors import CheckpointError, ConfigError, DataError
 from rnnkit.io import atomic_write_json, atomic_write_text
 from rnnkit.nn import GRU, LSTM
+from rnnkit.tasks.common import check_fraction, check_positive, load_task_run, require
 from rnnkit.train import (
     FitResult,
     StepOutput,
@@ -61,7 +62,6 @@ from rnnkit.train import (
     add_train_args,
     append_report,
     config_from_args,
-    load_run,
     load_weights_into,
     seed_everything,
 )
@@ -107,11 +107,8 @@ class ModelConfig:
     def validate(self) -> None:
         if self.cell not in CELLS:
             raise ConfigError(f"cell: expected one of {list(CELLS)}, got {self.cell!r}")
-        for name in ("hidden_size", "num_layers"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name}: expected an integer >= 1, got {getattr(self, name)!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"dropout: expected a number in [0, 1), got {self.dropout!r}")
+        check_positive(self, "hidden_size", "num_layers")
+        check_fraction(self, "dropout")
 
 
 def default_train_config() -> TrainConfig:
@@ -324,12 +321,7 @@ class Recognizer:
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike, which: str = "best", device: str = "cpu") -> Recognizer:
-        run = Path(run_dir)
-        if not run.is_dir():
-            raise CheckpointError(f"{run}: no such run folder; expected a `rnnkit speech train` run")
-        saved, state_dict = load_run(run, which, device)
-        if saved.get("task") != "speech":
-            raise CheckpointError(f"{run}: a {saved.get('task')!r} run, expected a 'speech' run")
+        run, saved, state_dict = load_task_run(run_dir, "speech", which, device)
         where = run / "config.json"
         try:
             data = DataConfig(**saved["data"])
@@ -489,12 +481,6 @@ def add_parser(subparsers) -> None:
     tr.set_defaults(func=run_transcribe)
 
 
-def _require(args: argparse.Namespace, *names: str) -> None:
-    for name in names:
-        if not getattr(args, name):
-            raise ConfigError(f"--{name.replace('_', '-')}: required (on the command line or in --config)")
-
-
 def run_train(args: argparse.Namespace) -> int:
     data = DataConfig(**{f.name: getattr(args, f.name) for f in fields(DataConfig)})
     model = ModelConfig(**{f.name: getattr(args, f.name) for f in fields(ModelConfig)})
@@ -506,7 +492,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    _require(args, "run", "data")
+    require(args, "run", "data")
     report = evaluate_file(args.run, args.data, args.out_dir)
     if args.json:
         print(json.dumps(report, indent=2))
@@ -517,7 +503,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_transcribe(args: argparse.Namespace) -> int:
-    _require(args, "run", "files")
+    require(args, "run", "files")
     recognizer = Recognizer.load(args.run)
     for file, text in zip(args.files, recognizer.transcribe(args.files), strict=True):
         print(f"{file}\t{text}")

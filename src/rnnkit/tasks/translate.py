@@ -72,6 +72,7 @@ from rnnkit.errors import CheckpointError, ConfigError, DataError
 from rnnkit.io import atomic_write_json, atomic_write_text, pyplot, save_figure
 from rnnkit.nn import GRU, LSTM
 from rnnkit.nn.attention import ATTENTIONS, make_attention
+from rnnkit.tasks.common import check_fraction, check_positive, dataclass_from, load_task_run, require
 from rnnkit.train import (
     FitResult,
     StepOutput,
@@ -80,7 +81,6 @@ from rnnkit.train import (
     add_train_args,
     append_report,
     config_from_args,
-    load_run,
     load_weights_into,
     seed_everything,
 )
@@ -136,12 +136,8 @@ class ModelConfig:
             raise ConfigError(f"cell: expected one of {list(CELLS)}, got {self.cell!r}")
         if self.attention not in ATTENTIONS:
             raise ConfigError(f"attention: expected one of {list(ATTENTIONS)}, got {self.attention!r}")
-        for name in ("embed_dim", "hidden_size", "num_layers", "attention_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name}: expected an integer >= 1, got {getattr(self, name)!r}")
-        for name in ("dropout", "label_smoothing"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ConfigError(f"{name}: expected a number in [0, 1), got {getattr(self, name)!r}")
+        check_positive(self, "embed_dim", "hidden_size", "num_layers", "attention_size")
+        check_fraction(self, "dropout", "label_smoothing")
         if self.tie_weights and self.embed_dim != 2 * self.hidden_size:
             raise ConfigError(
                 f"tie_weights: needs embed_dim == 2 * hidden_size (the decoder's size), "
@@ -555,16 +551,11 @@ class Translator:
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike, which: str = "best", device: str = "cpu") -> Translator:
-        run = Path(run_dir)
-        if not run.is_dir():
-            raise CheckpointError(f"{run}: no such run folder; expected a `rnnkit translate train` run")
-        saved, state_dict = load_run(run, which, device)
-        if saved.get("task") != "translate":
-            raise CheckpointError(f"{run}: a {saved.get('task')!r} run, expected a 'translate' run")
+        run, saved, state_dict = load_task_run(run_dir, "translate", which, device)
         where = run / "config.json"
-        data = _dataclass_from(DataConfig, saved.get("data"), f"{where}: field 'data'")
-        model_config = _dataclass_from(ModelConfig, saved.get("model"), f"{where}: field 'model'")
-        decode = _dataclass_from(DecodeConfig, saved.get("decode"), f"{where}: field 'decode'")
+        data = dataclass_from(DataConfig, saved.get("data"), f"{where}: field 'data'")
+        model_config = dataclass_from(ModelConfig, saved.get("model"), f"{where}: field 'model'")
+        decode = dataclass_from(DecodeConfig, saved.get("decode"), f"{where}: field 'decode'")
         try:
             model_config.validate()
             decode.validate()
@@ -604,13 +595,6 @@ class Translator:
             "beam_size": config.beam_size,
             "hypotheses": hypotheses,
         }
-
-
-def _dataclass_from(cls: type, values: Any, where: str):
-    known = {f.name for f in fields(cls)}
-    if not isinstance(values, dict) or set(values) - known:
-        raise CheckpointError(f"{where}: expected an object with keys from {sorted(known)}, found {values!r}")
-    return cls(**values)
 
 
 def evaluate_files(
@@ -865,15 +849,8 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _require(args: argparse.Namespace, *names: str) -> None:
-    """Options that are required but may come from ``--config`` (so argparse cannot insist)."""
-    for name in names:
-        if not getattr(args, name):
-            raise ConfigError(f"--{name.replace('_', '-')}: required (on the command line or in --config)")
-
-
 def run_eval(args: argparse.Namespace) -> int:
-    _require(args, "run", "source", "target")
+    require(args, "run", "source", "target")
     beam = _beam(args)
     report = evaluate_files(args.run, args.source, args.target, args.out_dir, beam)
     if args.json:
@@ -894,7 +871,7 @@ def _beam(args: argparse.Namespace) -> int | None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    _require(args, "run")
+    require(args, "run")
     beam = _beam(args)
     translator = Translator.load(args.run)
     sentences = read_input_sentences(args.input)

@@ -1,0 +1,61 @@
+"""What the task modules share: reading a trained run back, checking config fields, and the
+command line's required options. Nothing here knows any one task.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+
+from rnnkit.errors import CheckpointError, ConfigError
+from rnnkit.train import load_run
+
+
+def load_task_run(
+    run_dir: str | os.PathLike, task: str, which: str = "best", device: str = "cpu"
+) -> tuple[Path, dict[str, Any], dict[str, Tensor]]:
+    """``(run folder, its config.json, the weights of checkpoint `which`)`` of a run of ``task``
+    (``best``, else ``last``); a :class:`CheckpointError` if the folder is missing or is another
+    task's run."""
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise CheckpointError(f"{run}: no such run folder; expected a `rnnkit {task} train` run")
+    saved, state_dict = load_run(run, which, device)
+    if saved.get("task") != task:
+        raise CheckpointError(f"{run}: a {saved.get('task')!r} run, expected a {task!r} run")
+    return run, saved, state_dict
+
+
+def dataclass_from(cls: type, values: Any, where: str):
+    """``cls(**values)`` for a config section read from a run's ``config.json``; a
+    :class:`CheckpointError` naming ``where`` if it is not an object of ``cls``'s fields."""
+    known = {f.name for f in fields(cls)}
+    if not isinstance(values, dict) or set(values) - known:
+        raise CheckpointError(f"{where}: expected an object with keys from {sorted(known)}, found {values!r}")
+    return cls(**values)
+
+
+def check_positive(config: Any, *names: str) -> None:
+    """A :class:`ConfigError` unless each named field of ``config`` is an integer >= 1."""
+    for name in names:
+        if getattr(config, name) < 1:
+            raise ConfigError(f"{name}: expected an integer >= 1, got {getattr(config, name)!r}")
+
+
+def check_fraction(config: Any, *names: str) -> None:
+    """A :class:`ConfigError` unless each named field of ``config`` is in ``[0, 1)`` (a dropout)."""
+    for name in names:
+        if not 0.0 <= getattr(config, name) < 1.0:
+            raise ConfigError(f"{name}: expected a number in [0, 1), got {getattr(config, name)!r}")
+
+
+def require(args: argparse.Namespace, *names: str) -> None:
+    """Options that are required but may come from ``--config`` (so argparse cannot insist)."""
+    for name in names:
+        if not getattr(args, name):
+            raise ConfigError(f"--{name.replace('_', '-')}: required (on the command line or in --config)")
