@@ -29,6 +29,7 @@ VERB_MODULES: tuple[str, ...] = (
     "rnnkit.tasks.classify",
     "rnnkit.tasks.translate",
     "rnnkit.tasks.speech",
+    "rnnkit.tasks.handwriting",
     "rnnkit.tasks.forecast",
     "rnnkit.tasks.music",
     "rnnkit.experiments.cli",
