@@ -30,6 +30,7 @@ VERB_MODULES: tuple[str, ...] = (
     "rnnkit.tasks.translate",
     "rnnkit.tasks.speech",
     "rnnkit.tasks.handwriting",
+    "rnnkit.tasks.video",
     "rnnkit.tasks.forecast",
     "rnnkit.tasks.music",
     "rnnkit.experiments.cli",
