@@ -63,6 +63,7 @@ from rnnkit.train import (
     append_report,
     config_from_args,
     load_weights_into,
+    read_run_config,
     seed_everything,
 )
 
@@ -379,7 +380,7 @@ def train(config: Config, *, runs_root: str | os.PathLike = "runs") -> FitResult
     charset = CharSet.build(train_set.transcripts)
     normalizer = Normalizer.fit(train_set.features)
     if config.train.resume:
-        saved = json.loads((Path(config.train.resume) / "config.json").read_text())
+        saved = read_run_config(config.train.resume)
         charset, normalizer = CharSet(saved["charset"]), Normalizer(**saved["normalizer"])
     where = config.data.train
     train_targets = [
