@@ -280,6 +280,20 @@ def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_subword_vocabularies_learn_the_toy_language_too(tmp_path):
+    config = toy_config(tmp_path, steps=250)
+    config.data.vocab, config.data.subword_size = "subword", 300
+    result = translate.train(config)
+    assert (result.run_dir / "source_tokenizer.json").exists() and not (result.run_dir / "source_vocab.json").exists()
+    translator = Translator.load(result.run_dir)
+    ids = translator.target_vocab.encode("xc xb xa")
+    assert min(ids) >= 4 and translator.target_vocab.decode([*ids, SentenceVocab.eos_id, 9]) == "xc xb xa"
+    val = read_parallel(tmp_path / "val.src", tmp_path / "val.tgt")
+    assert translator.evaluate(val, beam_size=1)["bleu"] > 60.0
+    with pytest.raises(ConfigError, match="subword_size"):
+        DataConfig("a", "b", vocab="subword", subword_size=100).validate()
+
+
 # ---------------------------------------------------------------- command line
 def test_cli_eval_and_predict(toy_run, tmp_path, capsys, monkeypatch):
     val_src, val_tgt = toy_run.parent / "val.src", toy_run.parent / "val.tgt"

@@ -40,8 +40,12 @@ are sacrebleu's corpus scores of that output against the raw reference lines (it
 tokenization, ``lowercase`` as the run's), so they compare with other systems' sacrebleu figures
 on the same references.
 
-A run folder holds, besides the engine's files, ``source_vocab.json`` and ``target_vocab.json``,
-so ``eval`` and ``predict`` need nothing but the folder.
+``--vocab subword`` learns a byte-level BPE per side instead (``--subword-size`` tokens, the
+``tokenizers`` library): no word is unknown, and the output is the decoded text.
+
+A run folder holds, besides the engine's files, ``source_vocab.json`` and ``target_vocab.json``
+(``source_tokenizer.json`` and ``target_tokenizer.json`` for subwords), so ``eval`` and
+``predict`` need nothing but the folder.
 
 Shape legend: ``B`` batch, ``S`` source words, ``T`` target words, ``E`` embedding size, ``H``
 encoder units per direction, ``V`` target vocabulary, ``K`` beam size.
@@ -67,7 +71,7 @@ from torch import Tensor, nn
 from rnnkit.data.batching import BucketedBatches, pad_batch
 from rnnkit.data.parallel import ParallelText, read_parallel, read_sentences, split_sentences
 from rnnkit.data.tabular import decode_text
-from rnnkit.data.vocab import WordVocab, detokenize, word_tokenize
+from rnnkit.data.vocab import SubwordVocab, WordVocab, detokenize, word_tokenize
 from rnnkit.errors import CheckpointError, ConfigError, DataError
 from rnnkit.io import atomic_write_json, atomic_write_text, pyplot, save_figure
 from rnnkit.nn import GRU, LSTM
@@ -86,6 +90,7 @@ from rnnkit.train import (
 )
 
 CELLS = ("gru", "lstm")
+VOCABS = ("word", "subword")
 BOS, EOS = "<s>", "</s>"
 
 
@@ -101,6 +106,8 @@ class DataConfig:
     lowercase: bool = True
     min_freq: int = 2  # keep words seen at least this often in the training files (else <unk>)
     max_vocab: int | None = None  # at most this many words per side (most frequent)
+    vocab: str = "word"  # word | subword (byte-level BPE per side, learned on the training pairs)
+    subword_size: int = 8000  # subword: BPE tokens per side (bytes + merges)
     max_train_pairs: int | None = None  # use only the first N training pairs (quick runs)
     bucket: bool = True  # group similar lengths into batches
 
@@ -113,6 +120,10 @@ class DataConfig:
             raise ConfigError(f"min_freq: expected an integer >= 1, got {self.min_freq!r}")
         if self.max_vocab is not None and self.max_vocab < 1:
             raise ConfigError(f"max_vocab: expected an integer >= 1 or None (no limit), got {self.max_vocab!r}")
+        if self.vocab not in VOCABS:
+            raise ConfigError(f"vocab: expected one of {list(VOCABS)}, got {self.vocab!r}")
+        if self.vocab == "subword" and self.subword_size < 257:
+            raise ConfigError(f"subword_size: expected >= 257 (256 bytes + merges), got {self.subword_size!r}")
         if self.max_train_pairs is not None and self.max_train_pairs < 1:
             raise ConfigError(f"max_train_pairs: expected an integer >= 1, got {self.max_train_pairs!r}")
 
@@ -231,6 +242,10 @@ class SentenceVocab:
                 words.append(self.vocab.words[i])
         return detokenize(words)
 
+    def tokens(self, ids: Sequence[int]) -> list[str]:
+        """The token of each id (specials included), for display."""
+        return [self.vocab.words[i] for i in ids]
+
     def save(self, path: Path) -> None:
         self.vocab.save(path)
 
@@ -241,6 +256,76 @@ class SentenceVocab:
             return cls(vocab, lowercase)
         except ValueError as e:
             raise CheckpointError(f"{path}: {e}") from None
+
+
+class SubwordSentenceVocab:
+    """One side's byte-level BPE (:class:`~rnnkit.data.vocab.SubwordVocab`) with the ids of
+    :class:`SentenceVocab`'s four reserved tokens in front (BPE id ``i`` is ``i + 4`` here):
+    nothing is unknown, and the output is the decoded bytes, spaces as they were learned."""
+
+    pad_id, unk_id, bos_id, eos_id = 0, 1, 2, 3
+    SPECIALS = ("<pad>", "<unk>", BOS, EOS)
+
+    def __init__(self, bpe: SubwordVocab, lowercase: bool = True) -> None:
+        self.bpe, self.lowercase = bpe, lowercase
+
+    @classmethod
+    def build(cls, sentences: Sequence[str], lowercase: bool = True, size: int = 8000) -> SubwordSentenceVocab:
+        return cls(SubwordVocab.train([s.lower() if lowercase else s for s in sentences], vocab_size=size), lowercase)
+
+    def __len__(self) -> int:
+        return len(self.bpe) + 4
+
+    def encode(self, sentence: str) -> list[int]:
+        return [i + 4 for i in self.bpe.encode(sentence.lower() if self.lowercase else sentence)]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """The text of ``ids`` up to the first ``</s>`` (reserved ids dropped)."""
+        kept = []
+        for i in ids:
+            if i == self.eos_id:
+                break
+            if i >= 4:
+                kept.append(i - 4)
+        return self.bpe.decode(kept).strip()
+
+    def tokens(self, ids: Sequence[int]) -> list[str]:
+        return [self.SPECIALS[i] if i < 4 else self.bpe.tokenizer.id_to_token(i - 4) for i in ids]
+
+    def save(self, path: Path) -> None:
+        self.bpe.save(path)
+
+    @classmethod
+    def load(cls, path: Path, lowercase: bool) -> SubwordSentenceVocab:
+        return cls(SubwordVocab.load(path), lowercase)
+
+
+Vocab = SentenceVocab | SubwordSentenceVocab
+
+
+def vocab_files(run_dir: Path, kind: str) -> tuple[Path, Path]:
+    """Where a run keeps its source and target vocabularies (``kind``: word or subword)."""
+    suffix = "vocab.json" if kind == "word" else "tokenizer.json"
+    return run_dir / f"source_{suffix}", run_dir / f"target_{suffix}"
+
+
+def load_vocabs(run_dir: Path, config: DataConfig) -> tuple[Vocab, Vocab]:
+    kind = SentenceVocab if config.vocab == "word" else SubwordSentenceVocab
+    source, target = vocab_files(run_dir, config.vocab)
+    return kind.load(source, config.lowercase), kind.load(target, config.lowercase)
+
+
+def build_vocabs(text: ParallelText, config: DataConfig) -> tuple[Vocab, Vocab]:
+    """Both sides' vocabularies, learned from the training pairs only."""
+    if config.vocab == "subword":
+        return (
+            SubwordSentenceVocab.build(text.sources, config.lowercase, config.subword_size),
+            SubwordSentenceVocab.build(text.targets, config.lowercase, config.subword_size),
+        )
+    return (
+        SentenceVocab.build(text.sources, config.lowercase, config.min_freq, config.max_vocab),
+        SentenceVocab.build(text.targets, config.lowercase, config.min_freq, config.max_vocab),
+    )
 
 
 @dataclass
@@ -254,7 +339,7 @@ class Pairs:
         return len(self.sources)
 
 
-def encode_pairs(text: ParallelText, source_vocab: SentenceVocab, target_vocab: SentenceVocab) -> Pairs:
+def encode_pairs(text: ParallelText, source_vocab: Vocab, target_vocab: Vocab) -> Pairs:
     """Ids of every pair (a source sentence without words is a :class:`DataError`)."""
     sources, targets = [], []
     for i, (src, tgt) in enumerate(zip(text.sources, text.targets, strict=True)):
@@ -544,7 +629,7 @@ class Translator:
     Load with :meth:`load` from a run folder (``checkpoints/best`` if there is one, else ``last``).
     """
 
-    def __init__(self, model: Seq2Seq, source_vocab: SentenceVocab, target_vocab: SentenceVocab, decode: DecodeConfig):
+    def __init__(self, model: Seq2Seq, source_vocab: Vocab, target_vocab: Vocab, decode: DecodeConfig):
         self.model = model.eval()
         self.source_vocab, self.target_vocab = source_vocab, target_vocab
         self.decode = decode
@@ -561,8 +646,11 @@ class Translator:
             decode.validate()
         except ConfigError as e:
             raise CheckpointError(f"{where}: {e}") from None
-        source_vocab = SentenceVocab.load(run / "source_vocab.json", data.lowercase)
-        target_vocab = SentenceVocab.load(run / "target_vocab.json", data.lowercase)
+        try:
+            data.validate()
+        except ConfigError as e:
+            raise CheckpointError(f"{where}: {e}") from None
+        source_vocab, target_vocab = load_vocabs(run, data)
         model = Seq2Seq(len(source_vocab), len(target_vocab), model_config)
         load_weights_into(model, state_dict, run)
         return cls(model.to(device), source_vocab, target_vocab, decode)
@@ -629,19 +717,16 @@ def read_input_sentences(path: str) -> list[str]:
 # ===================================================================== training
 def load_training_data(
     config: DataConfig, run_dir: Path | None = None
-) -> tuple[SentenceVocab, SentenceVocab, Pairs, ParallelText | None]:
+) -> tuple[Vocab, Vocab, Pairs, ParallelText | None]:
     """Read and validate the training (and validation) pairs, then build (or, resuming
     ``run_dir``, reload) both vocabularies from the training pairs only."""
     train_text = read_parallel(config.train_source, config.train_target)
     val_text = read_parallel(config.val_source, config.val_target) if config.val_source and config.val_target else None
     if config.max_train_pairs is not None:
         train_text = train_text.head(config.max_train_pairs)
-    if run_dir is not None:
-        source_vocab = SentenceVocab.load(run_dir / "source_vocab.json", config.lowercase)
-        target_vocab = SentenceVocab.load(run_dir / "target_vocab.json", config.lowercase)
-    else:
-        source_vocab = SentenceVocab.build(train_text.sources, config.lowercase, config.min_freq, config.max_vocab)
-        target_vocab = SentenceVocab.build(train_text.targets, config.lowercase, config.min_freq, config.max_vocab)
+    source_vocab, target_vocab = (
+        load_vocabs(run_dir, config) if run_dir is not None else build_vocabs(train_text, config)
+    )
     return source_vocab, target_vocab, encode_pairs(train_text, source_vocab, target_vocab), val_text
 
 
@@ -697,8 +782,9 @@ def train(config: Config, *, runs_root: str | os.PathLike = "runs") -> FitResult
         runs_root=runs_root,
     )
     if trainer.is_main and resume is None:
-        source_vocab.save(trainer.run_dir / "source_vocab.json")
-        target_vocab.save(trainer.run_dir / "target_vocab.json")
+        source_file, target_file = vocab_files(trainer.run_dir, config.data.vocab)
+        source_vocab.save(source_file)
+        target_vocab.save(target_file)
     if not config.train.quiet:
         print(
             f"{len(train_pairs)} training pairs, vocabulary {len(source_vocab)} source / {len(target_vocab)} target "
@@ -723,11 +809,10 @@ def _report_run(run_dir: Path, val_text: ParallelText, config: Config) -> None:
     (run_dir / "plots").mkdir(exist_ok=True)
     source_ids = translator.source_vocab.encode(val_text.sources[0])
     output_ids = translate_ids(translator.model, [source_ids], translator.decode)[0].ids
-    words = translator.target_vocab.vocab.words
     plot_attention(
         attention_map(translator.model, source_ids, output_ids),
-        translator.source_vocab.vocab.decode(source_ids),
-        [words[i] for i in output_ids],
+        translator.source_vocab.tokens(source_ids),
+        translator.target_vocab.tokens(output_ids),
         run_dir / "plots" / "attention.png",
     )
     lines = [
@@ -797,6 +882,8 @@ def _add_data_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--lowercase", action=argparse.BooleanOptionalAction, default=d.lowercase, help="lower-case text")
     g.add_argument("--min-freq", type=int, default=d.min_freq, help="minimum count of a word in training (else <unk>)")
     g.add_argument("--max-vocab", type=int, default=d.max_vocab, help="maximum words per side")
+    g.add_argument("--vocab", choices=VOCABS, default=d.vocab, help="word vocabularies, or byte-level BPE subwords")
+    g.add_argument("--subword-size", type=int, default=d.subword_size, help="--vocab subword: tokens per side")
     g.add_argument("--max-train-pairs", type=int, default=None, help="use only the first N training pairs")
     g.add_argument(
         "--bucket", action=argparse.BooleanOptionalAction, default=d.bucket, help="batch similar lengths together"
