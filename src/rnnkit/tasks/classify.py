@@ -81,7 +81,7 @@ from rnnkit.tasks.classify_pretrain import (
     pretrain,
     pretraining_sequences,
 )
-from rnnkit.tasks.common import dataclass_from, require
+from rnnkit.tasks.common import dataclass_from, load_task_run, require
 from rnnkit.tasks.pooling import POOLINGS, Pooling, valid_mask
 from rnnkit.train import (
     FitResult,
@@ -91,7 +91,6 @@ from rnnkit.train import (
     add_train_args,
     append_report,
     config_from_args,
-    load_run,
     load_weights_into,
     seed_everything,
 )
@@ -666,12 +665,7 @@ class Classifier:
         """Load a run folder: ``config.json``, the vocabulary, ``labels.json`` and the weights of
         checkpoint ``which`` (``best``, falling back to ``last`` when the run never evaluated).
         A run trained with ``average`` gets its averaged weights, unless ``averaged=False``."""
-        run = Path(run_dir)
-        if not run.is_dir():
-            raise CheckpointError(f"{run}: no such run folder; expected a `rnnkit classify train` run")
-        saved, state_dict = load_run(run, which, device)
-        if saved.get("task") != "classify":
-            raise CheckpointError(f"{run}: a {saved.get('task')!r} run, expected a 'classify' run")
+        run, saved, state_dict = load_task_run(run_dir, "classify", which, device)
         data = dataclass_from(DataConfig, saved.get("data"), f"{run / 'config.json'}: field 'data'")
         model_config = dataclass_from(ModelConfig, saved.get("model"), f"{run / 'config.json'}: field 'model'")
         try:
