@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-from rnnkit.errors import CheckpointError, ConfigError
+from rnnkit.errors import CheckpointError, ConfigError, DataError
 from rnnkit.train import load_run
 
 
@@ -59,3 +62,24 @@ def require(args: argparse.Namespace, *names: str) -> None:
     for name in names:
         if not getattr(args, name):
             raise ConfigError(f"--{name.replace('_', '-')}: required (on the command line or in --config)")
+
+
+def class_ids(labels: Sequence[str], lines: Sequence[int], path: str, classes: Sequence[str]) -> list[int]:
+    """The index in ``classes`` of each label (read from ``lines`` of ``path``); a
+    :class:`DataError` naming the line of a label training never saw."""
+    index = {c: i for i, c in enumerate(classes)}
+    for label, line in zip(labels, lines, strict=True):
+        if label not in index:
+            raise DataError(
+                f"label {label!r} was never seen in training; expected one of {list(classes)}", path=path, line=line
+            )
+    return [index[label] for label in labels]
+
+
+def classification_scores(probabilities: Tensor, targets: Sequence[int]) -> dict[str, float]:
+    """Cross-entropy and accuracy of ``probabilities: (N, C)`` against class ids ``targets``."""
+    t = torch.tensor(list(targets))
+    return {
+        "loss": F.nll_loss(probabilities.clamp(min=1e-12).log(), t).item(),
+        "accuracy": (probabilities.argmax(-1) == t).float().mean().item(),
+    }

@@ -46,7 +46,15 @@ from rnnkit.data.pen import Trajectories, point_features, read_trajectories, res
 from rnnkit.errors import CheckpointError, ConfigError, DataError
 from rnnkit.io import atomic_write_json, atomic_write_text
 from rnnkit.nn import GRU, LSTM
-from rnnkit.tasks.common import check_fraction, check_positive, dataclass_from, load_task_run, require
+from rnnkit.tasks.common import (
+    check_fraction,
+    check_positive,
+    class_ids,
+    classification_scores,
+    dataclass_from,
+    load_task_run,
+    require,
+)
 from rnnkit.train import (
     FitResult,
     StepOutput,
@@ -197,24 +205,8 @@ def predict_proba(model: PenClassifier, features: Sequence[Tensor], batch_size: 
     return torch.cat(out)
 
 
-def encode_labels(data: Trajectories, classes: Sequence[str]) -> list[int]:
-    index = {c: i for i, c in enumerate(classes)}
-    for label, line in zip(data.labels, data.lines, strict=True):
-        if label not in index:
-            raise DataError(
-                f"label {label!r} was never seen in training; expected one of {list(classes)}",
-                path=data.path,
-                line=line,
-            )
-    return [index[label] for label in data.labels]
-
-
-def scores(probabilities: Tensor, targets: Sequence[int]) -> dict[str, float]:
-    t = torch.tensor(list(targets))
-    return {
-        "loss": F.nll_loss(probabilities.clamp(min=1e-12).log(), t).item(),
-        "accuracy": (probabilities.argmax(-1) == t).float().mean().item(),
-    }
+def _class_ids(data: Trajectories, classes: Sequence[str]) -> list[int]:
+    return class_ids(data.labels, data.lines, data.path, classes)
 
 
 # ===================================================================== a trained run
@@ -241,14 +233,14 @@ class Reader:
         return [(self.classes[int(p.argmax())], dict(zip(self.classes, p.tolist(), strict=True))) for p in probs]
 
     def evaluate(self, data: Trajectories) -> dict[str, Any]:
-        targets = encode_labels(data, self.classes)
+        targets = _class_ids(data, self.classes)
         probs = predict_proba(self.model, featurize(data.points, self.config))
         predicted = probs.argmax(-1).tolist()
         per_class = {
             c: sum(p == t == i for p, t in zip(predicted, targets, strict=True)) / max(1, targets.count(i))
             for i, c in enumerate(self.classes)
         }
-        return {**scores(probs, targets), "examples": len(data), "recall_per_class": per_class}
+        return {**classification_scores(probs, targets), "examples": len(data), "recall_per_class": per_class}
 
 
 def evaluate_file(run_dir: str | os.PathLike, data: str | os.PathLike, out_dir: str | os.PathLike | None = None):
@@ -285,9 +277,9 @@ def train(config: Config, *, runs_root: str | os.PathLike = "runs") -> FitResult
     classes = sorted(set(train_data.labels), key=lambda c: (not c.isdigit(), int(c) if c.isdigit() else 0, c))
     if len(classes) < 2:
         raise DataError(f"found only the class {classes}; expected at least two", path=train_data.path)
-    train_features, train_targets = featurize(train_data.points, config.model), encode_labels(train_data, classes)
+    train_features, train_targets = featurize(train_data.points, config.model), _class_ids(train_data, classes)
     if val_data is not None:
-        val_features, val_targets = featurize(val_data.points, config.model), encode_labels(val_data, classes)
+        val_features, val_targets = featurize(val_data.points, config.model), _class_ids(val_data, classes)
     seed_everything(config.train.seed)
     model = PenClassifier(len(classes), config.model)
     batches = ShuffledBatches(
@@ -298,7 +290,7 @@ def train(config: Config, *, runs_root: str | os.PathLike = "runs") -> FitResult
     )
 
     def evaluate(trained: PenClassifier) -> dict[str, float]:
-        return scores(predict_proba(trained, val_features), val_targets)
+        return classification_scores(predict_proba(trained, val_features), val_targets)
 
     trainer = Trainer(
         model,

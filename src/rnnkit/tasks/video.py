@@ -48,7 +48,15 @@ from rnnkit.data.video import read_clip
 from rnnkit.errors import CheckpointError, ConfigError, DataError
 from rnnkit.io import atomic_write_json
 from rnnkit.nn import GRU, LSTM
-from rnnkit.tasks.common import check_fraction, check_positive, dataclass_from, load_task_run, require
+from rnnkit.tasks.common import (
+    check_fraction,
+    check_positive,
+    class_ids,
+    classification_scores,
+    dataclass_from,
+    load_task_run,
+    require,
+)
 from rnnkit.tasks.pooling import valid_mask
 from rnnkit.train import (
     FitResult,
@@ -222,24 +230,8 @@ def predict_proba(model: VideoClassifier, clips: Sequence[Tensor], batch_size: i
     return torch.cat(out)
 
 
-def encode_labels(data: Clips, classes: Sequence[str]) -> list[int]:
-    index = {c: i for i, c in enumerate(classes)}
-    for label, line in zip(data.labels, data.lines, strict=True):
-        if label not in index:
-            raise DataError(
-                f"label {label!r} was never seen in training; expected one of {list(classes)}",
-                path=data.manifest,
-                line=line,
-            )
-    return [index[label] for label in data.labels]
-
-
-def scores(probabilities: Tensor, targets: Sequence[int]) -> dict[str, float]:
-    t = torch.tensor(list(targets))
-    return {
-        "loss": F.nll_loss(probabilities.clamp(min=1e-12).log(), t).item(),
-        "accuracy": (probabilities.argmax(-1) == t).float().mean().item(),
-    }
+def _class_ids(data: Clips, classes: Sequence[str]) -> list[int]:
+    return class_ids(data.labels, data.lines, data.manifest, classes)
 
 
 # ===================================================================== a trained run
@@ -272,7 +264,10 @@ class Watcher:
         return [(self.classes[int(p.argmax())], dict(zip(self.classes, p.tolist(), strict=True))) for p in probs]
 
     def evaluate(self, data: Clips) -> dict[str, Any]:
-        return {**scores(predict_proba(self.model, data.clips), encode_labels(data, self.classes)), "clips": len(data)}
+        return {
+            **classification_scores(predict_proba(self.model, data.clips), _class_ids(data, self.classes)),
+            "clips": len(data),
+        }
 
 
 def evaluate_file(run_dir: str | os.PathLike, data: str | os.PathLike, out_dir: str | os.PathLike | None = None):
@@ -295,8 +290,8 @@ def train(config: Config, *, runs_root: str | os.PathLike = "runs") -> FitResult
     classes = sorted(set(train_set.labels))
     if len(classes) < 2:
         raise DataError(f"found only the class {classes}; expected at least two", path=train_set.manifest)
-    train_targets = encode_labels(train_set, classes)
-    val_targets = encode_labels(val_set, classes) if val_set is not None else None
+    train_targets = _class_ids(train_set, classes)
+    val_targets = _class_ids(val_set, classes) if val_set is not None else None
     seed_everything(config.train.seed)
     model = VideoClassifier(frame_shape[0], len(classes), config.model)
     batches = BucketedBatches(
@@ -307,7 +302,7 @@ def train(config: Config, *, runs_root: str | os.PathLike = "runs") -> FitResult
     )
 
     def evaluate(trained: VideoClassifier) -> dict[str, float]:
-        return scores(predict_proba(trained, val_set.clips), val_targets)
+        return classification_scores(predict_proba(trained, val_set.clips), val_targets)
 
     task_config = {
         "data": asdict(config.data),
