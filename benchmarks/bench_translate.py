@@ -7,11 +7,16 @@ the best checkpoint (by validation loss) with greedy search and with beam search
 validation perplexity. The checkpoint is picked on the split it is scored on, as the loss is the
 only thing it is picked by; the greedy BLEU of every evaluation is in the run's metrics.jsonl.
 
+``--attention none`` trains the ablation: the same model whose decoder gets one fixed context,
+the mean of the encoder's outputs, at every step (the seq2seq of Cho et al. 2014 with a mean
+instead of a final state), to show what attention adds.
+
 Baseline, scored the same way on the same references: ``copy_source``, the German sentence
 itself as the "translation": names, numbers and punctuation shared
 by both languages earn it some n-grams, which is what BLEU gives for nothing.
 
     python -m benchmarks.bench_translate --epochs 8                 # writes results/translate_multi30k.json
+    python -m benchmarks.bench_translate --epochs 10 --attention none --name translate_multi30k_no_attention
     python -m benchmarks.bench_translate --epochs 1 --max-train-pairs 5000 --name translate_quick
 """
 
@@ -80,7 +85,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--max-train-pairs", type=int, default=None)
     parser.add_argument("--cell", default="gru", choices=translate.CELLS)
-    parser.add_argument("--attention", default="general")
+    parser.add_argument("--attention", default="general", choices=translate.ATTENTION_CHOICES)
     parser.add_argument("--embed-dim", type=int, default=256)
     parser.add_argument("--hidden-size", type=int, default=256)
     parser.add_argument("--beam", type=int, default=5)
@@ -95,7 +100,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
         result = translate.train(base_config(args, str(run_dir)))
-        metrics = {f"attention_{k}": v for k, v in scores_of(run_dir, args.beam).items()}
+        prefix = "no_attention" if args.attention == "none" else "attention"
+        metrics = {f"{prefix}_{k}": v for k, v in scores_of(run_dir, args.beam).items()}
         evals = [row for row in read_metrics(run_dir) if row.get("kind") == "eval"]
         metrics["train_wall_seconds"] = result.wall_seconds
         metrics["train_steps"] = result.steps

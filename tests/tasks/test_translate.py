@@ -91,7 +91,8 @@ def test_a_vocabulary_without_the_reserved_words_is_refused(tmp_path):
 
 # ---------------------------------------------------------------- the model
 @pytest.mark.parametrize(
-    ("attention", "cell", "layers"), [("general", "gru", 1), ("additive", "lstm", 2), ("dot", "gru", 2)]
+    ("attention", "cell", "layers"),
+    [("general", "gru", 1), ("additive", "lstm", 2), ("dot", "gru", 2), ("none", "lstm", 2)],
 )
 def test_stepping_the_decoder_gives_the_teacher_forced_log_probs(attention, cell, layers):
     """The translation path (encode, then one ``step`` per word) computes what training does."""
@@ -107,8 +108,9 @@ def test_stepping_the_decoder_gives_the_teacher_forced_log_probs(attention, cell
             torch.testing.assert_close(step, forced[:, t], atol=1e-5, rtol=1e-5)
 
 
-def test_a_sentence_translates_the_same_alone_or_padded_in_a_batch():
-    model = tiny_model("additive")
+@pytest.mark.parametrize("attention", ["additive", "none"])
+def test_a_sentence_translates_the_same_alone_or_padded_in_a_batch(attention):
+    model = tiny_model(attention)
     source, lengths = random_batch(B=5)
     target = torch.randint(4, 9, (5, 4))
     with torch.no_grad():

@@ -23,7 +23,8 @@ decoder runs over the whole target in one call of the recurrent layer):
   through ``tanh(Linear(2H, 2H))`` (the *bridge*);
 * decoder: embedding → dropout → a GRU or LSTM of ``2H`` units → ``o: (B, T, 2H)``;
 * attention (:mod:`rnnkit.nn.attention`, ``dot``, ``general`` or ``additive``) of every ``o_t``
-  over the source positions (padding masked) → context ``c_t: (B, T, 2H)``;
+  over the source positions (padding masked) → context ``c_t: (B, T, 2H)`` (``none``, the
+  ablation: the same context at every step, the mean of the encoder's outputs);
 * ``h̃_t = tanh(W_c [o_t; c_t])`` → dropout → ``logits = W_out h̃_t`` over the target vocabulary
   (``W_out`` tied to the target embedding with ``--tie-weights``, which needs ``embed_dim = 2H``).
 
@@ -90,6 +91,7 @@ from rnnkit.train import (
 )
 
 CELLS = ("gru", "lstm")
+ATTENTION_CHOICES = (*ATTENTIONS, "none")  # none: the ablation, a fixed context (the mean encoder output)
 VOCABS = ("word", "subword")
 BOS, EOS = "<s>", "</s>"
 
@@ -145,8 +147,8 @@ class ModelConfig:
     def validate(self) -> None:
         if self.cell not in CELLS:
             raise ConfigError(f"cell: expected one of {list(CELLS)}, got {self.cell!r}")
-        if self.attention not in ATTENTIONS:
-            raise ConfigError(f"attention: expected one of {list(ATTENTIONS)}, got {self.attention!r}")
+        if self.attention not in ATTENTION_CHOICES:
+            raise ConfigError(f"attention: expected one of {list(ATTENTION_CHOICES)}, got {self.attention!r}")
         check_positive(self, "embed_dim", "hidden_size", "num_layers", "attention_size")
         check_fraction(self, "dropout", "label_smoothing")
         if self.tie_weights and self.embed_dim != 2 * self.hidden_size:
@@ -404,7 +406,11 @@ class Seq2Seq(nn.Module):
         self.encoder = layer(E, H, num_layers=L, bidirectional=True, dropout=between)
         self.bridge = nn.ModuleList(nn.Linear(2 * H, 2 * H) for _ in range(2 if config.cell == "lstm" else 1))
         self.decoder = layer(E, 2 * H, num_layers=L, dropout=between)
-        self.attention = make_attention(config.attention, 2 * H, 2 * H, config.attention_size)
+        self.attention = (
+            None
+            if config.attention == "none"
+            else make_attention(config.attention, 2 * H, 2 * H, config.attention_size)
+        )
         self.combine = nn.Linear(4 * H, 2 * H)
         self.drop = nn.Dropout(config.dropout)
         self.out = nn.Linear(2 * H, target_vocab_size)
@@ -421,14 +427,23 @@ class Seq2Seq(nn.Module):
         for bridge, part in zip(self.bridge, parts, strict=True):
             both = part.view(L, 2, B, -1).transpose(1, 2).reshape(L, B, -1)  # (L, B, 2H): [forward; backward]
             start.append(torch.tanh(bridge(both)))
-        keys = self.attention.project_keys(outputs)
+        if self.attention is None:  # the ablation: one context for every step, the mean over the source words
+            keys = outputs.sum(1) / lengths.to(outputs.device).unsqueeze(1).to(outputs.dtype)  # (B, 2H)
+        else:
+            keys = self.attention.project_keys(outputs)
         return Encoded(outputs, lengths, keys), (tuple(start) if len(start) == 2 else start[0])
 
     def decode(self, target_in: Tensor, state: Any, encoded: Encoded) -> tuple[Tensor, Any, Tensor]:
         """``target_in: (N, T)`` word ids -> ``logits: (N, T, V)``, the decoder's final state and the
         attention weights ``(N, T, S)``."""
         o, state = self.decoder(self.drop(self.target_embed(target_in)), state)  # (N, T, 2H)
-        context, weights = self.attention(o, encoded.outputs, lengths=encoded.lengths, projected_keys=encoded.keys)
+        if self.attention is None:
+            T, S = o.shape[1], encoded.outputs.shape[1]
+            context = encoded.keys.unsqueeze(1).expand(-1, T, -1)  # (N, T, 2H)
+            valid = torch.arange(S, device=o.device) < encoded.lengths.to(o.device).unsqueeze(1)  # (N, S)
+            weights = (valid / valid.sum(1, keepdim=True)).unsqueeze(1).expand(-1, T, -1)  # (N, T, S): uniform
+        else:
+            context, weights = self.attention(o, encoded.outputs, lengths=encoded.lengths, projected_keys=encoded.keys)
         attended = torch.tanh(self.combine(torch.cat([o, context], dim=-1)))  # (N, T, 2H)
         return self.out(self.drop(attended)), state, weights  # (N, T, V)
 
@@ -897,7 +912,9 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--embed-dim", type=int, default=m.embed_dim, help="word embedding size (both sides)")
     g.add_argument("--hidden-size", type=int, default=m.hidden_size, help="encoder units per direction")
     g.add_argument("--num-layers", type=int, default=m.num_layers, help="layers of encoder and decoder")
-    g.add_argument("--attention", choices=ATTENTIONS, default=m.attention, help="attention score")
+    g.add_argument(
+        "--attention", choices=ATTENTION_CHOICES, default=m.attention, help="attention score (none: no attention)"
+    )
     g.add_argument("--attention-size", type=int, default=m.attention_size, help="additive attention's hidden layer")
     g.add_argument("--dropout", type=float, default=m.dropout, help="dropout on embeddings, layers, output")
     g.add_argument(
