@@ -34,7 +34,7 @@ def load_task_run(
     return run, saved, state_dict
 
 
-def dataclass_from(cls: type, values: Any, where: str):
+def dataclass_from(cls: type, values: Any, where: str) -> Any:
     """``cls(**values)`` for a config section read from a run's ``config.json``; a
     :class:`CheckpointError` naming ``where`` if it is not an object of ``cls``'s fields."""
     known = {f.name for f in fields(cls)}

@@ -243,7 +243,9 @@ class Reader:
         return {**classification_scores(probs, targets), "examples": len(data), "recall_per_class": per_class}
 
 
-def evaluate_file(run_dir: str | os.PathLike, data: str | os.PathLike, out_dir: str | os.PathLike | None = None):
+def evaluate_file(
+    run_dir: str | os.PathLike, data: str | os.PathLike, out_dir: str | os.PathLike | None = None
+) -> dict[str, Any]:
     """Accuracy and loss of a run on a labelled file; ``report.json`` into ``out_dir`` (default
     ``<run>/eval/<data stem>/``), written after the whole file is read."""
     reader = Reader.load(run_dir)

@@ -275,7 +275,9 @@ def ctc_step(model: nn.Module, batch: Batch, state: Any = None) -> StepOutput:
 
 
 @torch.no_grad()
-def transcribe_features(model: AcousticModel, charset: CharSet, features: Sequence[Tensor], batch_size: int = 32):
+def transcribe_features(
+    model: AcousticModel, charset: CharSet, features: Sequence[Tensor], batch_size: int = 32
+) -> list[str]:
     """Greedy (best-path) transcripts of normalized feature sequences."""
     model.eval()
     device = next(model.parameters()).device
@@ -355,7 +357,9 @@ class Recognizer:
         return {**report, "utterances": len(utterances), "hypotheses": hypotheses}
 
 
-def evaluate_file(run_dir: str | os.PathLike, data: str | os.PathLike, out_dir: str | os.PathLike | None = None):
+def evaluate_file(
+    run_dir: str | os.PathLike, data: str | os.PathLike, out_dir: str | os.PathLike | None = None
+) -> dict[str, Any]:
     """WER, CER and CTC loss of a run on a manifest; ``report.json`` and ``hypotheses.txt`` into
     ``out_dir`` (default ``<run>/eval/<manifest stem>/``), written after every file is read."""
     recognizer = Recognizer.load(run_dir)

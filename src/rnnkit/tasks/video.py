@@ -270,7 +270,9 @@ class Watcher:
         }
 
 
-def evaluate_file(run_dir: str | os.PathLike, data: str | os.PathLike, out_dir: str | os.PathLike | None = None):
+def evaluate_file(
+    run_dir: str | os.PathLike, data: str | os.PathLike, out_dir: str | os.PathLike | None = None
+) -> dict[str, Any]:
     """Accuracy and loss on a manifest; ``report.json`` into ``out_dir`` (default ``<run>/eval/<stem>/``)."""
     watcher = Watcher.load(run_dir)
     report = {"data": str(data), **watcher.evaluate(read_clips(data, DataConfig(str(data)), watcher.frame_shape))}
