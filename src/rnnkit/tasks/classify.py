@@ -56,7 +56,7 @@ import math
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +81,7 @@ from rnnkit.tasks.classify_pretrain import (
     pretrain,
     pretraining_sequences,
 )
-from rnnkit.tasks.common import dataclass_from, load_task_run, require
+from rnnkit.tasks.common import dataclass_from, load_task_run, require, section_from_args
 from rnnkit.tasks.pooling import POOLINGS, Pooling, valid_mask
 from rnnkit.train import (
     FitResult,
@@ -1163,9 +1163,9 @@ def _add_pretrain_args(parser: argparse.ArgumentParser) -> None:
 
 def config_from_cli(args: argparse.Namespace) -> Config:
     """The :class:`Config` of ``rnnkit classify train`` options."""
-    data = DataConfig(**{f.name: getattr(args, f.name) for f in fields(DataConfig)})
-    model = ModelConfig(**{f.name: getattr(args, f.name) for f in fields(ModelConfig)})
-    pretrain = PretrainConfig(**{f.name: getattr(args, f"pretrain_lm_{f.name}") for f in fields(PretrainConfig)})
+    data = section_from_args(DataConfig, args)
+    model = section_from_args(ModelConfig, args)
+    pretrain = section_from_args(PretrainConfig, args, "pretrain_lm_")
     return Config(data, model, config_from_args(args), pretrain)
 
 

@@ -43,6 +43,12 @@ def dataclass_from(cls: type, values: Any, where: str) -> Any:
     return cls(**values)
 
 
+def section_from_args(cls: type, args: argparse.Namespace, prefix: str = "") -> Any:
+    """The config dataclass ``cls`` filled from the parsed options of the same names (``prefix``
+    before each, as ``pretrain_lm_`` for classify's pretraining section)."""
+    return cls(**{f.name: getattr(args, prefix + f.name) for f in fields(cls)})
+
+
 def check_positive(config: Any, *names: str) -> None:
     """A :class:`ConfigError` unless each named field of ``config`` is an integer >= 1."""
     for name in names:

@@ -33,7 +33,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,7 @@ from rnnkit.tasks.common import (
     dataclass_from,
     load_task_run,
     require,
+    section_from_args,
 )
 from rnnkit.train import (
     FitResult,
@@ -369,8 +370,8 @@ def add_parser(subparsers) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    data = DataConfig(**{f.name: getattr(args, f.name) for f in fields(DataConfig)})
-    model = ModelConfig(**{f.name: getattr(args, f.name) for f in fields(ModelConfig)})
+    data = section_from_args(DataConfig, args)
+    model = section_from_args(ModelConfig, args)
     result = train(Config(data, model, config_from_args(args)))
     print(f"run folder: {result.run_dir} ({result.stop_reason} after {result.steps} steps)")
     if result.best_metric is not None:

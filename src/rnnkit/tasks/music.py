@@ -43,7 +43,7 @@ import os
 import random
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,14 @@ from rnnkit.data.pianoroll import Piece, PitchRange, read_pieces
 from rnnkit.errors import CheckpointError, ConfigError, DataError
 from rnnkit.io import atomic_write_json, pyplot, save_figure
 from rnnkit.nn import GRU, LSTM
-from rnnkit.tasks.common import check_fraction, check_positive, dataclass_from, load_task_run, require
+from rnnkit.tasks.common import (
+    check_fraction,
+    check_positive,
+    dataclass_from,
+    load_task_run,
+    require,
+    section_from_args,
+)
 from rnnkit.tasks.pooling import valid_mask
 from rnnkit.train import (
     FitResult,
@@ -437,9 +444,9 @@ def add_parser(subparsers) -> None:
 
 
 def config_from_cli(args: argparse.Namespace) -> Config:
-    data = DataConfig(**{f.name: getattr(args, f.name) for f in fields(DataConfig)})
+    data = section_from_args(DataConfig, args)
     data.val_split = data.val_split or None
-    model = ModelConfig(**{f.name: getattr(args, f.name) for f in fields(ModelConfig)})
+    model = section_from_args(ModelConfig, args)
     return Config(data, model, config_from_args(args))
 
 

@@ -39,7 +39,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,7 @@ from rnnkit.data.tabular import read_table
 from rnnkit.errors import CheckpointError, ConfigError, DataError
 from rnnkit.io import atomic_write_json, atomic_write_text
 from rnnkit.nn import GRU, LSTM
-from rnnkit.tasks.common import check_fraction, check_positive, load_task_run, require
+from rnnkit.tasks.common import check_fraction, check_positive, load_task_run, require, section_from_args
 from rnnkit.train import (
     FitResult,
     StepOutput,
@@ -487,8 +487,8 @@ def add_parser(subparsers) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    data = DataConfig(**{f.name: getattr(args, f.name) for f in fields(DataConfig)})
-    model = ModelConfig(**{f.name: getattr(args, f.name) for f in fields(ModelConfig)})
+    data = section_from_args(DataConfig, args)
+    model = section_from_args(ModelConfig, args)
     result = train(Config(data, model, config_from_args(args)))
     print(f"run folder: {result.run_dir} ({result.stop_reason} after {result.steps} steps)")
     if "wer" in result.last_eval:

@@ -60,7 +60,7 @@ import math
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -77,7 +77,14 @@ from rnnkit.errors import CheckpointError, ConfigError, DataError
 from rnnkit.io import atomic_write_json, atomic_write_text, pyplot, save_figure
 from rnnkit.nn import GRU, LSTM
 from rnnkit.nn.attention import ATTENTIONS, make_attention
-from rnnkit.tasks.common import check_fraction, check_positive, dataclass_from, load_task_run, require
+from rnnkit.tasks.common import (
+    check_fraction,
+    check_positive,
+    dataclass_from,
+    load_task_run,
+    require,
+    section_from_args,
+)
 from rnnkit.train import (
     FitResult,
     StepOutput,
@@ -938,9 +945,9 @@ def _add_decode_args(parser: argparse.ArgumentParser, d: DecodeConfig) -> None:
 
 def config_from_cli(args: argparse.Namespace) -> Config:
     """The :class:`Config` of ``rnnkit translate train`` options."""
-    data = DataConfig(**{f.name: getattr(args, f.name) for f in fields(DataConfig)})
-    model = ModelConfig(**{f.name: getattr(args, f.name) for f in fields(ModelConfig)})
-    decode = DecodeConfig(**{f.name: getattr(args, f.name) for f in fields(DecodeConfig)})
+    data = section_from_args(DataConfig, args)
+    model = section_from_args(ModelConfig, args)
+    decode = section_from_args(DecodeConfig, args)
     return Config(data, model, decode, config_from_args(args))
 
 
