@@ -18,14 +18,22 @@ targets:
   own speedup), and ``min_gru_vs_torch_gru_T<T>`` = minGRU parallel / torch.nn.GRU at equal sizes;
   ``min_gru_parallel_speedup_bound_T<T>`` = loop time / the time the input projection's GEMMs
   (forward and weight gradient), which both modes do, take at the rate of a cache-sized GEMM
-  (1024 rows) of that width measured in the same run (:func:`gemm_rate`: the faster of torch's
+  (1024 rows) of that width measured in the same run (``benchmarks.floors.gemm_rate``: the faster of torch's
   threads on one product and one thread per core on its own): no parallel path can beat the loop
-  by more;
+  by more; ``min_gru_parallel_speedup_traffic_bound_T<T>`` = loop time / (those GEMMs + the DRAM
+  traffic the parallel step cannot avoid, :func:`min_gru_traffic_seconds`, at the read and write
+  rates of ``benchmarks.floors.stream_rates`` measured in the same run): the bound for a step
+  that does its GEMMs and its memory-bound passes one after the other (a core overlapping the two
+  could in principle get between this and the GEMM-only bound);
   ``min_gru_parallel_profile_ms_T<T>_<part>``: where a parallel step's time goes (torch.profiler
   self times of the ``forward`` and ``backward`` C calls, GEMMs included, and ``other``);
 * ``<size>_recipe_speedup_bound`` = recipe time / ``<size>_matmul_floor_seconds``, the time the
   step's matrix products take at the rate of one big GEMM measured in the same run (as
-  :func:`gemm_rate` measures it): no LSTM variant doing those products can beat the recipe by more;
+  ``gemm_rate`` measures it): no LSTM variant doing those products can beat the recipe by more;
+  ``<size>_recipe_speedup_step_bound`` the same with the ``2T`` recurrent products priced at the
+  rate of one step's product of ``B`` rows with ``W_hh`` packed once
+  (``benchmarks.floors.step_product_rate``, ``<size>_step_product_<direction>_gflops_per_second``),
+  which a recurrence cannot batch across steps: the tighter floor;
 * ``<size>_loop_gru_vs_torch_gru``, ``<size>_layer_norm_gru_vs_torch_gru``,
   ``<size>_recurrent_dropout_gru_vs_torch_gru`` = rnnkit ``GRU(impl="loop")``, ``LayerNormGRU``,
   ``GRU(recurrent_dropout=0.25)`` / torch.nn.GRU at the LSTM sizes (no target: reported);
@@ -52,6 +60,7 @@ import torch
 from torch import nn
 
 import rnnkit.nn as rnn
+from benchmarks.floors import gemm_rate, step_product_rate, stream_rates
 from benchmarks.results_io import write_result
 
 SIZES = {"small": dict(B=32, T=100, I=128, H=256), "large": dict(B=64, T=256, I=256, H=512)}
@@ -123,31 +132,6 @@ def min_gru_models(I: int, H: int, with_torch: bool = True) -> dict[str, nn.Modu
     return {**models, "torch_gru": nn.GRU(I, H, batch_first=True)} if with_torch else models
 
 
-def gemm_rate(rows: int, k: int, n: int, repeats: int) -> float:
-    """flop/s of a GEMM ``(rows, k) @ (k, n)`` into a preallocated output, measured now (median of
-    ``repeats``), at the faster of torch's threads on one product and one thread per core on its
-    own product (``threads x`` the one-thread rate, how the whole-sequence C kernels run theirs)."""
-    a, b, out = torch.randn(rows, k), torch.randn(k, n), torch.empty(rows, n)
-
-    def median_seconds() -> float:
-        torch.mm(a, b, out=out)
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            torch.mm(a, b, out=out)
-            times.append(time.perf_counter() - start)
-        return statistics.median(times)
-
-    threads = torch.get_num_threads()
-    shared = median_seconds()
-    torch.set_num_threads(1)
-    try:
-        alone = median_seconds()
-    finally:
-        torch.set_num_threads(threads)
-    return 2 * rows * k * n * max(1 / shared, threads / alone)
-
-
 def lstm_matmul_floor_seconds(B: int, T: int, I: int, H: int, repeats: int) -> tuple[float, float]:
     """``(seconds, GFLOP/s)``: the matrix products of one LSTM training step (``x`` without grad:
     input projection and its weight gradient, ``T`` recurrent products forward and backward and the
@@ -156,6 +140,19 @@ def lstm_matmul_floor_seconds(B: int, T: int, I: int, H: int, repeats: int) -> t
     bounds any variant's speedup over the recipe."""
     rate = gemm_rate(B * T, H, 4 * H, repeats)
     return 2 * B * T * 4 * H * (2 * I + 3 * H) / rate, rate / 1e9
+
+
+def lstm_step_floor_seconds(B: int, T: int, I: int, H: int, big_rate: float, repeats: int) -> tuple[float, dict]:
+    """The same products with the ``2T`` recurrent ones (``h W_hh^T`` forward, ``dgates W_hh``
+    backward) priced at the rate of one step's product of ``B`` rows (:func:`step_product_rate`:
+    the recurrence forbids batching them across steps), the rest (input projection, both weight
+    gradients) at ``big_rate``: a tighter floor. Returns seconds and the two step rates (GFLOP/s)."""
+    forward = step_product_rate(B, H, 4 * H, transposed=True, repeats=repeats)
+    backward = step_product_rate(B, 4 * H, H, transposed=False, repeats=repeats)
+    recurrent = 2 * B * T * H * 4 * H
+    batched = 2 * B * T * 4 * H * (2 * I + H)
+    seconds = recurrent / forward + recurrent / backward + batched / big_rate
+    return seconds, {"forward": forward / 1e9, "backward": backward / 1e9}
 
 
 def train_step(model: nn.Module, x: torch.Tensor) -> None:
@@ -201,6 +198,11 @@ def bench_lstms(size_name: str, repeats: int, clock: str) -> tuple[dict, dict]:
     metrics[f"{size_name}_matmul_floor_seconds"] = floor
     metrics[f"{size_name}_matmul_gflops_per_second"] = gflops
     metrics[f"{size_name}_recipe_speedup_bound"] = t["recipe_layer_norm_lstm"] / floor
+    step_floor, step_rates = lstm_step_floor_seconds(s["B"], s["T"], s["I"], s["H"], gflops * 1e9, repeats)
+    metrics[f"{size_name}_step_products_floor_seconds"] = step_floor
+    for direction, rate in step_rates.items():
+        metrics[f"{size_name}_step_product_{direction}_gflops_per_second"] = rate
+    metrics[f"{size_name}_recipe_speedup_step_bound"] = t["recipe_layer_norm_lstm"] / step_floor
     metrics.update({f"{size_name}_{name}_train_{clock}_seconds": v for name, v in t.items() if name != "torch_lstm"})
     metrics.update({f"{size_name}_{name}_train_wall_seconds": WALL[name] for name in t if name != "torch_lstm"})
     reference = {f"{size_name}_torch_lstm_train_{clock}_seconds": ref}
@@ -223,6 +225,22 @@ def projection_floor_seconds(B: int, T: int, I: int, H: int, rate: float) -> flo
     """Seconds of a minGRU layer's input projection and its weight gradient (``x`` without grad:
     ``4 B T I 2H`` flops) at ``rate`` flop/s: work its parallel and loop modes share."""
     return 4 * B * T * I * 2 * H / rate
+
+
+STREAM_BYTES = 256 << 20  # a buffer far larger than the caches, for the DRAM rates
+
+
+def min_gru_traffic_seconds(B: int, T: int, I: int, H: int, rate: float, read: float, write: float) -> float:
+    """Seconds of the DRAM traffic a minGRU parallel training step (``x`` without grad, loss
+    ``out.sum()``) cannot avoid, at ``read`` / ``write`` bytes/s: ``x`` read twice (projection,
+    weight gradient), the output ``h`` written once and read twice (the loss; ``h_{t-1}`` in the
+    backward pass), and the ``2H`` per step the backward pass needs from the projections — kept
+    (written, then read) or projected again, whichever is cheaper (that GEMM at ``rate``)."""
+    floats = 4  # bytes
+    reads = (2 * B * T * I + 2 * B * T * H) * floats / read
+    writes = B * T * H * floats / write
+    gates = min(B * T * 2 * H * floats * (1 / read + 1 / write), 2 * B * T * I * 2 * H / rate)
+    return reads + writes + gates
 
 
 PROFILED_OPS = {  # torch.profiler row -> what it is in a minGRU parallel training step
@@ -251,10 +269,18 @@ def bench_min_gru(T: int, repeats: int, clock: str) -> tuple[dict, dict]:
     x = torch.randn(s["B"], T, s["I"])
     t = median_times(min_gru_models(s["I"], s["H"]), x, repeats, clock)
     rate = gemm_rate(FLOOR_ROWS, s["I"], 2 * s["H"], repeats)
+    read, write = stream_rates(STREAM_BYTES, repeats)
+    traffic_floor = projection_floor_seconds(T=T, rate=rate, **s) + min_gru_traffic_seconds(
+        T=T, rate=rate, read=read, write=write, **s
+    )
     metrics = {
         f"min_gru_parallel_speedup_T{T}": t["min_gru_loop"] / t["min_gru_parallel"],
         f"min_gru_parallel_speedup_bound_T{T}": t["min_gru_loop"] / projection_floor_seconds(T=T, rate=rate, **s),
         f"min_gru_projection_gflops_per_second_T{T}": rate / 1e9,
+        f"min_gru_parallel_speedup_traffic_bound_T{T}": t["min_gru_loop"] / traffic_floor,
+        f"min_gru_traffic_floor_ms_T{T}": 1e3 * traffic_floor,
+        f"dram_read_gb_per_second_T{T}": read / 1e9,
+        f"dram_write_gb_per_second_T{T}": write / 1e9,
         f"min_gru_vs_torch_gru_T{T}": t["min_gru_parallel"] / t["torch_gru"],
         f"min_gru_parallel_train_{clock}_seconds_T{T}": t["min_gru_parallel"],
         f"min_gru_loop_train_{clock}_seconds_T{T}": t["min_gru_loop"],
