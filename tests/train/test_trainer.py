@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from rnnkit.data.batching import ShuffledBatches
+from rnnkit.errors import CheckpointError
 from rnnkit.train import NonFiniteError, StepOutput, TrainConfig, Trainer, load_run, read_metrics, seed_everything
 from tests.train.toy import TinyLM, carried_step, first_position_accuracy, reset_step, sequence_batches, stream
 
@@ -248,3 +249,29 @@ def test_batch_feed_sets_the_epoch_of_a_distributed_sampler_and_replays_on_resum
     again = BatchFeed(DataLoader(data, batch_size=2, sampler=DistributedSampler(data, 2, 1, shuffle=True, seed=3)))
     again.load_state_dict({"position": 4, "epoch": 1, "index": 1})
     assert [again.next().tolist() for _ in range(3)] == seen[4:7]
+
+
+def test_a_resume_that_does_not_fit_the_model_is_one_error_and_leaves_the_run_as_it_was(tmp_path):
+    tokens, targets = sequence_batches(n=32)
+    batches = [(tokens[i : i + 8], targets[i : i + 8]) for i in range(0, 32, 8)]
+
+    def train_step(model, batch, state):
+        logits, _ = model(batch[0])
+        return F.cross_entropy(logits.flatten(0, 1), batch[1].flatten())
+
+    run = tmp_path / "run"
+    Trainer(
+        TinyLM(hidden=24), quiet_config(steps=4), train_step=train_step, run_dir=run, task_config={"hidden": 24}
+    ).fit(batches)
+    saved = (run / "config.json").read_bytes()
+    trainer = Trainer(
+        TinyLM(hidden=16), quiet_config(steps=8, resume=str(run)), train_step=train_step, task_config={"hidden": 16}
+    )
+    with pytest.raises(CheckpointError, match=r"does not fit this model .*size mismatch"):
+        trainer.fit(batches)
+    assert (run / "config.json").read_bytes() == saved  # still the run's own config: eval on it still loads
+    resumed = Trainer(
+        TinyLM(hidden=24), quiet_config(steps=8, resume=str(run)), train_step=train_step, task_config={"hidden": 24}
+    )
+    assert resumed.fit(batches).steps == 8
+    assert json.loads((run / "config.json").read_text())["train"]["steps"] == 8  # written once it had loaded

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rnnkit.errors import ConfigError, RnnkitError
+from rnnkit.errors import CheckpointError, ConfigError, RnnkitError
 from rnnkit.io import atomic_write_bytes
 from rnnkit.train import distributed as dist
 from rnnkit.train.checkpoint import (
@@ -292,10 +292,12 @@ class Trainer:
                 self._check_resume_config(Path(cfg.resume))
             path = Path(chosen) if chosen else new_run_dir(self.task, root)
             path.mkdir(parents=True, exist_ok=True)
-            if not cfg.resume:
-                self._start_afresh(path)
             saved = {**cfg.to_dict(), "resume": None, "run_dir": str(path)}
-            write_run_config(path, self.task, saved, task_config)
+            if cfg.resume:  # written once the checkpoint has loaded: a failed resume leaves the run as it was
+                self._resumed_config = (path, self.task, saved, task_config)
+            else:
+                self._start_afresh(path)
+                write_run_config(path, self.task, saved, task_config)
         path = Path(dist.broadcast(str(path) if self.is_main else None))
         return path
 
@@ -594,9 +596,16 @@ class Trainer:
     def _resume(self, feed: BatchFeed) -> None:
         folder = self.run_dir / "checkpoints" / "last"
         read_meta(folder)
-        self.model.load_state_dict(load_weights(folder, self.device))
-        state = load_train_state(folder)
-        self.optimizer.load_state_dict(state["optimizer"])
+        weights, state = load_weights(folder, self.device), load_train_state(folder)
+        try:
+            self.model.load_state_dict(weights)
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            lines = [line.strip() for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
+            detail = lines[1] if len(lines) > 1 and lines[0].startswith("Error(s) in loading") else lines[0]
+            raise CheckpointError(
+                f"{folder}: does not fit this model ({detail[:300]}); expected a checkpoint of the same model options"
+            ) from None
         self.scheduler.load_state_dict(state["scheduler"])
         feed.load_state_dict(state["data"])
         t = state["trainer"]
@@ -618,6 +627,7 @@ class Trainer:
             self.carried = move_to(mine["carried"], self.device)
         if self.is_main:
             truncate_metrics(self.run_dir, self.step)
+            write_run_config(*self._resumed_config)
 
     # -------------------------------------------------------- the end
 
