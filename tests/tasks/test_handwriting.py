@@ -1,6 +1,5 @@
-"""Tests of rnnkit.tasks.handwriting and rnnkit.data.pen: both file formats and their errors,
-features and resampling against direct formulas, padding invariance, learning toy strokes of any
-length, the CLI and bad input."""
+"""Tests of rnnkit.tasks.handwriting (the files themselves: tests/data/test_pen.py): padding
+invariance, learning toy strokes of any length, exact resume, the CLI and bad input."""
 
 from __future__ import annotations
 
@@ -13,8 +12,6 @@ import pytest
 import torch
 
 from rnnkit.cli import main
-from rnnkit.data.pen import point_features, read_trajectories, resample
-from rnnkit.errors import DataError
 from rnnkit.tasks import handwriting
 from rnnkit.tasks.handwriting import Config, DataConfig, ModelConfig, PenClassifier, Reader, collate, featurize
 from rnnkit.train import TrainConfig
@@ -46,63 +43,6 @@ def write_strokes(path: Path, n: int, seed: int) -> Path:
         rows.append(json.dumps({"points": stroke(kind, rng.randint(6, 30), rng), "label": kind}))
     path.write_text("\n".join(rows) + "\n")
     return path
-
-
-# ---------------------------------------------------------------- data
-def test_pendigits_lines_with_one_hot_or_integer_classes(tmp_path):
-    path = tmp_path / "p.tra"
-    path.write_text(
-        "47,100,27,81,57,37,26,0,0,23,56,53,100,90,40,98,0000000010\n0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,3\n"
-    )
-    data = read_trajectories(path)
-    assert data.labels == ["8", "3"] and data.points[0].shape == (8, 2)
-    assert data.points[0][1].tolist() == [27.0, 81.0]
-
-
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        ("1,2,3\n", r"p\.tra:1: found 3 comma-separated fields"),
-        ("0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,x,3\n", r"p\.tra:1: coordinates .*expected 16 integers"),
-        ("0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,101,3\n", r"expected integers in 0\.\.100"),
-        ("0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,0110000000\n", r"class '0110000000'"),
-    ],
-)
-def test_bad_pendigits_lines_are_named(tmp_path, content, message):
-    path = tmp_path / "p.tra"
-    path.write_text(content)
-    with pytest.raises(DataError, match=message):
-        read_trajectories(path)
-
-
-@pytest.mark.parametrize(
-    ("line", "message"),
-    [
-        ("{oops", "not valid JSON"),
-        ('{"label": "a"}', "expected an object"),
-        ('{"points": [[1, 2]], "label": "a"}', "at least two"),
-        ('{"points": [[1, 2], [3, NaN]], "label": "a"}', "finite numbers"),
-        ('{"points": [[1, 2], [3, "4"]], "label": "a"}', "finite numbers"),
-        ('{"points": [[1, 2], [3, 4]]}', 'no "label"'),
-    ],
-)
-def test_bad_json_lines_are_named(tmp_path, line, message):
-    path = tmp_path / "s.jsonl"
-    path.write_text('{"points": [[0, 0], [1, 1]], "label": "a"}\n' + line + "\n")
-    with pytest.raises(DataError, match=r"s\.jsonl:2: .*" + message):
-        read_trajectories(path)
-
-
-def test_point_features_and_resampling():
-    points = torch.tensor([[10.0, 20.0], [14.0, 20.0], [14.0, 22.0]])
-    features = point_features(points)
-    torch.testing.assert_close(features[:, :2], torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 0.5]]))
-    torch.testing.assert_close(features[:, 2:], torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 0.5]]))
-    # the path is 4 along x then 2 along y: 4 points at arc lengths 0, 2, 4, 6
-    torch.testing.assert_close(
-        resample(points, 4), torch.tensor([[10.0, 20.0], [12.0, 20.0], [14.0, 20.0], [14.0, 22.0]])
-    )
-    assert resample(torch.tensor([[1.0, 1.0], [1.0, 1.0]]), 3).tolist() == [[1.0, 1.0]] * 3
 
 
 # ---------------------------------------------------------------- the model
@@ -186,6 +126,59 @@ def test_cli_bad_input_is_one_line_and_status_2(toy_run, tmp_path, capsys):
     assert "expected at least two" in capsys.readouterr().err and not (tmp_path / "r").exists()
     assert main(["handwriting", "predict", "--run", str(toy_run)]) == 2
     assert "--input: required" in capsys.readouterr().err
+
+
+def train_cli(folder: Path, *options: str) -> list[str]:
+    return ["handwriting", "train", "--train", str(folder / "train.jsonl"), "--val", str(folder / "val.jsonl"),
+            "--hidden-size", "8", "--batch-size", "16", "--eval-every", "5", "--quiet", *options]  # fmt: skip
+
+
+def metrics_at(run: Path, step: int) -> list[dict]:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if "per_second" not in k} for r in rows if r.get("step") == step]
+
+
+def test_resume_with_only_the_run_folder_continues_exactly(tmp_path):
+    torch.set_num_threads(1)
+    write_strokes(tmp_path / "train.jsonl", 80, 0)
+    write_strokes(tmp_path / "val.jsonl", 20, 1)
+    assert main(train_cli(tmp_path, "--steps", "10", "--run-dir", str(tmp_path / "whole"))) == 0
+    assert main(train_cli(tmp_path, "--steps", "5", "--run-dir", str(tmp_path / "part"))) == 0
+    assert main(["handwriting", "train", "--resume", str(tmp_path / "part"), "--steps", "10", "--quiet"]) == 0
+    assert metrics_at(tmp_path / "part", 10) == metrics_at(tmp_path / "whole", 10) != []
+    saved = json.loads((tmp_path / "part" / "config.json").read_text())
+    assert saved["model"]["hidden_size"] == 8 and len(saved["resumed"]) == 1
+
+
+def test_resume_with_other_model_options_or_another_tasks_run_is_refused_untouched(tmp_path, capsys):
+    write_strokes(tmp_path / "train.jsonl", 40, 0)
+    write_strokes(tmp_path / "val.jsonl", 10, 1)
+    run = tmp_path / "run"
+    assert main(train_cli(tmp_path, "--steps", "2", "--run-dir", str(run))) == 0
+    before = (run / "config.json").read_text()
+    assert main(["handwriting", "train", "--resume", str(run), "--steps", "4", "--cell", "lstm"]) == 2
+    assert "resume: " in capsys.readouterr().err and (run / "config.json").read_text() == before
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "config.json").write_text(json.dumps({"task": "video", "train": {}}))
+    assert main(["handwriting", "train", "--resume", str(tmp_path / "other")]) == 2
+    assert "is a 'video' run; expected a 'handwriting' run" in capsys.readouterr().err
+    assert Reader.load(run).config.cell == "gru"
+
+
+def test_a_batch_larger_than_the_training_set_is_one_line(tmp_path, capsys):
+    write_strokes(tmp_path / "train.jsonl", 10, 0)
+    argv = ["handwriting", "train", "--train", str(tmp_path / "train.jsonl"), "--val-fraction", "0"]
+    assert main([*argv, "--run-dir", str(tmp_path / "r")]) == 2
+    assert "batch_size: 64 is more than the 10 training trajectories" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_predict_normalizes_like_training(toy_run):
+    """A trajectory moved and scaled is the same input: the features are per trajectory."""
+    reader = Reader.load(toy_run)
+    points = torch.tensor(stroke("zigzag", 17, random.Random(3)))
+    (_, a), (_, b) = reader.predict([points, points * 40.0 + 1000.0])
+    assert a == pytest.approx(b, abs=1e-5)
 
 
 # ---------------------------------------------------------------- real data

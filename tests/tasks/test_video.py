@@ -1,6 +1,6 @@
-"""Tests of rnnkit.tasks.video and rnnkit.data.video: clip files and their errors, padding
-invariance, the direction of motion learned by the RNN and not by the order-blind baseline, the
-CLI and bad input."""
+"""Tests of rnnkit.tasks.video (the clip files themselves: tests/data/test_video.py): padding
+invariance, the direction of motion learned by the RNN and not by the order-blind baseline,
+manifests checked clip by clip, exact resume, the CLI and bad input."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from rnnkit.cli import main
-from rnnkit.data.video import DIRECTIONS, moving_shapes, read_clip
+from rnnkit.data.video import DIRECTIONS, moving_shapes
 from rnnkit.errors import DataError
 from rnnkit.tasks import video
 from rnnkit.tasks.video import Config, DataConfig, ModelConfig, VideoClassifier, Watcher, collate
@@ -28,49 +28,6 @@ def write_clips(folder: Path, n: int, seed: int) -> Path:
         rows.append(f"{i}.npy\t{label}")
     (folder / "manifest.tsv").write_text("\n".join(rows) + "\n")
     return folder / "manifest.tsv"
-
-
-# ---------------------------------------------------------------- data
-def test_read_clip_layouts_and_scaling(tmp_path):
-    np.save(tmp_path / "g.npy", np.full((3, 4, 5), 255, dtype=np.uint8))
-    assert read_clip(tmp_path / "g.npy").shape == (3, 1, 4, 5) and read_clip(tmp_path / "g.npy").max() == 1.0
-    rgb = np.random.default_rng(0).random((2, 4, 5, 3)).astype(np.float32)
-    np.save(tmp_path / "c.npy", rgb)
-    clip = read_clip(tmp_path / "c.npy")
-    assert clip.shape == (2, 3, 4, 5) and torch.equal(clip[1, 2], torch.from_numpy(rgb[1, :, :, 2]))
-
-
-@pytest.mark.parametrize(
-    ("array", "message"),
-    [
-        (np.zeros((4, 5)), r"shape \(4, 5\); expected frames"),
-        (np.array([["a"]] * 2).reshape(1, 1, 2), "dtype <U1; expected numbers"),
-        (np.full((1, 2, 2), np.nan), "NaN or infinite"),
-    ],
-)
-def test_bad_clips_are_named(tmp_path, array, message):
-    np.save(tmp_path / "x.npy", array)
-    with pytest.raises(DataError, match=r"x\.npy: .*" + message):
-        read_clip(tmp_path / "x.npy")
-
-
-def test_a_pickled_object_array_is_refused(tmp_path):
-    np.save(tmp_path / "p.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    with pytest.raises(DataError, match=r"p\.npy: not a readable \.npy array"):
-        read_clip(tmp_path / "p.npy")
-
-
-def test_moving_shapes_move_two_pixels_a_frame():
-    clips, labels = moving_shapes(20, frames=5, size=16, seed=0)
-    assert set(labels) <= set(DIRECTIONS)
-    for clip, label in zip(clips, labels, strict=True):
-        mass = (clip[:, 0] > 0.5).float()  # (T, H, W)
-        ys, xs = torch.arange(16.0)[:, None], torch.arange(16.0)[None, :]
-        cx = (mass * xs).sum((1, 2)) / mass.sum((1, 2))
-        cy = (mass * ys).sum((1, 2)) / mass.sum((1, 2))
-        step = {"left": (-2, 0), "right": (2, 0), "up": (0, -2), "down": (0, 2)}[label]
-        torch.testing.assert_close(cx[1:] - cx[:-1], torch.full((4,), float(step[0])))
-        torch.testing.assert_close(cy[1:] - cy[:-1], torch.full((4,), float(step[1])))
 
 
 # ---------------------------------------------------------------- the model
@@ -145,3 +102,69 @@ def test_cli_bad_input_is_one_line_and_status_2(toy_runs, tmp_path, capsys):
     assert main(["video", "predict", "--run", str(toy_runs["gru"])]) == 2
     assert "--files: required" in capsys.readouterr().err
     assert isinstance(Watcher.load(toy_runs["mean"]), Watcher)
+
+
+def test_eval_reads_the_manifest_columns_the_run_was_trained_with(tmp_path, capsys):
+    torch.set_num_threads(1)
+    for name, seed in (("train", 0), ("val", 1)):
+        manifest = write_clips(tmp_path / name, 16, seed)
+        manifest.write_text(manifest.read_text().replace("path\tlabel", "file\tmove", 1))
+    argv = ["video", "train", "--train", str(tmp_path / "train" / "manifest.tsv"), "--path-column", "file"]
+    argv += ["--label-column", "move", "--embed-dim", "4", "--hidden-size", "4", "--steps", "2", "--quiet"]
+    assert main([*argv, "--batch-size", "8", "--run-dir", str(tmp_path / "run")]) == 0
+    val = str(tmp_path / "val" / "manifest.tsv")
+    assert main(["video", "eval", "--run", str(tmp_path / "run"), "--data", val]) == 0
+    assert "(16 clips)" in capsys.readouterr().out
+    assert main(["video", "eval", "--run", str(tmp_path / "run"), "--data", val, "--path-column", "path"]) == 2
+    assert "no column 'path'" in capsys.readouterr().err
+
+
+def test_resume_with_only_the_run_folder_continues_exactly(tmp_path):
+    torch.set_num_threads(1)
+    train, val = write_clips(tmp_path / "train", 24, 0), write_clips(tmp_path / "val", 8, 1)
+    argv = ["video", "train", "--train", str(train), "--val", str(val), "--embed-dim", "4", "--hidden-size", "4"]
+    argv += ["--batch-size", "8", "--eval-every", "3", "--quiet"]
+    assert main([*argv, "--steps", "6", "--run-dir", str(tmp_path / "whole")]) == 0
+    assert main([*argv, "--steps", "3", "--run-dir", str(tmp_path / "part")]) == 0
+    assert main(["video", "train", "--resume", str(tmp_path / "part"), "--steps", "6", "--quiet"]) == 0
+
+    def at_step_6(run: Path) -> list[dict]:
+        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        return [{k: v for k, v in r.items() if "per_second" not in k} for r in rows if r.get("step") == 6]
+
+    assert at_step_6(tmp_path / "part") == at_step_6(tmp_path / "whole") != []
+    before = (tmp_path / "part" / "config.json").read_text()
+    assert main(["video", "train", "--resume", str(tmp_path / "part"), "--steps", "9", "--temporal", "lstm"]) == 2
+    assert (tmp_path / "part" / "config.json").read_text() == before
+
+
+def test_a_manifest_mixing_uint8_and_float_clips_is_refused(tmp_path, capsys):
+    np.save(tmp_path / "a.npy", np.zeros((3, 8, 8), dtype=np.uint8))
+    np.save(tmp_path / "b.npy", np.full((3, 8, 8), 200.0, dtype=np.float32))  # 0..255 but not scaled
+    (tmp_path / "m.tsv").write_text("path\tlabel\na.npy\tleft\nb.npy\tright\n")
+    assert main(["video", "train", "--train", str(tmp_path / "m.tsv"), "--run-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "m.tsv:3:" in err and "dtype float32; expected uint8 like the others" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_clip_path_is_relative_to_the_manifest_folder(tmp_path, capsys):
+    (tmp_path / "data").mkdir()
+    np.save(tmp_path / "data" / "a.npy", np.zeros((3, 8, 8), dtype=np.uint8))
+    (tmp_path / "data" / "m.tsv").write_text("path\tlabel\ndata/a.npy\tleft\n")
+    assert main(["video", "train", "--train", str(tmp_path / "data" / "m.tsv")]) == 2
+    assert "m.tsv:2:" in (err := capsys.readouterr().err) and "relative to the manifest's folder" in err
+
+
+def test_predict_a_folder_and_refuse_clips_unlike_the_training_ones(toy_runs, tmp_path, capsys):
+    run, folder = toy_runs["gru"], toy_runs["gru"].parent / "val"
+    assert main(["video", "predict", "--run", str(run), str(folder)]) == 0
+    rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert [r[0] for r in rows] == [str(p) for p in sorted(folder.glob("*.npy"))] and len(rows) == 80
+    watcher = Watcher.load(run)
+    assert [label for label, _ in watcher.predict([folder / "0.npy"])] == [rows[0][1]]
+    np.save(tmp_path / "f.npy", np.load(folder / "0.npy").astype(np.float32))  # 0..255, unscaled
+    assert main(["video", "predict", "--run", str(run), str(tmp_path / "f.npy")]) == 2
+    assert "f.npy: dtype float32; expected uint8 like the training clips" in capsys.readouterr().err
+    with pytest.raises(DataError, match="expected uint8"):
+        watcher.predict([tmp_path / "f.npy"])

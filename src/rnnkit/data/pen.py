@@ -7,7 +7,11 @@ the line and what was expected):
   ``x1,y1,...,x8,y8`` (0..100) and the class, either as an integer or as the 10-character one-hot
   string ``0000000010`` of the copy kept in ``../shared/data``;
 * **JSON lines** (``.jsonl``): one object per line, ``{"points": [[x, y], ...], "label": "3"}``
-  with at least two points of finite numbers; any number of points, any labels.
+  with at least two points of finite numbers; any number of points, any labels (a non-empty
+  string or an integer, kept as text). A trajectory written in several strokes may come as
+  ``{"strokes": [[[x, y], ...], ...], "label": ...}`` (no stroke empty): the strokes are joined
+  in order, so the pen-up jump from one stroke's end to the next one's start is one step of the
+  trajectory, as in pendigits.
 
 :func:`point_features` turns a trajectory into what a model reads: coordinates scaled into the
 unit box (aspect kept) and the step from the previous point. :func:`resample` spaces ``n``
@@ -17,7 +21,6 @@ points evenly along the pen's path (the fixed-size input of the feed-forward bas
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +72,10 @@ def read_trajectories(path: str | os.PathLike, with_labels: bool = True) -> Traj
     return out
 
 
+COORDINATE_NAMES = tuple(f"{axis}{i}" for i in range(1, 9) for axis in "xy")  # x1, y1, ..., x8, y8
+FLOAT32_MAX = 3.4028234663852886e38
+
+
 def _pendigits_line(line: str, path: str, number: int, with_labels: bool) -> tuple[Tensor, str]:
     fields = [f.strip() for f in line.split(",")]
     if len(fields) not in ((16, 17) if not with_labels else (17,)):
@@ -77,24 +84,34 @@ def _pendigits_line(line: str, path: str, number: int, with_labels: bool) -> tup
             path=path,
             line=number,
         )
-    try:
-        values = [int(f) for f in fields[:16]]
-    except ValueError:
-        raise DataError(f"coordinates {fields[:16]}: expected 16 integers", path=path, line=number) from None
-    if not all(0 <= v <= 100 for v in values):
-        raise DataError(f"coordinates {values}: expected integers in 0..100", path=path, line=number)
+    values = [_pendigits_coordinate(f, i, path, number) for i, f in enumerate(fields[:16])]
     label = ""
     if len(fields) == 17:
         label = _pendigits_class(fields[16], path, number)
     return torch.tensor(values, dtype=torch.float32).view(8, 2), label
 
 
+def _pendigits_coordinate(field: str, index: int, path: str, number: int) -> int:
+    """Field ``index`` (0-based) as an integer 0..100: plain ASCII digits, nothing else."""
+    if not (field.isascii() and field.isdigit() and int(field) <= 100):
+        raise DataError(
+            f"field {index + 1} ({COORDINATE_NAMES[index]}) {field!r}: expected an integer in 0..100",
+            path=path,
+            line=number,
+        )
+    return int(field)
+
+
 def _pendigits_class(field: str, path: str, number: int) -> str:
-    if field.isdigit() and len(field) < 10:
-        return str(int(field))
+    if len(field) == 1 and field in "0123456789":
+        return field
     if len(field) == 10 and set(field) <= {"0", "1"} and field.count("1") == 1:
         return str(field.index("1"))
-    raise DataError(f"class {field!r}: expected a digit or a one-hot string like 0000000010", path=path, line=number)
+    raise DataError(
+        f"field 17 (class) {field!r}: expected a digit 0..9 or a one-hot string like 0000000010",
+        path=path,
+        line=number,
+    )
 
 
 def _json_line(line: str, path: str, number: int, with_labels: bool) -> tuple[Tensor, str]:
@@ -102,28 +119,65 @@ def _json_line(line: str, path: str, number: int, with_labels: bool) -> tuple[Te
         record = json.loads(line)
     except json.JSONDecodeError as e:
         raise DataError(f"not valid JSON ({e.msg})", path=path, line=number) from None
-    if not isinstance(record, dict) or "points" not in record:
-        raise DataError('expected an object {"points": [[x, y], ...], "label": ...}', path=path, line=number)
-    points = record["points"]
-    ok = (
-        isinstance(points, list)
-        and len(points) >= 2
-        and all(isinstance(p, list) and len(p) == 2 and all(_finite(v) for v in p) for p in points)
-    )
-    if not ok:
+    if not isinstance(record, dict) or ("points" in record) == ("strokes" in record):
         raise DataError(
-            "points: expected a list of at least two [x, y] pairs of finite numbers", path=path, line=number
+            'expected an object {"points": [[x, y], ...], "label": ...} or {"strokes": [[[x, y], ...], ...], '
+            '"label": ...} (one of "points" and "strokes")',
+            path=path,
+            line=number,
         )
+    points = _json_points(record, path, number)
+    return torch.tensor(points, dtype=torch.float32), _json_label(record, path, number, with_labels)
+
+
+def _json_points(record: dict, path: str, number: int) -> list[list[float]]:
+    """The record's points; strokes are joined in order (the pen-up jump between two strokes is
+    the step from the end of one to the start of the next)."""
+    if "points" in record:
+        points = _point_list(record["points"], "points", path, number)
+    else:
+        strokes = record["strokes"]
+        if not isinstance(strokes, list) or not strokes:
+            raise DataError(f"strokes: found {strokes!r}; expected a list of strokes", path=path, line=number)
+        points = [p for i, s in enumerate(strokes) for p in _point_list(s, f"strokes[{i}]", path, number)]
+    if len(points) < 2:
+        raise DataError(
+            f"found {len(points)} point; expected at least two (a trajectory is a movement)", path=path, line=number
+        )
+    return points
+
+
+def _point_list(value: object, name: str, path: str, number: int) -> list[list[float]]:
+    """``value`` checked to be a non-empty list of ``[x, y]`` pairs of finite float32 numbers."""
+    if not isinstance(value, list) or not value:
+        raise DataError(f"{name}: found {value!r}; expected a non-empty list of [x, y] points", path=path, line=number)
+    for j, p in enumerate(value):
+        if not (isinstance(p, list) and len(p) == 2 and all(_finite(v) for v in p)):
+            hint = (
+                ' (a list of strokes goes in "strokes")' if isinstance(p, list) and p and isinstance(p[0], list) else ""
+            )
+            raise DataError(
+                f"{name}[{j}]: found {p!r}; expected an [x, y] pair of finite numbers (|v| < 3.4e38){hint}",
+                path=path,
+                line=number,
+            )
+    return value
+
+
+def _json_label(record: dict, path: str, number: int, with_labels: bool) -> str:
     label = record.get("label")
-    if label is None and with_labels:
-        raise DataError('no "label"; expected one for training and evaluation', path=path, line=number)
-    if isinstance(label, (dict, list)):
-        raise DataError(f"label: expected a string or number, got {label!r}", path=path, line=number)
-    return torch.tensor(points, dtype=torch.float32), "" if label is None else str(label)
+    if label is None:
+        if with_labels:
+            raise DataError('no "label"; expected one for training and evaluation', path=path, line=number)
+        return ""
+    if isinstance(label, bool) or not isinstance(label, (str, int)) or not str(label).strip():
+        raise DataError(f"label: found {label!r}; expected a non-empty string or an integer", path=path, line=number)
+    return str(label)
 
 
 def _finite(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A JSON number that float32 holds as a finite number."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) <= FLOAT32_MAX
 
 
 def point_features(points: Tensor) -> Tensor:

@@ -65,6 +65,7 @@ from rnnkit.train import (
     append_report,
     config_from_args,
     load_weights_into,
+    read_run_config,
     seed_everything,
 )
 
@@ -273,13 +274,44 @@ def split_data(config: DataConfig, seed: int) -> tuple[Trajectories, Trajectorie
     return train_data.subset(sorted(order[held:])), train_data.subset(sorted(order[:held]))
 
 
+def read_resumed(run: str | os.PathLike) -> dict[str, Any]:
+    """The ``config.json`` of ``run``; a :class:`ConfigError` unless it is a handwriting run."""
+    saved = read_run_config(run)
+    if saved.get("task") != "handwriting":
+        raise ConfigError(f"resume: {run} is a {saved.get('task')!r} run; expected a 'handwriting' run")
+    return saved
+
+
+def resumed_run(config: Config) -> dict[str, Any] | None:
+    """The ``config.json`` of the run ``config.train.resume`` continues (``None`` for a new run);
+    a :class:`ConfigError` if it is another task's run or was trained with other model options."""
+    if not config.train.resume:
+        return None
+    saved = read_resumed(config.train.resume)
+    if saved.get("model") != asdict(config.model):
+        raise ConfigError(
+            f"resume: {config.train.resume} was trained with the model options {saved.get('model')}; "
+            f"expected the same, got {asdict(config.model)}"
+        )
+    return saved
+
+
 def train(config: Config, *, runs_root: str | os.PathLike = "runs") -> FitResult:
-    """Train a trajectory classifier; returns the trainer's :class:`FitResult`."""
+    """Train a trajectory classifier; returns the trainer's :class:`FitResult`. A resumed run
+    (``config.train.resume``) keeps its classes."""
     config.validate()
+    saved = resumed_run(config)
     train_data, val_data = split_data(config.data, config.train.seed)
     classes = sorted(set(train_data.labels), key=lambda c: (not c.isdigit(), int(c) if c.isdigit() else 0, c))
+    if saved is not None:
+        classes = saved["classes"]
     if len(classes) < 2:
         raise DataError(f"found only the class {classes}; expected at least two", path=train_data.path)
+    if config.train.batch_size > len(train_data):
+        raise ConfigError(
+            f"batch_size: {config.train.batch_size} is more than the {len(train_data)} training trajectories; "
+            f"expected at most {len(train_data)}"
+        )
     train_features, train_targets = featurize(train_data.points, config.model), _class_ids(train_data, classes)
     if val_data is not None:
         val_features, val_targets = featurize(val_data.points, config.model), _class_ids(val_data, classes)
@@ -370,9 +402,13 @@ def add_parser(subparsers) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    data = section_from_args(DataConfig, args)
-    model = section_from_args(ModelConfig, args)
-    result = train(Config(data, model, config_from_args(args)))
+    train_config = config_from_args(args)
+    data, model = section_from_args(DataConfig, args), section_from_args(ModelConfig, args)
+    if args.resume:  # the run's own data and model, but for options given with another value
+        saved = read_resumed(args.resume)
+        data = resumed_section(DataConfig, saved, "data", data, args.resume)
+        model = resumed_section(ModelConfig, saved, "model", model, args.resume)
+    result = train(Config(data, model, train_config))
     print(f"run folder: {result.run_dir} ({result.stop_reason} after {result.steps} steps)")
     if result.best_metric is not None:
         print(f"best val accuracy: {result.best_metric:.4f} (step {result.best_step})")
@@ -401,3 +437,11 @@ def run_predict(args: argparse.Namespace) -> int:
     else:
         atomic_write_text(Path(args.output), text)
     return 0
+
+
+def resumed_section(cls: type, saved: dict[str, Any], key: str, given: Any, run: str) -> Any:
+    """Config section ``key`` (a ``cls``) of the run being resumed (``saved``: its ``config.json``),
+    with the fields of ``given`` that differ from ``cls``'s defaults (what the command line gave)."""
+    values = asdict(dataclass_from(cls, saved.get(key), f"{Path(run) / 'config.json'}: field {key!r}"))
+    default = asdict(cls())
+    return cls(**{**values, **{f: v for f, v in asdict(given).items() if v != default[f]}})

@@ -5,7 +5,7 @@ A clip in, its class out::
 
     rnnkit video train --train train.tsv --val val.tsv       # manifests: path (a .npy clip), label
     rnnkit video eval --run runs/video/<id> --data test.tsv
-    rnnkit video predict --run runs/video/<id> clip1.npy clip2.npy
+    rnnkit video predict --run runs/video/<id> clip1.npy clip2.npy clips/     # a folder: its .npy files
 
 and the same from Python::
 
@@ -22,7 +22,8 @@ baseline that averages the frame embeddings instead: the same encoder, blind to 
 
 Input: a manifest table (:mod:`rnnkit.data.tabular`) with a ``path`` column (a ``.npy`` clip,
 :func:`rnnkit.data.video.read_clip`; relative to the manifest's folder) and a ``label`` column.
-Every clip is read and checked first; all must share the first clip's channels and frame size.
+Every clip is read and checked first; all must share the first clip's channels, frame size and
+scaling (:class:`ClipFormat`), which the run records and ``eval``/``predict`` check.
 
 Shape legend: ``B`` batch, ``T`` frames, ``C`` channels, ``H``/``W`` frame height/width, ``E``
 frame embedding, ``K`` classes.
@@ -38,13 +39,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.data.batching import BucketedBatches, pad_batch
 from rnnkit.data.tabular import read_table
-from rnnkit.data.video import read_clip
+from rnnkit.data.video import clip_files, frames_tensor, load_frames
 from rnnkit.errors import CheckpointError, ConfigError, DataError
 from rnnkit.io import atomic_write_json
 from rnnkit.nn import GRU, LSTM
@@ -68,6 +70,7 @@ from rnnkit.train import (
     append_report,
     config_from_args,
     load_weights_into,
+    read_run_config,
     seed_everything,
 )
 
@@ -122,37 +125,63 @@ class Config:
 
 # ===================================================================== clips
 @dataclass
+class ClipFormat:
+    """What every clip of a run shares: its frames' ``(C, H, W)`` and whether it is stored as
+    ``uint8`` (scaled from 0..255 to 0..1) or not (taken as it is)."""
+
+    frame_shape: tuple[int, ...]
+    uint8: bool | None  # None: not known (a run saved before this was recorded), not checked
+
+    def check(self, array: np.ndarray, frames: Tensor, others: str) -> None:
+        """A :class:`DataError` unless a clip (``array`` as stored, ``frames`` as read) matches;
+        ``others`` says which clips it is compared with."""
+        if tuple(frames.shape[1:]) != self.frame_shape:
+            raise DataError(
+                f"frames of shape (C, H, W) {tuple(frames.shape[1:])}; expected {self.frame_shape} like {others}"
+            )
+        if self.uint8 is not None and (array.dtype == np.uint8) != self.uint8:
+            raise DataError(
+                f"dtype {array.dtype}; expected {'uint8' if self.uint8 else 'a dtype other than uint8'} like "
+                f"{others} (uint8 is scaled from 0..255 to 0..1, other dtypes are taken as they are)"
+            )
+
+
+@dataclass
 class Clips:
-    """``clips[i]: (T_i, C, H, W)`` and ``labels[i]``, from ``lines[i]`` of ``manifest``."""
+    """``clips[i]: (T_i, C, H, W)`` and ``labels[i]``, from ``lines[i]`` of ``manifest``; all of
+    ``clip_format``."""
 
     manifest: str
     clips: list[Tensor]
     labels: list[str]
     lines: list[int]
+    clip_format: ClipFormat | None = None
 
     def __len__(self) -> int:
         return len(self.clips)
 
 
-def read_clips(path: str | os.PathLike, config: DataConfig, frame_shape: tuple[int, ...] | None = None) -> Clips:
-    """Read a manifest and every clip it names; each must have ``frame_shape`` ``(C, H, W)``
-    (default: the first clip's)."""
+def read_clips(path: str | os.PathLike, config: DataConfig, clip_format: ClipFormat | None = None) -> Clips:
+    """Read a manifest and every clip it names (relative to the manifest's folder unless
+    absolute); each must match ``clip_format`` (default: the first clip's)."""
     table = read_table(path, config.path_column, config.label_column)
     folder = Path(path).parent
     out = Clips(str(path), [], list(table.labels), list(table.lines))
     for file, line in zip(table.texts, table.lines, strict=True):
         clip_path = Path(file) if Path(file).is_absolute() else folder / file
         try:
-            clip = read_clip(clip_path)
+            array = load_frames(clip_path)
         except DataError as e:
-            raise DataError(f"{path}:{line}: {e}") from None
-        frame_shape = frame_shape or tuple(clip.shape[1:])
-        if tuple(clip.shape[1:]) != frame_shape:
-            raise DataError(
-                f"{clip_path}: frames of shape (C, H, W) {tuple(clip.shape[1:])}; expected {frame_shape} "
-                "like the others", path=str(path), line=line,
-            )  # fmt: skip
+            hint = " (a clip's path is relative to the manifest's folder)" if not clip_path.exists() else ""
+            raise DataError(f"{e}{hint}", path=str(path), line=line) from None
+        clip = frames_tensor(array)
+        clip_format = clip_format or ClipFormat(tuple(clip.shape[1:]), bool(array.dtype == np.uint8))
+        try:
+            clip_format.check(array, clip, "the others")
+        except DataError as e:
+            raise DataError(f"{clip_path}: {e}", path=str(path), line=line) from None
         out.clips.append(clip)
+    out.clip_format = clip_format
     return out
 
 
@@ -237,31 +266,48 @@ def _class_ids(data: Clips, classes: Sequence[str]) -> list[int]:
 
 # ===================================================================== a trained run
 class Watcher:
-    """A trained run: the model, its classes and frame shape. Load with :meth:`load`."""
+    """A trained run: the model, its classes, its clips' format and manifest columns. Load with
+    :meth:`load`."""
 
-    def __init__(self, model: VideoClassifier, classes: list[str], frame_shape: tuple[int, ...]) -> None:
-        self.model, self.classes, self.frame_shape = model.eval(), classes, frame_shape
+    def __init__(
+        self, model: VideoClassifier, classes: list[str], clip_format: ClipFormat, data: DataConfig | None = None
+    ) -> None:
+        self.model, self.classes, self.clip_format = model.eval(), classes, clip_format
+        self.data = data or DataConfig()
+
+    @property
+    def frame_shape(self) -> tuple[int, ...]:
+        return self.clip_format.frame_shape
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike, which: str = "best", device: str = "cpu") -> Watcher:
         run, saved, state_dict = load_task_run(run_dir, "video", which, device)
         where = run / "config.json"
         model_config = dataclass_from(ModelConfig, saved.get("model"), f"{where}: field 'model'")
-        classes, shape = saved.get("classes"), saved.get("frame_shape")
+        data_config = dataclass_from(DataConfig, saved.get("data"), f"{where}: field 'data'")
+        classes, shape, uint8 = saved.get("classes"), saved.get("frame_shape"), saved.get("clips_uint8")
         if not isinstance(classes, list) or not isinstance(shape, list) or len(shape) != 3:
             raise CheckpointError(f"{where}: fields 'classes', 'frame_shape': expected a list of names and (C, H, W)")
         model = VideoClassifier(shape[0], len(classes), model_config)
         load_weights_into(model, state_dict, run)
-        return cls(model.to(device), classes, tuple(shape))
+        return cls(model.to(device), classes, ClipFormat(tuple(shape), uint8), data_config)
 
-    def predict(self, files: Sequence[str | os.PathLike]) -> list[tuple[str, dict[str, float]]]:
+    def read(self, files: Sequence[str | os.PathLike]) -> list[Tensor]:
+        """The clips of ``files``, each checked against the run's clip format."""
         clips = []
         for f in files:
-            clip = read_clip(f)
-            if tuple(clip.shape[1:]) != self.frame_shape:
-                raise DataError(f"frames of shape {tuple(clip.shape[1:])}; expected {self.frame_shape}", path=str(f))
+            array = load_frames(f)
+            clip = frames_tensor(array)
+            try:
+                self.clip_format.check(array, clip, "the training clips")
+            except DataError as e:
+                raise DataError(str(e), path=str(f)) from None
             clips.append(clip)
-        probs = predict_proba(self.model, clips)
+        return clips
+
+    def predict(self, files: Sequence[str | os.PathLike]) -> list[tuple[str, dict[str, float]]]:
+        """``(class, {class: probability})`` of each ``.npy`` clip file."""
+        probs = predict_proba(self.model, self.read(files))
         return [(self.classes[int(p.argmax())], dict(zip(self.classes, p.tolist(), strict=True))) for p in probs]
 
     def evaluate(self, data: Clips) -> dict[str, Any]:
@@ -272,11 +318,22 @@ class Watcher:
 
 
 def evaluate_file(
-    run_dir: str | os.PathLike, data: str | os.PathLike, out_dir: str | os.PathLike | None = None
+    run_dir: str | os.PathLike,
+    data: str | os.PathLike,
+    out_dir: str | os.PathLike | None = None,
+    *,
+    path_column: str | None = None,
+    label_column: str | None = None,
 ) -> dict[str, Any]:
-    """Accuracy and loss on a manifest; ``report.json`` into ``out_dir`` (default ``<run>/eval/<stem>/``)."""
+    """Accuracy and loss on a manifest (its columns: the run's unless given); ``report.json``
+    into ``out_dir`` (default ``<run>/eval/<stem>/``)."""
     watcher = Watcher.load(run_dir)
-    report = {"data": str(data), **watcher.evaluate(read_clips(data, DataConfig(str(data)), watcher.frame_shape))}
+    columns = DataConfig(
+        str(data),
+        path_column=path_column or watcher.data.path_column,
+        label_column=label_column or watcher.data.label_column,
+    )
+    report = {"data": str(data), **watcher.evaluate(read_clips(data, columns, watcher.clip_format))}
     folder = Path(out_dir) if out_dir is not None else Path(run_dir) / "eval" / Path(data).stem
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_json(folder / "report.json", report)
@@ -284,19 +341,46 @@ def evaluate_file(
 
 
 # ===================================================================== training
+def read_resumed(run: str | os.PathLike) -> dict[str, Any]:
+    """The ``config.json`` of ``run``; a :class:`ConfigError` unless it is a video run."""
+    saved = read_run_config(run)
+    if saved.get("task") != "video":
+        raise ConfigError(f"resume: {run} is a {saved.get('task')!r} run; expected a 'video' run")
+    return saved
+
+
+def resumed_run(config: Config) -> dict[str, Any] | None:
+    """The ``config.json`` of the run ``config.train.resume`` continues (``None`` for a new run);
+    a :class:`ConfigError` if it is another task's run or was trained with other model options."""
+    if not config.train.resume:
+        return None
+    saved = read_resumed(config.train.resume)
+    if saved.get("model") != asdict(config.model):
+        raise ConfigError(
+            f"resume: {config.train.resume} was trained with the model options {saved.get('model')}; "
+            f"expected the same, got {asdict(config.model)}"
+        )
+    return saved
+
+
 def train(config: Config, *, runs_root: str | os.PathLike = "runs") -> FitResult:
-    """Train a video classifier; returns the trainer's :class:`FitResult`."""
+    """Train a video classifier; returns the trainer's :class:`FitResult`. A resumed run
+    (``config.train.resume``) keeps its classes and clip format."""
     config.validate()
-    train_set = read_clips(config.data.train, config.data)
-    frame_shape = tuple(train_set.clips[0].shape[1:])
-    val_set = read_clips(config.data.val, config.data, frame_shape) if config.data.val else None
-    classes = sorted(set(train_set.labels))
+    saved = resumed_run(config)
+    clip_format = None
+    if saved is not None:
+        clip_format = ClipFormat(tuple(saved["frame_shape"]), saved.get("clips_uint8"))
+    train_set = read_clips(config.data.train, config.data, clip_format)
+    clip_format = train_set.clip_format
+    val_set = read_clips(config.data.val, config.data, clip_format) if config.data.val else None
+    classes = saved["classes"] if saved is not None else sorted(set(train_set.labels))
     if len(classes) < 2:
         raise DataError(f"found only the class {classes}; expected at least two", path=train_set.manifest)
     train_targets = _class_ids(train_set, classes)
     val_targets = _class_ids(val_set, classes) if val_set is not None else None
     seed_everything(config.train.seed)
-    model = VideoClassifier(frame_shape[0], len(classes), config.model)
+    model = VideoClassifier(clip_format.frame_shape[0], len(classes), config.model)
     batches = BucketedBatches(
         [len(c) for c in train_set.clips],
         config.train.batch_size,
@@ -311,7 +395,8 @@ def train(config: Config, *, runs_root: str | os.PathLike = "runs") -> FitResult
         "data": asdict(config.data),
         "model": asdict(config.model),
         "classes": classes,
-        "frame_shape": list(frame_shape),
+        "frame_shape": list(clip_format.frame_shape),
+        "clips_uint8": clip_format.uint8,
     }
     trainer = Trainer(
         model,
@@ -323,7 +408,10 @@ def train(config: Config, *, runs_root: str | os.PathLike = "runs") -> FitResult
         runs_root=runs_root,
     )
     if not config.train.quiet:
-        print(f"{len(train_set)} training clips of frames {frame_shape}, {len(classes)} classes", file=sys.stderr)
+        print(
+            f"{len(train_set)} training clips of frames {clip_format.frame_shape}, {len(classes)} classes",
+            file=sys.stderr,
+        )
     result = trainer.fit(batches)
     if trainer.is_main and val_set is not None and result.run_dir is not None:
         report = Watcher.load(result.run_dir).evaluate(val_set)
@@ -365,20 +453,26 @@ def add_parser(subparsers) -> None:
     ep.add_argument("--run", default=None, help="run folder of `rnnkit video train`; required")
     ep.add_argument("--data", default=None, help="manifest to evaluate on; required")
     ep.add_argument("--out-dir", default=None, help="where report.json goes")
+    ep.add_argument("--path-column", default=None, help="column with the clip's path (default: the run's)")
+    ep.add_argument("--label-column", default=None, help="column with the label (default: the run's)")
     add_config_option(ep)
     ep.set_defaults(func=run_eval)
 
     pp = jobs.add_parser("predict", help="class of each .npy clip", formatter_class=fmt)
     pp.add_argument("--run", default=None, help="run folder of `rnnkit video train`; required")
-    pp.add_argument("files", nargs="*", help=".npy clips")
+    pp.add_argument("files", nargs="*", help=".npy clips, or folders of them")
     add_config_option(pp)
     pp.set_defaults(func=run_predict)
 
 
 def run_train(args: argparse.Namespace) -> int:
-    data = section_from_args(DataConfig, args)
-    model = section_from_args(ModelConfig, args)
-    result = train(Config(data, model, config_from_args(args)))
+    train_config = config_from_args(args)
+    data, model = section_from_args(DataConfig, args), section_from_args(ModelConfig, args)
+    if args.resume:  # the run's own data and model, but for options given with another value
+        saved = read_resumed(args.resume)
+        data = resumed_section(DataConfig, saved, "data", data, args.resume)
+        model = resumed_section(ModelConfig, saved, "model", model, args.resume)
+    result = train(Config(data, model, train_config))
     print(f"run folder: {result.run_dir} ({result.stop_reason} after {result.steps} steps)")
     if result.best_metric is not None:
         print(f"best val accuracy: {result.best_metric:.4f} (step {result.best_step})")
@@ -387,13 +481,24 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_eval(args: argparse.Namespace) -> int:
     require(args, "run", "data")
-    report = evaluate_file(args.run, args.data, args.out_dir)
+    report = evaluate_file(
+        args.run, args.data, args.out_dir, path_column=args.path_column, label_column=args.label_column
+    )
     print(f"accuracy {report['accuracy']:.4f}  loss {report['loss']:.4f}  ({report['clips']} clips)")
     return 0
 
 
 def run_predict(args: argparse.Namespace) -> int:
     require(args, "run", "files")
-    for file, (label, probs) in zip(args.files, Watcher.load(args.run).predict(args.files), strict=True):
+    watcher, files = Watcher.load(args.run), clip_files(args.files)
+    for file, (label, probs) in zip(files, watcher.predict(files), strict=True):
         print(f"{file}\t{label}\t" + " ".join(f"{k}:{v:.4f}" for k, v in probs.items()))
     return 0
+
+
+def resumed_section(cls: type, saved: dict[str, Any], key: str, given: Any, run: str) -> Any:
+    """Config section ``key`` (a ``cls``) of the run being resumed (``saved``: its ``config.json``),
+    with the fields of ``given`` that differ from ``cls``'s defaults (what the command line gave)."""
+    values = asdict(dataclass_from(cls, saved.get(key), f"{Path(run) / 'config.json'}: field {key!r}"))
+    default = asdict(cls())
+    return cls(**{**values, **{f: v for f, v in asdict(given).items() if v != default[f]}})
