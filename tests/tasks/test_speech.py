@@ -1,5 +1,5 @@
-"""Tests of rnnkit.tasks.speech and rnnkit.data.audio / fsdd: features against direct formulas,
-CTC decoding, padding invariance, learning a toy "language" of tones, the CLI and bad input."""
+"""Tests of rnnkit.tasks.speech: CTC decoding and length checks, padding invariance, learning a
+toy "language" of tones, exact resume, the CLI and bad input (features: tests/data/test_audio.py)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,11 @@ import soundfile
 import torch
 
 from rnnkit.cli import main
-from rnnkit.data.audio import LogMel, hz_to_mel, mel_filterbank, mel_to_hz, read_audio
-from rnnkit.errors import DataError
+from rnnkit.errors import ConfigError, DataError
 from rnnkit.tasks import speech
 from rnnkit.tasks.speech import AcousticModel, CharSet, Config, DataConfig, ModelConfig, Recognizer
-from rnnkit.train import TrainConfig
+from rnnkit.train import TrainConfig, load_run
 
-FSDD = Path(__file__).resolve().parents[3] / "shared" / "data" / "fsdd" / "recordings"
 RATE = 8000
 TONES = {"a": 500.0, "b": 1500.0, "c": 2800.0}  # the toy language: each letter a 120 ms tone
 
@@ -47,58 +45,6 @@ def write_manifest(folder: Path, name: str, n: int, seed: int) -> Path:
     return path
 
 
-# ---------------------------------------------------------------- features
-def test_mel_scale_round_trip_and_filter_shapes():
-    f = torch.tensor([0.0, 700.0, 4000.0])
-    torch.testing.assert_close(mel_to_hz(hz_to_mel(f)), f, atol=1e-2, rtol=1e-5)
-    assert hz_to_mel(torch.tensor(700.0)).item() == pytest.approx(2595 * math.log10(2))
-    bank = mel_filterbank(10, 256, RATE)
-    assert bank.shape == (10, 129) and bank.min() >= 0 and bank.max() <= 1
-    peaks = bank.argmax(1)
-    assert (peaks[1:] > peaks[:-1]).all()  # centres rise with the filter index
-    centres = mel_to_hz(torch.linspace(0, hz_to_mel(torch.tensor(4000.0)).item(), 12))[1:-1]
-    bins = torch.linspace(0, 4000, 129)
-    torch.testing.assert_close(bins[peaks], bins[(bins[:, None] - centres).abs().argmin(0)])
-
-
-def test_log_mel_of_a_tone_peaks_in_the_band_of_its_frequency():
-    features = LogMel(sample_rate=RATE, n_mels=20)
-    wave = torch.sin(2 * math.pi * 1000.0 * torch.arange(RATE) / RATE)  # 1 s at 1 kHz
-    frames = features(wave)  # (frames, 20)
-    assert frames.shape == (1 + RATE // features.hop, 20)
-    bank = mel_filterbank(20, features.n_fft, RATE)
-    expected_band = bank[:, round(1000 / (RATE / 2) * (features.n_fft // 2))].argmax()
-    assert (frames[5:-5].argmax(1) == expected_band).all()
-
-
-def test_log_mel_matches_a_direct_dft():
-    features = LogMel(sample_rate=RATE, n_mels=8)
-    g = torch.Generator().manual_seed(0)
-    wave = torch.randn(1000, generator=g, dtype=torch.float64).float()
-    frame = 3  # a frame clear of the padding: samples [3 hop - n_fft / 2, 3 hop + n_fft / 2)
-    start = frame * features.hop - features.n_fft // 2
-    window = torch.zeros(features.n_fft)
-    offset = (features.n_fft - features.win) // 2
-    window[offset : offset + features.win] = torch.hann_window(features.win)
-    segment = wave[start : start + features.n_fft].double() * window.double()
-    k = torch.arange(features.n_fft // 2 + 1, dtype=torch.float64)
-    n = torch.arange(features.n_fft, dtype=torch.float64)
-    dft = (segment * torch.exp(-2j * math.pi * k[:, None] * n / features.n_fft)).sum(1)  # (F,)
-    expected = torch.log(mel_filterbank(8, features.n_fft, RATE).double() @ dft.abs() ** 2 + 1e-6)
-    torch.testing.assert_close(features(wave)[frame].double(), expected, atol=1e-3, rtol=1e-4)
-
-
-def test_read_audio_checks_rate_and_content(tmp_path):
-    soundfile.write(str(tmp_path / "s.wav"), torch.zeros(100, 2).numpy(), 16000)
-    wave, rate = read_audio(tmp_path / "s.wav")
-    assert wave.shape == (100,) and rate == 16000
-    with pytest.raises(DataError, match=r"s\.wav: sample rate 16000 Hz; expected 8000 Hz"):
-        read_audio(tmp_path / "s.wav", 8000)
-    (tmp_path / "x.wav").write_bytes(b"RIFF nonsense")
-    with pytest.raises(DataError, match=r"x\.wav: not a readable audio file"):
-        read_audio(tmp_path / "x.wav")
-
-
 # ---------------------------------------------------------------- model and decoding
 def test_best_path_decoding_merges_repeats_then_drops_blanks():
     chars = CharSet.build(["ab c"])
@@ -107,6 +53,31 @@ def test_best_path_decoding_merges_repeats_then_drops_blanks():
     assert chars.encode("ba", "x") == [b, a]
     with pytest.raises(DataError, match=r"t\.tsv:3: characters \['z'\]"):
         chars.encode("za", "t.tsv:3")
+    assert chars.decode_best_path([a, 0, a, a, b, 0, b]) == "aabb"  # a blank between repeats keeps both
+    assert chars.decode_best_path([0, 0, 0]) == "" and chars.decode_best_path([]) == ""
+    assert chars.decode_best_path([b, b, b]) == "b"
+
+
+def utterances(frames: list[int], transcripts: list[str]) -> speech.Utterances:
+    n = len(frames)
+    return speech.Utterances("m.tsv", [torch.zeros(t, 4) for t in frames], transcripts, [2 + i for i in range(n)],
+                             [f"{i}.wav" for i in range(n)])  # fmt: skip
+
+
+def test_a_transcript_needs_a_ctc_step_per_character_and_a_blank_between_repeats():
+    chars = CharSet(["a", "b"])
+    assert speech.encode_transcripts(chars, utterances([7, 3, 1], ["aab", "ab", "b"])) == [[1, 1, 2], [1, 2], [2]]
+    with pytest.raises(DataError, match=r"m\.tsv:3: 1\.wav: 6 feature frames give 3 CTC steps; "
+                                        r"its transcript 'aab' needs at least 4"):  # fmt: skip
+        speech.encode_transcripts(chars, utterances([8, 6], ["ab", "aab"]))
+    with pytest.raises(DataError, match=r"m\.tsv:2: 0\.wav: 2 feature frames give 1 CTC steps"):
+        speech.encode_transcripts(chars, utterances([2], ["ab"]))
+
+
+def test_too_many_mel_bands_for_the_fft_is_a_config_error():
+    DataConfig("t.tsv", n_mels=80).validate()
+    with pytest.raises(ConfigError, match=r"n_mels: 100 bands leave band 0 without any of the 129 FFT bins at 8000 Hz"):
+        DataConfig("t.tsv", n_mels=100).validate()
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm", "mlp"])
@@ -176,18 +147,39 @@ def test_cli_bad_input_is_one_line_and_status_2(tone_run, tmp_path, capsys):
     assert "no such run folder" in capsys.readouterr().err
 
 
-# ---------------------------------------------------------------- real data
-@pytest.mark.skipif(not FSDD.is_dir(), reason="needs ../shared/data/fsdd (absent in a user's clone)")
-def test_fsdd_digit_strings(tmp_path):
-    from rnnkit.data.fsdd import WORDS, make_digit_utterances
+def test_audio_too_short_for_its_transcript_is_refused_not_a_zero_loss(tone_run, tmp_path, capsys):
+    soundfile.write(str(tmp_path / "short.wav"), torch.zeros(300).numpy(), RATE)  # 4 frames: 2 CTC steps
+    (tmp_path / "short.tsv").write_text("path\ttranscript\nshort.wav\ta b\n")
+    status = main(["speech", "train", "--train", str(tmp_path / "short.tsv"), "--run-dir", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert status == 2 and len(err.splitlines()) == 1 and not (tmp_path / "r").exists()
+    assert "short.tsv:2: " in err and "short.wav: 4 feature frames give 2 CTC steps" in err
+    report = speech.evaluate_file(tone_run, tmp_path / "short.tsv", tmp_path / "eval")
+    assert report["ctc_loss"] is None and report["utterances"] == 1  # it was 0.0: zero_infinity hid the inf
 
-    manifest = make_digit_utterances(FSDD, tmp_path / "u", 6, indices=range(0, 1), max_digits=3)
-    rows = manifest.read_text().splitlines()[1:]
-    assert len(rows) == 6
-    for row in rows:
-        name, text = row.split("\t")
-        assert 1 <= len(text.split()) <= 3 and set(text.split()) <= set(WORDS)
-        wave, rate = read_audio(tmp_path / "u" / name, 8000)
-        assert rate == 8000 and len(wave) > 800 * len(text.split())
-    utterances = speech.read_utterances(manifest, DataConfig(str(manifest)))
-    assert len(utterances) == 6 and utterances.features[0].shape[1] == 40
+
+def test_resume_continues_exactly_with_the_runs_own_model_and_features(tmp_path):
+    torch.set_num_threads(1)
+    train_tsv, val_tsv = write_manifest(tmp_path, "train", 24, 0), write_manifest(tmp_path, "val", 6, 1)
+
+    def config(steps: int, run: str | None, resume: str | None = None, hidden: int = 8, n_mels: int = 20) -> Config:
+        return Config(
+            DataConfig(str(train_tsv), str(val_tsv), n_mels=n_mels), ModelConfig(hidden_size=hidden, dropout=0.3),
+            TrainConfig(steps=steps, batch_size=8, eval_every=4, quiet=True, run_dir=run, resume=resume),
+        )  # fmt: skip
+
+    speech.train(config(8, str(tmp_path / "whole")))
+    speech.train(config(4, str(tmp_path / "halves")))
+    speech.train(config(8, None, str(tmp_path / "halves"), hidden=16, n_mels=40))  # the run's own options win
+    saved, resumed = load_run(tmp_path / "halves", "last")
+    _, whole = load_run(tmp_path / "whole", "last")
+    assert saved["model"]["hidden_size"] == 8 and saved["data"]["n_mels"] == 20
+    for name, weight in whole.items():
+        torch.testing.assert_close(resumed[name], weight, rtol=0, atol=0)
+
+
+def test_resume_of_another_tasks_run_is_one_line(tmp_path, capsys):
+    (tmp_path / "lm").mkdir()
+    (tmp_path / "lm" / "config.json").write_text('{"task": "lm", "train": {}}')
+    assert main(["speech", "train", "--resume", str(tmp_path / "lm")]) == 2
+    assert capsys.readouterr().err.strip().endswith("a 'lm' run, expected a 'speech' run")

@@ -30,6 +30,8 @@ TEST_INDICES = range(0, 5)
 
 def list_recordings(folder: str | os.PathLike, indices: range) -> list[tuple[Path, int]]:
     """``(file, digit)`` of the recordings in ``folder`` whose index is in ``indices``, sorted."""
+    if not Path(folder).is_dir():
+        raise DataError("no such folder; expected FSDD's recordings/ folder", path=str(folder))
     found = []
     for path in sorted(Path(folder).glob("*.wav")):
         match = _NAME.match(path.name)
@@ -56,6 +58,10 @@ def make_digit_utterances(
     into ``out_dir``, and ``out_dir/manifest.tsv``; returns the manifest's path."""
     import soundfile
 
+    if count < 1 or max_digits < 1 or gap_ms < 0:
+        raise ValueError(
+            f"count, max_digits, gap_ms: expected >= 1, >= 1 and >= 0, got {count!r}, {max_digits!r}, {gap_ms!r}"
+        )
     rng = random.Random(seed)
     pool = list_recordings(recordings, indices)
     out = Path(out_dir)

@@ -35,11 +35,12 @@ direction, ``C`` characters (+1 for the blank, id 0).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,13 @@ class DataConfig:
             raise ConfigError(
                 f"sample_rate, n_mels: expected >= 1000 Hz and >= 1, got {self.sample_rate!r}, {self.n_mels!r}"
             )
+        features = self.features()
+        empty = (features.filters().amax(1) == 0).nonzero()
+        if len(empty):
+            raise ConfigError(
+                f"n_mels: {self.n_mels} bands leave band {int(empty[0])} without any of the {features.n_fft // 2 + 1} "
+                f"FFT bins at {self.sample_rate} Hz; expected fewer bands"
+            )
 
     def features(self) -> LogMel:
         return LogMel(sample_rate=self.sample_rate, n_mels=self.n_mels)
@@ -134,12 +142,14 @@ class Config:
 # ===================================================================== utterances
 @dataclass
 class Utterances:
-    """Feature frames of each utterance (``(T_i, M)``, not yet normalized) and its transcript."""
+    """Feature frames of each utterance (``(T_i, M)``, not yet normalized), its transcript, its
+    audio file and the manifest line that named it."""
 
     manifest: str
     features: list[Tensor]
     transcripts: list[str]
     lines: list[int]
+    files: list[str]
 
     def __len__(self) -> int:
         return len(self.features)
@@ -150,7 +160,7 @@ def read_utterances(path: str | os.PathLike, config: DataConfig) -> Utterances:
     table = read_table(path, config.path_column, config.transcript_column)
     folder = Path(path).parent
     extract = config.features()
-    features, transcripts = [], []
+    features, transcripts, files = [], [], []
     for audio, transcript, line in zip(table.texts, table.labels, table.lines, strict=True):
         file = Path(audio) if Path(audio).is_absolute() else folder / audio
         try:
@@ -159,7 +169,35 @@ def read_utterances(path: str | os.PathLike, config: DataConfig) -> Utterances:
             raise DataError(f"{path}:{line}: {e}") from None
         features.append(extract(wave))
         transcripts.append(" ".join((transcript.lower() if config.lowercase else transcript).split()))
-    return Utterances(str(path), features, transcripts, table.lines)
+        files.append(str(file))
+    return Utterances(str(path), features, transcripts, table.lines, files)
+
+
+def ctc_steps(frames: int | Tensor) -> int | Tensor:
+    """The steps the acoustic model makes of ``frames`` feature frames (an int or a tensor):
+    two frames stacked per step, ``ceil(frames / 2)``."""
+    return (frames + 1) // 2
+
+
+def encode_transcripts(charset: CharSet, utterances: Utterances) -> list[list[int]]:
+    """The character ids of each transcript; a :class:`DataError` naming the manifest line of one
+    with a character the model cannot write, or one that its audio is too short for: CTC needs a
+    step per character and a blank between two equal ones."""
+    targets = []
+    for frames, text, line, file in zip(
+        utterances.features, utterances.transcripts, utterances.lines, utterances.files, strict=True
+    ):
+        where = f"{utterances.manifest}:{line}"
+        ids = charset.encode(text, where)
+        needed = len(ids) + sum(a == b for a, b in itertools.pairwise(ids))
+        if ctc_steps(len(frames)) < needed:
+            raise DataError(
+                f"{where}: {file}: {len(frames)} feature frames give {ctc_steps(len(frames))} CTC steps; "
+                f"its transcript {text!r} needs at least {needed} (one per character, a blank between repeats): "
+                "expected longer audio or a shorter transcript"
+            )
+        targets.append(ids)
+    return targets
 
 
 class CharSet:
@@ -259,7 +297,7 @@ class AcousticModel(nn.Module):
         valid = torch.arange(T, device=features.device) < lengths.to(features.device)[:, None]  # (B, T)
         features = features * valid.unsqueeze(-1)  # a padded frame never reaches a real one's step
         x = F.pad(features, (0, 0, 0, T % 2)).reshape(B, (T + 1) // 2, 2 * M)  # (B, T', 2M)
-        steps = (lengths + 1) // 2  # (B,)
+        steps = ctc_steps(lengths)  # (B,)
         x = torch.relu(self.input(x))  # (B, T', 2H)
         x = self.frames(x) if self.rnn is None else self.rnn(x, lengths=steps)[0]  # (B, T', 2H)
         return F.log_softmax(self.out(self.drop(x)).float(), dim=-1), steps
@@ -315,6 +353,22 @@ def error_rates(references: Sequence[str], hypotheses: Sequence[str]) -> dict[st
 
 
 # ===================================================================== a trained run
+def run_sections(saved: dict[str, Any], run: Path) -> tuple[DataConfig, ModelConfig, CharSet, Normalizer]:
+    """The data and model sections, character set and normalizer of a speech run's ``config.json``
+    (``saved``); a :class:`CheckpointError` if they are not a speech run's."""
+    if saved.get("task") != "speech":
+        raise CheckpointError(f"{run}: a {saved.get('task')!r} run, expected a 'speech' run")
+    try:
+        data = DataConfig(**saved["data"])
+        model_config = ModelConfig(**saved["model"])
+        model_config.validate()
+        charset = CharSet(saved["charset"])
+        normalizer = Normalizer(**saved["normalizer"])
+    except (KeyError, TypeError, ConfigError) as e:
+        raise CheckpointError(f"{run / 'config.json'}: not a speech run's config ({e})") from None
+    return data, model_config, charset, normalizer
+
+
 class Recognizer:
     """A trained run: model, character set, feature normalizer. Load with :meth:`load`."""
 
@@ -325,15 +379,7 @@ class Recognizer:
     @classmethod
     def load(cls, run_dir: str | os.PathLike, which: str = "best", device: str = "cpu") -> Recognizer:
         run, saved, state_dict = load_task_run(run_dir, "speech", which, device)
-        where = run / "config.json"
-        try:
-            data = DataConfig(**saved["data"])
-            model_config = ModelConfig(**saved["model"])
-            model_config.validate()
-            charset = CharSet(saved["charset"])
-            normalizer = Normalizer(**saved["normalizer"])
-        except (KeyError, TypeError, ConfigError) as e:
-            raise CheckpointError(f"{where}: not a speech run's config ({e})") from None
+        data, model_config, charset, normalizer = run_sections(saved, run)
         model = AcousticModel(data.n_mels, len(charset), model_config)
         load_weights_into(model, state_dict, run)
         return cls(model.to(device), charset, normalizer, data)
@@ -349,11 +395,9 @@ class Recognizer:
         hypotheses = transcribe_features(self.model, self.charset, features)
         report = error_rates(utterances.transcripts, hypotheses)
         try:
-            targets = [self.charset.encode(t, f"{utterances.manifest}:{n}")
-                       for t, n in zip(utterances.transcripts, utterances.lines, strict=True)]  # fmt: skip
-            report["ctc_loss"] = mean_ctc_loss(self.model, features, targets)
+            report["ctc_loss"] = mean_ctc_loss(self.model, features, encode_transcripts(self.charset, utterances))
         except DataError:
-            report["ctc_loss"] = None  # a transcript with characters the model cannot write
+            report["ctc_loss"] = None  # a transcript the model cannot write, or too long for its audio
         return {**report, "utterances": len(utterances), "hypotheses": hypotheses}
 
 
@@ -373,28 +417,38 @@ def evaluate_file(
 
 
 # ===================================================================== training
+def resumed_sections(config: Config) -> tuple[DataConfig, ModelConfig, CharSet, Normalizer]:
+    """The sections a resumed run (``config.train.resume``) continues with: its own model, feature
+    options, character set and normalizer (its weights were made with them), and the manifests and
+    columns of ``config`` (the run's own manifests where ``config`` names none)."""
+    run = Path(config.train.resume)
+    data, model, charset, normalizer = run_sections(read_run_config(run), run)
+    given = config.data
+    data = replace(
+        data, train=given.train or data.train, val=given.val or data.val,
+        path_column=given.path_column, transcript_column=given.transcript_column,
+    )  # fmt: skip
+    return data, model, charset, normalizer
+
+
 def train(config: Config, *, runs_root: str | os.PathLike = "runs") -> FitResult:
     """Train an acoustic model; returns the trainer's :class:`FitResult` (``run_dir``: the run folder).
 
     Every manifest line and audio file is read before the run folder is made. Evaluations report
     the validation CTC loss, WER and CER; ``report.md`` gets the best checkpoint's."""
+    if config.train.resume:
+        data, model_config, charset, normalizer = resumed_sections(config)
+        config = Config(data, model_config, config.train)
     config.validate()
     train_set = read_utterances(config.data.train, config.data)
     val_set = read_utterances(config.data.val, config.data) if config.data.val else None
-    charset = CharSet.build(train_set.transcripts)
-    normalizer = Normalizer.fit(train_set.features)
-    if config.train.resume:
-        saved = read_run_config(config.train.resume)
-        charset, normalizer = CharSet(saved["charset"]), Normalizer(**saved["normalizer"])
-    where = config.data.train
-    train_targets = [
-        charset.encode(t, f"{where}:{n}") for t, n in zip(train_set.transcripts, train_set.lines, strict=True)
-    ]
+    if not config.train.resume:
+        charset, normalizer = CharSet.build(train_set.transcripts), Normalizer.fit(train_set.features)
+    train_targets = encode_transcripts(charset, train_set)
     train_features = [normalizer(f) for f in train_set.features]
     if val_set is not None:
         val_features = [normalizer(f) for f in val_set.features]
-        val_targets = [charset.encode(t, f"{val_set.manifest}:{n}")
-                       for t, n in zip(val_set.transcripts, val_set.lines, strict=True)]  # fmt: skip
+        val_targets = encode_transcripts(charset, val_set)
     seed_everything(config.train.seed)
     model = AcousticModel(config.data.n_mels, len(charset), config.model)
     batches = BucketedBatches(
