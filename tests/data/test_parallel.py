@@ -77,3 +77,18 @@ def test_detokenize_keeps_spaces_between_words_and_around_a_free_dash():
     assert detokenize(["a", "-", "b"]) == "a-b"
     assert detokenize(["wait", "-", "."]) == "wait -."
     assert detokenize(["a", "b"]) == "a b"
+
+
+@pytest.mark.parametrize("content", ["eins\rzwei\rdrei\r", "eins\nzwei\rdrei\n"])
+def test_a_carriage_return_inside_a_line_is_refused_not_one_merged_sentence(tmp_path, content):
+    """A file with old Mac line ends (``\\r`` alone) would read as one long sentence, and the
+    pairs of two such files as one pair: refuse it, naming the line."""
+    path = write(tmp_path / "mac.de", content)
+    line = 1 if content.startswith("eins\r") else 2
+    with pytest.raises(DataError, match=rf"mac\.de:{line}: .*carriage return"):
+        read_sentences(path)
+
+
+def test_read_sentences_accepts_any_path_and_keeps_inner_spaces(tmp_path):
+    path = write(tmp_path / "s.en", "  A  dog\truns.  \nTwo cats\n")
+    assert read_sentences(str(path)) == ["A  dog\truns.", "Two cats"]

@@ -8,6 +8,8 @@ import io
 import itertools
 import json
 import random
+import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -377,6 +379,145 @@ def test_data_errors_name_the_file(tmp_path):
         encode_pairs(pairs, vocab, vocab)
 
 
+def small_config(tmp_path: Path, steps: int) -> Config:
+    """The toy task on a smaller model than :func:`toy_config`'s."""
+    config = toy_config(tmp_path, steps=steps)
+    config.model = ModelConfig(embed_dim=8, hidden_size=8, dropout=0.1, attention="dot")
+    return config
+
+
+def test_resume_takes_the_runs_data_and_model_and_leaves_its_config_intact(tmp_path, capsys):
+    """``--resume RUN`` alone continues the run: its data and model sections come from the run's
+    ``config.json`` (a command line with the defaults instead would rebuild another model, fail
+    on its weights, and overwrite the run's config with the wrong one)."""
+    train_src, train_tgt = write_pairs(tmp_path, "train", toy_pairs(300, 0))
+    val_src, val_tgt = write_pairs(tmp_path, "val", toy_pairs(20, 1))
+    data = ["--train-source", str(train_src), "--train-target", str(train_tgt), "--val-source", str(val_src),
+            "--val-target", str(val_tgt), "--min-freq", "1", "--no-lowercase", "--embed-dim", "8", "--hidden-size",
+            "8", "--attention", "dot", "--dropout", "0.1", "--beam-size", "2"]  # fmt: skip
+    common = ["translate", "train", "--batch-size", "16", "--schedule", "constant", "--eval-every", "6", "--quiet"]
+    assert main([*common, *data, "--steps", "12", "--run-dir", str(tmp_path / "straight")]) == 0
+    assert main([*common, *data, "--steps", "6", "--run-dir", str(tmp_path / "resumed")]) == 0
+    saved = json.loads((tmp_path / "resumed" / "config.json").read_text())
+    status = main([*common, "--steps", "12", "--resume", str(tmp_path / "resumed")])
+    assert status == 0, capsys.readouterr().err
+    again = json.loads((tmp_path / "resumed" / "config.json").read_text())
+    assert again["data"] == saved["data"] and again["model"] == saved["model"]
+    a = load_run(tmp_path / "straight", "last")[1]
+    b = load_run(tmp_path / "resumed", "last")[1]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resuming_a_run_of_another_task_or_no_run_is_refused(tmp_path):
+    config = small_config(tmp_path, steps=1)
+    config.train.resume = str(tmp_path / "nothing")
+    with pytest.raises(CheckpointError, match=r"nothing.*config\.json"):
+        translate.train(config)
+    folder = tmp_path / "other"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"task": "classify"}))
+    config.train.resume = str(folder)
+    with pytest.raises(CheckpointError, match="'classify' run"):
+        translate.train(config)
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [("model", "embed_dim", "big"), ("decode", "beam_size", None), ("data", "min_freq", [1])],
+)
+def test_a_hand_edited_config_with_a_wrong_type_is_one_line(toy_run, tmp_path, capsys, section, key, value):
+    run = tmp_path / "run"
+    shutil.copytree(toy_run, run)
+    saved = json.loads((run / "config.json").read_text())
+    saved[section][key] = value
+    (run / "config.json").write_text(json.dumps(saved))
+    (tmp_path / "in.txt").write_text("a b\n")
+    status, err = run_cli(["translate", "predict", "--run", str(run), "--input", str(tmp_path / "in.txt")], capsys)
+    assert status == 2 and "config.json" in err and key in err and "Traceback" not in err
+
+
+def corrupt(run: Path, how: str) -> None:
+    """Break the run folder ``run`` in the way ``how`` names."""
+    best = run / "checkpoints" / "best"
+    if how == "no checkpoints":
+        shutil.rmtree(run / "checkpoints")
+    elif how == "truncated weights":
+        (best / "model.safetensors").write_bytes((best / "model.safetensors").read_bytes()[:100])
+    elif how == "empty meta":
+        (best / "meta.json").write_text("")
+    elif how == "no target vocabulary":
+        (run / "target_vocab.json").unlink()
+    elif how == "vocabulary of another size":
+        SentenceVocab.build(["a"]).save(run / "target_vocab.json")
+    elif how == "garbage vocabulary":
+        (run / "source_vocab.json").write_bytes(b"\xff\xfe")
+
+
+@pytest.mark.parametrize(
+    ("how", "message"),
+    [
+        ("no checkpoints", "checkpoint"),
+        ("truncated weights", r"best/model\.safetensors"),
+        ("empty meta", r"best/meta\.json"),
+        ("no target vocabulary", r"target_vocab\.json: cannot read"),
+        ("vocabulary of another size", "do not fit"),
+        ("garbage vocabulary", r"source_vocab\.json"),
+    ],
+)
+def test_eval_and_predict_on_a_broken_run_are_one_line_and_write_nothing(toy_run, tmp_path, capsys, how, message):
+    run = tmp_path / "run"
+    shutil.copytree(toy_run, run, ignore=shutil.ignore_patterns("eval"))
+    corrupt(run, how)
+    val_src, val_tgt = toy_run.parent / "val.src", toy_run.parent / "val.tgt"
+    out = tmp_path / "out.txt"
+    status, err = run_cli(
+        ["translate", "predict", "--run", str(run), "--input", str(val_src), "--output", str(out)], capsys
+    )
+    assert status == 2 and re.search(message, err) and "Traceback" not in err and len(err.splitlines()) == 1
+    assert not out.exists()
+    status, err = run_cli(
+        ["translate", "eval", "--run", str(run), "--source", str(val_src), "--target", str(val_tgt)], capsys
+    )
+    assert status == 2 and re.search(message, err) and len(err.splitlines()) == 1
+    assert not (run / "eval").exists()
+
+
+def test_beam_search_translates_a_padded_batch_as_each_sentence_alone():
+    """Sentences of different lengths in one batch (and batches split by translate_ids) get the
+    hypotheses and scores they get alone: padding, length limits and the beam's row bookkeeping
+    keep sentences apart."""
+    for attention, cell in [("general", "gru"), ("additive", "lstm")]:
+        model = tiny_model(attention, cell, seed=2)
+        with torch.no_grad():
+            model.out.bias[SentenceVocab.eos_id] += 0.5  # some sentences end early, others at their limit
+        source, lengths = random_batch(B=8, seed=11)
+        for K in (2, 3):
+            config = DecodeConfig(beam_size=K, max_len_a=1.0, max_len_b=3)
+            batched = beam_search(model, source, lengths, config)
+            sentences = [source[b, : int(lengths[b])].tolist() for b in range(8)]
+            chunked = translate.translate_ids(model, sentences, config, batch_size=3)
+            for b in range(8):
+                n = int(lengths[b])
+                (alone,) = beam_search(model, source[b : b + 1, :n], lengths[b : b + 1], config)
+                assert batched[b].ids == alone.ids == chunked[b].ids
+                assert batched[b].log_prob == pytest.approx(alone.log_prob, abs=1e-5)
+                assert len(alone.ids) <= n + 3
+
+
+def test_predict_takes_unknown_words_and_overlong_lines(toy_run, tmp_path, capsys):
+    """Words and characters training never saw are <unk>, not an error; a line far longer than
+    any training sentence is translated, cut at the length limit; one output line per input."""
+    long_line = " ".join(["a", "b", "c"] * 100)
+    (tmp_path / "in.txt").write_text(f"a zebra b\nÜber 日本 🐶\n{long_line}\na b c\n", encoding="utf-8")
+    status = main(["translate", "predict", "--run", str(toy_run), "--input", str(tmp_path / "in.txt"), "--beam", "2"])
+    lines = capsys.readouterr().out.split("\n")
+    assert status == 0 and lines[-1] == "" and len(lines) == 5
+    assert lines[3] == "xc xb xa"
+    decode = Translator.load(toy_run).decode
+    assert 1 <= len(lines[2].split()) <= decode.max_length(300)
+    assert all("</s>" not in line for line in lines)
+
+
 # ---------------------------------------------------------------- real data
 @pytest.mark.skipif(not MULTI30K.is_dir(), reason="needs ../shared/data/multi30k (absent in a user's clone)")
 def test_multi30k_trains_and_translates(tmp_path):
@@ -399,3 +540,36 @@ def test_multi30k_trains_and_translates(tmp_path):
     assert "## Translation" in (result.run_dir / "report.md").read_text()
     (out,) = Translator.load(result.run_dir).translate(["Ein Mann fährt Fahrrad."])
     assert out and "</s>" not in out
+
+
+@pytest.mark.skipif(not MULTI30K.is_dir(), reason="needs ../shared/data/multi30k (absent in a user's clone)")
+def test_multi30k_subwords_round_trip_train_and_translate_any_text(tmp_path, capsys):
+    """``--vocab subword`` on real text (300 Multi30k pairs, a few seconds): every sentence
+    encodes and decodes back to itself (lower-cased), the loss falls, and predict takes text with
+    characters training never saw."""
+    files = {}
+    for split, n in (("train", 300), ("val", 30)):
+        for side in ("de", "en"):
+            lines = (MULTI30K / f"{split}.{side}").read_text(encoding="utf-8").splitlines()[:n]
+            files[split, side] = tmp_path / f"{split}.{side}"
+            files[split, side].write_text("\n".join(lines) + "\n", encoding="utf-8")
+    run = tmp_path / "run"
+    argv = ["translate", "train", "--train-source", str(files["train", "de"]), "--train-target",
+            str(files["train", "en"]), "--val-source", str(files["val", "de"]), "--val-target",
+            str(files["val", "en"]), "--vocab", "subword", "--subword-size", "500", "--embed-dim", "32",
+            "--hidden-size", "32", "--steps", "60", "--batch-size", "32", "--lr", "3e-3", "--eval-every", "60",
+            "--warmup", "0", "--beam-size", "2", "--max-len-b", "5", "--run-dir", str(run), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    translator = Translator.load(run)
+    for side, vocab in (("de", translator.source_vocab), ("en", translator.target_vocab)):
+        for line in read_parallel(files["train", side], files["train", side]).sources:
+            ids = vocab.encode(line)
+            assert min(ids) >= 4 and vocab.decode([*ids, SentenceVocab.eos_id, 5]) == line.lower()
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    losses = [row["loss"] for row in rows if row.get("kind") == "train"]
+    assert losses[-1] < losses[0] - 1.0
+    (tmp_path / "in.de").write_text("Ein Mann fährt Fahrrad.\nZwei 🐶 sehen Ärger 日本\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["translate", "predict", "--run", str(run), "--input", str(tmp_path / "in.de")]) == 0
+    out = capsys.readouterr().out.split("\n")
+    assert len(out) == 3 and all(out[:2]) and out[2] == ""

@@ -2,7 +2,8 @@
 line ``i`` of the other (the layout of Multi30k, WMT and most MT corpora).
 
 :func:`read_parallel` reads and validates both files completely before anything else happens:
-UTF-8 (a byte-order mark is allowed), the same number of lines, no empty sentence. Empty lines at
+UTF-8 (a byte-order mark is allowed), the same number of lines, no empty sentence, ``\\n`` or
+``\\r\\n`` line ends (a ``\\r`` alone, inside a line, is an error). Empty lines at
 the very end of a file are ignored (many corpora end with a blank line); anywhere else an empty
 line is a :class:`~rnnkit.errors.DataError` naming the file and the line.
 """
@@ -41,14 +42,20 @@ def read_sentences(path: str | os.PathLike) -> list[str]:
 
 def split_sentences(text: str, name: str) -> list[str]:
     """The lines of ``text`` (read from ``name``), stripped, one sentence each: ``\\r\\n`` endings
-    and blank lines after the last sentence are allowed; an empty or blank line before it is a
-    :class:`DataError` naming ``name`` and the line."""
+    and blank lines after the last sentence are allowed; an empty or blank line before it, or a
+    ``\\r`` inside a line (old Mac line ends), is a :class:`DataError` naming ``name`` and the line."""
     lines = [line.rstrip("\r") for line in text.split("\n")]
     while lines and not lines[-1].strip():
         lines.pop()  # the final newline, and blank lines after the last sentence
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             raise DataError("empty line; expected one sentence per line", path=name, line=number)
+        if "\r" in line:  # old Mac line ends: the whole file would be one sentence
+            raise DataError(
+                "a carriage return (\\r) inside the line; expected \\n or \\r\\n line ends, one sentence a line",
+                path=name,
+                line=number,
+            )
     return [line.strip() for line in lines]
 
 

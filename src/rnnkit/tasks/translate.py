@@ -60,10 +60,10 @@ import math
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_type_hints
 
 import torch
 import torch.nn.functional as F
@@ -94,6 +94,7 @@ from rnnkit.train import (
     append_report,
     config_from_args,
     load_weights_into,
+    read_run_config,
     seed_everything,
 )
 
@@ -645,6 +646,36 @@ def plot_attention(weights: Tensor, source_words: Sequence[str], output_words: S
 
 
 # ===================================================================== a trained run
+def saved_sections(run: Path, saved: dict[str, Any]) -> tuple[DataConfig, ModelConfig, DecodeConfig]:
+    """The data, model and decode sections of ``run``'s ``config.json`` (read as ``saved``),
+    checked; a :class:`CheckpointError` naming the file if one is missing or has a wrong value
+    or type (a hand-edited file)."""
+    where = run / "config.json"
+    sections = []
+    for name, cls in (("data", DataConfig), ("model", ModelConfig), ("decode", DecodeConfig)):
+        section = dataclass_from(cls, saved.get(name), f"{where}: field {name!r}")
+        try:
+            check_types(section)
+            section.validate()
+        except ConfigError as e:
+            raise CheckpointError(f"{where}: field {name!r}: {e}") from None
+        sections.append(section)
+    data, model, decode = sections
+    return data, model, decode
+
+
+def check_types(section: Any) -> None:
+    """A :class:`ConfigError` naming the first field of the dataclass ``section`` whose value is
+    not of its annotated type (an ``int`` passes for a ``float``; a ``bool`` only for a ``bool``)."""
+    hints = get_type_hints(type(section))
+    for f in fields(section):
+        value, allowed = getattr(section, f.name), get_args(hints[f.name]) or (hints[f.name],)
+        accepted = (*allowed, int) if float in allowed else allowed
+        if not isinstance(value, accepted) or (isinstance(value, bool) and bool not in allowed):
+            names = " or ".join("null" if a is type(None) else a.__name__ for a in allowed)
+            raise ConfigError(f"{f.name}: expected {names}, got {value!r}")
+
+
 class Translator:
     """A trained run, ready to translate: the model and both vocabularies.
 
@@ -659,19 +690,7 @@ class Translator:
     @classmethod
     def load(cls, run_dir: str | os.PathLike, which: str = "best", device: str = "cpu") -> Translator:
         run, saved, state_dict = load_task_run(run_dir, "translate", which, device)
-        where = run / "config.json"
-        data = dataclass_from(DataConfig, saved.get("data"), f"{where}: field 'data'")
-        model_config = dataclass_from(ModelConfig, saved.get("model"), f"{where}: field 'model'")
-        decode = dataclass_from(DecodeConfig, saved.get("decode"), f"{where}: field 'decode'")
-        try:
-            model_config.validate()
-            decode.validate()
-        except ConfigError as e:
-            raise CheckpointError(f"{where}: {e}") from None
-        try:
-            data.validate()
-        except ConfigError as e:
-            raise CheckpointError(f"{where}: {e}") from None
+        data, model_config, decode = saved_sections(run, saved)
         source_vocab, target_vocab = load_vocabs(run, data)
         model = Seq2Seq(len(source_vocab), len(target_vocab), model_config)
         load_weights_into(model, state_dict, run)
@@ -752,6 +771,22 @@ def load_training_data(
     return source_vocab, target_vocab, encode_pairs(train_text, source_vocab, target_vocab), val_text
 
 
+def resumed(config: Config) -> Config:
+    """``config``, or when it resumes a run (``config.train.resume``) ``config`` with that run's
+    data, model and decode sections from its ``config.json``: a resumed run goes on training the
+    same model on the same pairs, whatever those sections of ``config`` say (the command line's
+    defaults, when ``--resume RUN_DIR`` comes without the run's other options)."""
+    if not config.train.resume:
+        return config
+    run = Path(config.train.resume)
+    saved = read_run_config(run)
+    task = saved.get("task") if isinstance(saved, dict) else None
+    if task != "translate":
+        raise CheckpointError(f"{run}: a {task!r} run, expected a 'translate' run")
+    data, model, decode = saved_sections(run, saved)
+    return replace(config, data=data, model=model, decode=decode)
+
+
 def translation_step(model: nn.Module, batch: Batch, state: Any = None, *, label_smoothing: float = 0.0) -> StepOutput:
     """Teacher-forced cross-entropy per target word of one batch (the trainer's ``train_step``)."""
     logits = model(batch.source, batch.source_lengths, batch.target[:, :-1])  # (B, T, V)
@@ -768,10 +803,13 @@ def translation_step(model: nn.Module, batch: Batch, state: Any = None, *, label
 def train(config: Config, *, runs_root: str | os.PathLike = "runs") -> FitResult:
     """Train a translation model; returns the trainer's :class:`FitResult` (``run_dir``: the run folder).
 
-    Every data file is validated before the run folder is created. Evaluations report the
-    validation loss and perplexity (``monitor`` them), and greedy BLEU; at the end ``report.md``
-    gets the best checkpoint's BLEU and chrF on the validation pairs with ``config.decode``'s beam.
+    Every data file is validated before the run folder is created; a resumed run
+    (``config.train.resume``) keeps its own data, model and decode sections (:func:`resumed`).
+    Evaluations report the validation loss and perplexity (``monitor`` them), and greedy BLEU; at
+    the end ``report.md`` gets the best checkpoint's BLEU and chrF on the validation pairs with
+    ``config.decode``'s beam.
     """
+    config = resumed(config)
     config.validate()
     resume = Path(config.train.resume) if config.train.resume else None
     source_vocab, target_vocab, train_pairs, val_text = load_training_data(config.data, resume)
