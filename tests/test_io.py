@@ -7,6 +7,7 @@ import stat
 
 import pytest
 
+from rnnkit.errors import DataError
 from rnnkit.io import atomic_path, atomic_write_json, atomic_write_text
 
 
@@ -28,3 +29,9 @@ def test_error_midway_keeps_the_previous_file_and_no_temporary(tmp_path):
         raise RuntimeError("disk full")
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_writing_over_a_folder_is_one_error_naming_it(tmp_path):
+    with pytest.raises(DataError, match=f"^{tmp_path}: is a folder; expected the path of a file"):
+        atomic_write_text(tmp_path, "x")
+    assert list(tmp_path.iterdir()) == []  # no temporary file left behind

@@ -17,6 +17,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from rnnkit.errors import DataError
+
 
 def chmod_as_created(path: str | os.PathLike) -> None:
     """Give ``path`` the permissions a plain ``open`` (a file) or ``mkdir`` (a folder) gives it:
@@ -30,6 +32,7 @@ def chmod_as_created(path: str | os.PathLike) -> None:
 @contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed to ``path``, on error deleted.
+    Missing parent folders are made; a ``path`` that is a folder is a :class:`DataError`.
 
     For writers that want a file name (``fig.savefig(tmp)``, a stream of ``f.write`` calls)::
 
@@ -37,6 +40,8 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
             f.write(data)
     """
     path = Path(path)
+    if path.is_dir():
+        raise DataError("is a folder; expected the path of a file to write", path=str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     os.close(fd)

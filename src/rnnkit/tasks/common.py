@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import argparse
 import os
+import types
 from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from rnnkit.errors import CheckpointError, ConfigError, DataError
-from rnnkit.train import load_run
+from rnnkit.train import load_run, read_run_config
 
 
 def load_task_run(
@@ -28,19 +29,51 @@ def load_task_run(
     run = Path(run_dir)
     if not run.is_dir():
         raise CheckpointError(f"{run}: no such run folder; expected a `rnnkit {task} train` run")
+    found = read_run_config(run).get("task")  # checked before the weights: another task's run may have none
+    if found != task:
+        raise CheckpointError(f"{run}: a {found!r} run, expected a {task!r} run")
     saved, state_dict = load_run(run, which, device)
-    if saved.get("task") != task:
-        raise CheckpointError(f"{run}: a {saved.get('task')!r} run, expected a {task!r} run")
     return run, saved, state_dict
 
 
 def dataclass_from(cls: type, values: Any, where: str) -> Any:
     """``cls(**values)`` for a config section read from a run's ``config.json``; a
-    :class:`CheckpointError` naming ``where`` if it is not an object of ``cls``'s fields."""
+    :class:`CheckpointError` naming ``where`` and the field if it is not an object of ``cls``'s
+    fields, each of its annotated type (a hand-edited file)."""
     known = {f.name for f in fields(cls)}
     if not isinstance(values, dict) or set(values) - known:
         raise CheckpointError(f"{where}: expected an object with keys from {sorted(known)}, found {values!r}")
+    hints = get_type_hints(cls)
+    for name, value in values.items():
+        if not _has_type(value, hints[name]):
+            raise CheckpointError(f"{where}: {name}: expected {_type_name(hints[name])}, got {value!r}")
     return cls(**values)
+
+
+def _has_type(value: Any, hint: Any) -> bool:
+    """Whether a JSON value fits a field's annotation (an int fits a float; a list fits a tuple)."""
+    origin, args = get_origin(hint), get_args(hint)
+    if origin in (Union, types.UnionType):
+        return any(_has_type(value, a) for a in args)
+    if origin is Literal:
+        return value in args
+    if origin is not None:  # list[str], tuple[int, ...], dict[str, float], Sequence[...]
+        return isinstance(value, dict) if origin is dict else isinstance(value, (list, tuple))
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint in (int, float):
+        return isinstance(value, int if hint is int else (int, float)) and not isinstance(value, bool)
+    if hint is type(None):
+        return value is None
+    return isinstance(value, hint) if isinstance(hint, type) else True
+
+
+def _type_name(hint: Any) -> str:
+    if get_origin(hint) in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in get_args(hint))
+    if hint is type(None):
+        return "null"
+    return getattr(hint, "__name__", str(hint))
 
 
 def section_from_args(cls: type, args: argparse.Namespace, prefix: str = "") -> Any:

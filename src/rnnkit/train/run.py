@@ -116,11 +116,18 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any]:
     """``RUN_DIR/config.json`` as a dict."""
     path = Path(run_dir) / CONFIG_FILE
     try:
-        return json.loads(path.read_text())
+        saved = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise CheckpointError(f"{path}: not found; expected a run folder written by rnnkit") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"{path}: a folder; expected a run's config file") from None
+    except UnicodeDecodeError as e:
+        raise CheckpointError(f"{path}: byte {e.start} is not UTF-8; expected a run's JSON config") from None
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"{path}: a JSON {type(saved).__name__}; expected an object (a run's config)")
+    return saved
 
 
 def load_run(run_dir: str | Path, which: str = "best", device: str = "cpu") -> tuple[dict[str, Any], dict[str, Tensor]]:
