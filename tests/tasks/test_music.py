@@ -1,5 +1,6 @@
-"""Tests of rnnkit.tasks.music and its data modules: piano rolls, MIDI out and back, the NLL
-against a direct formula, padding invariance, learning a toy style, generation, the CLI and bad input."""
+"""Tests of rnnkit.tasks.music: the NLL against a direct formula, padding invariance, the
+baselines, learning a toy style, generation, exact resume, MIDI folders, the CLI and bad input
+(the data modules have their own tests: tests/data/test_pianoroll.py, tests/data/test_midi.py)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from rnnkit.cli import main
 from rnnkit.data.midi import read_midi, write_midi
-from rnnkit.data.pianoroll import PitchRange, read_pieces
+from rnnkit.data.pianoroll import PitchRange
 from rnnkit.errors import DataError
 from rnnkit.tasks import music
-from rnnkit.tasks.music import Composer, Config, DataConfig, ModelConfig, PianoRollRNN, collate, step_nll
+from rnnkit.tasks.music import Composer, Config, DataConfig, ModelConfig, PianoRollRNN, collate, mean_nll, step_nll
 from rnnkit.train import TrainConfig
 
 JSB = Path(__file__).resolve().parents[3] / "shared" / "data" / "jsb_chorales" / "jsb_chorales.json"
@@ -35,66 +37,6 @@ def toy_pieces(n: int, seed: int) -> list[list[list[int]]]:
 def write_json(path: Path, data: object) -> Path:
     path.write_text(json.dumps(data))
     return path
-
-
-# ---------------------------------------------------------------- data
-def test_read_pieces_sorts_steps_and_reads_splits(tmp_path):
-    path = write_json(tmp_path / "p.json", {"train": [[[67, 60, 60], []]], "valid": [[[1]]]})
-    assert read_pieces(path, "train") == [[[60, 67], []]]
-    assert read_pieces(write_json(tmp_path / "l.json", [[[3]]])) == [[[3]]]
-
-
-@pytest.mark.parametrize(
-    ("data", "split", "message"),
-    [
-        ({"train": []}, "train", r"split 'train': expected a non-empty list of pieces"),
-        ({"train": [[]]}, "train", r"piece 0: expected a non-empty list of time steps"),
-        ({"train": [[[60], 61]]}, "train", r"piece 0, step 1: expected a list of MIDI pitches"),
-        ({"train": [[[60, 128]]]}, "train", r"piece 0, step 0: expected MIDI pitches \(integers 0..127\), found 128"),
-        ({"train": [[[60.5]]]}, "train", r"found 60\.5"),
-        ({"train": [[[True]]]}, "train", r"found True"),
-        ({"valid": [[[60]]]}, "train", r"no split 'train'; the splits found are \['valid'\]"),
-        ([[[60]]], "train", r"expected a JSON object of splits"),
-    ],
-)
-def test_bad_pieces_are_named(tmp_path, data, split, message):
-    with pytest.raises(DataError, match=message):
-        read_pieces(write_json(tmp_path / "p.json", data), split)
-
-
-def test_not_json_names_the_line(tmp_path):
-    path = tmp_path / "p.json"
-    path.write_text('{"train":\n  [oops]}')
-    with pytest.raises(DataError, match=r"p\.json:2: not valid JSON"):
-        read_pieces(path, "train")
-
-
-def test_piano_roll_round_trip_and_range():
-    pieces = toy_pieces(3, 0)
-    r = PitchRange.of(pieces)
-    assert (r.low, r.high, r.size) == (60, 72, 13)
-    roll = r.roll(pieces[0])
-    assert roll.shape == (len(pieces[0]), 13) and roll.sum() == 3 * len(pieces[0])
-    assert r.piece(roll) == pieces[0]
-    with pytest.raises(DataError, match=r"piece 0, step 0: pitch 59 is outside the model's range 60\.\.72"):
-        r.check([[[59]]], "x.json")
-
-
-@pytest.mark.parametrize("merge", [True, False])
-def test_midi_written_reads_back_the_same_piece(tmp_path, merge):
-    piece = [[60, 64], [60, 64], [], [62], [62, 67], [67]]
-    write_midi(piece, tmp_path / "a.mid", steps_per_beat=2, merge=merge)
-    assert read_midi(tmp_path / "a.mid", steps_per_beat=2) == piece
-    import mido
-
-    notes = sum(m.type == "note_on" for m in mido.MidiFile(tmp_path / "a.mid").tracks[0])
-    assert notes == (4 if merge else 8)  # 60, 64, 62, 67 each sound for two steps: one note, or two
-
-
-def test_a_file_that_is_not_midi_is_a_data_error(tmp_path):
-    (tmp_path / "x.mid").write_bytes(b"not midi at all")
-    with pytest.raises(DataError, match=r"x\.mid: not a readable MIDI file"):
-        read_midi(tmp_path / "x.mid")
 
 
 # ---------------------------------------------------------------- the model
@@ -145,6 +87,27 @@ def test_baselines_on_data_they_fit():
     assert music.marginal_nll(constant, constant) == pytest.approx(-3 * math.log(6 / 7), rel=1e-6)
 
 
+def test_mean_nll_is_per_step_over_all_pieces_whatever_the_batches():
+    torch.manual_seed(0)
+    model = PianoRollRNN(13, ModelConfig(hidden_size=8, num_layers=1, dropout=0.5))  # eval mode: no dropout
+    r = PitchRange(60, 72)
+    rolls = [r.roll(p) for p in toy_pieces(5, 3)]  # of different lengths
+    model.eval()
+    with torch.no_grad():
+        sums = [F.binary_cross_entropy_with_logits(model(x[None])[0][0], x, reduction="sum").item() for x in rolls]
+    expected = sum(sums) / sum(len(x) for x in rolls)  # not the mean of each batch's or piece's mean
+    for batch_size in (1, 2, 5):
+        assert mean_nll(model, rolls, batch_size) == pytest.approx(expected, rel=1e-5)
+
+
+def test_the_per_pitch_markov_baseline_against_its_formula():
+    train = [torch.tensor([[1.0], [1.0], [0.0], [1.0]])]  # on after on once in 2, on after off 2 in 2
+    p_on, p_off = (1 + 1) / (2 + 2), (2 + 1) / (2 + 2)  # add-one smoothed
+    scored = [torch.tensor([[1.0], [0.0]])]  # on after the silent start, then off after on
+    expected = -(math.log(p_off) + math.log(1 - p_on)) / 2
+    assert music.per_pitch_markov_nll(train, scored) == pytest.approx(expected, rel=1e-6)
+
+
 # ---------------------------------------------------------------- learning and generating
 def toy_config(folder: Path, steps: int = 150) -> Config:
     data = write_json(folder / "toy.json", {"train": toy_pieces(64, 0), "valid": toy_pieces(8, 1)})
@@ -193,9 +156,7 @@ def test_cli_eval_and_generate(toy_run, tmp_path, capsys):
     argv = ["music", "generate", "--run", str(toy_run), "--steps", "10", "--seed", "1", "--out", str(out)]
     assert main([*argv, "--json", str(steps)]) == 0
     sampled = json.loads(steps.read_text())
-    while sampled and not sampled[-1]:
-        sampled.pop()  # silent steps at the end leave no trace in a MIDI file
-    assert len(sampled) > 0 and read_midi(out) == sampled
+    assert len(sampled) == 10 and read_midi(out) == sampled  # rests at the end included
     assert main(["music", "generate", "--run", str(toy_run), "--steps", "4", "--prime", str(out),
                  "--out", str(tmp_path / "h.mid")]) == 0  # fmt: skip
 
@@ -212,6 +173,13 @@ def test_cli_bad_input_is_one_line_and_status_2(toy_run, tmp_path, capsys):
     assert "--temperature" in capsys.readouterr().err
     assert main(["music", "generate", "--run", str(tmp_path / "none")]) == 2
     assert "no such run folder" in capsys.readouterr().err
+    assert main(["music", "generate", "--run", str(toy_run), "--out", str(tmp_path)]) == 2
+    assert f"--out: {tmp_path} is a folder" in capsys.readouterr().err
+    assert main(["music", "eval", "--run", str(toy_run), "--data", str(toy_run.parent / "toy.json")]) == 2
+    assert "found an object of splits ['train', 'valid']; name one (--split)" in capsys.readouterr().err
+    write_midi([[60], [40]], tmp_path / "low.mid")
+    assert main(["music", "eval", "--run", str(toy_run), "--data", str(tmp_path / "low.mid")]) == 2
+    assert "step 1: pitch 40 is outside the model's range 60..72" in capsys.readouterr().err
     (tmp_path / "midi").mkdir()
     status = main(
         ["music", "train", "--data", str(tmp_path / "midi"), "--steps", "1", "--run-dir", str(tmp_path / "r")]
@@ -247,3 +215,59 @@ def test_jsb_chorales_train_and_score(tmp_path):
     rows = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
     losses = [row["loss"] for row in rows if row.get("kind") == "train"]
     assert losses[-1] < losses[0] - 5.0
+
+
+def test_midi_folder_without_validation_trains_on_every_file(tmp_path):
+    folder = tmp_path / "midi"
+    for i, piece in enumerate(toy_pieces(5, 5)):
+        write_midi(piece, folder / f"{i}.mid")
+    everything = [read_midi(folder / f"{i}.mid") for i in range(5)]
+    for data in (DataConfig(str(folder), val_fraction=0.0), DataConfig(str(folder), val_split=None)):
+        assert not music.has_validation(data) and music.load_split(data, "train") == everything
+    with pytest.raises(DataError, match="no files held out for validation"):
+        music.load_split(DataConfig(str(folder), val_fraction=0.0), "valid")
+    config = Config(
+        data=DataConfig(str(folder), val_fraction=0.0),
+        model=ModelConfig(hidden_size=4, num_layers=1),
+        train=TrainConfig(steps=2, batch_size=4, quiet=True, run_dir=str(tmp_path / "run")),
+    )
+    result = music.train(config)
+    assert result.best_metric is None and not (result.run_dir / "eval_nll.json").exists()
+
+
+# ---------------------------------------------------------------- resume
+def small_run(data: Path, run: Path, steps: int) -> list[str]:
+    model = ["--hidden-size", "8", "--num-layers", "1", "--dropout", "0.2"]
+    train = ["--batch-size", "4", "--eval-every", "2", "--steps", str(steps), "--quiet", "--run-dir", str(run)]
+    return ["music", "train", "--data", str(data), *model, *train]
+
+
+def test_cli_resume_continues_exactly_with_the_runs_own_options(tmp_path, capsys):
+    torch.set_num_threads(1)
+    data = write_json(tmp_path / "toy.json", {"train": toy_pieces(16, 0), "valid": toy_pieces(4, 1)})
+    assert main(small_run(data, tmp_path / "whole", 6)) == 0
+    assert main(small_run(data, tmp_path / "halves", 3)) == 0
+    assert main(["music", "train", "--resume", str(tmp_path / "halves"), "--steps", "6", "--quiet"]) == 0
+    whole = Composer.load(tmp_path / "whole", "last").model.state_dict()
+    halves = Composer.load(tmp_path / "halves", "last").model.state_dict()
+    assert whole.keys() == halves.keys()
+    for name in whole:
+        torch.testing.assert_close(halves[name], whole[name], rtol=0, atol=0)
+    saved = json.loads((tmp_path / "halves" / "config.json").read_text())
+    assert saved["model"]["hidden_size"] == 8 and saved["data"]["data"] == str(data)
+
+
+def test_resume_refuses_other_runs_models_and_pitches(toy_run, tmp_path, capsys):
+    data = toy_run.parent / "toy.json"
+    saved = (toy_run / "config.json").read_text()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.json").write_text(saved.replace('"task": "music"', '"task": "lm"'))
+    assert main(["music", "train", "--data", str(data), "--resume", str(other), "--steps", "1"]) == 2
+    assert "is a 'lm' run; expected a `rnnkit music train` run" in capsys.readouterr().err
+    wide = write_json(tmp_path / "wide.json", {"train": [[[59, 60]]], "valid": [[[60]]]})  # 59: index -1 of 60..72
+    assert main(["music", "train", "--data", str(wide), "--resume", str(toy_run), "--steps", "999"]) == 2
+    assert "piece 0, step 0: pitch 59 is outside the model's range 60..72" in capsys.readouterr().err
+    assert main(["music", "train", "--resume", str(toy_run), "--hidden-size", "64", "--steps", "999"]) == 2
+    assert "a resumed run keeps it" in capsys.readouterr().err
+    assert (toy_run / "config.json").read_text() == saved  # nothing rewritten

@@ -43,6 +43,10 @@ def read_pieces(path: str | os.PathLike, split: str | None = None) -> list[Piece
         if split not in data:
             raise DataError(f"no split {split!r}; the splits found are {sorted(data)}", path=name)
         data, where = data[split], f"{name}: split {split!r}"
+    if split is None and isinstance(data, dict):
+        raise DataError(
+            f"found an object of splits {sorted(data)}; name one (--split) or give a list of pieces", path=name
+        )
     if not isinstance(data, list) or not data:
         raise DataError(f"{where}: expected a non-empty list of pieces, found {_kind(data)}")
     return [_check_piece(piece, f"{where}: piece {i}") for i, piece in enumerate(data)]
@@ -99,12 +103,18 @@ class PitchRange:
                         )
 
     def roll(self, piece: Piece) -> Tensor:
-        """``(T, P)`` float tensor: 1 where pitch ``low + j`` sounds at step ``t``."""
+        """``(T, P)`` float tensor: 1 where pitch ``low + j`` sounds at step ``t``. A
+        ``ValueError`` for a pitch outside the range (:meth:`check` first for a :class:`DataError`)."""
         roll = torch.zeros(len(piece), self.size)
         for t, step in enumerate(piece):
+            outside = [p for p in step if not self.low <= p <= self.high]
+            if outside:
+                raise ValueError(f"piece: step {t}: pitch {outside[0]} is outside the range {self.low}..{self.high}")
             roll[t, [p - self.low for p in step]] = 1.0
         return roll
 
     def piece(self, roll: Tensor) -> Piece:
         """The inverse of :meth:`roll`: ``(T, P)`` 0/1 -> the pitches of each step."""
+        if roll.dim() != 2 or roll.shape[1] != self.size:
+            raise ValueError(f"roll: expected shape (T, {self.size}), got {tuple(roll.shape)}")
         return [[self.low + int(j) for j in row.nonzero().flatten()] for row in roll]

@@ -43,7 +43,7 @@ import os
 import random
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -139,18 +139,27 @@ class Config:
 
 
 # ===================================================================== pieces
+def has_validation(config: DataConfig) -> bool:
+    """Whether ``config`` has a validation split: a JSON split key, or for a MIDI folder a
+    ``val_fraction`` above 0 (and a ``val_split`` name)."""
+    return config.val_split is not None and (config.val_fraction > 0 or not Path(config.data).is_dir())
+
+
 def load_split(config: DataConfig, split: str | None) -> list[Piece]:
-    """The pieces of ``split`` of ``config.data``: a JSON split, or for a MIDI folder ``"train"``
-    (the files before the held-out fraction) or ``"valid"`` (the held-out files)."""
+    """The pieces of ``split`` of ``config.data``: a JSON split, or for a MIDI folder
+    ``config.val_split`` (the held-out files) or any other name (the files before them; all of
+    them when there is no validation split)."""
     path = Path(config.data)
     if not path.is_dir():
         return read_pieces(path, split)
     files = sorted(p for p in path.iterdir() if p.suffix.lower() in MIDI_SUFFIXES)
     if not files:
         raise DataError(f"no MIDI files ({', '.join(MIDI_SUFFIXES)}) in this folder", path=str(path))
-    held = math.ceil(len(files) * config.val_fraction) if config.val_fraction else 0
+    held = math.ceil(len(files) * config.val_fraction) if has_validation(config) else 0
     if held >= len(files):
         raise DataError(f"{len(files)} MIDI files: too few to hold {held} out for validation", path=str(path))
+    if split == config.val_split and held == 0:
+        raise DataError("no files held out for validation (val_fraction 0 or no val_split)", path=str(path))
     chosen = files[len(files) - held :] if split == config.val_split else files[: len(files) - held]
     return [read_midi(f, config.steps_per_beat) for f in chosen]
 
@@ -327,11 +336,9 @@ def train(config: Config, *, runs_root: str | os.PathLike = "runs") -> FitResult
     a sample (``sample.mid``, ``plots/sample.png``)."""
     config.validate()
     train_pieces = load_split(config.data, config.data.train_split)
-    val_pieces = load_split(config.data, config.data.val_split) if config.data.val_split else None
-    if config.train.resume:
-        pitch_range = PitchRange(**read_run_config(config.train.resume)["pitch_range"])
-    else:
-        pitch_range = PitchRange.of(train_pieces)
+    val_pieces = load_split(config.data, config.data.val_split) if has_validation(config.data) else None
+    pitch_range = resumed_pitch_range(config) if config.train.resume else PitchRange.of(train_pieces)
+    pitch_range.check(train_pieces, f"{config.data.data}: split {config.data.train_split!r}")
     if val_pieces is not None:
         pitch_range.check(val_pieces, f"{config.data.data}: split {config.data.val_split!r}")
     train_rolls = [pitch_range.roll(p) for p in train_pieces]
@@ -362,6 +369,31 @@ def train(config: Config, *, runs_root: str | os.PathLike = "runs") -> FitResult
     if trainer.is_main and result.run_dir is not None:
         _report_run(result.run_dir, train_rolls, val_rolls, config)
     return result
+
+
+def read_resumed_config(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """``config.json`` of the run that ``--resume`` continues; a :class:`ConfigError` if it is
+    another task's run."""
+    saved = read_run_config(run_dir)
+    if saved.get("task") != "music":
+        raise ConfigError(f"resume: {run_dir} is a {saved.get('task')!r} run; expected a `rnnkit music train` run")
+    return saved
+
+
+def resumed_pitch_range(config: Config) -> PitchRange:
+    """The pitch range of the run ``config.train.resume`` continues; a :class:`ConfigError` if
+    it is another task's run or ``config.model`` differs from the model it trained."""
+    run = Path(config.train.resume or "")
+    saved = read_resumed_config(run)
+    if saved.get("model") != asdict(config.model):
+        raise ConfigError(
+            f"model: {run} trained {saved.get('model')}; a resumed run keeps it, got {asdict(config.model)}"
+        )
+    pitches = saved.get("pitch_range")
+    try:
+        return PitchRange(int(pitches["low"]), int(pitches["high"]))
+    except (TypeError, KeyError, ValueError) as e:
+        raise CheckpointError(f"{run / 'config.json'}: field 'pitch_range': {e}") from None
 
 
 def _report_run(run_dir: Path, train_rolls: list[Tensor], val_rolls: list[Tensor] | None, config: Config) -> None:
@@ -444,10 +476,27 @@ def add_parser(subparsers) -> None:
 
 
 def config_from_cli(args: argparse.Namespace) -> Config:
+    """The :class:`Config` of the command line; with ``--resume RUN_DIR`` the run's saved data
+    and model sections, in which only options given with a value other than their default change."""
+    train_config = config_from_args(args)
     data = section_from_args(DataConfig, args)
     data.val_split = data.val_split or None
     model = section_from_args(ModelConfig, args)
-    return Config(data, model, config_from_args(args))
+    if args.resume:
+        saved = read_resumed_config(args.resume)
+        where = Path(args.resume) / "config.json"
+        data = _given_over_saved(data, dataclass_from(DataConfig, saved.get("data"), f"{where}: field 'data'"))
+        model = _given_over_saved(model, dataclass_from(ModelConfig, saved.get("model"), f"{where}: field 'model'"))
+    return Config(data, model, train_config)
+
+
+def _given_over_saved(given: Any, saved: Any) -> Any:
+    """``saved`` with the fields of ``given`` (the same dataclass) that differ from their defaults."""
+    default = type(given)()
+    changed = {
+        f.name: getattr(given, f.name) for f in fields(given) if getattr(given, f.name) != getattr(default, f.name)
+    }
+    return replace(saved, **changed)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -487,6 +536,9 @@ def run_generate(args: argparse.Namespace) -> int:
         raise ConfigError(f"--steps, --temperature: expected >= 1 and > 0, got {args.steps}, {args.temperature}")
     if not 0 < args.tempo <= 1000:
         raise ConfigError(f"--tempo: expected quarter notes per minute in (0, 1000], got {args.tempo}")
+    for option, path in (("--out", args.out), ("--json", args.json)):
+        if path and Path(path).is_dir():
+            raise ConfigError(f"{option}: {path} is a folder; expected a file name to write")
     composer = Composer.load(args.run)
     prime = None
     if args.prime:
