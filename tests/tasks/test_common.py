@@ -7,8 +7,14 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from rnnkit.errors import CheckpointError
-from rnnkit.tasks.common import dataclass_from, load_task_run
+from rnnkit.errors import CheckpointError, ConfigError
+from rnnkit.tasks.common import (
+    check_resumed_model,
+    dataclass_from,
+    load_task_run,
+    resumed_run_config,
+    resumed_section,
+)
 from rnnkit.train import read_run_config
 
 
@@ -62,3 +68,19 @@ def test_a_run_config_that_is_not_a_json_object_is_one_checkpoint_error(tmp_path
     (tmp_path / "config.json").write_bytes(content)
     with pytest.raises(CheckpointError, match=message):
         read_run_config(tmp_path)
+
+
+def test_a_resumed_section_is_the_runs_own_but_for_options_given_with_another_value(tmp_path):
+    saved = {"task": "video", "model": {"size": 16, "name": "lstm"}}
+    given = Section(size=4, rate=0.25)  # size at its default: not given; rate given
+    section = resumed_section(Section, saved, "model", given, tmp_path)
+    assert (section.size, section.name, section.rate) == (16, "lstm", 0.25)
+    with pytest.raises(ConfigError, match="a resumed run keeps them"):
+        check_resumed_model(saved, Section(size=16), tmp_path)  # not the saved {"size": 16, "name": "lstm"}
+
+
+def test_resuming_another_tasks_run_is_refused_before_anything_is_written(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"task": "lm"}))
+    assert resumed_run_config(tmp_path, "lm")["task"] == "lm"
+    with pytest.raises(ConfigError, match="is a 'lm' run; expected a `rnnkit music train` run"):
+        resumed_run_config(tmp_path, "music")

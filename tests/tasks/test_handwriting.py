@@ -161,7 +161,7 @@ def test_resume_with_other_model_options_or_another_tasks_run_is_refused_untouch
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "config.json").write_text(json.dumps({"task": "video", "train": {}}))
     assert main(["handwriting", "train", "--resume", str(tmp_path / "other")]) == 2
-    assert "is a 'video' run; expected a 'handwriting' run" in capsys.readouterr().err
+    assert "is a 'video' run; expected a `rnnkit handwriting train` run" in capsys.readouterr().err
     assert Reader.load(run).config.cell == "gru"
 
 

@@ -269,5 +269,5 @@ def test_resume_refuses_other_runs_models_and_pitches(toy_run, tmp_path, capsys)
     assert main(["music", "train", "--data", str(wide), "--resume", str(toy_run), "--steps", "999"]) == 2
     assert "piece 0, step 0: pitch 59 is outside the model's range 60..72" in capsys.readouterr().err
     assert main(["music", "train", "--resume", str(toy_run), "--hidden-size", "64", "--steps", "999"]) == 2
-    assert "a resumed run keeps it" in capsys.readouterr().err
+    assert "a resumed run keeps them" in capsys.readouterr().err
     assert (toy_run / "config.json").read_text() == saved  # nothing rewritten

@@ -417,7 +417,7 @@ def test_resuming_a_run_of_another_task_or_no_run_is_refused(tmp_path):
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps({"task": "classify"}))
     config.train.resume = str(folder)
-    with pytest.raises(CheckpointError, match="'classify' run"):
+    with pytest.raises(ConfigError, match="is a 'classify' run; expected a `rnnkit translate train` run"):
         translate.train(config)
 
 

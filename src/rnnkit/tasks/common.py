@@ -8,7 +8,7 @@ import argparse
 import os
 import types
 from collections.abc import Sequence
-from dataclasses import fields
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
@@ -74,6 +74,37 @@ def _type_name(hint: Any) -> str:
     if hint is type(None):
         return "null"
     return getattr(hint, "__name__", str(hint))
+
+
+def resumed_run_config(run: str | os.PathLike, task: str) -> dict[str, Any]:
+    """The ``config.json`` of the run ``--resume`` continues; a :class:`ConfigError` if it is
+    another task's run (read before anything is written)."""
+    saved = read_run_config(run)
+    if saved.get("task") != task:
+        raise ConfigError(f"resume: {run} is a {saved.get('task')!r} run; expected a `rnnkit {task} train` run")
+    return saved
+
+
+def check_resumed_model(saved: dict[str, Any], model: Any, run: str | os.PathLike) -> None:
+    """A :class:`ConfigError` unless ``model`` (a config section) is the one the resumed run
+    (``saved``: its ``config.json``) trained: its weights fit no other."""
+    if saved.get("model") != asdict(model):
+        raise ConfigError(
+            f"resume: {run} was trained with the model options {saved.get('model')}; a resumed run keeps them, "
+            f"got {asdict(model)}"
+        )
+
+
+def resumed_section(cls: type, saved: dict[str, Any], key: str, given: Any, run: str | os.PathLike) -> Any:
+    """Section ``key`` (a ``cls``) of the resumed run's ``config.json`` (``saved``), with the fields
+    of ``given`` (what the command line gave) that differ from ``cls``'s defaults: ``--resume RUN``
+    alone continues the run as it was, and an option given with another value changes it."""
+    values = dataclass_from(cls, saved.get(key), f"{Path(run) / 'config.json'}: field {key!r}")
+    default = cls()
+    changed = {
+        f.name: getattr(given, f.name) for f in fields(cls) if getattr(given, f.name) != getattr(default, f.name)
+    }
+    return replace(values, **changed)
 
 
 def section_from_args(cls: type, args: argparse.Namespace, prefix: str = "") -> Any:

@@ -52,9 +52,10 @@ from rnnkit.data.text import (
 from rnnkit.data.vocab import CharVocab, SubwordVocab
 from rnnkit.errors import CheckpointError, ConfigError, DataError
 from rnnkit.io import chmod_as_created
+from rnnkit.tasks.common import resumed_run_config
 from rnnkit.train import StepOutput, TrainConfig, Trainer, add_train_args, distributed, load_run, seed_everything
 from rnnkit.train import config_from_args as train_config_from_args
-from rnnkit.train.run import append_report, load_weights_into, new_run_dir, read_run_config
+from rnnkit.train.run import append_report, load_weights_into, new_run_dir
 
 LEVELS = ("char", "subword")
 DATA_DIR = "data"  # inside the run folder: the token files and the vocabulary
@@ -780,9 +781,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         given = f"--steps {args.steps}" if args.epochs is None else f"--epochs {args.epochs}"
         raise ConfigError(f"minutes: sets the number of steps by timing; give it or {given}, not both")
     if args.resume:
-        saved = read_run_config(args.resume)
-        if saved.get("task") != "lm":
-            raise ConfigError(f"{args.resume}: not an lm run (task {saved.get('task')!r})")
+        saved = resumed_run_config(args.resume, "lm")
         return Config(DataConfig(**saved["data"]), ModelConfig(**saved["model"]), train_config, args.minutes)
     data = DataConfig(**{f.name: getattr(args, "data" if f.name == "files" else f.name) for f in fields(DataConfig)})
     model = ModelConfig(**{f.name: getattr(args, f.name) for f in fields(ModelConfig)})

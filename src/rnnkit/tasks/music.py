@@ -43,7 +43,7 @@ import os
 import random
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,9 +60,12 @@ from rnnkit.nn import GRU, LSTM
 from rnnkit.tasks.common import (
     check_fraction,
     check_positive,
+    check_resumed_model,
     dataclass_from,
     load_task_run,
     require,
+    resumed_run_config,
+    resumed_section,
     section_from_args,
 )
 from rnnkit.tasks.pooling import valid_mask
@@ -75,7 +78,6 @@ from rnnkit.train import (
     append_report,
     config_from_args,
     load_weights_into,
-    read_run_config,
     seed_everything,
 )
 
@@ -371,24 +373,12 @@ def train(config: Config, *, runs_root: str | os.PathLike = "runs") -> FitResult
     return result
 
 
-def read_resumed_config(run_dir: str | os.PathLike) -> dict[str, Any]:
-    """``config.json`` of the run that ``--resume`` continues; a :class:`ConfigError` if it is
-    another task's run."""
-    saved = read_run_config(run_dir)
-    if saved.get("task") != "music":
-        raise ConfigError(f"resume: {run_dir} is a {saved.get('task')!r} run; expected a `rnnkit music train` run")
-    return saved
-
-
 def resumed_pitch_range(config: Config) -> PitchRange:
     """The pitch range of the run ``config.train.resume`` continues; a :class:`ConfigError` if
     it is another task's run or ``config.model`` differs from the model it trained."""
     run = Path(config.train.resume or "")
-    saved = read_resumed_config(run)
-    if saved.get("model") != asdict(config.model):
-        raise ConfigError(
-            f"model: {run} trained {saved.get('model')}; a resumed run keeps it, got {asdict(config.model)}"
-        )
+    saved = resumed_run_config(run, "music")
+    check_resumed_model(saved, config.model, run)
     pitches = saved.get("pitch_range")
     try:
         return PitchRange(int(pitches["low"]), int(pitches["high"]))
@@ -483,20 +473,10 @@ def config_from_cli(args: argparse.Namespace) -> Config:
     data.val_split = data.val_split or None
     model = section_from_args(ModelConfig, args)
     if args.resume:
-        saved = read_resumed_config(args.resume)
-        where = Path(args.resume) / "config.json"
-        data = _given_over_saved(data, dataclass_from(DataConfig, saved.get("data"), f"{where}: field 'data'"))
-        model = _given_over_saved(model, dataclass_from(ModelConfig, saved.get("model"), f"{where}: field 'model'"))
+        saved = resumed_run_config(args.resume, "music")
+        data = resumed_section(DataConfig, saved, "data", data, args.resume)
+        model = resumed_section(ModelConfig, saved, "model", model, args.resume)
     return Config(data, model, train_config)
-
-
-def _given_over_saved(given: Any, saved: Any) -> Any:
-    """``saved`` with the fields of ``given`` (the same dataclass) that differ from their defaults."""
-    default = type(given)()
-    changed = {
-        f.name: getattr(given, f.name) for f in fields(given) if getattr(given, f.name) != getattr(default, f.name)
-    }
-    return replace(saved, **changed)
 
 
 def run_train(args: argparse.Namespace) -> int:

@@ -83,6 +83,7 @@ from rnnkit.tasks.common import (
     dataclass_from,
     load_task_run,
     require,
+    resumed_run_config,
     section_from_args,
 )
 from rnnkit.train import (
@@ -94,7 +95,6 @@ from rnnkit.train import (
     append_report,
     config_from_args,
     load_weights_into,
-    read_run_config,
     seed_everything,
 )
 
@@ -766,11 +766,7 @@ def resumed(config: Config) -> Config:
     if not config.train.resume:
         return config
     run = Path(config.train.resume)
-    saved = read_run_config(run)
-    task = saved.get("task") if isinstance(saved, dict) else None
-    if task != "translate":
-        raise CheckpointError(f"{run}: a {task!r} run, expected a 'translate' run")
-    data, model, decode = saved_sections(run, saved)
+    data, model, decode = saved_sections(run, resumed_run_config(run, "translate"))
     return replace(config, data=data, model=model, decode=decode)
 
 

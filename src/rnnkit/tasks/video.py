@@ -53,11 +53,14 @@ from rnnkit.nn import GRU, LSTM
 from rnnkit.tasks.common import (
     check_fraction,
     check_positive,
+    check_resumed_model,
     class_ids,
     classification_scores,
     dataclass_from,
     load_task_run,
     require,
+    resumed_run_config,
+    resumed_section,
     section_from_args,
 )
 from rnnkit.tasks.pooling import valid_mask
@@ -70,7 +73,6 @@ from rnnkit.train import (
     append_report,
     config_from_args,
     load_weights_into,
-    read_run_config,
     seed_everything,
 )
 
@@ -341,25 +343,13 @@ def evaluate_file(
 
 
 # ===================================================================== training
-def read_resumed(run: str | os.PathLike) -> dict[str, Any]:
-    """The ``config.json`` of ``run``; a :class:`ConfigError` unless it is a video run."""
-    saved = read_run_config(run)
-    if saved.get("task") != "video":
-        raise ConfigError(f"resume: {run} is a {saved.get('task')!r} run; expected a 'video' run")
-    return saved
-
-
 def resumed_run(config: Config) -> dict[str, Any] | None:
     """The ``config.json`` of the run ``config.train.resume`` continues (``None`` for a new run);
     a :class:`ConfigError` if it is another task's run or was trained with other model options."""
     if not config.train.resume:
         return None
-    saved = read_resumed(config.train.resume)
-    if saved.get("model") != asdict(config.model):
-        raise ConfigError(
-            f"resume: {config.train.resume} was trained with the model options {saved.get('model')}; "
-            f"expected the same, got {asdict(config.model)}"
-        )
+    saved = resumed_run_config(config.train.resume, "video")
+    check_resumed_model(saved, config.model, config.train.resume)
     return saved
 
 
@@ -469,7 +459,7 @@ def run_train(args: argparse.Namespace) -> int:
     train_config = config_from_args(args)
     data, model = section_from_args(DataConfig, args), section_from_args(ModelConfig, args)
     if args.resume:  # the run's own data and model, but for options given with another value
-        saved = read_resumed(args.resume)
+        saved = resumed_run_config(args.resume, "video")
         data = resumed_section(DataConfig, saved, "data", data, args.resume)
         model = resumed_section(ModelConfig, saved, "model", model, args.resume)
     result = train(Config(data, model, train_config))
@@ -494,11 +484,3 @@ def run_predict(args: argparse.Namespace) -> int:
     for file, (label, probs) in zip(files, watcher.predict(files), strict=True):
         print(f"{file}\t{label}\t" + " ".join(f"{k}:{v:.4f}" for k, v in probs.items()))
     return 0
-
-
-def resumed_section(cls: type, saved: dict[str, Any], key: str, given: Any, run: str) -> Any:
-    """Config section ``key`` (a ``cls``) of the run being resumed (``saved``: its ``config.json``),
-    with the fields of ``given`` that differ from ``cls``'s defaults (what the command line gave)."""
-    values = asdict(dataclass_from(cls, saved.get(key), f"{Path(run) / 'config.json'}: field {key!r}"))
-    default = asdict(cls())
-    return cls(**{**values, **{f: v for f, v in asdict(given).items() if v != default[f]}})
