@@ -84,3 +84,8 @@ def test_bad_input_names_file_and_line(tmp_path, name: str, content: str | bytes
 def test_missing_file_is_a_data_error(tmp_path) -> None:
     with pytest.raises(DataError, match="cannot read file"):
         read_table(tmp_path / "nope.tsv")
+
+
+def test_spaces_around_a_label_do_not_make_another_label(tmp_path) -> None:
+    csv = write(tmp_path, "a.csv", "sentence,label\ngood,pos\nfine, pos \nbad,neg\r\n")
+    assert read_table(csv).labels == ["pos", "pos", "neg"]

@@ -12,7 +12,8 @@ Formats, chosen from the file name (or ``fmt=``):
 * ``.jsonl`` / ``.ndjson`` / ``.json`` — one JSON object per line; labels may be strings or
   integers.
 
-Blank lines are skipped. Labels are kept as strings (``1`` and ``"1"`` are the same label).
+Blank lines are skipped. Labels are kept as strings (``1`` and ``"1"`` are the same label), without
+the spaces around them (``pos`` and ``pos `` are the same label too).
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ def read_table(
     for line, values in records:
         table.texts.append(_non_empty(values[0], text_column, name, line))
         if table.labels is not None:
-            table.labels.append(_non_empty(values[1], label_column, name, line))
+            table.labels.append(_non_empty(values[1], label_column, name, line).strip())
         table.lines.append(line)
     if not table.texts:
         raise DataError("no rows after the header; expected at least one", path=name)
