@@ -99,3 +99,15 @@ def test_resume_starts_from_the_saved_options(tmp_path):
 def test_resume_of_a_folder_without_config_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match=r"config.json: not found"):
         parse(["--resume", str(tmp_path)])
+
+
+def test_a_resumed_run_goes_on_in_its_own_folder_even_after_a_move(tmp_path):
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    saved = TrainConfig(steps=50, run_dir=str(tmp_path / "where-it-was")).to_dict()
+    (moved / "config.json").write_text(json.dumps({"train": saved}))
+    cfg = parse(["--resume", str(moved)])
+    assert cfg.run_dir is None and cfg.resume == str(moved)  # not the saved folder it no longer is in
+    assert parse(["--resume", str(moved), "--run-dir", str(moved)]).run_dir == str(moved)
+    with pytest.raises(ConfigError, match=r"run_dir: .*a resumed run goes on in its own folder"):
+        parse(["--resume", str(moved), "--run-dir", str(tmp_path / "elsewhere")])  # was silently ignored

@@ -75,6 +75,11 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first invalid field."""
+        if self.resume and self.run_dir and Path(self.run_dir).resolve() != Path(self.resume).resolve():
+            raise ConfigError(
+                f"run_dir: {self.run_dir!r} with resume {self.resume!r}; a resumed run goes on in its own folder: "
+                "expected one of them, or the same folder"
+            )
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("device", self.device, DEVICES)
@@ -221,6 +226,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         saved = read_saved_train_config(args.resume)
         changed = {k: v for k, v in given.items() if v != base[k]}
         values = {**base, **saved, **changed, "resume": args.resume}
+        values["run_dir"] = changed.get("run_dir")  # the saved one may be where the run was before a move
         if "steps" in changed:
             values["epochs"] = None
         elif "epochs" in changed:
