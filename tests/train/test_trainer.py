@@ -270,8 +270,14 @@ def test_a_resume_that_does_not_fit_the_model_is_one_error_and_leaves_the_run_as
     with pytest.raises(CheckpointError, match=r"does not fit this model .*size mismatch"):
         trainer.fit(batches)
     assert (run / "config.json").read_bytes() == saved  # still the run's own config: eval on it still loads
+    (run / "plots").mkdir(exist_ok=True)
+    (run / "plots" / "sample.png").write_bytes(b"a task's own plot, which it lists itself")
     resumed = Trainer(
         TinyLM(hidden=24), quiet_config(steps=8, resume=str(run)), train_step=train_step, task_config={"hidden": 24}
     )
     assert resumed.fit(batches).steps == 8
-    assert json.loads((run / "config.json").read_text())["train"]["steps"] == 8  # written once it had loaded
+    config = json.loads((run / "config.json").read_text())
+    assert config["train"]["steps"] == 8  # written once it had loaded
+    report = (run / "report.md").read_text()
+    assert f"{config['command']}\n{config['resumed'][0]}\n```" in report  # the first session, then the resume
+    assert "sample.png" not in report  # only the trainer's own plots (plots=False here: none)

@@ -18,6 +18,7 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -161,14 +162,23 @@ def load_weights_into(model: torch.nn.Module, state_dict: dict[str, Tensor], run
         raise CheckpointError(message) from None
 
 
-def write_report(run_dir: str | Path, title: str, command: str, figures: dict[str, Any], notes: list[str]) -> Path:
-    """``report.md``: the figures as a table, the command that reproduces them, the plots."""
-    lines = [f"# {title}", "", "Reproduce with:", "", "```bash", command, "```", "", "| figure | value |", "|---|---|"]
+def write_report(
+    run_dir: str | Path,
+    title: str,
+    commands: Sequence[str],
+    figures: dict[str, Any],
+    notes: list[str],
+    plots: Sequence[Path] = (),
+) -> Path:
+    """``report.md``: the figures as a table, the commands that reproduce them (a resumed run's
+    first command, then each ``--resume``), and ``plots`` (files in ``RUN_DIR/plots``; a task
+    appends its own with :func:`append_report`)."""
+    lines = [f"# {title}", "", "Reproduce with:", "", "```bash", *commands, "```", ""]
+    lines += ["| figure | value |", "|---|---|"]
     for name, value in figures.items():
         shown = f"{value:.6g}" if isinstance(value, float) else str(value)
         lines.append(f"| {name} | {shown} |")
     lines += ["", *notes] if notes else []
-    plots = sorted((Path(run_dir) / "plots").glob("*.png"))
     if plots:
         lines += ["", "## Plots", ""] + [f"![{p.stem}](plots/{p.name})" for p in plots]
     path = Path(run_dir) / REPORT_FILE

@@ -651,8 +651,7 @@ class Trainer:
         dist.barrier()
 
     def _write_final_files(self, result: FitResult) -> None:
-        if self.config.plots:
-            write_plots(self.run_dir, self.config.monitor)
+        plots = write_plots(self.run_dir, self.config.monitor) if self.config.plots else []
         figures: dict[str, Any] = {"steps": result.steps, "stopped": result.stop_reason}
         if result.train_loss is not None:
             figures["train loss (last log interval)"] = result.train_loss
@@ -661,8 +660,9 @@ class Trainer:
         if result.best_metric is not None:
             figures[f"best val {self.config.monitor} (step {result.best_step})"] = result.best_metric
         figures["wall seconds (this session)"] = round(result.wall_seconds, 1)
-        command = read_run_config(self.run_dir).get("command", "")
+        saved = read_run_config(self.run_dir)
+        commands = [saved.get("command", ""), *saved.get("resumed", [])]
         notes = []
         if result.stop_reason.startswith("interrupted"):
             notes.append(f"Interrupted; continue with `--resume {self.run_dir}`.")
-        write_report(self.run_dir, f"{self.task}: training report", command, figures, notes)
+        write_report(self.run_dir, f"{self.task}: training report", commands, figures, notes, plots)
