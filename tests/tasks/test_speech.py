@@ -183,3 +183,11 @@ def test_resume_of_another_tasks_run_is_one_line(tmp_path, capsys):
     (tmp_path / "lm" / "config.json").write_text('{"task": "lm", "train": {}}')
     assert main(["speech", "train", "--resume", str(tmp_path / "lm")]) == 2
     assert capsys.readouterr().err.strip().endswith("a 'lm' run, expected a 'speech' run")
+
+
+def test_the_normalizer_of_a_single_frame_is_finite():
+    one = speech.Normalizer.fit([torch.tensor([[1.0, -2.0]])])  # std over one frame: 0, then the floor
+    assert one.mean == [1.0, -2.0] and one.std == [pytest.approx(1e-3)] * 2
+    frames = torch.randn(50, 3)
+    fitted = speech.Normalizer.fit([frames[:20], frames[20:]])
+    assert torch.allclose(fitted(frames).std(0, correction=0), torch.ones(3), atol=1e-5)

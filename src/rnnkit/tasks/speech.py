@@ -240,7 +240,7 @@ class Normalizer:
     @classmethod
     def fit(cls, features: Sequence[Tensor]) -> Normalizer:
         frames = torch.cat(list(features))  # (N, M)
-        return cls(frames.mean(0).tolist(), frames.std(0).clamp(min=1e-3).tolist())
+        return cls(frames.mean(0).tolist(), frames.std(0, correction=0).clamp(min=1e-3).tolist())
 
     def __call__(self, x: Tensor) -> Tensor:
         return (x - torch.tensor(self.mean)) / torch.tensor(self.std)
