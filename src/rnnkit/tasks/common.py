@@ -95,6 +95,17 @@ def check_resumed_model(saved: dict[str, Any], model: Any, run: str | os.PathLik
         )
 
 
+def resumed_run(config: Any, task: str) -> dict[str, Any] | None:
+    """The ``config.json`` of the run a task's ``config`` (with ``train`` and ``model`` sections)
+    resumes, ``None`` for a new run; a :class:`ConfigError` if it is another task's run or was
+    trained with other model options."""
+    if not config.train.resume:
+        return None
+    saved = resumed_run_config(config.train.resume, task)
+    check_resumed_model(saved, config.model, config.train.resume)
+    return saved
+
+
 def resumed_section(cls: type, saved: dict[str, Any], key: str, given: Any, run: str | os.PathLike) -> Any:
     """Section ``key`` (a ``cls``) of the resumed run's ``config.json`` (``saved``), with the fields
     of ``given`` (what the command line gave) that differ from ``cls``'s defaults: ``--resume RUN``

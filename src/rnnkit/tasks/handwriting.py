@@ -49,12 +49,12 @@ from rnnkit.nn import GRU, LSTM
 from rnnkit.tasks.common import (
     check_fraction,
     check_positive,
-    check_resumed_model,
     class_ids,
     classification_scores,
     dataclass_from,
     load_task_run,
     require,
+    resumed_run,
     resumed_run_config,
     resumed_section,
     section_from_args,
@@ -276,21 +276,11 @@ def split_data(config: DataConfig, seed: int) -> tuple[Trajectories, Trajectorie
     return train_data.subset(sorted(order[held:])), train_data.subset(sorted(order[:held]))
 
 
-def resumed_run(config: Config) -> dict[str, Any] | None:
-    """The ``config.json`` of the run ``config.train.resume`` continues (``None`` for a new run);
-    a :class:`ConfigError` if it is another task's run or was trained with other model options."""
-    if not config.train.resume:
-        return None
-    saved = resumed_run_config(config.train.resume, "handwriting")
-    check_resumed_model(saved, config.model, config.train.resume)
-    return saved
-
-
 def train(config: Config, *, runs_root: str | os.PathLike = "runs") -> FitResult:
     """Train a trajectory classifier; returns the trainer's :class:`FitResult`. A resumed run
     (``config.train.resume``) keeps its classes."""
     config.validate()
-    saved = resumed_run(config)
+    saved = resumed_run(config, "handwriting")
     train_data, val_data = split_data(config.data, config.train.seed)
     classes = sorted(set(train_data.labels), key=lambda c: (not c.isdigit(), int(c) if c.isdigit() else 0, c))
     if saved is not None:

@@ -60,10 +60,10 @@ from rnnkit.nn import GRU, LSTM
 from rnnkit.tasks.common import (
     check_fraction,
     check_positive,
-    check_resumed_model,
     dataclass_from,
     load_task_run,
     require,
+    resumed_run,
     resumed_run_config,
     resumed_section,
     section_from_args,
@@ -377,8 +377,7 @@ def resumed_pitch_range(config: Config) -> PitchRange:
     """The pitch range of the run ``config.train.resume`` continues; a :class:`ConfigError` if
     it is another task's run or ``config.model`` differs from the model it trained."""
     run = Path(config.train.resume or "")
-    saved = resumed_run_config(run, "music")
-    check_resumed_model(saved, config.model, run)
+    saved = resumed_run(config, "music")
     pitches = saved.get("pitch_range")
     try:
         return PitchRange(int(pitches["low"]), int(pitches["high"]))

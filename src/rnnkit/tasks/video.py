@@ -53,12 +53,12 @@ from rnnkit.nn import GRU, LSTM
 from rnnkit.tasks.common import (
     check_fraction,
     check_positive,
-    check_resumed_model,
     class_ids,
     classification_scores,
     dataclass_from,
     load_task_run,
     require,
+    resumed_run,
     resumed_run_config,
     resumed_section,
     section_from_args,
@@ -343,21 +343,11 @@ def evaluate_file(
 
 
 # ===================================================================== training
-def resumed_run(config: Config) -> dict[str, Any] | None:
-    """The ``config.json`` of the run ``config.train.resume`` continues (``None`` for a new run);
-    a :class:`ConfigError` if it is another task's run or was trained with other model options."""
-    if not config.train.resume:
-        return None
-    saved = resumed_run_config(config.train.resume, "video")
-    check_resumed_model(saved, config.model, config.train.resume)
-    return saved
-
-
 def train(config: Config, *, runs_root: str | os.PathLike = "runs") -> FitResult:
     """Train a video classifier; returns the trainer's :class:`FitResult`. A resumed run
     (``config.train.resume``) keeps its classes and clip format."""
     config.validate()
-    saved = resumed_run(config)
+    saved = resumed_run(config, "video")
     clip_format = None
     if saved is not None:
         clip_format = ClipFormat(tuple(saved["frame_shape"]), saved.get("clips_uint8"))
