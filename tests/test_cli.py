@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from rnnkit.cli import _apply_config, build_parser, main
+from rnnkit.cli import _apply_config, _given_options, build_parser, main
 
 # Each takes 0.2-0.6 s to import; a verb that needs one imports it where it is used, so that
 # `rnnkit --help` and every other command start without them.
@@ -70,3 +70,18 @@ def test_an_output_path_under_a_file_is_one_error_line_exit_2(tmp_path, capsys) 
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err == f"rnnkit: error: {tmp_path / 'file' / 'run'}: a part of this path is a file, not a folder\n"
+
+
+def test_the_options_given_are_recorded_whatever_their_value(tmp_path) -> None:
+    path = tmp_path / "run.toml"
+    path.write_text("lr = 0.001\ntie_weights = false\n")  # both the defaults
+    root = build_parser()
+    defaults = root.parse_args(["lm", "train", "--data", "x.txt"])
+    argv = ["lm", "train", "--config", str(path), "--steps", str(defaults.steps), "--hidden", "64"]
+    args = _apply_config(root, root.parse_args(argv), argv)
+    given = _given_options(root, args, argv)
+    assert {"lr", "tie_weights", "steps", "hidden", "config"} <= given  # --steps at its default counts too
+    assert not given & {"epochs", "batch_size", "cell", "seed"}  # left at their defaults, not given
+    assert (args.lr, args.steps, args.hidden) == (0.001, defaults.steps, 64)
+    again = root.parse_args(["lm", "train", "--data", "x.txt"])  # the defaults are back after the marker parse
+    assert (again.steps, again.batch_size, again.cell) == (defaults.steps, defaults.batch_size, defaults.cell)

@@ -81,7 +81,28 @@ def _apply_config(
         raise ConfigError(f"{path}: unknown option(s) {unknown}; expected some of {sorted(actions)}")
     values = {key: _config_value(actions[key], value, f"{path}: {key}") for key, value in values.items()}
     leaf.set_defaults(**values)  # the leaf parser belongs to `root`, so re-parsing sees these
-    return root.parse_args(argv)
+    args = root.parse_args(argv)
+    args._config_keys = set(values)
+    return args
+
+
+def _given_options(root: argparse.ArgumentParser, args: argparse.Namespace, argv: Sequence[str] | None) -> frozenset:
+    """The destinations of the leaf verb's options given on the command line or in its ``--config``
+    file, whatever their value (a default one included): the leaf's defaults are set to a marker
+    for a second parse, and a destination still holding it was not given on the command line."""
+    leaf: argparse.ArgumentParser | None = getattr(args, "_leaf_parser", None)
+    if leaf is None:
+        return frozenset()
+    unset, saved = object(), [(a, a.default) for a in leaf._actions]
+    try:
+        for action, _ in saved:
+            action.default = unset
+        again = vars(root.parse_args(argv))
+    finally:
+        for action, default in saved:
+            action.default = default
+    on_command_line = {a.dest for a, _ in saved if again.get(a.dest, unset) is not unset}
+    return frozenset(on_command_line | getattr(args, "_config_keys", set()))
 
 
 def _config_value(action: argparse.Action, value: object, where: str) -> object:
@@ -119,6 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     root = build_parser()
     try:
         args = _apply_config(root, root.parse_args(argv), argv)
+        args._given = _given_options(root, args, argv)  # what `--resume` lets replace the run's saved options
         status = args.func(args)
         sys.stdout.flush()  # a reader gone away shows here, not in Python's exit
     except RnnkitError as e:

@@ -111,3 +111,15 @@ def test_a_resumed_run_goes_on_in_its_own_folder_even_after_a_move(tmp_path):
     assert parse(["--resume", str(moved), "--run-dir", str(moved)]).run_dir == str(moved)
     with pytest.raises(ConfigError, match=r"run_dir: .*a resumed run goes on in its own folder"):
         parse(["--resume", str(moved), "--run-dir", str(tmp_path / "elsewhere")])  # was silently ignored
+
+
+def test_on_resume_an_option_given_with_its_default_value_replaces_the_saved_one(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"train": TrainConfig(steps=50, lr=0.25).to_dict()}))
+    parser = argparse.ArgumentParser()
+    add_train_args(parser)
+    args = parser.parse_args(["--resume", str(run), "--lr", "0.001", "--steps", "1000"])  # both the defaults
+    assert (config_from_args(args).lr, config_from_args(args).steps) == (0.25, 50)  # no record: not told apart
+    args._given = frozenset({"resume", "lr", "steps"})  # what the rnnkit command records (rnnkit.cli)
+    assert (config_from_args(args).lr, config_from_args(args).steps) == (0.001, 1000)

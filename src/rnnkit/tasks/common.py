@@ -106,14 +106,28 @@ def resumed_run(config: Any, task: str) -> dict[str, Any] | None:
     return saved
 
 
-def resumed_section(cls: type, saved: dict[str, Any], key: str, given: Any, run: str | os.PathLike) -> Any:
+def resumed_section(
+    cls: type,
+    saved: dict[str, Any],
+    key: str,
+    given: Any,
+    run: str | os.PathLike,
+    args: argparse.Namespace | None = None,
+    prefix: str = "",
+) -> Any:
     """Section ``key`` (a ``cls``) of the resumed run's ``config.json`` (``saved``), with the fields
-    of ``given`` (what the command line gave) that differ from ``cls``'s defaults: ``--resume RUN``
-    alone continues the run as it was, and an option given with another value changes it."""
+    of ``given`` (the section the command line describes) that were given: ``--resume RUN`` alone
+    continues the run as it was, and an option given changes it — the options the ``rnnkit``
+    command saw (``args._given``; a field's option is ``prefix`` and its name, as in
+    :func:`section_from_args`), or without that record, the fields whose value is not ``cls``'s
+    default."""
     values = dataclass_from(cls, saved.get(key), f"{Path(run) / 'config.json'}: field {key!r}")
-    default = cls()
+    named = getattr(args, "_given", None)
+    default = asdict(cls())
     changed = {
-        f.name: getattr(given, f.name) for f in fields(cls) if getattr(given, f.name) != getattr(default, f.name)
+        name: v
+        for name, v in asdict(given).items()
+        if (prefix + name in named if named is not None else v != default[name])
     }
     return replace(values, **changed)
 

@@ -473,8 +473,8 @@ def config_from_cli(args: argparse.Namespace) -> Config:
     model = section_from_args(ModelConfig, args)
     if args.resume:
         saved = resumed_run_config(args.resume, "music")
-        data = resumed_section(DataConfig, saved, "data", data, args.resume)
-        model = resumed_section(ModelConfig, saved, "model", model, args.resume)
+        data = resumed_section(DataConfig, saved, "data", data, args.resume, args)
+        model = resumed_section(ModelConfig, saved, "model", model, args.resume, args)
     return Config(data, model, train_config)
 
 

@@ -450,8 +450,8 @@ def run_train(args: argparse.Namespace) -> int:
     data, model = section_from_args(DataConfig, args), section_from_args(ModelConfig, args)
     if args.resume:  # the run's own data and model, but for options given with another value
         saved = resumed_run_config(args.resume, "video")
-        data = resumed_section(DataConfig, saved, "data", data, args.resume)
-        model = resumed_section(ModelConfig, saved, "model", model, args.resume)
+        data = resumed_section(DataConfig, saved, "data", data, args.resume, args)
+        model = resumed_section(ModelConfig, saved, "model", model, args.resume, args)
     result = train(Config(data, model, train_config))
     print(f"run folder: {result.run_dir} ({result.stop_reason} after {result.steps} steps)")
     if result.best_metric is not None:

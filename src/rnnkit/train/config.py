@@ -212,19 +212,25 @@ def add_train_args(parser: argparse.ArgumentParser, defaults: TrainConfig | None
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The :class:`TrainConfig` given on the command line (after :func:`add_train_args`).
 
-    With ``--resume RUN_DIR`` the run's saved options are the starting point, and only options
-    given with a value other than their default replace them.
+    With ``--resume RUN_DIR`` the run's saved options are the starting point, and only the options
+    given replace them: those the ``rnnkit`` command saw (``args._given``, on the command line or
+    in ``--config``), or, for a namespace made without it, those whose value is not the default.
     """
     defaults: TrainConfig = getattr(args, "_train_defaults", None) or TrainConfig()
     base = defaults.to_dict()
     given = {k: getattr(args, k) for k in base if hasattr(args, k)}
-    if given.get("steps") is not None and given["steps"] != base["steps"]:
+    named = getattr(args, "_given", None)
+
+    def was_given(k: str) -> bool:
+        return k in named if named is not None else given[k] != base[k]
+
+    if given.get("steps") is not None and was_given("steps"):
         given["epochs"] = None  # --steps was given: it replaces a default --epochs
-    elif given.get("epochs") is not None and given["epochs"] != base["epochs"]:
+    elif given.get("epochs") is not None and was_given("epochs"):
         given["steps"] = None  # --epochs was given: it replaces a default --steps
     if getattr(args, "resume", None):
         saved = read_saved_train_config(args.resume)
-        changed = {k: v for k, v in given.items() if v != base[k]}
+        changed = {k: v for k, v in given.items() if was_given(k)}
         values = {**base, **saved, **changed, "resume": args.resume}
         values["run_dir"] = changed.get("run_dir")  # the saved one may be where the run was before a move
         if "steps" in changed:
