@@ -8,6 +8,7 @@ import json
 import os
 import random
 import re
+import shutil
 from argparse import Namespace
 from dataclasses import replace
 from pathlib import Path
@@ -18,7 +19,7 @@ from benchmarks.bench_sst2 import base_config, model_config, schedule_fields
 
 from rnnkit.cli import main
 from rnnkit.data.tabular import read_table
-from rnnkit.errors import CheckpointError, DataError
+from rnnkit.errors import CheckpointError, ConfigError, DataError
 from rnnkit.tasks import classify
 from rnnkit.tasks.classify import Classifier, Config, DataConfig, ModelConfig, TextClassifier
 from rnnkit.tasks.classify_pretrain import PretrainConfig, copy_pretrained, pretraining_sequences
@@ -122,6 +123,29 @@ def test_padding_does_not_change_a_prediction(cell: str, pool: str) -> None:
     assert torch.allclose(alone, model(garbage, torch.tensor([3, 40]))[:1], atol=1e-6)
 
 
+@pytest.mark.parametrize(("cell", "recurrent_dropout"), [("lstm", 0.0), ("lstm", 0.3), ("gru", 0.0), ("rnn", 0.3)])
+def test_last_pooling_reads_forward_at_the_last_word_and_backward_at_the_first(cell, recurrent_dropout) -> None:
+    torch.manual_seed(0)
+    config = ModelConfig(cell=cell, pool="last", embed_dim=6, hidden_size=5, num_layers=2)
+    model = TextClassifier(30, 2, replace(config, recurrent_dropout=recurrent_dropout)).eval()
+    seen = {}
+    model.pool.register_forward_hook(lambda _, args, out: seen.update(outputs=args[0], pooled=out))
+    lengths = torch.tensor([7, 2, 4])
+    model(torch.randint(1, 30, (3, 7)) * classify.valid_mask(lengths, 7), lengths)
+    outputs, pooled, H = seen["outputs"], seen["pooled"], 5  # (B, T, 2H), (B, 2H)
+    assert torch.allclose(pooled[:, :H], outputs[torch.arange(3), lengths - 1, :H])  # forward: last word
+    assert torch.allclose(pooled[:, H:], outputs[:, 0, H:])  # backward: first word
+
+
+@pytest.mark.parametrize("cell", ["bow", "lstm"])
+def test_a_length_of_zero_or_past_the_tokens_is_refused_not_pooled_into_nan(cell: str) -> None:
+    model = TextClassifier(20, 2, ModelConfig(cell=cell, embed_dim=4, hidden_size=4)).eval()
+    tokens = torch.tensor([[3, 4, 5], [6, 0, 0]])
+    for lengths in ([3, 0], [3, 4]):
+        with pytest.raises(ValueError, match=r"lengths: .*"):
+            model(tokens, torch.tensor(lengths))
+
+
 def test_predict_sentence_alone_or_beside_a_long_one_gives_the_same_probabilities(lstm_run) -> None:
     classifier = Classifier.load(lstm_run)
     sentence = "the film was not good and bad"
@@ -174,6 +198,16 @@ def test_eval_prints_table_and_writes_report_and_confusion_png(lstm_run, tmp_pat
     assert "Padding:" in (lstm_run / "report.md").read_text()
 
 
+def test_eval_on_a_table_with_one_of_the_classes_scores_macro_f1_over_the_classes_present(lstm_run, tmp_path) -> None:
+    rows = [(t, y) for t, y in order_sentences(80, seed=8) if y == "positive"]
+    report = classify.evaluate_file(lstm_run, write_tsv(tmp_path / "pos.tsv", rows), tmp_path / "e")
+    assert report["labels"] == ["negative", "positive"] and report["per_class"]["negative"]["support"] == 0
+    f1 = {name: c["f1"] for name, c in report["per_class"].items()}
+    predicted_negative = report["confusion_matrix"][1][0] > 0
+    expected = (f1["negative"] + f1["positive"]) / 2 if predicted_negative else f1["positive"]
+    assert report["macro_f1"] == pytest.approx(expected) and report["macro_f1"] > 0.9
+
+
 def test_cli_train_with_options_and_a_validation_file_in_another_format(tmp_path, capsys) -> None:
     train = write_tsv(tmp_path / "train.tsv", order_sentences(64, seed=5))
     val = tmp_path / "val.jsonl"
@@ -210,6 +244,16 @@ def test_classification_report_figures() -> None:
     f1 = {"a": 2 * 1 * 0.75 / 1.75, "b": 2 * (2 / 3) * 0.5 / (2 / 3 + 0.5), "c": 2 * 0.5 * 1 / 1.5}
     assert report["macro_f1"] == pytest.approx(sum(f1.values()) / 3)
     assert report["per_class"]["b"] == pytest.approx({"precision": 2 / 3, "recall": 0.5, "f1": f1["b"], "support": 4})
+
+
+def test_macro_f1_leaves_out_a_class_neither_in_the_data_nor_predicted() -> None:
+    matrix = torch.tensor([[2, 0, 0], [1, 3, 0], [0, 0, 0]])  # class c: no example, never predicted
+    report = classify.classification_report(matrix, ["a", "b", "c"])
+    f1 = {"a": 2 * (2 / 3) * 1 / (2 / 3 + 1), "b": 2 * 1 * 0.75 / 1.75}
+    assert report["macro_f1"] == pytest.approx((f1["a"] + f1["b"]) / 2)
+    assert report["per_class"]["c"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    predicted_only = classify.classification_report(torch.tensor([[1, 1], [0, 0]]), ["a", "b"])
+    assert predicted_only["macro_f1"] == pytest.approx((2 / 3 + 0) / 2)  # b was predicted: its F1 of 0 counts
 
 
 def test_labels_any_number_strings_or_integers_in_training_order() -> None:
@@ -303,14 +347,52 @@ def test_bad_model_or_vocabulary_option_is_a_config_error(tmp_path, capsys, opti
     assert not (tmp_path / "r").exists()
 
 
-def test_sst2_splits_read_if_present() -> None:
+def _sst2_or_skip() -> Path:
     root = Path(os.environ.get("RNNKIT_DATA", Path(__file__).resolve().parents[2] / "../shared/data"))
     if not (root / "sst2" / "dev.tsv").exists():
         pytest.skip(f"SST-2 not found under {root} (../shared/data is absent outside the project's machines)")
+    return root
+
+
+def test_sst2_splits_read_if_present() -> None:
+    root = _sst2_or_skip()
     with pytest.raises(DataError, match=r"no column 'sentence'; the columns found are \['label', 'content'\]"):
         read_table(root / "sst2" / "dev.tsv")  # the dev split names its text column differently
     dev = read_table(root / "sst2" / "dev.tsv", text_column="content")
     assert len(dev) == 872 and set(dev.labels) == {"0", "1"}
+
+
+def _head(source: Path, target: Path, rows: int) -> Path:
+    """The header and the first ``rows`` rows of an SST-2 split, as a file of its own."""
+    with source.open(encoding="utf-8") as f:
+        target.write_text("".join(next(f) for _ in range(rows + 1)), encoding="utf-8")
+    return target
+
+
+def test_sst2_few_hundred_rows_train_eval_and_predict_through_the_cli(tmp_path, capsys) -> None:
+    sst2 = _sst2_or_skip() / "sst2"
+    train, dev = (
+        _head(sst2 / "train.tsv", tmp_path / "train.tsv", 300),
+        _head(sst2 / "dev.tsv", tmp_path / "dev.tsv", 80),
+    )
+    run = tmp_path / "run"
+    argv = ["classify", "train", "--train", str(train), "--val", str(dev), "--val-text-column", "content"]
+    argv += ["--embed-dim", "16", "--hidden-size", "16", "--pool", "mean", "--dropout", "0", "--lr", "0.01"]
+    assert main([*argv, "--epochs", "5", "--batch-size", "32", "--monitor", "macro_f1", "--run-dir", str(run)]) == 0
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in rows if r["kind"] == "train"]
+    assert losses[-1] < losses[0] - 0.2, losses
+    assert {"val_accuracy", "val_macro_f1"} <= set(_evals(run)[-1])
+    capsys.readouterr()
+    assert main(["classify", "eval", "--run", str(run), "--data", str(dev), "--text-column", "content", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["labels"] == ["0", "1"] and sum(c["support"] for c in report["per_class"].values()) == 80
+    best = max(_evals(run), key=lambda r: r["val_macro_f1"])  # eval reads the best checkpoint: the same figures
+    assert (report["macro_f1"], report["accuracy"]) == pytest.approx((best["val_macro_f1"], best["val_accuracy"]))
+    (tmp_path / "in.txt").write_text("a gripping , funny film\nzzyzx qwxv\n" + "dull " * 500 + "\n")
+    assert main(["classify", "predict", "--run", str(run), "--input", str(tmp_path / "in.txt")]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == 3 and all(re.fullmatch(r"[01]\t0:0\.\d{4} 1:0\.\d{4}", line) for line in printed)
 
 
 # ----------------------------------------------------------------- bidirectional language-model pretraining
@@ -404,10 +486,11 @@ def test_cli_pretrain_lm_flags_are_saved_and_shown_in_help(tmp_path, capsys) -> 
         (["--pretrain-lm-epochs", "2", "--num-layers", "2"], r"must have num_layers 1 .* got num_layers 2"),
         (["--pretrain-lm-dropout", "1.0"], r"pretrain\.dropout: expected a probability in \[0, 1\), got 1\.0"),
         (["--pretrain-lm-lr", "0"], r"pretrain\.lr: expected a number > 0, got 0\.0"),
+        (["--pretrain-lm-epochs", "1"], r"t\.tsv: no text of two or more tokens; expected some to pretrain"),
     ],
 )
 def test_bad_pretrain_options_fail_with_one_line_and_write_nothing(tmp_path, capsys, options, pattern) -> None:
-    train = write_tsv(tmp_path / "t.tsv", [("good", "1"), ("bad", "0")])
+    train = write_tsv(tmp_path / "t.tsv", [("good", "1"), ("bad", "0")])  # one word each: nothing to pretrain on
     argv = ["classify", "train", "--train", str(train), *options, "--run-dir", str(tmp_path / "r")]
     _fails_cleanly(argv, capsys, pattern)
     assert not (tmp_path / "r").exists()
@@ -503,6 +586,9 @@ def test_a_run_whose_config_json_was_edited_to_nonsense_is_one_line(tmp_path, ca
         (["--vat-eps", "-1"], r"vat_eps: expected a finite number >= 0, got -1\.0"),
         (["--vat-eps", "nan"], r"vat_eps: expected a finite number >= 0, got nan"),
         (["--vat-eps", "1", "--vat-xi", "0"], r"vat_xi: expected a finite number > 0, got 0\.0"),
+        (["--monitor", "f1"], r"monitor: expected one of \['loss', 'accuracy', 'macro_f1'\] .*, got 'f1'"),
+        (["--monitor", "loss"], r"mode: 'max' with monitor 'loss' would keep the worst checkpoint; expected 'min'"),
+        (["--monitor", "macro_f1", "--mode", "min"], r"mode: 'min' with monitor 'macro_f1' .*; expected 'max'"),
     ],
 )
 def test_bad_training_options_fail_with_one_line_and_write_nothing(tmp_path, capsys, options, pattern) -> None:
@@ -795,3 +881,73 @@ def test_cli_vat_with_adversarial_training_logs_and_minimizes_all_three_terms(tm
     assert steps
     for r in steps:
         assert r["loss"] == pytest.approx(r["clean_loss"] + r["adversarial_loss"] + r["vat_loss"], rel=1e-5)
+
+
+# ===================================================================== --resume: the run's own options, checked first
+def _resumable_run_argv(tmp_path: Path, run: Path, epochs: int) -> list[str]:
+    """``classify train`` with data, model and pretrain options that all differ from the defaults."""
+    train = write_tsv(tmp_path / "train.tsv", order_sentences(96, seed=11))
+    val = tmp_path / "val.tsv"
+    val.write_text("label\tcontent\n" + "".join(f"{y}\t{t}\n" for t, y in order_sentences(24, seed=12)))
+    argv = ["classify", "train", "--train", str(train), "--val", str(val), "--val-text-column", "content"]
+    argv += ["--min-freq", "2", "--no-lowercase", "--cell", "gru", "--pool", "max", "--embed-dim", "8"]
+    argv += ["--hidden-size", "6", "--dropout", "0.1", "--word-dropout", "0.1", "--pretrain-lm-epochs", "1"]
+    return [*argv, "--batch-size", "16", "--epochs", str(epochs), "--run-dir", str(run), "--quiet"]
+
+
+def test_cli_resume_alone_continues_the_run_exactly_with_its_own_options(tmp_path, capsys) -> None:
+    straight, resumed = tmp_path / "a", tmp_path / "b"
+    assert main(_resumable_run_argv(tmp_path, straight, epochs=2)) == 0
+    assert main(_resumable_run_argv(tmp_path, resumed, epochs=1)) == 0
+    assert main(["classify", "train", "--resume", str(resumed), "--epochs", "2", "--quiet"]) == 0
+    a, b = (json.loads((r / "config.json").read_text()) for r in (straight, resumed))
+    assert (a["data"], a["model"], a["pretrain"]) == (b["data"], b["model"], b["pretrain"])
+    assert [r["val_accuracy"] for r in _evals(straight)] == [r["val_accuracy"] for r in _evals(resumed)]
+    (_, wa), (_, wb) = load_run(straight, "last"), load_run(resumed, "last")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_resume_with_other_model_or_encoding_options_is_refused_before_anything_is_written(tmp_path, capsys) -> None:
+    run = tmp_path / "run"
+    assert main(_resumable_run_argv(tmp_path, run, epochs=1)) == 0
+    before = {p: p.stat().st_mtime_ns for p in run.rglob("*")}
+    resume = ["classify", "train", "--resume", str(run), "--epochs", "2", "--quiet"]
+    _fails_cleanly([*resume, "--hidden-size", "7"], capsys, r"resume: .* was trained with the model options")
+    saved = json.loads((run / "config.json").read_text())
+    config = Config(
+        DataConfig(**{**saved["data"], "train": str(tmp_path / "absent.tsv")}),  # checked before the data is read
+        ModelConfig(**saved["model"]),
+        TrainConfig(resume=str(run), quiet=True),
+        PretrainConfig(**saved["pretrain"]),
+    )
+    with pytest.raises(ConfigError, match=r"encoded its text with the data options \{.*'lowercase': False"):
+        classify.train(replace(config, data=replace(config.data, lowercase=True)))
+    with pytest.raises(ConfigError, match=r"was trained with the model options"):
+        classify.train(replace(config, model=replace(config.model, pool="mean")))
+    assert {p: p.stat().st_mtime_ns for p in run.rglob("*")} == before
+
+
+def test_resume_of_another_tasks_run_is_one_line(tmp_path, capsys) -> None:
+    other = tmp_path / "lm"
+    other.mkdir()
+    (other / "config.json").write_text(json.dumps({"task": "lm", "train": {}}))
+    _fails_cleanly(["classify", "train", "--resume", str(other)], capsys, r"is a 'lm' run; expected a `rnnkit classify")
+    assert sorted(p.name for p in other.iterdir()) == ["config.json"]
+
+
+def test_resume_of_a_run_stopped_in_its_pretraining_says_so_and_writes_nothing(tmp_path, capsys) -> None:
+    run = tmp_path / "run"
+    assert main(_resumable_run_argv(tmp_path, run, epochs=1)) == 0
+    shutil.rmtree(run / "checkpoints")  # what a run stopped during its pretraining leaves
+    before = {p: p.stat().st_mtime_ns for p in run.rglob("*")}
+    pattern = r"resume: .* stopped during its language-model pretraining, which cannot be resumed"
+    _fails_cleanly(["classify", "train", "--resume", str(run), "--quiet"], capsys, pattern)
+    assert {p: p.stat().st_mtime_ns for p in run.rglob("*")} == before
+
+
+def test_a_validation_label_training_never_saw_names_the_validation_file_and_line(tmp_path, capsys) -> None:
+    train = write_tsv(tmp_path / "t.tsv", order_sentences(20, seed=1))
+    val = write_tsv(tmp_path / "v.tsv", [("good film", "positive"), ("meh", "neutral")])
+    argv = ["classify", "train", "--train", str(train), "--val", str(val), "--run-dir", str(tmp_path / "r")]
+    _fails_cleanly(argv, capsys, r"v\.tsv:3: label 'neutral' was never seen in training; expected one of \['neg")
+    assert not (tmp_path / "r").exists()

@@ -41,3 +41,40 @@ def test_attention_weights_sum_to_one_over_valid_steps_only() -> None:
 def test_unknown_pooling_is_refused() -> None:
     with pytest.raises(ValueError, match=r"kind: expected one of \('last', 'max', 'mean', 'attention'\), got 'sum'"):
         Pooling("sum", 4)
+
+
+@pytest.mark.parametrize("kind", POOLINGS)
+def test_one_step_sequences_and_full_lengths_pool_their_valid_steps(kind: str) -> None:
+    torch.manual_seed(0)
+    pool = Pooling(kind, 3, attention_size=4)
+    outputs = torch.randn(2, 4, 3)  # (B, T, F)
+    final = torch.randn(2, 3)
+    pooled = pool(outputs, torch.tensor([1, 4]), final)
+    expected_first = final[0] if kind == "last" else outputs[0, 0]  # one step: max = mean = attention = it
+    assert torch.allclose(pooled[0], expected_first)
+    if kind == "max":
+        assert torch.equal(pooled[1], outputs[1].amax(0))
+    if kind == "mean":
+        assert torch.allclose(pooled[1], outputs[1].mean(0))
+
+
+@pytest.mark.parametrize(
+    ("outputs", "lengths", "final", "pattern"),
+    [
+        (
+            torch.zeros(2, 3),
+            torch.tensor([1, 2]),
+            torch.zeros(2, 3),
+            r"outputs: expected \(B, T, F\), got shape \(2, 3\)",
+        ),
+        (torch.zeros(2, 3, 4), torch.tensor([1, 2, 3]), torch.zeros(2, 4), r"lengths: expected \(2,\) integers"),
+        (torch.zeros(2, 3, 4), torch.tensor([1.0, 2.0]), torch.zeros(2, 4), r"lengths: expected \(2,\) integers"),
+        (torch.zeros(2, 3, 4), torch.tensor([0, 2]), torch.zeros(2, 4), r"lengths: expected values in 1 \.\. 3"),
+        (torch.zeros(2, 3, 4), torch.tensor([4, 2]), torch.zeros(2, 4), r"lengths: expected values in 1 \.\. 3"),
+        (torch.zeros(2, 3, 4), torch.tensor([3, 2]), torch.zeros(2, 5), r"final: expected shape \(B, F\) = \(2, 4\)"),
+    ],
+)
+@pytest.mark.parametrize("kind", POOLINGS)
+def test_bad_shapes_and_lengths_are_refused_naming_the_argument(kind, outputs, lengths, final, pattern) -> None:
+    with pytest.raises(ValueError, match=pattern):
+        Pooling(kind, 4, attention_size=3)(outputs, lengths, final)

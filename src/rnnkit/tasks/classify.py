@@ -9,7 +9,7 @@ A sentence in, a label out::
 and the same from Python::
 
     from rnnkit.tasks import classify
-    run_dir = classify.train(classify.Config(data=classify.DataConfig(train="train.tsv", val="dev.tsv")))
+    run_dir = classify.train(classify.Config(data=classify.DataConfig(train="train.tsv", val="dev.tsv"))).run_dir
     report = classify.evaluate_file(run_dir, "dev.tsv")
     predictions = classify.Classifier.load(run_dir).predict(["a gripping , funny film"])
 
@@ -81,8 +81,16 @@ from rnnkit.tasks.classify_pretrain import (
     pretrain,
     pretraining_sequences,
 )
-from rnnkit.tasks.common import dataclass_from, load_task_run, require, section_from_args
-from rnnkit.tasks.pooling import POOLINGS, Pooling, valid_mask
+from rnnkit.tasks.common import (
+    check_resumed_model,
+    dataclass_from,
+    load_task_run,
+    require,
+    resumed_run_config,
+    resumed_section,
+    section_from_args,
+)
+from rnnkit.tasks.pooling import POOLINGS, Pooling, checked_lengths, valid_mask
 from rnnkit.train import (
     FitResult,
     StepOutput,
@@ -101,6 +109,7 @@ from rnnkit.train.trainer import total_steps
 CELLS = ("lstm", "gru", "rnn", "bow")
 VOCABS = ("word", "subword")
 AVERAGE_CHOICES = ("none", *AVERAGES)
+MONITOR_MODES = {"loss": "min", "accuracy": "max", "macro_f1": "max"}  # evaluate()'s metrics; which way is better
 
 
 # ===================================================================== configuration
@@ -224,6 +233,16 @@ class Config:
         self.model.validate()
         self.train.validate()
         self.pretrain.validate(self.model)
+        monitor, mode = self.train.monitor, self.train.mode
+        if monitor not in MONITOR_MODES:
+            raise ConfigError(
+                f"monitor: expected one of {list(MONITOR_MODES)} (what the validation reports), got {monitor!r}"
+            )
+        if mode != MONITOR_MODES[monitor]:
+            raise ConfigError(
+                f"mode: {mode!r} with monitor {monitor!r} would keep the worst checkpoint; "
+                f"expected {MONITOR_MODES[monitor]!r}"
+            )
         if self.data.char_ngrams and self.pretrain.epochs:
             raise ConfigError("char_ngrams: not supported with language-model pretraining (pretrain.epochs > 0)")
         if self.model.word_dropout and self.data.vocab != "word":
@@ -495,6 +514,7 @@ class TextClassifier(nn.Module):
         else:
             x = embedded
         if self.pool is None:
+            lengths = checked_lengths(x, lengths)  # no recurrent layer checks them here
             mask = valid_mask(lengths, tokens.shape[1]).unsqueeze(-1)  # (B, T, 1)
             mean = (x * mask).sum(dim=1) / lengths.unsqueeze(1).to(x.dtype)  # (B, E)
             return self.head(self.dropout(self.encoder(mean)))  # (B, C)
@@ -559,7 +579,12 @@ def confusion_matrix(targets: Sequence[int], predictions: Sequence[int], num_cla
 
 
 def classification_report(matrix: Tensor, names: Sequence[str]) -> dict[str, Any]:
-    """Accuracy, macro-F1 and per-class precision / recall / F1 / support from a confusion matrix."""
+    """Accuracy, macro-F1 and per-class precision / recall / F1 / support from a confusion matrix.
+
+    Macro-F1 is the mean F1 of the classes that occur in the data or in the predictions (as
+    scikit-learn's ``f1_score(average="macro")``): a training class absent from both has no F1 and
+    is left out, where counting it as 0 would lower the mean for no error. A class with no
+    prediction (or no example) has precision (or recall) 0."""
     m = matrix.double()
     true_pos = m.diag()
     predicted, actual = m.sum(dim=0), m.sum(dim=1)
@@ -574,7 +599,7 @@ def classification_report(matrix: Tensor, names: Sequence[str]) -> dict[str, Any
     }
     return {
         "accuracy": float(true_pos.sum() / m.sum()),
-        "macro_f1": float(f1.mean()),
+        "macro_f1": float(f1[(predicted > 0) | (actual > 0)].mean()),
         "per_class": per_class,
         "confusion_matrix": matrix.tolist(),
         "labels": list(names),
@@ -874,7 +899,10 @@ def train(config: Config, *, runs_root: str | os.PathLike = "runs") -> FitResult
         name = "adversarial_eps" if config.model.adversarial_eps else "vat_eps"
         raise ConfigError(f"{name}: not supported under torchrun (more than one process); run it alone")
     resume = Path(config.train.resume) if config.train.resume else None
+    if resume is not None:
+        check_resumed_run(config, resume)
     encoder, labels, train_examples, val_examples = load_training_data(config.data, resume)
+    lm_texts = pretraining_texts(train_examples, config) if config.pretrain.epochs and resume is None else None
     seed_everything(config.train.seed)
     model = TextClassifier(len(encoder), len(labels), config.model, config.data.char_ngrams)
     batches = BucketedBatches(
@@ -889,7 +917,7 @@ def train(config: Config, *, runs_root: str | os.PathLike = "runs") -> FitResult
         averaged = trained.average.applied(trained) if trained.average is not None else contextlib.nullcontext()
         with averaged:
             report = evaluate_examples(trained, val_examples, labels)
-        return {"loss": report["loss"], "accuracy": report["accuracy"], "macro_f1": report["macro_f1"]}
+        return {name: report[name] for name in MONITOR_MODES}
 
     trainer = Trainer(
         model,
@@ -907,19 +935,12 @@ def train(config: Config, *, runs_root: str | os.PathLike = "runs") -> FitResult
     if resume is None:
         encoder.save(trainer.run_dir)
         labels.save(trainer.run_dir)
-    if config.pretrain.epochs and resume is None:
-        pretrained, _ = pretrain_classifier(
-            trainer.model, config, len(encoder), train_examples, trainer.run_dir / "pretrain"
-        )
+    if lm_texts is not None:
+        pretrained, _ = pretrain_classifier(trainer.model, config, len(encoder), lm_texts, trainer.run_dir / "pretrain")
         if pretrained.stop_reason != "completed":  # SIGINT/SIGTERM: no classifier training
             return replace(
                 pretrained, run_dir=trainer.run_dir, stop_reason=f"{pretrained.stop_reason} during pretraining"
             )
-    elif config.pretrain.epochs and not (resume / "checkpoints" / "last").exists():
-        raise ConfigError(
-            f"resume: {resume} stopped during its language-model pretraining, which cannot be resumed; "
-            "start the run again"
-        )
     padding = batches.padding_fraction()
     if not config.train.quiet:
         print(
@@ -931,6 +952,30 @@ def train(config: Config, *, runs_root: str | os.PathLike = "runs") -> FitResult
     if trainer.is_main:
         _report_run(result, padding, val_examples, config.data.val)
     return result
+
+
+def text_encoding(data: DataConfig) -> dict[str, Any]:
+    """The data options that decide how text becomes ids (with the saved vocabulary)."""
+    ngrams = {"ngram_min": data.ngram_min, "ngram_max": data.ngram_max} if data.char_ngrams else {}
+    return {"vocab": data.vocab, "lowercase": data.lowercase, "char_ngrams": data.char_ngrams, **ngrams}
+
+
+def check_resumed_run(config: Config, run: Path) -> None:
+    """A :class:`ConfigError`, before anything is read or written, unless ``run`` is a classify run
+    that ``config`` can continue: the same ``model`` section and :func:`text_encoding` (its weights
+    and vocabulary fit no other), and past its language-model pretraining, which cannot be resumed."""
+    saved = resumed_run_config(run, "classify")
+    check_resumed_model(saved, config.model, run)
+    was = text_encoding(dataclass_from(DataConfig, saved.get("data"), f"{run / 'config.json'}: field 'data'"))
+    now = text_encoding(config.data)
+    if was != now:
+        raise ConfigError(
+            f"resume: {run} encoded its text with the data options {was}; a resumed run keeps them, got {now}"
+        )
+    if config.pretrain.epochs and not (run / "checkpoints" / "last").exists():
+        raise ConfigError(
+            f"resume: {run} stopped during its language-model pretraining, which cannot be resumed; start the run again"
+        )
 
 
 def scale_embedding_lr(optimizer: torch.optim.Optimizer, weight: nn.Parameter, scale: float) -> None:
@@ -949,14 +994,27 @@ def start_averaging(trainer: Trainer, batches_per_epoch: int) -> None:
     trainer.optimizer.register_step_post_hook(lambda *_: model.average.step(model))
 
 
-def pretrain_classifier(
-    model: TextClassifier, config: Config, vocab_size: int, train_examples: Examples, run_dir: Path
-) -> tuple[FitResult, list[str]]:
-    """Pretrain a :class:`BiLM` of ``config.model``'s shape on the training split's text (a run
-    of the engine in ``run_dir``), then copy its ``embed.*`` and ``encoder.*`` weights into
-    ``model`` (in place). Returns the pretraining's :class:`FitResult` and the names copied
-    (none when the pretraining was interrupted)."""
+def pretraining_texts(train_examples: Examples, config: Config) -> list[list[int]]:
+    """The token sequences the language model is pretrained on (``config.pretrain.text`` of the
+    training split); a :class:`DataError` naming the training table if there are none, found
+    before the run folder is made."""
     sequences = pretraining_sequences(train_examples.ids, config.pretrain.text)
+    if not sequences:
+        raise DataError(
+            "no text of two or more tokens; expected some to pretrain the language model on (--pretrain-lm-epochs)",
+            path=config.data.train,
+        )
+    return sequences
+
+
+def pretrain_classifier(
+    model: TextClassifier, config: Config, vocab_size: int, sequences: list[list[int]], run_dir: Path
+) -> tuple[FitResult, list[str]]:
+    """Pretrain a :class:`BiLM` of ``config.model``'s shape on ``sequences`` (token ids of the
+    training split's text, :func:`pretraining_texts`; a run of the engine in ``run_dir``), then
+    copy its ``embed.*`` and ``encoder.*`` weights into ``model`` (in place). Returns the
+    pretraining's :class:`FitResult` and the names copied (none when the pretraining was
+    interrupted)."""
     bilm = build_bilm(vocab_size, config.model, config.pretrain)
 
     def batches(seqs: list[list[int]], batch_size: int, seed: int) -> BucketedBatches:
@@ -1162,15 +1220,23 @@ def _add_pretrain_args(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_cli(args: argparse.Namespace) -> Config:
-    """The :class:`Config` of ``rnnkit classify train`` options."""
+    """The :class:`Config` of ``rnnkit classify train`` options. With ``--resume RUN`` the run's
+    own ``data``, ``model`` and ``pretrain`` sections, but for the options given
+    (:func:`~rnnkit.tasks.common.resumed_section`; so ``--resume RUN`` alone continues the run as it was)."""
     data = section_from_args(DataConfig, args)
     model = section_from_args(ModelConfig, args)
     pretrain = section_from_args(PretrainConfig, args, "pretrain_lm_")
+    if args.resume:
+        saved = resumed_run_config(args.resume, "classify")
+        data = resumed_section(DataConfig, saved, "data", data, args.resume, args)
+        model = resumed_section(ModelConfig, saved, "model", model, args.resume, args)
+        pretrain = resumed_section(PretrainConfig, saved, "pretrain", pretrain, args.resume, args, "pretrain_lm_")
     return Config(data, model, config_from_args(args), pretrain)
 
 
 def run_train(args: argparse.Namespace) -> int:
-    require(args, "train")
+    if not args.resume:  # a resumed run has its own
+        require(args, "train")
     config = config_from_cli(args)
     result = train(config)
     print(f"run folder: {result.run_dir} ({result.stop_reason} after {result.steps} steps)")

@@ -121,8 +121,9 @@ class BiLM(nn.Module):
     """A (bi)directional language model over a classifier's ``embed`` and one-layer ``encoder``.
 
     Call: ``model(tokens, lengths)`` with ``tokens: (B, T)`` (``0`` = padding), ``lengths: (B,)``
-    → ``(loss, n)``: the mean cross-entropy (nats) over the ``n`` predicted words. A one-direction
-    encoder gives a forward language model only.
+    → ``(loss, n)``: the mean cross-entropy (nats) over the ``n`` predicted words (whatever sits
+    past a sequence's length is neither read nor predicted). A one-direction encoder gives a
+    forward language model only.
     """
 
     def __init__(
@@ -160,14 +161,14 @@ class BiLM(nn.Module):
             raise ValueError(
                 f"tokens, lengths: expected (B, T) and (B,), got {tuple(tokens.shape)} and {tuple(lengths.shape)}"
             )
-        H = self.hidden_size
+        H, T = self.hidden_size, tokens.shape[1]
         outputs, _ = self.encoder(self.embed(tokens), lengths=lengths)  # (B, T, D*H)
-        valid = valid_mask(lengths.to(tokens.device), tokens.shape[1])  # (B, T)
-        nxt = F.pad(tokens[:, 1:], (0, 1))  # (B, T): word t+1; 0 (no target) at and past the end
-        parts = [(outputs[..., :H], nxt, valid & (nxt != 0))]
+        valid = valid_mask(lengths.to(tokens.device), T)  # (B, T)
+        nxt = F.pad(tokens[:, 1:], (0, 1))  # (B, T): word t+1
+        parts = [(outputs[..., :H], nxt, F.pad(valid[:, 1:], (0, 1), value=False))]  # t + 1 < length
         if self.directions == 2:
-            prev = F.pad(tokens[:, :-1], (1, 0))  # (B, T): word t-1; 0 (no target) at t = 0
-            parts.append((outputs[..., H:], prev, valid & (prev != 0)))
+            prev = F.pad(tokens[:, :-1], (1, 0))  # (B, T): word t-1
+            parts.append((outputs[..., H:], prev, F.pad(valid[:, :-1], (1, 0), value=False) & valid))  # 0 < t < length
         h = torch.cat([o[keep] for o, _, keep in parts])  # (N, H)
         targets = torch.cat([y[keep] for _, y, keep in parts])  # (N,)
         return h, targets

@@ -26,6 +26,20 @@ def valid_mask(lengths: Tensor, T: int) -> Tensor:
     return torch.arange(T, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)  # (B, T)
 
 
+def checked_lengths(outputs: Tensor, lengths: Tensor) -> Tensor:
+    """``lengths`` on ``outputs``'s device, after checking ``outputs: (B, T, F)`` and that
+    ``lengths`` is ``(B,)`` integers in ``1 .. T`` (a length 0 would pool nothing: NaN or -inf);
+    else a ``ValueError`` naming the argument."""
+    if outputs.dim() != 3:
+        raise ValueError(f"outputs: expected (B, T, F), got shape {tuple(outputs.shape)}")
+    B, T = outputs.shape[:2]
+    if lengths.shape != (B,) or lengths.dtype.is_floating_point or lengths.dtype == torch.bool:
+        raise ValueError(f"lengths: expected ({B},) integers, got shape {tuple(lengths.shape)} of {lengths.dtype}")
+    if B and not 1 <= int(lengths.min()) <= int(lengths.max()) <= T:
+        raise ValueError(f"lengths: expected values in 1 .. {T} (T), got {lengths.tolist()}")
+    return lengths.to(outputs.device)
+
+
 class AdditiveAttentionPooling(nn.Module):
     """Additive attention over time: ``(B, T, F)`` outputs to one ``(B, F)`` vector.
 
@@ -40,6 +54,7 @@ class AdditiveAttentionPooling(nn.Module):
         self.last_weights: Tensor | None = None
 
     def forward(self, outputs: Tensor, lengths: Tensor) -> Tensor:
+        lengths = checked_lengths(outputs, lengths)
         scores = self.score(torch.tanh(self.project(outputs))).squeeze(-1)  # (B, T)
         scores = scores.masked_fill(~valid_mask(lengths, outputs.shape[1]), float("-inf"))
         weights = torch.softmax(scores, dim=1)  # (B, T)
@@ -56,7 +71,9 @@ class Pooling(nn.Module):
         attention_size: the scoring layer's size for ``kind="attention"``.
 
     Call: ``pooling(outputs, lengths, final)`` where ``final: (B, F)`` is the encoder's final
-    state of the last layer (both directions concatenated), used by ``kind="last"`` only.
+    state of the last layer (both directions concatenated), used by ``kind="last"`` only, and
+    ``lengths: (B,)`` holds integers in ``1 .. T`` (on any device: it is moved to ``outputs``'s).
+    Anything else is a ``ValueError`` naming the argument.
     """
 
     def __init__(self, kind: str, features: int, attention_size: int = 64) -> None:
@@ -67,6 +84,10 @@ class Pooling(nn.Module):
         self.attention = AdditiveAttentionPooling(features, attention_size) if kind == "attention" else None
 
     def forward(self, outputs: Tensor, lengths: Tensor, final: Tensor) -> Tensor:
+        lengths = checked_lengths(outputs, lengths)
+        if final.shape != (outputs.shape[0], outputs.shape[2]):
+            expected = (outputs.shape[0], outputs.shape[2])
+            raise ValueError(f"final: expected shape (B, F) = {expected}, got {tuple(final.shape)}")
         if self.kind == "last":
             return final
         if self.attention is not None:
