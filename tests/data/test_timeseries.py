@@ -45,7 +45,6 @@ def test_reads_dates_values_and_lines(tmp_path):
         ("Date,Close\n2020-01-01,1\n2020-01-02,2\n2020-01-02,3\n", 4, "duplicated date 2020-01-02"),
         ("Date,Close\n2020-01-01,1\n2020-01-02,abc\n", 3, "expected a finite number, found 'abc'"),
         ("Date,Close\n2020-01-01,1\n2020-01-02,\n2020-01-03,3\n", 3, "missing value in column 'Close'"),
-        ("Date,Close\n2020-01-01,1\n\n2020-01-03,3\n", 3, "missing date"),
     ],
 )
 def test_bad_rows_name_file_and_line(tmp_path, text, line, words):
@@ -146,3 +145,53 @@ def test_yearly_cuts_fall_on_the_first_day_of_each_year():
     assert all(dates[c - 1].year == dates[c].year - 1 for c in cuts[1:])
     with pytest.raises(ConfigError, match="refit_every"):
         fold_cuts(dates, 100, "fortnightly")
+
+
+@pytest.mark.filterwarnings("error")  # pandas' date-guessing warnings must not reach the user
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        ("Date,Close\n2020-01-01,1,5\n2020-01-02,2\n", 2, "found 3 fields, expected 2"),
+        ("Date,Volume,Close\n2020-01-01,1\n2020-01-02,2,3\n", 2, "found 2 fields, expected 3"),
+        ("Date,Close,Close\n2020-01-01,1,2\n", 1, "column 'Close' appears twice"),
+        ("Date,Close\n2020-01-01,1\n\n2020-01-03,3\n", 3, "empty line"),
+        ("Date,Close\n2020-01-01,1\n2020-01-02,\xff\n", 3, "not UTF-8"),
+        ("Date,Close\n2020-01-01T00:00:00+01:00,1\n2020-06-01T00:00:00+02:00,2\nx,3\n", 4, "cannot parse 'x'"),
+        ("Date,Close\n1577836800,1\n", 2, "cannot tell the date format of '1577836800'"),
+        ("Date,Close\n01/02/2020,1\n13/02/2020,2\n", 3, "--date-format"),
+        ('Date,Close\n2020-01-01,"1,5"\n', 2, "found '1,5'"),
+        ('Date,Note,Close\n2020-01-01,"two\nlines",1\n2020-01-02,one,x\n', 4, "found 'x'"),
+        ("", 1, "empty file"),
+        ('Date,Close\n2020-01-01,"1\n2020-01-02,2\n', 3, "not a readable CSV file"),
+        ("Date,Close\n13/01/2020,1\n14/01/2020,x\n", 3, "found 'x'"),
+    ],
+)
+def test_malformed_files_name_the_line_and_what_was_expected(tmp_path, text, line, words):
+    path = tmp_path / "s.csv"
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(DataError) as e:
+        read_csv_series(str(path), "Date", "Close")
+    assert str(e.value).startswith(f"{path}:{line}: "), str(e.value)
+    assert words in str(e.value)
+
+
+def test_accepts_what_real_exports_look_like(tmp_path):
+    # a BOM, CRLF, spaces around names, thousands separators, trailing blank lines
+    text = '\ufeffDate , Close\r\n2020-01-02,"1,234.5"\r\n2020-01-03,"-12,345"\r\n2020-01-06,7\r\n\r\n\r\n'
+    s = read_csv_series(write(tmp_path, text), "Date", "Close")
+    np.testing.assert_array_equal(s.target, [1234.5, -12345, 7])
+    assert list(s.lines) == [2, 3, 4]
+
+
+def test_dates_in_another_format_and_with_offsets(tmp_path):
+    text = "Date,Close\n02.01.2020,1\n13.01.2020,2\n"
+    s = read_csv_series(write(tmp_path, text), "Date", "Close", date_format="%d.%m.%Y")
+    assert list(s.dates) == list(pd.to_datetime(["2020-01-02", "2020-01-13"]))
+    with pytest.raises(DataError, match=r":3: .*cannot parse '13.01.2020'.*%m.%d.%Y.*--date-format"):
+        read_csv_series(write(tmp_path, text), "Date", "Close")
+    text = "Date,Close\n2020-03-28T12:00:00+01:00,1\n2020-03-29T12:00:00+02:00,2\n"
+    s = read_csv_series(write(tmp_path, text), "Date", "Close")  # UTC offsets: converted to UTC
+    assert list(s.dates) == list(pd.to_datetime(["2020-03-28 11:00", "2020-03-29 10:00"]))
+    assert s.dates.tz is None
+    with pytest.raises(ConfigError, match="date_format"):
+        read_csv_series(write(tmp_path, GOOD), "Date", "Close", date_format="no percent sign")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -14,12 +16,14 @@ from rnnkit.data.timeseries import read_csv_series, transform_series, walk_forwa
 from rnnkit.errors import ConfigError
 from rnnkit.tasks import forecast as fc
 from rnnkit.train import TrainConfig
+from rnnkit.train.checkpoint import load_weights
 
 DATA = Path(os.environ.get("RNNKIT_DATA", Path(__file__).resolve().parents[2] / "../shared/data"))
 
 
-def write_series(path: Path, values: np.ndarray, start: str = "2000-01-03") -> str:
-    dates = pd.bdate_range(start, periods=len(values)).strftime("%Y-%m-%d")
+def write_series(path: Path, values: np.ndarray, start: str = "2000-01-03", holidays: tuple[int, ...] = ()) -> str:
+    """``values`` on business days from ``start``; the days at the positions ``holidays`` are skipped."""
+    dates = pd.bdate_range(start, periods=len(values) + len(holidays)).delete(list(holidays)).strftime("%Y-%m-%d")
     pd.DataFrame({"Date": dates, "y": values}).to_csv(path, index=False)
     return str(path)
 
@@ -56,7 +60,14 @@ def test_rnn_beats_persistence_and_linear_ar_on_a_nonlinear_recurrence(tmp_path)
     assert table["rnn"]["mase"] < 0.5 * table["linear_ar"]["mase"]
     assert "The RNN beats the naive forecast, significantly." in run.report_text
     # the run folder holds what eval and predict need, and eval recomputes the same table
-    for name in ("config.json", "state.json", "forecasts.csv", "report.md", "checkpoints/last", "plots/forecast.png"):
+    for name in (
+        "config.json",
+        "state.json",
+        "forecasts.csv",
+        "report.md",
+        "final/checkpoints/last",
+        "plots/forecast.png",
+    ):
         assert (run.run_dir / name).exists(), name
     table_again, _ = fc.evaluate(run.run_dir)
     assert table_again["rnn"]["rmse"] == pytest.approx(table["rnn"]["rmse"], rel=1e-9)
@@ -125,7 +136,7 @@ def test_autoregressive_decoder_refuses_covariates():
 def test_cli_train_eval_predict(tmp_path, capsys):
     rng = np.random.default_rng(1)
     prices = 50 * np.exp(np.cumsum(0.01 * rng.standard_normal(400)))
-    path = write_series(tmp_path / "p.csv", prices)
+    path = write_series(tmp_path / "p.csv", prices, holidays=(360, 385, 395))  # a trading calendar
     run_dir = tmp_path / "run"
     common = ["--data", path, "--date-column", "Date", "--target", "y", "--transform", "log-return"]
     args = ["forecast", "train", *common, "--horizon", "2", "--context", "10", "--hidden-size", "8", "--epochs", "2"]
@@ -140,6 +151,17 @@ def test_cli_train_eval_predict(tmp_path, capsys):
     assert list(frame.columns) == ["step", "date", "forecast", "lower", "upper", "level"]
     assert len(frame) == 2 and (frame["lower"] < frame["upper"]).all()
     np.testing.assert_allclose(frame["level"].iloc[0], prices[-1] * np.exp(frame["forecast"].iloc[0]))
+    last = pd.Timestamp(pd.read_csv(path)["Date"].iloc[-1])
+    assert list(frame["date"]) == [str(d.date()) for d in pd.bdate_range(last, periods=3)[1:]]  # the next trading days
+    # config.json holds the options as given (not the final refit's), and a fit's folder is not the run
+    saved = json.loads((run_dir / "config.json").read_text())
+    assert saved["task"] == "forecast" and saved["train"]["epochs"] == 2 and saved["model"]["context"] == 10
+    capsys.readouterr()
+    assert main(["forecast", "eval", "--run", str(run_dir / "folds" / "00")]) == 2
+    assert "not one of its folds/ or final/" in capsys.readouterr().err
+
+
+MONTH = "Date,y\n" + "".join(f"2020-01-{d:02d},{d % 7}\n" for d in range(1, 32))
 
 
 @pytest.mark.parametrize(
@@ -152,6 +174,12 @@ def test_cli_train_eval_predict(tmp_path, capsys):
         ("Date,y\n2020-01-01,1\n2020-01-02,\n", [], "p.csv:3: missing value in column 'y' (pass --fill"),
         ("Date,y\n2020-01-01,1\n2020-01-02,2\n", ["--steps", "30"], "steps: a walk-forward run trains by epochs"),
         ("Date,y\n2020-01-01,1\n2020-01-02,2\n", ["--dropout", "1"], "dropout: expected a probability in [0, 1)"),
+        ("Date,y\n2020-01-01,1\n", ["--date-format", "dd/mm/yyyy"], "date_format: expected strptime codes"),
+        ("Date,y\n01.02.2020,1\n13.02.2020,2\n", [], "p.csv:3: column 'Date': cannot parse '13.02.2020'"),
+        ("Date,y\n2020-01-01,1,2\n2020-01-02,2\n", [], "p.csv:2: found 3 fields, expected 2"),
+        (MONTH, ["--period", "26"], "period: 26 steps, but the part before the test has only 25"),
+        (MONTH, ["--val-fraction", "0.9", "--horizon", "3"], "leaving no training window"),
+        (MONTH, ["--context", "2", "--horizon", "3", "--train-window", "5"], "too short for the linear AR baseline"),
     ],
 )
 def test_cli_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, text, extra, message):
@@ -171,3 +199,55 @@ def test_reads_the_real_sp500_file():
     assert len(prices) == 23116 and prices.dates.is_monotonic_increasing and prices.dates[0].year == 1927
     returns = transform_series(prices, "log-return")
     assert abs(returns.target.mean()) < 1e-3 and 0.005 < returns.target.std() < 0.02
+
+
+def test_validation_windows_share_no_target_with_training_windows():
+    origins = np.arange(10, 110)
+    train, val = fc.split_validation(origins, 0.2, horizon=5, cut=115)
+    assert len(val) == 20 and len(train) == 100 - 20 - 4
+    assert train.max() + 5 < val.min() + 1  # the last training target comes before the first validation target
+    assert len(fc.split_validation(origins, 0.0, horizon=5, cut=115)[0]) == 100  # no validation: every window
+    with pytest.raises(ConfigError, match="no training window"):
+        fc.split_validation(np.arange(6), 0.5, horizon=4, cut=10)
+
+
+def test_an_interrupted_run_goes_on_exactly_with_only_resume(tmp_path, monkeypatch, capsys):
+    path = write_series(tmp_path / "s.csv", logistic_map(300))
+    args = ["forecast", "train", "--data", path, "--target", "y", "--context", "6", "--hidden-size", "8"]
+    args += ["--horizon", "2", "--epochs", "3", "--refit-epochs", "2", "--refit-every", "30", "--batch-size", "16"]
+    args += ["--seed", "3", "--val-fraction", "0.2", "--quiet", "--threads", "1"]
+    assert main([*args, "--run-dir", str(tmp_path / "whole")]) == 0
+    loss, calls = fc.forecast_loss, []
+
+    def interrupt_in_the_second_fit(output, target, cfg):
+        calls.append(1)
+        if len(calls) == 60:  # the first fit calls it 39 times (3 epochs of 12 steps, 3 validations)
+            signal.raise_signal(signal.SIGINT)
+        return loss(output, target, cfg)
+
+    monkeypatch.setattr(fc, "forecast_loss", interrupt_in_the_second_fit)
+    run = tmp_path / "cut"
+    assert main([*args, "--run-dir", str(run)]) == 130
+    assert f"continue with `rnnkit forecast train --resume {run}`" in capsys.readouterr().err
+    assert (run / "folds/00/fit.json").exists() and not (run / "folds/01/fit.json").exists()
+    assert (run / "folds/01/checkpoints/last").is_dir()  # the second fit goes on from where it stopped
+    assert not (run / "state.json").exists()  # the walk-forward stopped: nothing claims a result
+    monkeypatch.setattr(fc, "forecast_loss", loss)
+    assert main(["forecast", "train", "--resume", str(run)]) == 0
+    assert "resumed" in json.loads((run / "folds/01/config.json").read_text())  # continued, not started again
+    pd.testing.assert_frame_equal(pd.read_csv(run / "forecasts.csv"), pd.read_csv(tmp_path / "whole/forecasts.csv"))
+    final, whole = load_weights(run / "final/checkpoints/last"), load_weights(tmp_path / "whole/final/checkpoints/last")
+    assert all(torch_equal(final[k], whole[k]) for k in whole)
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["train"]["epochs"] == 3 and len(saved["resumed"]) == 1
+    # a resumed walk-forward keeps its model and folds; another task's run is refused
+    assert main(["forecast", "train", "--resume", str(run), "--horizon", "3"]) == 2
+    assert "resume:" in capsys.readouterr().err
+    (tmp_path / "lm").mkdir()
+    (tmp_path / "lm/config.json").write_text(json.dumps({"task": "lm", "train": {}}))
+    assert main(["forecast", "train", "--resume", str(tmp_path / "lm")]) == 2
+    assert "is a 'lm' run" in capsys.readouterr().err
+
+
+def torch_equal(a, b) -> bool:
+    return bool((a == b).all())

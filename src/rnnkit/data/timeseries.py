@@ -16,12 +16,17 @@ length, ``H`` horizon.
 
 from __future__ import annotations
 
+import csv
+import io
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pandas.tseries.api import guess_datetime_format
 
 from rnnkit.errors import ConfigError, DataError
 
@@ -29,6 +34,7 @@ FILLS = ("none", "ffill", "interpolate", "drop")
 TRANSFORMS = ("none", "diff", "log-return")
 MISSING_TOKENS = frozenset({"", "na", "nan", "null", "none", "n/a"})
 HEADER_LINES = 1  # the CSV's first line holds the column names; data row i is on line i + 2
+THOUSANDS = r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?"  # 1,234.5: commas between groups of three digits
 
 
 @dataclass
@@ -61,29 +67,104 @@ def read_csv_series(
     target: str,
     covariates: Sequence[str] = (),
     fill: str = "none",
+    date_format: str | None = None,
 ) -> Series:
     """Read and validate ``path``: dates parsed, sorted and unique; used columns numeric.
 
     ``fill`` handles *missing* cells in used columns: ``none`` (error), ``ffill``,
-    ``interpolate`` (linear) or ``drop`` (the row). Non-numeric text is always an error.
+    ``interpolate`` (linear) or ``drop`` (the row). Non-numeric text is always an error; numbers
+    may have thousands separators (``"1,234.5"``). ``date_format`` (``strptime`` codes, e.g.
+    ``%d.%m.%Y``) defaults to the format guessed from the first date; dates with a UTC offset
+    are converted to UTC.
     """
     path = str(path)
     if fill not in FILLS:
         raise ConfigError(f"fill: expected one of {FILLS}, got {fill!r}")
-    try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False)
-    except FileNotFoundError:
-        raise DataError("no such file", path=path) from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise DataError(f"not a readable CSV file ({e})", path=path) from None
+    check_date_format(date_format)
+    header, rows, lines = _read_table(path)
     columns = [target, *covariates]
+    raw = pd.DataFrame({name: [row[i] for row in rows] for i, name in enumerate(header)}, columns=header, dtype=str)
     _check_columns(raw, path, date_column, columns)
-    lines = np.arange(len(raw)) + HEADER_LINES + 1
-    dates = _parse_dates(raw[date_column], path, lines)
+    dates = _parse_dates(raw[date_column], path, lines, date_format)
     values = np.stack([_parse_numbers(raw[c], c, path, lines) for c in columns], axis=1)  # (N, F)
     _check_order(dates, path, lines)
     values, dates, lines = _fill_missing(values, dates, lines, columns, path, fill)
     return Series(pd.DatetimeIndex(dates), values, columns, lines, path)
+
+
+def check_date_format(date_format: str | None) -> None:
+    """A :class:`ConfigError` unless ``date_format`` is None or holds ``strptime`` codes."""
+    if date_format is not None and "%" not in date_format:
+        raise ConfigError(f"date_format: expected strptime codes such as %Y-%m-%d or %d/%m/%Y, got {date_format!r}")
+
+
+def _read_table(path: str) -> tuple[list[str], list[list[str]], np.ndarray]:
+    """The header (names stripped), the rows (each with the header's field count) and the line
+    each row starts on. Blank lines at the end are ignored; anywhere else they are an error."""
+    text = _read_text(path)
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)  # strict: an unclosed quote is an error
+    header, rows, lines, end = None, [], [], 0
+    try:
+        for row in reader:
+            start, end = end + 1, reader.line_num
+            if header is None:
+                header = _check_header([name.strip() for name in row], path)
+            elif row:
+                if len(row) != len(header):
+                    raise DataError(
+                        f"found {len(row)} fields, expected {len(header)} as in the header ({','.join(header)})",
+                        path=path,
+                        line=start,
+                    )
+                rows.append(row)
+                lines.append(start)
+            else:
+                lines.append(-start)  # a blank line: an error unless only blank lines follow
+    except csv.Error as e:
+        raise DataError(f"not a readable CSV file ({e})", path=path, line=reader.line_num) from None
+    if header is None:
+        raise DataError("empty file; expected a header line with the column names", path=path, line=1)
+    return header, rows, _check_blank_lines(np.asarray(lines, dtype=np.int64), header, path)
+
+
+def _read_text(path: str) -> str:
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise DataError("no such file", path=path) from None
+    except IsADirectoryError:
+        raise DataError("a folder; expected a CSV file", path=path) from None
+    except OSError as e:
+        raise DataError(f"cannot read the file ({e.strerror})", path=path) from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise DataError(
+            f"byte {e.start} (0x{data[e.start]:02x}) is not UTF-8; expected a UTF-8 text file", path=path, line=line
+        ) from None
+
+
+def _check_header(names: list[str], path: str) -> list[str]:
+    if names == [""]:
+        raise DataError("empty line; expected the header line with the column names", path=path, line=1)
+    seen = set()
+    for name in names:
+        if name in seen:
+            raise DataError(f"column {name!r} appears twice in the header", path=path, line=1)
+        seen.add(name)
+    return names
+
+
+def _check_blank_lines(lines: np.ndarray, header: list[str], path: str) -> np.ndarray:
+    """The data rows' lines; a blank line (negative entry) before a data row is an error."""
+    data = np.flatnonzero(lines > 0)
+    blank = np.flatnonzero(lines[: data[-1]] < 0) if len(data) else np.array([], dtype=np.int64)
+    if len(blank):
+        raise DataError(
+            f"empty line; expected {len(header)} fields ({','.join(header)})", path=path, line=int(-lines[blank[0]])
+        )
+    return lines[data]
 
 
 def series_from_frame(
@@ -113,34 +194,50 @@ def _check_columns(raw: pd.DataFrame, path: str, date_column: str, columns: Sequ
         raise ConfigError(f"column {date_column!r} is the date column and cannot also be a value column")
 
 
-def _parse_dates(text: pd.Series, path: str, lines: np.ndarray) -> np.ndarray:
+def _parse_dates(text: pd.Series, path: str, lines: np.ndarray, date_format: str | None = None) -> np.ndarray:
+    """Datetimes ``(N,)`` (naive; offsets converted to UTC), every one in the same format."""
     stripped = text.str.strip()
     missing = stripped.str.lower().isin(MISSING_TOKENS).to_numpy()
     if missing.any():
         i = int(np.argmax(missing))
         raise DataError(f"missing date in column {text.name!r}", path=path, line=int(lines[i]))
-    parsed = pd.to_datetime(stripped, errors="coerce")
+    if not len(stripped):
+        return np.array([], dtype="datetime64[ns]")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pandas' notes on guessed formats: a date that does not fit is named below
+        fmt = date_format or guess_datetime_format(stripped.iloc[0])
+        parsed = pd.to_datetime(stripped, format=fmt, errors="coerce", utc=True) if fmt else None
+    if parsed is None:
+        raise DataError(
+            f"column {text.name!r}: cannot tell the date format of {stripped.iloc[0]!r}; "
+            "pass --date-format with strptime codes, e.g. %Y-%m-%d",
+            path=path,
+            line=int(lines[0]),
+        )
+    parsed = parsed.dt.tz_convert(None)
     bad = parsed.isna().to_numpy()
     if bad.any():
         i = int(np.argmax(bad))
+        origin = "given by --date-format" if date_format else f"guessed from line {lines[0]}, {stripped.iloc[0]!r}"
         raise DataError(
-            f"column {text.name!r}: cannot parse {stripped.iloc[i]!r} as a date "
-            f"(expected the same date format as the first row, e.g. 2020-01-31)",
+            f"column {text.name!r}: cannot parse {stripped.iloc[i]!r} as a date in the format {fmt} ({origin}); "
+            "pass --date-format with the file's strptime codes, e.g. %d/%m/%Y",
             path=path,
             line=int(lines[i]),
         )
-    return parsed.to_numpy()
+    return parsed.to_numpy(dtype="datetime64[ns]")
 
 
 def _parse_numbers(text: pd.Series, name: str, path: str, lines: np.ndarray) -> np.ndarray:
     stripped = text.str.strip()
+    stripped = stripped.where(~stripped.str.fullmatch(THOUSANDS), stripped.str.replace(",", "", regex=False))
     missing = stripped.str.lower().isin(MISSING_TOKENS).to_numpy()
     numbers = pd.to_numeric(stripped.where(~missing, None), errors="coerce").to_numpy(dtype=np.float64)
     bad = np.isnan(numbers) & ~missing | np.isinf(numbers)
     if bad.any():
         i = int(np.argmax(bad))
         raise DataError(
-            f"column {name!r}: expected a finite number, found {stripped.iloc[i]!r}", path=path, line=int(lines[i])
+            f"column {name!r}: expected a finite number, found {text.iloc[i].strip()!r}", path=path, line=int(lines[i])
         )
     return numbers  # NaN marks a missing cell
 

@@ -27,7 +27,9 @@ import argparse
 import dataclasses
 import json
 import os
+import shutil
 import statistics
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -45,6 +47,7 @@ from rnnkit.data.timeseries import (
     TRANSFORMS,
     Series,
     StandardScaler,
+    check_date_format,
     check_length,
     is_differenced,
     levels_from_changes,
@@ -58,13 +61,23 @@ from rnnkit.io import atomic_write_text, pyplot, save_figure
 from rnnkit.nn import GRU, LSTM, RNN
 from rnnkit.tasks import forecast_baselines as baselines
 from rnnkit.tasks import forecast_metrics as metrics
+from rnnkit.tasks.common import check_resumed_model, resumed_run_config, resumed_section
 from rnnkit.train import FitResult, TrainConfig, Trainer, add_train_args, append_report, load_run, read_run_config
 from rnnkit.train import config_from_args as train_config_from_args
-from rnnkit.train.run import load_weights_into
+from rnnkit.train.run import load_weights_into, write_report, write_run_config
 
 CELLS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
 DECODERS = ("direct", "autoregressive")
 OUTPUTS = ("point", "gaussian", "quantile")
+FIT_FILE = "fit.json"  # in each fit's folder once the fit has finished: its log and which weights it ended with
+
+
+class WalkForwardInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped a fit; its checkpoint is saved and ``--resume RUN_DIR`` goes on from there."""
+
+    def __init__(self, reason: str, run_dir: Path | None = None) -> None:
+        super().__init__(reason)
+        self.reason, self.run_dir = reason, run_dir
 
 
 # ---------------------------------------------------------------------------------------- config
@@ -79,8 +92,10 @@ class DataConfig:
     transform: str = "none"  # none | diff | log-return (applied to every used column)
     fill: str = "none"  # none (error) | ffill | interpolate | drop: what to do with missing cells
     period: int | None = None  # seasonal period in steps (seasonal naive baseline, MASE scale)
+    date_format: str | None = None  # strptime codes of the date column (None: guessed from its first date)
 
     def validate(self) -> None:
+        check_date_format(self.date_format)
         if self.transform not in TRANSFORMS:
             raise ConfigError(f"transform: expected one of {list(TRANSFORMS)}, got {self.transform!r}")
         if self.fill not in FILLS:
@@ -168,8 +183,11 @@ class Config:
     threads: int | None = None  # torch CPU threads (None: torch's default); 1 suits a busy machine
 
     def validate(self, n_features: int | None = None) -> None:
-        if self.train.resume:
-            raise ConfigError("resume: a walk-forward run refits at every cut and cannot be resumed; start it again")
+        if self.train.resume and self.run_dir and Path(self.run_dir).resolve() != Path(self.train.resume).resolve():
+            raise ConfigError(
+                f"run_dir: {self.run_dir!r} with resume {self.train.resume!r}; a resumed run goes on in its own "
+                "folder: expected one of them, or the same folder"
+            )
         if self.train.steps is not None:
             raise ConfigError(
                 f"steps: a walk-forward run trains by epochs (--epochs for the first fit, --refit-epochs for each "
@@ -287,14 +305,16 @@ def fit_windows(
     Y: np.ndarray,
     train: TrainConfig,
     run_dir: Path,
-    task_config: dict | None = None,
     validation: tuple[np.ndarray, np.ndarray] | None = None,
+    resume: bool = False,
 ) -> FitResult:
     """Train on windows ``X: (K, C, F)`` → ``Y: (K, H)`` (scaled) with :class:`rnnkit.train.Trainer`.
 
-    ``train`` says how long (``epochs``) and how; the trainer writes its run folder in ``run_dir``.
-    With ``validation`` windows the loss on them is evaluated after every epoch (``patience`` stops
-    early) and the model ends with the weights of the best epoch.
+    ``train`` says how long (``epochs``) and how; the trainer writes its run folder in ``run_dir``
+    (``resume``: it goes on from that folder's last checkpoint). With ``validation`` windows the
+    loss on them is evaluated after every epoch (``patience`` stops early) and the model ends with
+    the weights of the best epoch. A fit stopped by SIGINT/SIGTERM raises
+    :class:`WalkForwardInterrupted` (its checkpoint saved).
     """
     Xt = torch.as_tensor(X, dtype=torch.float32)  # (K, C, F)
     Yt = torch.as_tensor(Y, dtype=torch.float32)  # (K, H)
@@ -314,17 +334,13 @@ def fit_windows(
         x, y = batch
         return forecast_loss(net(x), y, model.cfg)
 
-    config = dataclasses.replace(train, batch_size=batch_size, run_dir=None, resume=None, monitor="loss", mode="min")
-    trainer = Trainer(
-        model,
-        config,
-        train_step=train_step,
-        evaluate=evaluate,
-        task="forecast",
-        run_dir=run_dir,
-        task_config=task_config,
+    config = dataclasses.replace(
+        train, batch_size=batch_size, run_dir=None, resume=str(run_dir) if resume else None, monitor="loss", mode="min"
     )
+    trainer = Trainer(model, config, train_step=train_step, evaluate=evaluate, task="forecast", run_dir=run_dir)
     result = trainer.fit(batches)
+    if result.stop_reason.startswith("interrupted"):
+        raise WalkForwardInterrupted(result.stop_reason)
     if validation is not None and result.best_step is not None:
         _, best = load_run(result.run_dir, which="best")
         model.load_state_dict(best)
@@ -364,6 +380,8 @@ def resolve_test_start(dates: pd.DatetimeIndex, walk: WalkForwardConfig) -> int:
         when = pd.Timestamp(walk.test_start)
     except ValueError:
         raise ConfigError(f"test_start: expected a date such as 2000-01-01, got {walk.test_start!r}") from None
+    if when.tzinfo is not None:  # the series' dates are naive UTC (see read_csv_series)
+        when = when.tz_convert(None)
     index = int(dates.searchsorted(when))
     if index >= len(dates):
         raise ConfigError(f"test_start: {walk.test_start} is after the last date of the series ({dates[-1].date()})")
@@ -384,28 +402,78 @@ def baseline_forecasts(z: np.ndarray, origins: np.ndarray, cfg: Config) -> dict[
     return out
 
 
-def walk_forward(series: Series, cfg: Config, run_dir: Path) -> tuple[WalkForwardResult, Forecaster]:
-    """Refit (warm-started) at each cut, forecast the block after it; baselines on the same points.
+def plan_folds(series: Series, cfg: Config) -> tuple[int, list]:
+    """The test part's first index and the walk-forward folds, each checked to have training windows.
 
-    ``series`` is already transformed. Each fold's scaler is fitted on its own training rows; each
-    fold's training run folder is ``run_dir/folds/NN``.
+    Everything here is checked before a file is written.
     """
     C, H = cfg.model.context, cfg.model.horizon
     test_start = resolve_test_start(series.dates, cfg.walk)
     folds = walk_forward_folds(series.dates, C, H, test_start, cfg.walk.refit_every, cfg.walk.train_window)
     if not folds:
         raise ConfigError(f"the test part from step {test_start} has no origin with {H} observed steps after it")
+    if cfg.data.period is not None and cfg.data.period >= test_start:
+        raise ConfigError(
+            f"period: {cfg.data.period} steps, but the part before the test has only {test_start}; "
+            "expected a period shorter than that"
+        )
+    for fold in folds:
+        split_validation(fold.train_origins, cfg.walk.val_fraction, H, fold.cut)
+    if ar_order_limit(folds, cfg) < 1:
+        raise ConfigError(
+            f"the first fold trains on {folds[0].cut - folds[0].train_start} steps, too short for the linear AR "
+            f"baseline at horizon {H}: move test_start later or give a longer train_window"
+        )
+    return test_start, folds
+
+
+def ar_order_limit(folds: list, cfg: Config) -> int:
+    """The largest linear AR order every fold's training part can fit (``walk.ar_max_order`` at most).
+
+    Order ``p`` on ``L`` training steps has ``L - H - p + 1`` direct ``H``-step equations for
+    ``p + 1`` coefficients; at least one more is asked for, so ``p <= (L - H - 1) / 2``.
+    """
+    shortest = min(fold.cut - fold.train_start for fold in folds)
+    return min(cfg.walk.ar_max_order, (shortest - cfg.model.horizon - 1) // 2)
+
+
+def split_validation(origins: np.ndarray, val_fraction: float, horizon: int, cut: int) -> tuple[np.ndarray, ...]:
+    """``(train, validation)`` origins of one fit: the latest ``val_fraction`` of ``origins`` held out.
+
+    The ``horizon - 1`` training origins just before the held-out ones are dropped: their targets
+    would be the first validation targets. A :class:`ConfigError` when no training origin is left.
+    """
+    n_val = int(len(origins) * val_fraction)
+    n_train = len(origins) - n_val - (horizon - 1 if n_val else 0)
+    if n_train < 1:
+        raise ConfigError(
+            f"a fit before step {cut} has {len(origins)} windows, leaving no training window "
+            f"(validation {n_val}, horizon {horizon}): lower context/horizon/val_fraction or move test_start later"
+        )
+    return origins[:n_train], origins[len(origins) - n_val :]
+
+
+def walk_forward(
+    series: Series, cfg: Config, run_dir: Path, folds: list, resume: bool = False
+) -> tuple[WalkForwardResult, Forecaster]:
+    """Refit (warm-started) at each cut, forecast the block after it; baselines on the same points.
+
+    ``series`` is already transformed; ``folds`` from :func:`plan_folds`. Each fold's scaler is
+    fitted on its own training rows; each fold's training run folder is ``run_dir/folds/NN``.
+    ``resume``: folds that finished are restored from their folders, an interrupted one goes on.
+    """
+    C, H = cfg.model.context, cfg.model.horizon
     torch.manual_seed(cfg.train.seed)
     model = Forecaster(series.values.shape[1], cfg.model)
     z = series.target
-    order = baselines.select_ar_order(z[folds[0].train_start : folds[0].cut], cfg.walk.ar_max_order)
+    order = baselines.select_ar_order(z[folds[0].train_start : folds[0].cut], ar_order_limit(folds, cfg))
     pieces, fit_log = [], []
     for i, fold in enumerate(folds):
         epochs = cfg.train.epochs if i == 0 else cfg.walk.refit_epochs
         plan = FitPlan(
             fold.train_start, fold.cut, fold.train_origins, epochs, cfg.train.seed + i, run_dir / "folds" / f"{i:02d}"
         )
-        log = _fit_fold(model, series.values, plan, cfg)
+        log = _fit_or_restore(model, series.values, plan, cfg, resume)
         fit_log.append({"fold": i, "cut_date": date_text(series.dates[fold.cut]), **log})
         scaler = StandardScaler.fit(series.values[fold.train_start : fold.cut])
         X, _ = make_windows(scaler.transform(series.values), fold.test_origins, C, H)
@@ -441,23 +509,36 @@ class FitPlan:
     run_dir: Path
 
 
-def _fit_fold(
-    model: Forecaster, values: np.ndarray, plan: FitPlan, cfg: Config, task_config: dict | None = None
-) -> dict:
-    """Scale with the plan's training rows only, build its windows, train. Returns a log entry."""
-    if len(plan.origins) == 0:
-        raise ConfigError(
-            f"a fold has no training window before step {plan.cut}: lower context/horizon or move test_start later"
-        )
+def _fit_or_restore(model: Forecaster, values: np.ndarray, plan: FitPlan, cfg: Config, resume: bool) -> dict:
+    """:func:`_fit_fold`, or on a resumed run: a fit that finished restored from its folder (weights
+    and log), one that was interrupted continued from its last checkpoint. Returns the log entry."""
+    done = plan.run_dir / FIT_FILE
+    if resume and done.exists():
+        saved = json.loads(done.read_text())
+        if saved.get("cut") == plan.cut and saved.get("origins") == len(plan.origins):
+            _, weights = load_run(plan.run_dir, which=saved["weights"])
+            load_weights_into(model, weights, plan.run_dir)
+            return saved["log"]
+    go_on = resume and (plan.run_dir / "checkpoints" / "last").is_dir()
+    log, weights = _fit_fold(model, values, plan, cfg, resume=go_on)
+    record = {"cut": plan.cut, "origins": len(plan.origins), "weights": weights, "log": log}
+    atomic_write_text(done, json.dumps(record, indent=2))
+    return log
+
+
+def _fit_fold(model: Forecaster, values: np.ndarray, plan: FitPlan, cfg: Config, resume: bool) -> tuple[dict, str]:
+    """Scale with the plan's training rows only, build its windows, train. Returns a log entry and
+    the checkpoint the model ended with (``best`` with validation windows, else ``last``)."""
     scaler = StandardScaler.fit(values[plan.start : plan.cut])
-    X, Y = make_windows(scaler.transform(values), plan.origins, cfg.model.context, cfg.model.horizon)
-    n_val = int(len(X) * cfg.walk.val_fraction)
-    validation = (X[len(X) - n_val :], Y[len(X) - n_val :]) if n_val else None
+    C, H = cfg.model.context, cfg.model.horizon
+    train_origins, val_origins = split_validation(plan.origins, cfg.walk.val_fraction, H, plan.cut)
+    X, Y = make_windows(scaler.transform(values), train_origins, C, H)
+    validation = make_windows(scaler.transform(values), val_origins, C, H) if len(val_origins) else None
     train = dataclasses.replace(cfg.train, steps=None, epochs=plan.epochs, seed=plan.seed)
-    fit = fit_windows(model, X[: len(X) - n_val], Y[: len(X) - n_val], train, plan.run_dir, task_config, validation)
-    return {
-        "train_windows": len(plan.origins) - n_val,
-        "val_windows": n_val,
+    fit = fit_windows(model, X, Y, train, plan.run_dir, validation, resume)
+    log = {
+        "train_windows": len(train_origins),
+        "val_windows": len(val_origins),
         "best_val_loss": fit.best_metric,
         "best_step": fit.best_step,
         "epochs": plan.epochs,
@@ -466,6 +547,7 @@ def _fit_fold(
         "scaler": scaler.to_dict(),
         "seconds": fit.wall_seconds,
     }
+    return log, "best" if validation is not None and fit.best_step is not None else "last"
 
 
 # ------------------------------------------------------------------------------------ evaluation
@@ -592,7 +674,7 @@ def load_series(data: DataConfig, path: str | None = None) -> tuple[Series, Seri
     source = path or data.path
     if not source:
         raise ConfigError("data.path: no CSV file given (--data FILE)")
-    levels = read_csv_series(source, data.date_column, data.target, data.covariates, data.fill)
+    levels = read_csv_series(source, data.date_column, data.target, data.covariates, data.fill, data.date_format)
     return levels, transform_series(levels, data.transform)
 
 
@@ -605,20 +687,28 @@ def train(cfg: Config, series: tuple[Series, Series] | None = None) -> Run:
     """Walk-forward train and evaluate, refit on all data, and write the run folder.
 
     ``series`` (levels, transformed) replaces reading ``cfg.data.path`` (e.g. a statsmodels dataset).
-    Everything is validated before any file is written.
+    Everything is validated before any file is written. With ``cfg.train.resume`` (a run folder
+    of the same options) the fits that finished are restored and the interrupted one goes on
+    from its last checkpoint. SIGINT/SIGTERM raise :class:`WalkForwardInterrupted`.
     """
     cfg.validate()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    if cfg.train.resume:
+        check_resumed_run(cfg)
     _, z = series or load_series(cfg.data)
     cfg.validate(n_features=z.values.shape[1])
     check_length(z, cfg.model.context, cfg.model.horizon)
-    run_dir = Path(cfg.run_dir or cfg.train.run_dir or default_run_dir())
+    test_start, folds = plan_folds(z, cfg)
+    run_dir = Path(cfg.train.resume or cfg.run_dir or cfg.train.run_dir or default_run_dir())
+    start_run(run_dir, cfg)
     began = time.perf_counter()
-    result, model = walk_forward(z, cfg, run_dir)
-    final = _final_refit(model, z, cfg, run_dir)
+    try:
+        result, model = walk_forward(z, cfg, run_dir, folds, resume=bool(cfg.train.resume))
+        final = _final_refit(model, z, cfg, run_dir)
+    except WalkForwardInterrupted as e:
+        raise WalkForwardInterrupted(e.reason, run_dir) from None
     differenced = is_differenced(cfg.data.transform)
-    test_start = resolve_test_start(z.dates, cfg.walk)
     scale = metrics.mase_scale(z.target[:test_start], cfg.data.period or 1)
     table = score_table(result, scale, differenced)
     state = {
@@ -636,16 +726,50 @@ def train(cfg: Config, series: tuple[Series, Series] | None = None) -> Run:
     return Run(run_dir, result, table, report_text)
 
 
+def check_resumed_run(cfg: Config) -> None:
+    """A :class:`ConfigError` unless ``cfg.train.resume`` is a forecast run with the same model,
+    walk-forward and data options (the data file may have moved): its finished fits depend on them."""
+    run = cfg.train.resume
+    saved = resumed_run_config(run, "forecast")
+    check_resumed_model(saved, cfg.model, run)
+    given = {"walk": dataclasses.asdict(cfg.walk), "data": {**dataclasses.asdict(cfg.data), "path": None}}
+    found = {"walk": saved.get("walk"), "data": {**(saved.get("data") or {}), "path": None}}
+    for key in ("walk", "data"):
+        if found[key] != given[key]:
+            raise ConfigError(
+                f"resume: {run} was trained with the {key} options {saved.get(key)}; a resumed walk-forward keeps "
+                f"them, got {dataclasses.asdict(getattr(cfg, key))}"
+            )
+
+
+def start_run(run_dir: Path, cfg: Config) -> None:
+    """Write the run's ``config.json`` (the options as given: what reruns or resumes the run).
+
+    A new run in a folder that holds an earlier one first removes that run's fits and config.
+    """
+    if not cfg.train.resume and any((run_dir / name).exists() for name in ("config.json", "folds", "final")):
+        print(
+            f"warning: {run_dir} holds an earlier run; starting a new one there (use --resume to continue it)",
+            file=sys.stderr,
+        )
+        for name in ("folds", "final"):
+            shutil.rmtree(run_dir / name, ignore_errors=True)
+        (run_dir / "config.json").unlink(missing_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    train = {**cfg.train.to_dict(), "resume": None, "run_dir": str(run_dir)}
+    write_run_config(run_dir, "forecast", train, cfg.task_sections())
+
+
 def _final_refit(model: Forecaster, z: Series, cfg: Config, run_dir: Path) -> dict:
     """Warm-started refit on every complete window, so ``predict`` uses all the data; its scaler.
 
-    This fit's trainer writes the run folder's ``config.json``, ``checkpoints/`` and ``report.md``.
+    This fit's own run folder (``config.json``, ``checkpoints/``, ``report.md``) is ``run_dir/final``.
     """
     n, C, H = len(z), cfg.model.context, cfg.model.horizon
     start = 0 if cfg.walk.train_window is None else max(0, n - cfg.walk.train_window)
     origins = np.arange(start + C - 1, n - H)
-    plan = FitPlan(start, n, origins, cfg.walk.refit_epochs, cfg.train.seed + 10_000, run_dir)
-    log = _fit_fold(model, z.values, plan, cfg, task_config=cfg.task_sections())
+    plan = FitPlan(start, n, origins, cfg.walk.refit_epochs, cfg.train.seed + 10_000, run_dir / "final")
+    log = _fit_or_restore(model, z.values, plan, cfg, bool(cfg.train.resume))
     return {"scaler": StandardScaler.fit(z.values[start:n]), "log": {"fold": "final", **log}}
 
 
@@ -657,11 +781,11 @@ def _residual_quantiles(result: WalkForwardResult, interval: float) -> dict[str,
 
 
 def write_run(run_dir: Path, cfg: Config, result: WalkForwardResult, table: dict, state: dict) -> str:
-    """Add the task's files to the run folder the final fit's trainer wrote; returns the report section.
+    """Write the task's files into the run folder; returns the report's walk-forward section.
 
     ``state.json`` (scaler, transform, interval residuals), ``forecasts.csv`` (every walk-forward
     forecast), ``walk_forward.json`` (the table), ``walk_forward.jsonl`` (one line per fit),
-    ``plots/forecast.png`` and ``plots/error_by_horizon.png``; the section is appended to ``report.md``.
+    ``plots/forecast.png``, ``plots/error_by_horizon.png`` and ``report.md``.
     """
     atomic_write_text(run_dir / "state.json", json.dumps(state, indent=2))
     atomic_write_text(run_dir / "forecasts.csv", result_to_frame(result).to_csv(index=False))
@@ -669,6 +793,10 @@ def write_run(run_dir: Path, cfg: Config, result: WalkForwardResult, table: dict
     atomic_write_text(run_dir / "walk_forward.json", json.dumps(table, indent=2))
     plot_run(run_dir / "plots", result, cfg)
     text = report(cfg, table, state, run_dir)
+    saved = read_run_config(run_dir)
+    figures = {"fits": len(state["fit_log"]) - 1, "forecast origins": len(result.actual)}
+    figures["wall seconds (this session)"] = round(state["wall_seconds"], 1)
+    write_report(run_dir, "forecast: walk-forward report", [saved["command"], *saved.get("resumed", [])], figures, [])
     append_report(
         run_dir, text + "\n![forecast](plots/forecast.png)\n![error by horizon](plots/error_by_horizon.png)\n"
     )
@@ -729,12 +857,22 @@ def read_run(run_dir: str | os.PathLike) -> tuple[Config, dict]:
     """The config and state of a run folder, or :class:`CheckpointError` saying what is missing."""
     run = Path(run_dir)
     saved = read_run_config(run)
+    if saved.get("task") != "forecast":
+        raise CheckpointError(f"{run}: a {saved.get('task')!r} run, expected a `rnnkit forecast train` run")
+    missing = [key for key in ("data", "model", "walk") if key not in saved]
+    if missing:
+        raise CheckpointError(
+            f"{run}: config.json has no {missing} section; expected the folder of a `rnnkit forecast train` run "
+            "(not one of its folds/ or final/)"
+        )
     try:
         cfg = Config.from_dict(saved)
         state = json.loads((run / "state.json").read_text())
-    except FileNotFoundError as e:
-        raise CheckpointError(f"{run}: not a forecast run folder ({Path(e.filename).name} missing)") from None
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
+    except FileNotFoundError:
+        raise CheckpointError(
+            f"{run}: state.json missing; the run did not finish (continue it with --resume {run})"
+        ) from None
+    except (json.JSONDecodeError, KeyError, TypeError, ConfigError) as e:
         raise CheckpointError(f"{run}: config.json or state.json is damaged ({e})") from None
     return cfg, state
 
@@ -752,10 +890,12 @@ def evaluate(run_dir: str | os.PathLike) -> tuple[dict[str, dict], str]:
 
 
 def load_model(run_dir: str | os.PathLike, cfg: Config, n_features: int) -> Forecaster:
-    """The run's final model, from its ``checkpoints/last`` (safetensors, no pickle)."""
-    _, weights = load_run(run_dir, which="last")
+    """The run's final model: the last weights of its refit on all data, ``final/checkpoints/last``
+    (safetensors, no pickle)."""
+    final = Path(run_dir) / "final"
+    _, weights = load_run(final, which="last")
     model = Forecaster(n_features, cfg.model)
-    load_weights_into(model, weights, run_dir)
+    load_weights_into(model, weights, final)
     return model
 
 
@@ -791,28 +931,48 @@ def predict(run_dir: str | os.PathLike, data_path: str | None = None) -> pd.Data
 
 
 def _future_dates(dates: pd.DatetimeIndex, horizon: int) -> list[str]:
-    """The next ``horizon`` dates when the series has a regular frequency; empty strings otherwise."""
+    """The next ``horizon`` dates when the series has a regular frequency, business days for a
+    trading calendar (weekdays with holidays missing: the next holidays are not known); empty
+    strings otherwise."""
     if len(dates) < 3:
         return [""] * horizon
+    tail = dates[-min(len(dates), 50) :]
     with warnings.catch_warnings():  # pandas 3 warns that infer_freq will return an offset
         warnings.simplefilter("ignore", getattr(pd.errors, "Pandas4Warning", FutureWarning))
-        freq = pd.infer_freq(dates[-min(len(dates), 50) :])
+        freq = pd.infer_freq(tail)
+    if freq is None and _trading_days(tail):
+        freq = "B"
     if freq is None:
         return [""] * horizon
     return [date_text(d) for d in pd.date_range(dates[-1], periods=horizon + 1, freq=freq)[1:]]
 
 
 # ------------------------------------------------------------------------------------------- CLI
+def _trading_days(dates: pd.DatetimeIndex) -> bool:
+    """Midnight dates on weekdays only, at most a week apart: a market's calendar."""
+    gaps = np.diff(dates.to_numpy()) / np.timedelta64(1, "D")
+    return bool((dates == dates.normalize()).all() and (dates.day_of_week < 5).all() and gaps.max() <= 7)
+
+
 def config_from_args(args: argparse.Namespace) -> Config:
-    """The :class:`Config` the ``train`` verb's options describe."""
+    """The :class:`Config` the ``train`` verb's options describe; with ``--resume RUN`` the run's
+    own options, but for those given with another value than their default."""
 
     def names(text: str) -> list[str]:
         return [c.strip() for c in text.split(",") if c.strip()]
 
-    return Config(
-        data=DataConfig(
-            args.data, args.date_column, args.target, names(args.covariates), args.transform, args.fill, args.period
-        ),
+    data = DataConfig(
+        args.data,
+        args.date_column,
+        args.target,
+        names(args.covariates),
+        args.transform,
+        args.fill,
+        args.period,
+        args.date_format,
+    )
+    cfg = Config(
+        data=data,
         model=ModelConfig(
             args.cell,
             args.hidden_size,
@@ -838,10 +998,21 @@ def config_from_args(args: argparse.Namespace) -> Config:
         run_dir=args.run_dir,
         threads=args.threads,
     )
+    if args.resume:
+        saved = resumed_run_config(args.resume, "forecast")
+        for key, cls in (("data", DataConfig), ("model", ModelConfig), ("walk", WalkForwardConfig)):
+            setattr(cfg, key, resumed_section(cls, saved, key, getattr(cfg, key), args.resume))
+        if cfg.threads is None:
+            cfg.threads = (saved.get("forecast") or {}).get("threads")
+    return cfg
 
 
 def run_train(args: argparse.Namespace) -> int:
-    run = train(config_from_args(args))
+    try:
+        run = train(config_from_args(args))
+    except WalkForwardInterrupted as e:
+        print(f"rnnkit: {e.reason}; continue with `rnnkit forecast train --resume {e.run_dir}`", file=sys.stderr)
+        return 130
     print(run.report_text)
     print(f"run folder: {run.run_dir}")
     return 0
@@ -903,6 +1074,9 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--fill", choices=FILLS, default=d.fill, help="missing cells: error (none) or fill them")
     g.add_argument("--period", type=int, default=d.period, help="seasonal period in steps (seasonal naive, MASE)")
+    g.add_argument(
+        "--date-format", default=d.date_format, help="strptime codes of the dates, e.g. %%d/%%m/%%Y (default: guessed)"
+    )
     g = p.add_argument_group("model")
     g.add_argument("--cell", choices=list(CELLS), default=m.cell, help="recurrent cell")
     g.add_argument("--hidden-size", type=int, default=m.hidden_size, help="hidden units")

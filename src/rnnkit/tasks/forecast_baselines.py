@@ -26,6 +26,11 @@ def seasonal_naive(z: np.ndarray, origins: np.ndarray, horizon: int, period: int
     """The value one season earlier: ``z[o + h - period * ceil(h / period)]``. ``(K, H)``."""
     h = np.arange(1, horizon + 1)
     back = h - period * np.ceil(h / period).astype(np.int64)  # (H,), each <= 0
+    if len(origins) and origins.min() + back.min() < 0:
+        raise ValueError(
+            f"seasonal_naive: origin {origins.min()} has no value one period {period} back; "
+            f"expected origins >= {-back.min()}"
+        )
     return z[origins[:, None] + back[None, :]]
 
 
