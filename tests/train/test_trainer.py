@@ -281,3 +281,20 @@ def test_a_resume_that_does_not_fit_the_model_is_one_error_and_leaves_the_run_as
     report = (run / "report.md").read_text()
     assert f"{config['command']}\n{config['resumed'][0]}\n```" in report  # the first session, then the resume
     assert "sample.png" not in report  # only the trainer's own plots (plots=False here: none)
+
+
+def test_a_new_run_in_an_old_runs_folder_starts_its_own_record(tmp_path):
+    tokens, targets = sequence_batches(n=16)
+    batches = [(tokens[i : i + 8], targets[i : i + 8]) for i in range(0, 16, 8)]
+
+    def train_step(model, batch, state):
+        logits, _ = model(batch[0])
+        return F.cross_entropy(logits.flatten(0, 1), batch[1].flatten())
+
+    run = tmp_path / "run"
+    Trainer(TinyLM(), quiet_config(steps=2), train_step=train_step, run_dir=run).fit(batches)
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "command": "rnnkit lm train --the-earlier-run"}))
+    Trainer(TinyLM(), quiet_config(steps=2), train_step=train_step, run_dir=run).fit(batches)  # not --resume
+    config = json.loads((run / "config.json").read_text())
+    assert "resumed" not in config and config["command"] != "rnnkit lm train --the-earlier-run"

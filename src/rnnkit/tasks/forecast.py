@@ -757,7 +757,7 @@ def start_run(run_dir: Path, cfg: Config) -> None:
         (run_dir / "config.json").unlink(missing_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     train = {**cfg.train.to_dict(), "resume": None, "run_dir": str(run_dir)}
-    write_run_config(run_dir, "forecast", train, cfg.task_sections())
+    write_run_config(run_dir, "forecast", train, cfg.task_sections(), resumed=bool(cfg.train.resume))
 
 
 def _final_refit(model: Forecaster, z: Series, cfg: Config, run_dir: Path) -> dict:

@@ -88,22 +88,27 @@ def git_commit() -> str | None:
 
 
 def write_run_config(
-    run_dir: str | Path, task: str, train: dict[str, Any], task_config: dict[str, Any] | None = None
+    run_dir: str | Path,
+    task: str,
+    train: dict[str, Any],
+    task_config: dict[str, Any] | None = None,
+    resumed: bool = False,
 ) -> dict[str, Any]:
-    """Write ``config.json``: everything needed to rerun. On a resumed run, the original command
-    and creation time are kept and this command is added to ``"resumed"``."""
+    """Write ``config.json``: everything needed to rerun. On a ``resumed`` run, the original command
+    and creation time are kept and this command is added to ``"resumed"``; a new run in a folder
+    that held another starts its own record."""
     task_config = task_config or {}
     clash = sorted(set(task_config) & RESERVED_KEYS)
     if clash:
         raise ConfigError(f"task_config: keys {clash} are reserved by the run folder ({sorted(RESERVED_KEYS)})")
     path = Path(run_dir) / CONFIG_FILE
-    previous = json.loads(path.read_text()) if path.exists() else None
+    previous = read_run_config(run_dir) if resumed and path.exists() else None
     config = {
         "task": task,
-        "command": previous["command"] if previous else command_line(),
+        "command": previous.get("command", command_line()) if previous else command_line(),
         "git_commit": git_commit(),
         "rnnkit_version": rnnkit.__version__,
-        "created": previous["created"] if previous else time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "created": previous.get("created") if previous else time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "train": train,
         **task_config,
     }

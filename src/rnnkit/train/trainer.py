@@ -294,7 +294,7 @@ class Trainer:
             path.mkdir(parents=True, exist_ok=True)
             saved = {**cfg.to_dict(), "resume": None, "run_dir": str(path)}
             if cfg.resume:  # written once the checkpoint has loaded: a failed resume leaves the run as it was
-                self._resumed_config = (path, self.task, saved, task_config)
+                self._resumed_config = (path, self.task, saved, task_config, True)
             else:
                 self._start_afresh(path)
                 write_run_config(path, self.task, saved, task_config)
