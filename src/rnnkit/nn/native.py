@@ -18,7 +18,8 @@
 Rows are shared out to torch's intra-op threads with OpenMP (the build links libgomp, which is
 the one torch has already loaded, so there is one thread pool; without OpenMP the same kernels
 run single-threaded). The C source below is compiled on first use with the system C compiler
-(``cc``, ``-O3 -march=native -ffast-math -fopenmp``: ``expf`` vectorized by glibc's libmvec), in
+(``cc``, ``-O3 -march=native -ffast-math -fopenmp``: ``expf`` vectorized by glibc's libmvec; linked without
+``-ffast-math``, which would flush denormals to zero in the whole process), in
 about a second, into ``$RNNKIT_CACHE`` (default ``~/.cache/rnnkit``), keyed by a hash of the
 source, and loaded with ``ctypes``. Without a compiler, or with ``RNNKIT_NATIVE=0``,
 :func:`library` returns ``None`` and the sequence Functions run their torch code — the same
@@ -967,7 +968,10 @@ void layer_norm_rows_backward(int threads, int N, int n, const float *restrict d
 }
 """
 
-_FLAGS = ["-O3", "-march=native", "-ffast-math", "-shared", "-fPIC"]
+_FLAGS = ["-O3", "-march=native", "-ffast-math", "-fPIC"]  # compiling; linking takes -shared without
+# -ffast-math: GCC links crtfastmath.o into a -ffast-math link, whose constructor turns on flush-to-zero
+# and denormals-are-zero for the whole process once the library loads, changing torch's own numbers
+_LINK = ["-shared", "-fPIC"]
 _OPENMP = ["-fopenmp"]  # tried first; a compiler without OpenMP builds the same kernels single-threaded
 _loaded: list = []  # [library or None] once tried
 
@@ -996,12 +1000,15 @@ def _build(path: Path) -> None:
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
         source = Path(tmp) / "lstm_kernels.c"
         source.write_text(SOURCE)
-        built = Path(tmp) / path.name
-        command = [compiler, *_FLAGS, str(source), "-o", str(built), "-lm"]
+        built, objects = Path(tmp) / path.name, Path(tmp) / "lstm_kernels.o"
+        compile_ = [compiler, *_FLAGS, "-c", str(source), "-o", str(objects)]
+        link = [compiler, *_LINK, str(objects), "-o", str(built), "-lm"]
         try:
-            subprocess.run([*command, *_OPENMP], check=True, capture_output=True)
+            subprocess.run([*compile_, *_OPENMP], check=True, capture_output=True)
+            subprocess.run([*link, *_OPENMP], check=True, capture_output=True)
         except subprocess.CalledProcessError:  # no OpenMP here: the same kernels, one thread
-            subprocess.run(command, check=True, capture_output=True)
+            subprocess.run(compile_, check=True, capture_output=True)
+            subprocess.run(link, check=True, capture_output=True)
         os.replace(built, path)
 
 
@@ -1011,7 +1018,7 @@ def library() -> ctypes.CDLL | None:
         return _loaded[0]
     lib = None
     if os.environ.get("RNNKIT_NATIVE", "1") != "0":
-        key = SOURCE + " ".join(_FLAGS + _OPENMP) + _cpu_flags()  # -march=native: one build per kind of CPU
+        key = SOURCE + " ".join(_FLAGS + _LINK + _OPENMP) + _cpu_flags()  # -march=native: one build per kind of CPU
         digest = hashlib.sha256(key.encode()).hexdigest()[:16]
         path = _cache_dir() / f"lstm_kernels_{digest}.so"
         try:
