@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -12,6 +14,7 @@ from rnnkit.data.text import (
     iter_text,
     list_text_files,
     open_token_file,
+    slice_chars,
     token_dtype,
     write_token_file,
 )
@@ -37,6 +40,30 @@ def test_list_text_files_expands_folders_in_order_and_rejects_missing_or_empty(t
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="folder has no files"):
         list_text_files([tmp_path / "empty"])
+
+
+def test_list_text_files_reads_a_folder_given_through_a_parent_or_hidden_path(tmp_path, monkeypatch) -> None:
+    """Only hidden names inside the folder are skipped, not those on the way to it (``..``, ``~/.cache``)."""
+    for folder in ("corpus", ".cache/corpus"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "a.txt").write_text("x\n")
+        (tmp_path / folder / ".b.txt").write_text("x\n")
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    assert list_text_files(["../corpus"]) == [Path("../corpus/a.txt")]
+    assert list_text_files([tmp_path / ".cache" / "corpus"]) == [tmp_path / ".cache" / "corpus" / "a.txt"]
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 2, 3, 7, 1 << 20])
+def test_iter_text_refuses_nul_bytes_naming_the_first_one(tmp_path, chunk_bytes) -> None:
+    """All-zero files and UTF-16 text decode as UTF-8, but they are not text."""
+    path = tmp_path / "bin.txt"
+    path.write_bytes(bytes(64))
+    with pytest.raises(DataError, match=r"bin\.txt: NUL byte at byte offset 0: a binary file"):
+        list(iter_text(path, chunk_bytes))
+    path.write_bytes("hé€ ".encode() + "ascii".encode("utf-16-le"))  # "a" is 0x61 0x00: NUL at byte 8
+    with pytest.raises(DataError, match="NUL byte at byte offset 8"):
+        list(iter_text(path, chunk_bytes))
 
 
 @pytest.mark.parametrize("chunk_bytes", [1, 2, 3, 7, 1 << 20])
@@ -98,3 +125,13 @@ def test_token_streams_are_consecutive_chunks_of_contiguous_streams() -> None:
     assert len(TokenStreams(np.arange(20), 4, 5)) == 0
     with pytest.raises(IndexError):
         streams[5]
+
+
+def test_slice_chars_is_slicing_the_joined_text_streamed() -> None:
+    rng = np.random.default_rng(0)
+    text = "".join(rng.choice(list("ab\ncé日"), size=200))
+    cuts = np.sort(rng.integers(0, 200, size=12))
+    chunks = [text[a:b] for a, b in zip([0, *cuts], [*cuts, 200], strict=True)]  # some empty
+    for start, stop in [(0, 200), (0, 0), (5, 6), (37, 150), (150, None), (199, None), (200, None), (0, 500)]:
+        assert "".join(slice_chars(iter(chunks), start, stop)) == text[start:stop], (start, stop)
+    assert all(slice_chars(iter(chunks), 37, 150))  # no empty pieces

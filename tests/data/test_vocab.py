@@ -73,3 +73,25 @@ def test_subword_vocab_learns_merges_round_trips_any_text_and_streams(tmp_path) 
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(CheckpointError, match="not a tokenizers JSON"):
         SubwordVocab.load(tmp_path / "bad.json")
+
+
+def test_subword_vocab_round_trips_arbitrary_unicode_and_streams_invalid_bytes_as_replacements() -> None:
+    """Byte-level BPE takes any text (astral planes, combining marks, controls, NUL, odd spaces);
+    a generated id sequence that is not UTF-8 decodes to U+FFFD in both ways, never raises."""
+    import random
+
+    from rnnkit.data.vocab import SubwordVocab
+
+    vocab = SubwordVocab.train(["the cat sat on the mat.\n" * 50, "naïve café\r\n" * 20], vocab_size=300)
+    rng = random.Random(0)
+    ranges = [(0, 0x7F), (0x80, 0x7FF), (0x800, 0xD7FF), (0xE000, 0xFFFF), (0x10000, 0x10FFFF)]
+    for _ in range(200):
+        text = "".join(chr(rng.randint(*rng.choice(ranges))) for _ in range(rng.randint(1, 12)))
+        ids = vocab.encode(text)
+        assert vocab.decode(ids) == text
+        step = vocab.stream_decoder()
+        assert "".join(step(i) for i in ids) == text
+    continuation = vocab.encode("日")[-1]  # the byte 0xa5 alone (日 is e6 97 a5, never merged here)
+    ids = [continuation, *vocab.encode("abc")]
+    step = vocab.stream_decoder()
+    assert "".join(step(i) for i in ids) == vocab.decode(ids) == "\ufffdabc"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from rnnkit.cli import main
 from rnnkit.tasks.demo import demo_text
 
@@ -30,9 +32,19 @@ def test_demo_trains_writes_the_run_folder_and_prints_a_sample(tmp_path, monkeyp
     assert (tmp_path / "runs" / "demo" / "pydoc_topics.txt").read_text() == demo_text()
 
 
-def test_a_bad_budget_is_one_error_line_before_anything_is_printed(tmp_path, monkeypatch, capsys) -> None:
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--minutes", "-1"], "minutes: expected a finite number > 0, got -1.0"),
+        (["--minutes", "inf"], "minutes: expected a finite number > 0, got inf"),  # was an OverflowError
+        # sampling options are checked before training, not after the minutes it takes
+        (["--temperature", "-1"], "temperature: expected a number >= 0 (0: greedy), got -1.0"),
+        (["--length", "-5"], "max_new: expected an integer >= 0, got -5"),
+    ],
+)
+def test_a_bad_option_is_one_error_line_before_anything_is_printed(tmp_path, monkeypatch, capsys, option, message):
     monkeypatch.chdir(tmp_path)
-    assert main(["demo", "--minutes", "-1"]) == 2
+    assert main(["demo", *option]) == 2
     captured = capsys.readouterr()
-    assert captured.out == "" and captured.err == "rnnkit: error: minutes: expected a number > 0, got -1.0\n"
+    assert captured.out == "" and captured.err == f"rnnkit: error: {message}\n"
     assert not (tmp_path / "runs").exists()

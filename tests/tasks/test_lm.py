@@ -114,6 +114,34 @@ def test_sample_next_respects_top_k_and_top_p() -> None:
     assert lm.sample_next(logits, 0.0) == 0
 
 
+def test_sample_next_edge_cases_tiny_temperature_ties_and_the_nucleus_boundary() -> None:
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.tensor([4.0, 3.0, 2.0, 1.0, 0.0])
+    model = lm.LanguageModel(5, lm.ModelConfig(layers=1, hidden=8, dropout=0.0))
+    model(torch.zeros(2, 30, dtype=torch.long))  # rnnkit's native kernel may leave denormals flushed to zero
+    assert lm.sample_next(logits, 1e-40, generator=generator) == 0  # near-greedy (was inf - inf or 0 / 0: NaN)
+    assert lm.sample_next(logits, 1e-40, top_k=2, top_p=0.5, generator=generator) == 0
+    # top_k larger than the vocabulary and top_p=1 change nothing: every token can come
+    seen = {lm.sample_next(torch.zeros(5), 1.0, top_k=50, top_p=1.0, generator=generator) for _ in range(200)}
+    assert seen == set(range(5))
+    # top_k keeps exactly k tokens, even among equal logits
+    seen = {lm.sample_next(torch.tensor([1.0, 1.0, 1.0, 0.0]), 1.0, top_k=2, generator=generator) for _ in range(200)}
+    assert len(seen) == 2
+    # two tokens of probability 0.5: the smallest set that reaches top_p=0.5 is one token
+    seen = {lm.sample_next(torch.zeros(2), 1.0, top_p=0.5, generator=generator) for _ in range(100)}
+    assert len(seen) == 1
+
+
+def test_unseeded_generation_leaves_torch_global_random_state_alone() -> None:
+    vocab = CharVocab(list("abcde"))
+    model = lm.LanguageModel(len(vocab), lm.ModelConfig(layers=1, hidden=8, dropout=0.0))
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    text = "".join(lm.generate_text(model, vocab, [0], max_new=5, seed=None))
+    assert len(text) == 5 and torch.equal(torch.rand(3), expected)
+
+
 def test_evaluation_scores_every_target_once_with_the_state_carried(trained_run: Path) -> None:
     model, vocab = lm.load_model(trained_run)
     ids = np.asarray(vocab.encode(TEXT[:1000]), dtype=np.uint16)
@@ -141,6 +169,19 @@ def test_eval_command_reports_loss_perplexity_and_bits_per_character(trained_run
     result = json.loads(capsys.readouterr().out)
     assert result["perplexity"] == pytest.approx(math.exp(result["loss"]), rel=1e-4)
     assert result["loss"] < unigram_entropy(TEXT)
+
+
+def test_eval_names_the_line_and_column_of_an_unknown_character_and_checks_its_options(
+    trained_run: Path, tmp_path, monkeypatch, capsys
+) -> None:
+    (tmp_path / "t.txt").write_text("The if\nand \x01 assert\n", encoding="utf-8")
+    argv = ["lm", "eval", "--run", str(trained_run), "--data", "t.txt"]
+    err = _run_cli(argv, tmp_path, monkeypatch, capsys)
+    assert err.startswith("rnnkit: error: t.txt:2: column 5: character '\\x01' is not in the model's vocabulary")
+    (tmp_path / "t.txt").write_text(TEXT[:500], encoding="utf-8")
+    for option, message in ((["--seq-len", "0"], "seq_len"), (["--batch-size", "-3"], "batch_size")):
+        err = _run_cli([*argv, *option], tmp_path, monkeypatch, capsys)
+        assert err == f"rnnkit: error: {message}: expected an integer >= 1, got {option[1]}"
 
 
 def test_generate_command_streams_num_samples_and_drops_unknown_prompt_characters(trained_run: Path, capsys) -> None:
@@ -173,6 +214,62 @@ def test_resuming_a_run_continues_it_exactly(tmp_path) -> None:
     assert resumed == first_half and read_meta(resumed / "checkpoints" / "last")["step"] == 24
     a, b = load_weights(straight / "checkpoints" / "last"), load_weights(resumed / "checkpoints" / "last")
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_resuming_takes_the_runs_own_data_and_model_from_python_and_the_command_line(tmp_path) -> None:
+    """``--resume RUN`` (and ``lm.train`` with only ``train.resume``) continue the run with its own
+    sections: the Python call used to take the caller's (default) data and model."""
+    for name in ("a", "b", "c"):
+        (tmp_path / name).mkdir()
+    straight = lm.train(tiny_config(tmp_path / "a", steps=24, eval_every=12, schedule="constant"))
+    want = load_weights(straight / "checkpoints" / "last")
+    first = tiny_config(tmp_path / "b", steps=12, eval_every=12, schedule="constant")
+    run = lm.train(first)
+    train = TrainConfig(**{**first.train.to_dict(), "steps": 24, "resume": str(run), "run_dir": None})
+    assert lm.train(lm.Config(train=train)) == run  # default data and model sections
+    got = load_weights(run / "checkpoints" / "last")
+    assert all(torch.allclose(want[k], got[k], atol=1e-6) for k in want)
+    run = lm.train(tiny_config(tmp_path / "c", steps=12, eval_every=12, schedule="constant"))
+    assert main(["lm", "train", "--resume", str(run), "--steps", "24"]) == 0
+    got = load_weights(run / "checkpoints" / "last")
+    assert all(torch.allclose(want[k], got[k], atol=1e-6) for k in want)
+
+
+def test_minutes_gives_four_evaluations_the_last_at_the_end(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(lm, "steps_for_minutes", lambda model, corpus, config: 10)
+    config = tiny_config(tmp_path, eval_every=0)
+    config.minutes, config.train.steps = 0.01, None
+    config.train.epochs = 1
+    run = lm.train(config)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if r["kind"] == "eval"] == [3, 6, 9, 10]  # was 2, 4, 6, 8, 10
+
+
+def test_the_validation_fraction_is_cut_at_a_character_and_bpe_never_sees_it(tmp_path) -> None:
+    train_text, val_text = "the cat sat on a mat. " * 40, "xyz qvw xyz qvw " * 10  # 880 + 160 characters
+    (tmp_path / "t.txt").write_text(train_text + val_text, encoding="utf-8")  # + a final newline: 1041
+    for level in ("char", "subword"):
+        config = lm.DataConfig(files=[str(tmp_path / "t.txt")], val_fraction=1 - 880 / 1041, seq_len=8, level=level)
+        config.vocab_size = 300
+        corpus = lm.prepare_corpus(config, tmp_path / level, batch_size=4)
+        assert (corpus.train_chars, corpus.val_chars) == (880, 161)  # exact, for subwords too
+        assert corpus.vocab.decode(corpus.train.tolist()) == train_text
+        assert corpus.vocab.decode(corpus.val.tolist()) == val_text + "\n"
+    merged = [t for t in corpus.vocab.tokenizer.get_vocab() if len(t) > 1]
+    assert merged and not [t for t in merged if set(t) & set("xyzqvw")]  # no merge learned on validation text
+
+
+SHAKESPEARE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
+
+
+@pytest.mark.skipif(not SHAKESPEARE.is_file(), reason="../shared/data (tiny Shakespeare) is not here")
+def test_tiny_shakespeare_splits_as_nanogpt_does(tmp_path) -> None:
+    corpus = lm.prepare_corpus(lm.DataConfig(files=[str(SHAKESPEARE)]), tmp_path / "data", batch_size=64)
+    text = SHAKESPEARE.read_text(encoding="utf-8")
+    cut = int(len(text) * 0.9)  # nanoGPT's shakespeare_char/prepare.py
+    assert (len(corpus.train), len(corpus.val), len(corpus.vocab)) == (1_003_854, 111_540, 65)
+    assert corpus.vocab.decode(corpus.train[-50:].tolist()) == text[cut - 50 : cut]
+    assert corpus.vocab.decode(corpus.val[:50].tolist()) == text[cut : cut + 50]
 
 
 def test_subword_level_trains_and_generates(tmp_path) -> None:
@@ -209,6 +306,45 @@ def test_training_on_an_empty_file_or_too_short_a_text_fails_cleanly(tmp_path, m
     err = _run_cli(["lm", "train", "--data", "short.txt"], tmp_path, monkeypatch, capsys)
     assert "short.txt" in err and "too short" in err and "--batch-size" in err
     assert "no such file" in _run_cli(["lm", "train", "--data", "missing.txt"], tmp_path, monkeypatch, capsys)
+
+
+def test_training_on_a_binary_file_or_a_folder_given_through_dotdot(tmp_path, monkeypatch, capsys) -> None:
+    (tmp_path / "zeros.txt").write_bytes(bytes(20_000))  # valid UTF-8, but not text
+    err = _run_cli(["lm", "train", "--data", "zeros.txt"], tmp_path, monkeypatch, capsys)
+    assert err == "rnnkit: error: zeros.txt: NUL byte at byte offset 0: a binary file (or UTF-16)? expected UTF-8 text"
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "t.txt").write_text(TEXT, encoding="utf-8")
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    argv = ["lm", "train", "--data", "../corpus", "--steps", "1", "--batch-size", "4", "--seq-len", "16"]
+    assert main([*argv, "--hidden", "8", "--layers", "1", "--quiet", "--run-dir", "r", "--no-plots"]) == 0
+    assert (tmp_path / "work" / "r" / "data" / "train.bin").is_file()  # was: "folder has no files"
+
+
+def test_a_prompt_that_is_not_utf8_is_one_line(trained_run, tmp_path, monkeypatch, capsys) -> None:
+    argv = ["lm", "generate", "--run", str(trained_run), "--prompt", "The \udcff"]  # as Python reads byte 0xff
+    err = _run_cli(argv, tmp_path, monkeypatch, capsys)
+    assert "prompt: '\\udcff' at character 4 is not text" in err
+
+
+def test_another_tasks_run_or_a_hand_edited_config_is_one_line(trained_run, tmp_path, monkeypatch, capsys) -> None:
+    import shutil
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.json").write_text('{"task": "classify", "train": {}}')
+    for argv in (["lm", "generate", "--run", "other"], ["lm", "eval", "--run", "other", "--data", "other"]):
+        assert (
+            _run_cli(argv, tmp_path, monkeypatch, capsys)
+            == "rnnkit: error: other: a 'classify' run, expected a 'lm' run"
+        )
+    shutil.copytree(trained_run, tmp_path / "edited")
+    config = json.loads((tmp_path / "edited" / "config.json").read_text())
+    config["model"]["hidden"] = "64"
+    (tmp_path / "edited" / "config.json").write_text(json.dumps(config))
+    for argv in (["lm", "generate", "--run", "edited"], ["lm", "train", "--resume", "edited"]):
+        err = _run_cli(argv, tmp_path, monkeypatch, capsys)
+        assert "edited/config.json: field 'model': hidden: expected int, got '64'" in err
 
 
 def test_minutes_beside_steps_or_epochs_is_refused(tmp_path, monkeypatch, capsys) -> None:

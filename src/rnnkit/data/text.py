@@ -4,6 +4,7 @@
 * :func:`iter_corpus` streams the text of those files in line-aligned chunks, decoding UTF-8
   incrementally: an invalid byte raises :class:`~rnnkit.errors.DataError` naming the file and
   the byte offset; an empty file raises too. Memory use does not grow with the corpus.
+* :func:`slice_chars` cuts such a stream at character offsets (the training/validation split).
 * :func:`write_token_file` tokenizes such a stream once into a flat binary file of token ids
   (``uint16`` or ``uint32``, as nanoGPT's ``train.bin``), written to a temp name and renamed;
   :func:`open_token_file` maps it back without reading it into memory.
@@ -41,9 +42,7 @@ def list_text_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
     for given in paths:
         path = Path(given)
         if path.is_dir():
-            found = sorted(
-                p for p in path.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.parts)
-            )
+            found = sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p.relative_to(path)))
             if not found:
                 raise DataError("folder has no files: expected UTF-8 text files in it", path=str(path))
             files.extend(found)
@@ -54,11 +53,18 @@ def list_text_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
     return files
 
 
+def _hidden(relative: Path) -> bool:
+    """Whether a file inside a given folder (``relative`` to it) is hidden or in a hidden folder;
+    the folder's own path (``..``, ``~/.cache/...``) does not count."""
+    return any(part.startswith(".") for part in relative.parts)
+
+
 def iter_text(path: str | os.PathLike, chunk_bytes: int = CHUNK_BYTES) -> Iterator[str]:
     """Decode one UTF-8 file in chunks of about ``chunk_bytes`` bytes.
 
     Raises :class:`DataError` naming the file and the byte offset of the first byte that is not
-    UTF-8, or saying that the file is empty.
+    UTF-8 or is a NUL byte (a binary file: all zeros, or UTF-16, decode as UTF-8 but are not
+    text), or saying that the file is empty.
     """
     decoder = codecs.getincrementaldecoder("utf-8")()
     offset = 0  # bytes of the file decoded so far
@@ -78,6 +84,12 @@ def iter_text(path: str | os.PathLike, chunk_bytes: int = CHUNK_BYTES) -> Iterat
                 ) from None
             if final and offset == 0:
                 raise DataError("empty file: expected UTF-8 text", path=str(path))
+            nul = text.find("\0")
+            if nul >= 0:
+                where = offset - len(decoder.getstate()[0]) + len(data) - len(text[nul:].encode())
+                raise DataError(
+                    f"NUL byte at byte offset {where}: a binary file (or UTF-16)? expected UTF-8 text", path=str(path)
+                )
             offset += len(data)
             if text:
                 yield text
@@ -104,6 +116,19 @@ def iter_corpus(files: Sequence[str | os.PathLike], chunk_bytes: int = CHUNK_BYT
             yield text[:cut]
         if carry:
             yield carry if carry.endswith("\n") else carry + "\n"
+
+
+def slice_chars(chunks: Iterable[str], start: int, stop: int | None = None) -> Iterator[str]:
+    """The characters ``start`` to ``stop`` (``None``: the end) of the text a stream of chunks
+    makes, as chunks: ``"".join(slice_chars(c, a, b)) == "".join(c)[a:b]``, streamed."""
+    position = 0  # characters of the text before `text`
+    for text in chunks:
+        if stop is not None and position >= stop:
+            return
+        piece = text[max(start - position, 0) : None if stop is None else stop - position]
+        position += len(text)
+        if piece:
+            yield piece
 
 
 def token_dtype(vocab_size: int) -> np.dtype:

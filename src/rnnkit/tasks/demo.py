@@ -64,6 +64,7 @@ def demo_config(minutes: float, hidden: int, layers: int, seed: int, quiet: bool
 
 
 def run(args: argparse.Namespace) -> int:
+    lm.check_sampling(args.length, args.temperature, None, None)  # before minutes of training, not after
     config = demo_config(args.minutes, args.hidden, args.layers, args.seed, args.quiet)
     if not args.quiet:
         size = f"{args.layers}-layer, {args.hidden}-unit"

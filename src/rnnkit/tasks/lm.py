@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import json
 import math
 import shutil
@@ -29,8 +30,8 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,18 +43,20 @@ from torch import Tensor, nn
 from rnnkit import nn as rnn
 from rnnkit.data.batching import StreamChunk, TBPTTStream
 from rnnkit.data.text import (
+    TokenFileInfo,
     TokenStreams,
     iter_corpus,
     list_text_files,
     open_token_file,
+    slice_chars,
     token_dtype,
     write_token_file,
 )
 from rnnkit.data.vocab import CharVocab, SubwordVocab
 from rnnkit.errors import CheckpointError, ConfigError, DataError
 from rnnkit.io import chmod_as_created
-from rnnkit.tasks.common import resumed_run_config
-from rnnkit.train import StepOutput, TrainConfig, Trainer, add_train_args, distributed, load_run, seed_everything
+from rnnkit.tasks.common import dataclass_from, load_task_run, resumed_run_config
+from rnnkit.train import StepOutput, TrainConfig, Trainer, add_train_args, distributed, seed_everything
 from rnnkit.train import config_from_args as train_config_from_args
 from rnnkit.train.run import append_report, load_weights_into, new_run_dir
 
@@ -189,8 +192,8 @@ class Config:
         self.data.validate()
         self.model.validate()
         self.train.validate()
-        if self.minutes is not None and not self.minutes > 0:
-            raise ConfigError(f"minutes: expected a number > 0, got {self.minutes!r}")
+        if self.minutes is not None and not 0 < self.minutes < math.inf:
+            raise ConfigError(f"minutes: expected a finite number > 0, got {self.minutes!r}")
 
 
 # ---------------------------------------------------------------- model
@@ -273,16 +276,31 @@ def load_vocab(folder: str | Path) -> Vocab:
     raise CheckpointError(f"{folder}: no {CHAR_VOCAB_FILE} or {SUBWORD_VOCAB_FILE}; not an rnnkit lm run")
 
 
-def build_vocab(config: DataConfig, train_files: list[Path], val_files: list[Path]) -> Vocab:
-    """Read every file once (this pass also validates the UTF-8) and build the vocabulary.
+# A re-readable text: each call streams it again from the files, as chunks (see iter_corpus).
+TextSource = Callable[[], Iterator[str]]
+
+
+def build_vocab(config: DataConfig, train_text: TextSource, val_text: TextSource) -> Vocab:
+    """Read the text (this pass also validates the UTF-8) and build the vocabulary.
 
     A character vocabulary includes the validation text's characters, so evaluation never meets
     an unknown one; BPE is learned on the training text only (it can encode anything).
     """
-    chars = CharVocab.build(iter_corpus(train_files + val_files))
+    chars = CharVocab.build(itertools.chain(train_text(), val_text()))
     if config.level == "char":
         return chars
-    return SubwordVocab.train(iter_corpus(train_files), vocab_size=config.vocab_size)
+    return SubwordVocab.train(train_text(), vocab_size=config.vocab_size)
+
+
+def split_text(config: DataConfig, train_files: list[Path], val_files: list[Path]) -> tuple[TextSource, TextSource]:
+    """The training and the validation text. Without ``val`` files the training files are cut at
+    a character: the first ``1 - val_fraction`` of their characters train, the rest validate
+    (nanoGPT's split), so neither the model nor a BPE vocabulary ever sees validation text."""
+    if val_files:
+        return lambda: iter_corpus(train_files), lambda: iter_corpus(val_files)
+    total = sum(len(text) for text in iter_corpus(train_files))  # also checks the UTF-8, file by file
+    cut = int(total * (1.0 - config.val_fraction))
+    return lambda: slice_chars(iter_corpus(train_files), 0, cut), lambda: slice_chars(iter_corpus(train_files), cut)
 
 
 def stage_corpus(config: DataConfig, batch_size: int) -> Path:
@@ -295,11 +313,12 @@ def stage_corpus(config: DataConfig, batch_size: int) -> Path:
     """
     config.validate()
     train_files, val_files = list_text_files(config.files), list_text_files(config.val) if config.val else []
-    vocab = build_vocab(config, train_files, val_files)
+    train_text, val_text = split_text(config, train_files, val_files)
+    vocab = build_vocab(config, train_text, val_text)
     staging = Path(tempfile.mkdtemp(prefix="rnnkit-lm-"))
     try:
         chmod_as_created(staging)
-        _write_tokens(staging, vocab, train_files, val_files, config.val_fraction)
+        _write_tokens(staging, vocab, train_text, val_text)
         _check_corpus_size(load_corpus(staging), config, batch_size)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -317,27 +336,17 @@ def prepare_corpus(config: DataConfig, data_dir: str | Path, batch_size: int) ->
     return load_corpus(data_dir)
 
 
-def _write_tokens(folder: Path, vocab: Vocab, train_files: list[Path], val_files: list[Path], fraction: float) -> None:
-    """``train.bin`` (and ``val.bin``), the vocabulary, and ``split.json`` saying which ids are which."""
+def _write_tokens(folder: Path, vocab: Vocab, train_text: TextSource, val_text: TextSource) -> None:
+    """``train.bin`` and ``val.bin``, the vocabulary, and ``split.json`` saying which ids are which."""
     if isinstance(vocab, CharVocab):
         vocab.save(folder / CHAR_VOCAB_FILE)
     else:
         vocab.save(folder / SUBWORD_VOCAB_FILE)
     dtype = token_dtype(len(vocab))
-    info = write_token_file(iter_corpus(train_files), vocab.encode_array, folder / "train.bin", dtype)
-    if val_files:
-        val_info = write_token_file(iter_corpus(val_files), vocab.encode_array, folder / "val.bin", dtype)
-        split = {
-            "train": ["train.bin", 0, info.count, info.chars],
-            "val": ["val.bin", 0, val_info.count, val_info.chars],
-        }
-    else:
-        cut = int(info.count * (1.0 - fraction))
-        chars_per_token = info.chars / max(info.count, 1)
-        split = {
-            "train": ["train.bin", 0, cut, round(cut * chars_per_token)],
-            "val": ["train.bin", cut, info.count, info.chars - round(cut * chars_per_token)],
-        }
+    split = {}
+    for name, text in (("train", train_text), ("val", val_text)):
+        info = write_token_file(text(), vocab.encode_array, folder / f"{name}.bin", dtype)
+        split[name] = [f"{name}.bin", 0, info.count, info.chars]
     (folder / "split.json").write_text(json.dumps(split))
 
 
@@ -437,17 +446,22 @@ def sample_next(
     top_p: float | None = None,
     generator: torch.Generator | None = None,
 ) -> int:
-    """Draw one token id from ``logits: (V,)``: temperature (0 = greedy), then top-k, then top-p."""
+    """Draw one token id from ``logits: (V,)``: temperature (0 = greedy), then top-k (exactly the
+    ``k`` most likely), then top-p (the smallest set of most likely tokens whose
+    probability reaches ``top_p``). Any temperature > 0 works: the logits are shifted to a maximum
+    of 0, which stays 0, so a tiny one is near-greedy, never ``inf - inf`` (nor ``0 / 0`` where
+    denormal numbers flush to zero)."""
     if temperature == 0:
         return int(logits.argmax())
-    logits = logits.float() / temperature  # (V,)
+    shifted = logits.float() - logits.float().max()  # (V,), <= 0
+    logits = torch.where(shifted == 0, shifted, shifted / temperature)  # (V,), max 0 however small the temperature
     if top_k is not None and 0 < top_k < logits.numel():
-        kth = torch.topk(logits, top_k).values[-1]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
+        keep = torch.topk(logits, top_k).indices  # (k,)
+        logits = torch.full_like(logits, float("-inf")).scatter(0, keep, logits[keep])
     if top_p is not None and 0.0 < top_p < 1.0:
         sorted_logits, order = torch.sort(logits, descending=True)
-        cumulative = sorted_logits.softmax(-1).cumsum(-1)
-        drop = cumulative - sorted_logits.softmax(-1) > top_p  # tokens entirely beyond the nucleus
+        probs = sorted_logits.softmax(-1)  # (V,)
+        drop = probs.cumsum(-1) - probs >= top_p  # the tokens before it already reach top_p
         logits = logits.masked_fill(torch.zeros_like(drop).scatter(0, order, drop), float("-inf"))
     return int(torch.multinomial(logits.softmax(-1), 1, generator=generator))
 
@@ -482,6 +496,7 @@ def prompt_ids(vocab: Vocab, prompt: str) -> list[int]:
     starts from a newline (or the first token)."""
     if not prompt:
         return vocab.encode("\n", skip_unknown=True) or [0]
+    _check_utf8(prompt)
     unknown = vocab.unknown(prompt)
     ids = vocab.encode(prompt, skip_unknown=True)
     if not ids:
@@ -489,6 +504,18 @@ def prompt_ids(vocab: Vocab, prompt: str) -> list[int]:
     if unknown:
         print(f"rnnkit: note: prompt characters not in the vocabulary were dropped: {unknown!r}", file=sys.stderr)
     return ids
+
+
+def _check_utf8(prompt: str) -> None:
+    """A :class:`DataError` for a prompt holding bytes that are not UTF-8 (Python reads such bytes
+    of the command line as lone surrogates, which neither a vocabulary nor a terminal takes)."""
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise DataError(
+            f"prompt: {prompt[e.start]!r} at character {e.start} is not text (a byte that is not UTF-8?); "
+            "expected UTF-8 text"
+        ) from None
 
 
 def generate(
@@ -504,7 +531,7 @@ def generate(
 ) -> Iterator[str]:
     """Stream the text generated by a trained run after ``prompt``, piece by piece (the prompt
     itself is not repeated). ``seed`` makes it reproducible."""
-    _check_sampling(max_new, temperature, top_k, top_p)
+    check_sampling(max_new, temperature, top_k, top_p)
     model, vocab = load_model(run_dir, checkpoint, device)
     yield from generate_text(model, vocab, prompt_ids(vocab, prompt), max_new, temperature, top_k, top_p, seed)
 
@@ -520,9 +547,12 @@ def generate_text(
     seed: int | None = None,
 ) -> Iterator[str]:
     """As :func:`generate`, for a model in memory and the prompt's ids (see :func:`prompt_ids`)."""
-    _check_sampling(max_new, temperature, top_k, top_p)
+    check_sampling(max_new, temperature, top_k, top_p)
     generator = torch.Generator(device=next(model.parameters()).device)
-    generator.manual_seed(seed if seed is not None else torch.seed())
+    if seed is None:
+        generator.seed()  # a fresh random seed, leaving torch's global generator alone
+    else:
+        generator.manual_seed(seed)
     decode = vocab.stream_decoder()
     for token in generate_ids(model, prompt, max_new, temperature, top_k, top_p, generator):
         piece = decode(token)
@@ -530,7 +560,8 @@ def generate_text(
             yield piece
 
 
-def _check_sampling(max_new: int, temperature: float, top_k: int | None, top_p: float | None) -> None:
+def check_sampling(max_new: int, temperature: float, top_k: int | None, top_p: float | None) -> None:
+    """A :class:`ConfigError` naming the first sampling option out of its range."""
     if max_new < 0:
         raise ConfigError(f"max_new: expected an integer >= 0, got {max_new!r}")
     if not temperature >= 0:
@@ -563,6 +594,7 @@ def train(config: Config) -> Path:
     The text is tokenized (and checked) before the run folder exists; a resumed run
     (``config.train.resume``) reuses the token files in its ``data/`` folder.
     """
+    config = resumed(config)
     config.validate()
     # Under torchrun: join the process group first, so that the run folder is rank 0's on every
     # process; every process tokenizes into its own temporary folder, rank 0 moves its copy in.
@@ -575,7 +607,7 @@ def train(config: Config) -> Path:
         if config.minutes is not None:  # rank 0's timing decides: every process runs the same steps
             steps = distributed.broadcast(steps_for_minutes(model, corpus, config) if distributed.is_main() else None)
             config.train.steps, config.train.epochs = steps, None
-            config.train.eval_every = config.train.eval_every or max(1, config.train.steps // 4)
+            config.train.eval_every = config.train.eval_every or math.ceil(config.train.steps / 4)  # the 4th: the end
         trainer = Trainer(
             model,
             config.train,
@@ -599,6 +631,17 @@ def train(config: Config) -> Path:
         _report_sample(trainer.run_dir, model, corpus.vocab, config.train.seed)
     distributed.barrier()
     return trainer.run_dir
+
+
+def resumed(config: Config) -> Config:
+    """``config``, or when it resumes a run (``config.train.resume``) ``config`` with that run's
+    data and model sections: a resumed run goes on training the same model on the same tokens,
+    read in the same chunks, whatever those sections of ``config`` say."""
+    if not config.train.resume:
+        return config
+    run = Path(config.train.resume)
+    data, model = saved_sections(run, resumed_run_config(run, "lm"))
+    return replace(config, data=data, model=model)
 
 
 def _run_dir_and_data(config: Config) -> tuple[Path, Path | None]:
@@ -657,16 +700,29 @@ def load_model(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu
     ``checkpoint``: ``best`` (falls back to ``last`` when the run never evaluated) or ``last``.
     Raises :class:`CheckpointError` when ``run_dir`` is not an lm run.
     """
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise CheckpointError(f"{run_dir}: no such run folder")
-    config, weights = load_run(run_dir, checkpoint, device)
-    if config.get("task") != "lm" or "model" not in config:
-        raise CheckpointError(f"{run_dir}: not an lm run (config.json task {config.get('task')!r}, expected 'lm')")
+    run_dir, saved, weights = load_task_run(run_dir, "lm", checkpoint, device)
+    _, model_config = saved_sections(run_dir, saved)
     vocab = load_vocab(run_dir / DATA_DIR)
-    model = LanguageModel(len(vocab), ModelConfig(**config["model"])).to(device)
+    model = LanguageModel(len(vocab), model_config).to(device)
     load_weights_into(model, weights, run_dir)
     return model.eval(), vocab
+
+
+def saved_sections(run: Path, saved: dict[str, Any]) -> tuple[DataConfig, ModelConfig]:
+    """The data and model sections of ``run``'s ``config.json`` (read as ``saved``), checked: a
+    :class:`CheckpointError` naming the file and the field for a missing section or a wrong key,
+    type or value (a hand-edited file)."""
+    where = Path(run) / "config.json"
+    sections = []
+    for name, cls in (("data", DataConfig), ("model", ModelConfig)):
+        section = dataclass_from(cls, saved.get(name), f"{where}: field {name!r}")
+        try:
+            section.validate()
+        except ConfigError as e:
+            raise CheckpointError(f"{where}: field {name!r}: {e}") from None
+        sections.append(section)
+    data, model = sections
+    return data, model
 
 
 def evaluate_files(
@@ -682,6 +738,9 @@ def evaluate_files(
     The text is tokenized with the run's vocabulary in a streaming pass into a temporary token
     file; a character the vocabulary lacks is a :class:`DataError` naming the file and character.
     """
+    for name, value in (("batch_size", batch_size), ("seq_len", seq_len)):
+        if value < 1:
+            raise ConfigError(f"{name}: expected an integer >= 1, got {value!r}")
     model, vocab = load_model(run_dir, checkpoint, device)
     paths = list_text_files(files)
     with tempfile.TemporaryDirectory(prefix="rnnkit-lm-eval-") as tmp:
@@ -695,13 +754,25 @@ def evaluate_files(
     return result
 
 
-def _tokenize_for_eval(paths: list[Path], vocab: Vocab, out: Path):
-    def chunks():
+def _tokenize_for_eval(paths: list[Path], vocab: Vocab, out: Path) -> TokenFileInfo:
+    """Write the token file of ``paths``; a :class:`DataError` naming the file, line and column
+    of the first character a character vocabulary lacks."""
+
+    def chunks() -> Iterator[str]:
         for path in paths:
+            line = 1  # of the chunk's first character
             for text in iter_corpus([path]):
                 missing = vocab.unknown(text)
                 if missing:
-                    raise DataError(f"character {missing[0]!r} is not in the model's vocabulary", path=str(path))
+                    at = text.index(missing[0])
+                    column = at - text.rfind("\n", 0, at)
+                    raise DataError(
+                        f"column {column}: character {missing[0]!r} is not in the model's vocabulary "
+                        f"({len(vocab)} characters of its training text)",
+                        path=str(path),
+                        line=line + text.count("\n", 0, at),
+                    )
+                line += text.count("\n")
                 yield text
 
     return write_token_file(chunks(), vocab.encode_array, out, token_dtype(len(vocab)))
@@ -781,8 +852,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         given = f"--steps {args.steps}" if args.epochs is None else f"--epochs {args.epochs}"
         raise ConfigError(f"minutes: sets the number of steps by timing; give it or {given}, not both")
     if args.resume:
-        saved = resumed_run_config(args.resume, "lm")
-        return Config(DataConfig(**saved["data"]), ModelConfig(**saved["model"]), train_config, args.minutes)
+        data, model = saved_sections(Path(args.resume), resumed_run_config(args.resume, "lm"))
+        return Config(data, model, train_config, args.minutes)
     data = DataConfig(**{f.name: getattr(args, "data" if f.name == "files" else f.name) for f in fields(DataConfig)})
     model = ModelConfig(**{f.name: getattr(args, f.name) for f in fields(ModelConfig)})
     return Config(data, model, train_config, args.minutes)
@@ -796,7 +867,7 @@ def train_command(args: argparse.Namespace) -> int:
 
 
 def generate_command(args: argparse.Namespace) -> int:
-    _check_sampling(args.max_new, args.temperature, args.top_k, args.top_p)
+    check_sampling(args.max_new, args.temperature, args.top_k, args.top_p)
     if args.num_samples < 1:
         raise ConfigError(f"num_samples: expected an integer >= 1, got {args.num_samples!r}")
     model, vocab = load_model(args.run, args.checkpoint)
