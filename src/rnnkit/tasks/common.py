@@ -132,6 +132,35 @@ def resumed_section(
     return replace(values, **changed)
 
 
+def checked_sections(run: str | os.PathLike, saved: dict[str, Any], sections: dict[str, type]) -> list[Any]:
+    """Each named section (``{key: dataclass}``) of ``run``'s ``config.json`` (read as ``saved``),
+    validated: a :class:`CheckpointError` naming the file and the field for a missing section or a
+    wrong key, type or value (a hand-edited file)."""
+    where = Path(run) / "config.json"
+    out = []
+    for name, cls in sections.items():
+        section = dataclass_from(cls, saved.get(name), f"{where}: field {name!r}")
+        try:
+            section.validate()
+        except ConfigError as e:
+            raise CheckpointError(f"{where}: field {name!r}: {e}") from None
+        out.append(section)
+    return out
+
+
+def sections_from_cli(args: argparse.Namespace, task: str, sections: dict[str, type]) -> list[Any]:
+    """Each named section (``{key: dataclass}``) from the parsed options; with ``--resume RUN``
+    the run's own, but for the options given (:func:`resumed_section`)."""
+    given = [section_from_args(cls, args) for cls in sections.values()]
+    if not args.resume:
+        return given
+    saved = resumed_run_config(args.resume, task)
+    return [
+        resumed_section(cls, saved, key, section, args.resume, args)
+        for (key, cls), section in zip(sections.items(), given, strict=True)
+    ]
+
+
 def section_from_args(cls: type, args: argparse.Namespace, prefix: str = "") -> Any:
     """The config dataclass ``cls`` filled from the parsed options of the same names (``prefix``
     before each, as ``pretrain_lm_`` for classify's pretraining section)."""

@@ -55,9 +55,7 @@ from rnnkit.tasks.common import (
     load_task_run,
     require,
     resumed_run,
-    resumed_run_config,
-    resumed_section,
-    section_from_args,
+    sections_from_cli,
 )
 from rnnkit.train import (
     FitResult,
@@ -383,11 +381,7 @@ def add_parser(subparsers) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     train_config = config_from_args(args)
-    data, model = section_from_args(DataConfig, args), section_from_args(ModelConfig, args)
-    if args.resume:  # the run's own data and model, but for options given with another value
-        saved = resumed_run_config(args.resume, "handwriting")
-        data = resumed_section(DataConfig, saved, "data", data, args.resume, args)
-        model = resumed_section(ModelConfig, saved, "model", model, args.resume, args)
+    data, model = sections_from_cli(args, "handwriting", {"data": DataConfig, "model": ModelConfig})
     result = train(Config(data, model, train_config))
     print(f"run folder: {result.run_dir} ({result.stop_reason} after {result.steps} steps)")
     if result.best_metric is not None:

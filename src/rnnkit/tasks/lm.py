@@ -55,7 +55,7 @@ from rnnkit.data.text import (
 from rnnkit.data.vocab import CharVocab, SubwordVocab
 from rnnkit.errors import CheckpointError, ConfigError, DataError
 from rnnkit.io import chmod_as_created
-from rnnkit.tasks.common import dataclass_from, load_task_run, resumed_run_config
+from rnnkit.tasks.common import checked_sections, load_task_run, resumed_run_config
 from rnnkit.train import StepOutput, TrainConfig, Trainer, add_train_args, distributed, seed_everything
 from rnnkit.train import config_from_args as train_config_from_args
 from rnnkit.train.run import append_report, load_weights_into, new_run_dir
@@ -709,19 +709,9 @@ def load_model(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu
 
 
 def saved_sections(run: Path, saved: dict[str, Any]) -> tuple[DataConfig, ModelConfig]:
-    """The data and model sections of ``run``'s ``config.json`` (read as ``saved``), checked: a
-    :class:`CheckpointError` naming the file and the field for a missing section or a wrong key,
-    type or value (a hand-edited file)."""
-    where = Path(run) / "config.json"
-    sections = []
-    for name, cls in (("data", DataConfig), ("model", ModelConfig)):
-        section = dataclass_from(cls, saved.get(name), f"{where}: field {name!r}")
-        try:
-            section.validate()
-        except ConfigError as e:
-            raise CheckpointError(f"{where}: field {name!r}: {e}") from None
-        sections.append(section)
-    data, model = sections
+    """The data and model sections of ``run``'s ``config.json`` (read as ``saved``), checked
+    (:func:`~rnnkit.tasks.common.checked_sections`)."""
+    data, model = checked_sections(run, saved, {"data": DataConfig, "model": ModelConfig})
     return data, model
 
 

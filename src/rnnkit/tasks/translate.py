@@ -80,7 +80,7 @@ from rnnkit.nn.attention import ATTENTIONS, make_attention
 from rnnkit.tasks.common import (
     check_fraction,
     check_positive,
-    dataclass_from,
+    checked_sections,
     load_task_run,
     require,
     resumed_run_config,
@@ -648,18 +648,9 @@ def plot_attention(weights: Tensor, source_words: Sequence[str], output_words: S
 # ===================================================================== a trained run
 def saved_sections(run: Path, saved: dict[str, Any]) -> tuple[DataConfig, ModelConfig, DecodeConfig]:
     """The data, model and decode sections of ``run``'s ``config.json`` (read as ``saved``),
-    checked; a :class:`CheckpointError` naming the file if one is missing or has a wrong value
-    or type (a hand-edited file: :func:`~rnnkit.tasks.common.dataclass_from` checks the types)."""
-    where = run / "config.json"
-    sections = []
-    for name, cls in (("data", DataConfig), ("model", ModelConfig), ("decode", DecodeConfig)):
-        section = dataclass_from(cls, saved.get(name), f"{where}: field {name!r}")
-        try:
-            section.validate()
-        except ConfigError as e:
-            raise CheckpointError(f"{where}: field {name!r}: {e}") from None
-        sections.append(section)
-    data, model, decode = sections
+    checked (:func:`~rnnkit.tasks.common.checked_sections`)."""
+    sections = {"data": DataConfig, "model": ModelConfig, "decode": DecodeConfig}
+    data, model, decode = checked_sections(run, saved, sections)
     return data, model, decode
 
 
