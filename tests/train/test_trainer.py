@@ -251,30 +251,33 @@ def test_batch_feed_sets_the_epoch_of_a_distributed_sampler_and_replays_on_resum
     assert [again.next().tolist() for _ in range(3)] == seen[4:7]
 
 
-def test_a_resume_that_does_not_fit_the_model_is_one_error_and_leaves_the_run_as_it_was(tmp_path):
-    tokens, targets = sequence_batches(n=32)
-    batches = [(tokens[i : i + 8], targets[i : i + 8]) for i in range(0, 32, 8)]
+def batches_of_8(n: int) -> list:
+    """``n`` toy sequences as an iterable of batches of 8 ``(tokens, targets)``."""
+    tokens, targets = sequence_batches(n=n)
+    return [(tokens[i : i + 8], targets[i : i + 8]) for i in range(0, n, 8)]
 
-    def train_step(model, batch, state):
-        logits, _ = model(batch[0])
-        return F.cross_entropy(logits.flatten(0, 1), batch[1].flatten())
+
+def next_token_step(model, batch, state):
+    logits, _ = model(batch[0])
+    return F.cross_entropy(logits.flatten(0, 1), batch[1].flatten())
+
+
+def test_a_resume_that_does_not_fit_the_model_is_one_error_and_leaves_the_run_as_it_was(tmp_path):
+    batches = batches_of_8(32)
 
     run = tmp_path / "run"
     Trainer(
-        TinyLM(hidden=24), quiet_config(steps=4), train_step=train_step, run_dir=run, task_config={"hidden": 24}
+        TinyLM(hidden=24), quiet_config(steps=4), train_step=next_token_step, run_dir=run, task_config={"hidden": 24}
     ).fit(batches)
     saved = (run / "config.json").read_bytes()
-    trainer = Trainer(
-        TinyLM(hidden=16), quiet_config(steps=8, resume=str(run)), train_step=train_step, task_config={"hidden": 16}
-    )
+    again = quiet_config(steps=8, resume=str(run))
+    trainer = Trainer(TinyLM(hidden=16), again, train_step=next_token_step, task_config={"hidden": 16})
     with pytest.raises(CheckpointError, match=r"does not fit this model .*size mismatch"):
         trainer.fit(batches)
     assert (run / "config.json").read_bytes() == saved  # still the run's own config: eval on it still loads
     (run / "plots").mkdir(exist_ok=True)
     (run / "plots" / "sample.png").write_bytes(b"a task's own plot, which it lists itself")
-    resumed = Trainer(
-        TinyLM(hidden=24), quiet_config(steps=8, resume=str(run)), train_step=train_step, task_config={"hidden": 24}
-    )
+    resumed = Trainer(TinyLM(hidden=24), again, train_step=next_token_step, task_config={"hidden": 24})
     assert resumed.fit(batches).steps == 8
     config = json.loads((run / "config.json").read_text())
     assert config["train"]["steps"] == 8  # written once it had loaded
@@ -284,17 +287,12 @@ def test_a_resume_that_does_not_fit_the_model_is_one_error_and_leaves_the_run_as
 
 
 def test_a_new_run_in_an_old_runs_folder_starts_its_own_record(tmp_path):
-    tokens, targets = sequence_batches(n=16)
-    batches = [(tokens[i : i + 8], targets[i : i + 8]) for i in range(0, 16, 8)]
-
-    def train_step(model, batch, state):
-        logits, _ = model(batch[0])
-        return F.cross_entropy(logits.flatten(0, 1), batch[1].flatten())
+    batches = batches_of_8(16)
 
     run = tmp_path / "run"
-    Trainer(TinyLM(), quiet_config(steps=2), train_step=train_step, run_dir=run).fit(batches)
+    Trainer(TinyLM(), quiet_config(steps=2), train_step=next_token_step, run_dir=run).fit(batches)
     config = json.loads((run / "config.json").read_text())
     (run / "config.json").write_text(json.dumps({**config, "command": "rnnkit lm train --the-earlier-run"}))
-    Trainer(TinyLM(), quiet_config(steps=2), train_step=train_step, run_dir=run).fit(batches)  # not --resume
+    Trainer(TinyLM(), quiet_config(steps=2), train_step=next_token_step, run_dir=run).fit(batches)  # not --resume
     config = json.loads((run / "config.json").read_text())
     assert "resumed" not in config and config["command"] != "rnnkit lm train --the-earlier-run"
