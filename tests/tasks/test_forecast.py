@@ -251,3 +251,13 @@ def test_an_interrupted_run_goes_on_exactly_with_only_resume(tmp_path, monkeypat
 
 def torch_equal(a, b) -> bool:
     return bool((a == b).all())
+
+
+def test_a_new_run_never_removes_folders_that_are_not_an_earlier_forecast_runs(tmp_path):
+    path = write_series(tmp_path / "s.csv", logistic_map(160))
+    mine = tmp_path / "project"
+    (mine / "final").mkdir(parents=True)
+    (mine / "final" / "thesis.tex").write_text("the user's own work")
+    with pytest.raises(ConfigError, match=r"holds \['final'\] of something other than a forecast run"):
+        fc.train(small_config(path, mine))
+    assert (mine / "final" / "thesis.tex").read_text() == "the user's own work"

@@ -745,9 +745,18 @@ def check_resumed_run(cfg: Config) -> None:
 def start_run(run_dir: Path, cfg: Config) -> None:
     """Write the run's ``config.json`` (the options as given: what reruns or resumes the run).
 
-    A new run in a folder that holds an earlier one first removes that run's fits and config.
+    A new run in a folder that holds an earlier forecast run first removes that run's fits and
+    config; a folder holding ``folds/`` or ``final/`` of anything else is a :class:`ConfigError`
+    (nothing of it is removed).
     """
-    if not cfg.train.resume and any((run_dir / name).exists() for name in ("config.json", "folds", "final")):
+    held = [name for name in ("config.json", "folds", "final") if (run_dir / name).exists()]
+    if not cfg.train.resume and held:
+        earlier = (run_dir / "config.json").is_file() and read_run_config(run_dir).get("task") == "forecast"
+        if not earlier:
+            raise ConfigError(
+                f"run_dir: {run_dir} holds {held} of something other than a forecast run; "
+                "expected an empty folder, or one of an earlier forecast run (whose fits a new run replaces)"
+            )
         print(
             f"warning: {run_dir} holds an earlier run; starting a new one there (use --resume to continue it)",
             file=sys.stderr,
