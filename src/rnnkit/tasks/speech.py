@@ -304,7 +304,9 @@ class AcousticModel(nn.Module):
 
 
 def ctc_step(model: nn.Module, batch: Batch, state: Any = None) -> StepOutput:
-    """CTC loss of one batch, per target character (the trainer's ``train_step``)."""
+    """CTC loss of one batch (the trainer's ``train_step``): each utterance's loss per target
+    character, averaged over the batch's utterances (``F.ctc_loss``'s ``"mean"``). The validation
+    figure (:func:`mean_ctc_loss`) is the corpus's: total loss over total characters."""
     log_probs, steps = model(batch.features, batch.lengths)  # (B, T', C)
     loss = F.ctc_loss(
         log_probs.transpose(0, 1), batch.targets, steps, batch.target_lengths, blank=BLANK, zero_infinity=True
@@ -330,6 +332,8 @@ def transcribe_features(
 
 @torch.no_grad()
 def mean_ctc_loss(model: AcousticModel, features: Sequence[Tensor], targets: Sequence[list[int]]) -> float:
+    """CTC loss per target character over all ``features`` (each ``(T_i, M)``, normalized): the
+    total over the utterances divided by their total characters."""
     model.eval()
     device = next(model.parameters()).device
     total = 0.0
