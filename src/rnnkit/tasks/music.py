@@ -64,9 +64,7 @@ from rnnkit.tasks.common import (
     load_task_run,
     require,
     resumed_run,
-    resumed_run_config,
-    resumed_section,
-    section_from_args,
+    sections_from_cli,
 )
 from rnnkit.tasks.pooling import valid_mask
 from rnnkit.train import (
@@ -466,16 +464,10 @@ def add_parser(subparsers) -> None:
 
 def config_from_cli(args: argparse.Namespace) -> Config:
     """The :class:`Config` of the command line; with ``--resume RUN_DIR`` the run's saved data
-    and model sections, in which only options given with a value other than their default change."""
-    train_config = config_from_args(args)
-    data = section_from_args(DataConfig, args)
-    data.val_split = data.val_split or None
-    model = section_from_args(ModelConfig, args)
-    if args.resume:
-        saved = resumed_run_config(args.resume, "music")
-        data = resumed_section(DataConfig, saved, "data", data, args.resume, args)
-        model = resumed_section(ModelConfig, saved, "model", model, args.resume, args)
-    return Config(data, model, train_config)
+    and model sections, but for the options given (:func:`~rnnkit.tasks.common.sections_from_cli`)."""
+    data, model = sections_from_cli(args, "music", {"data": DataConfig, "model": ModelConfig})
+    data.val_split = data.val_split or None  # --val-split '': no validation split
+    return Config(data, model, config_from_args(args))
 
 
 def run_train(args: argparse.Namespace) -> int:

@@ -54,7 +54,14 @@ from rnnkit.data.tabular import read_table
 from rnnkit.errors import CheckpointError, ConfigError, DataError
 from rnnkit.io import atomic_write_json, atomic_write_text
 from rnnkit.nn import GRU, LSTM
-from rnnkit.tasks.common import check_fraction, check_positive, load_task_run, require, section_from_args
+from rnnkit.tasks.common import (
+    check_fraction,
+    check_positive,
+    checked_sections,
+    load_task_run,
+    require,
+    section_from_args,
+)
 from rnnkit.train import (
     FitResult,
     StepOutput,
@@ -362,10 +369,8 @@ def run_sections(saved: dict[str, Any], run: Path) -> tuple[DataConfig, ModelCon
     (``saved``); a :class:`CheckpointError` if they are not a speech run's."""
     if saved.get("task") != "speech":
         raise CheckpointError(f"{run}: a {saved.get('task')!r} run, expected a 'speech' run")
+    data, model_config = checked_sections(run, saved, {"data": DataConfig, "model": ModelConfig})
     try:
-        data = DataConfig(**saved["data"])
-        model_config = ModelConfig(**saved["model"])
-        model_config.validate()
         charset = CharSet(saved["charset"])
         normalizer = Normalizer(**saved["normalizer"])
     except (KeyError, TypeError, ConfigError) as e:
