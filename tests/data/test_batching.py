@@ -62,3 +62,26 @@ def test_tbptt_stream_with_targets_and_processes():
 def test_tbptt_stream_rejects_chunks_longer_than_the_streams():
     with pytest.raises(ValueError, match="bptt: 20 is longer than the streams"):
         TBPTTStream(torch.arange(10), batch_size=2, bptt=20)
+
+
+def test_tbptt_rejects_a_batch_size_below_one():
+    with pytest.raises(ValueError, match="batch_size: expected >= 1, got 0"):
+        TBPTTStream(torch.arange(10), 0, 2)
+
+
+def test_lengths_to_mask_of_an_empty_batch():
+    assert lengths_to_mask(torch.zeros(0, dtype=torch.long)).shape == (0, 0)
+
+
+def test_shuffled_last_batch_never_leaves_a_process_without_examples():
+    # 9 examples in batches of 4 on 2 processes: the last batch (1 example) cannot be shared.
+    ranks = [ShuffledBatches(9, 4, list, seed=0, drop_last=False, rank=r, world_size=2) for r in (0, 1)]
+    assert len(ranks[0]) == 2
+    for k in range(4):
+        parts = [batches(k) for batches in ranks]
+        assert all(parts) and not set(parts[0]) & set(parts[1])
+    ten = [ShuffledBatches(10, 4, list, seed=0, drop_last=False, rank=r, world_size=2) for r in (0, 1)]
+    assert len(ten[0]) == 3 and [len(b(2)) for b in ten] == [1, 1]  # 2 left over: one each
+    assert len(ShuffledBatches(9, 4, list, drop_last=False, rank=0, world_size=1)) == 3
+    with pytest.raises(ValueError, match="fewer than the 2 processes"):
+        ShuffledBatches(1, 2, list, drop_last=False, rank=0, world_size=2)

@@ -41,3 +41,18 @@ def test_each_process_takes_its_share_of_a_global_batch() -> None:
     assert sorted(ranks[0](0) + ranks[1](0)) == sorted(whole(0))
     with pytest.raises(ValueError, match="not divisible"):
         BucketedBatches(lengths, 7, collate=list, rank=0, world_size=2)
+
+
+@pytest.mark.parametrize("n, world, dropped", [(65, 2, 1), (66, 2, 0), (67, 4, 3), (69, 4, 0), (65, 1, 0)])
+def test_a_last_batch_too_small_to_share_is_dropped(n, world, dropped) -> None:
+    lengths = lengths_of(n)
+    ranks = [
+        BucketedBatches(lengths, 8, collate=list, seed=1, bucket_factor=3, rank=r, world_size=world)
+        for r in range(world)
+    ]
+    for epoch in (0, 1):
+        batches = ranks[0].epoch_batches(epoch)
+        assert len(ranks[0]) == len(batches)
+        assert sum(map(len, batches)) == n - dropped
+        for k in range(len(ranks[0])):
+            assert all(batches(epoch * len(ranks[0]) + k) for batches in ranks)  # no process gets nothing

@@ -131,3 +131,14 @@ def test_point_features_do_not_depend_on_place_or_size():
 def test_resample_skips_repeated_points():
     points = torch.tensor([[0.0, 0.0], [0.0, 0.0], [2.0, 0.0]])
     torch.testing.assert_close(resample(points, 3), torch.tensor([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0]]))
+
+
+def test_json_lines_split_at_newlines_only(tmp_path):
+    path = tmp_path / "s.jsonl"
+    line = '{"points": [[0, 0], [1, 1]], "label": "%s"}'
+    path.write_text("\n".join([line % "a\u2028b", line % "c\x85d", line % "e"]) + "\r\n", encoding="utf-8")
+    data = read_trajectories(path)  # U+2028 and U+0085 may stand unescaped in a JSON string
+    assert data.labels == ["a\u2028b", "c\x85d", "e"] and data.lines == [1, 2, 3]
+    path.write_text(line % "a\u2028b" + '\n{"points": [[0, 0]], "label": "b"}\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"s\.jsonl:2: found 1 point"):  # the line an editor shows
+        read_trajectories(path)

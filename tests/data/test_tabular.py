@@ -89,3 +89,10 @@ def test_missing_file_is_a_data_error(tmp_path) -> None:
 def test_spaces_around_a_label_do_not_make_another_label(tmp_path) -> None:
     csv = write(tmp_path, "a.csv", "sentence,label\ngood,pos\nfine, pos \nbad,neg\r\n")
     assert read_table(csv).labels == ["pos", "pos", "neg"]
+
+
+def test_a_wanted_column_named_twice_is_an_error(tmp_path) -> None:
+    path = write(tmp_path, "dup.tsv", "label\tsentence\tlabel\n1\tgood\t0\n")
+    with pytest.raises(DataError, match=r"dup\.tsv:1: column 'label' appears twice in the header"):
+        read_table(path)  # was: silently the first 'label' column
+    assert read_table(path, label_column=None).texts == ["good"]

@@ -135,3 +135,23 @@ def test_slice_chars_is_slicing_the_joined_text_streamed() -> None:
     for start, stop in [(0, 200), (0, 0), (5, 6), (37, 150), (150, None), (199, None), (200, None), (0, 500)]:
         assert "".join(slice_chars(iter(chunks), start, stop)) == text[start:stop], (start, stop)
     assert all(slice_chars(iter(chunks), 37, 150))  # no empty pieces
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 2, 1 << 20])
+def test_iter_text_drops_a_leading_byte_order_mark(tmp_path, chunk_bytes) -> None:
+    path = tmp_path / "bom.txt"
+    path.write_bytes("\ufeffhé\ufeff\n".encode())  # only the first BOM is a mark; the second is text
+    assert "".join(iter_text(path, chunk_bytes)) == "hé\ufeff\n"
+    assert "".join(iter_corpus([path, path], chunk_bytes)) == "hé\ufeff\nhé\ufeff\n"
+
+
+def test_iter_text_of_a_byte_order_mark_alone_is_an_empty_file(tmp_path) -> None:
+    path = tmp_path / "bom.txt"
+    path.write_bytes(b"\xef\xbb\xbf")
+    with pytest.raises(DataError, match=r"bom\.txt: empty file"):
+        list(iter_text(path, 1))
+
+
+def test_iter_text_names_a_missing_file(tmp_path) -> None:
+    with pytest.raises(DataError, match=r"gone\.txt: cannot read file \(No such file"):
+        list(iter_text(tmp_path / "gone.txt"))

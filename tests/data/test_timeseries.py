@@ -195,3 +195,8 @@ def test_dates_in_another_format_and_with_offsets(tmp_path):
     assert s.dates.tz is None
     with pytest.raises(ConfigError, match="date_format"):
         read_csv_series(write(tmp_path, GOOD), "Date", "Close", date_format="no percent sign")
+
+
+def test_a_header_without_rows_is_an_error(tmp_path):
+    with pytest.raises(DataError, match=r"s\.csv:2: no data rows after the header; expected rows of 3 fields"):
+        read_csv_series(write(tmp_path, "Date,Close,Volume\n\n"), "Date", "Close")

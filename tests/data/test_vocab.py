@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rnnkit.data.vocab import WordVocab, word_tokenize
+from rnnkit.data.vocab import CharVocab, WordVocab, word_tokenize
 from rnnkit.errors import CheckpointError
 
 
@@ -95,3 +95,35 @@ def test_subword_vocab_round_trips_arbitrary_unicode_and_streams_invalid_bytes_a
     ids = [continuation, *vocab.encode("abc")]
     step = vocab.stream_decoder()
     assert "".join(step(i) for i in ids) == vocab.decode(ids) == "\ufffdabc"
+
+
+def test_decode_rejects_ids_outside_the_vocabulary() -> None:
+    words = WordVocab.build([["a", "b"]])
+    chars = CharVocab.build(["ab"])
+    assert words.decode([2, 3]) == ["a", "b"] and chars.decode([0, 1]) == "ab"
+    for vocab in (words, chars):
+        with pytest.raises(ValueError, match=r"ids: expected ids in 0\.\.\d+, got -1"):
+            vocab.decode([0, -1])  # a negative id would silently index from the end
+        with pytest.raises(ValueError, match=f"got {len(vocab)}"):
+            vocab.decode([len(vocab)])
+
+
+def test_build_rejects_a_negative_max_size() -> None:
+    assert WordVocab.build([["a", "b", "b"]], max_size=0).words == ["<pad>", "<unk>"]
+    with pytest.raises(ValueError, match="max_size: expected >= 0"):
+        WordVocab.build([["a", "b", "b"]], max_size=-1)  # was: the least frequent word silently dropped
+
+
+@pytest.mark.parametrize("word", ["3", "[1]", "null"])
+def test_load_rejects_a_word_that_is_not_a_string(tmp_path, word) -> None:
+    path = tmp_path / "vocab.json"
+    path.write_text('{"type": "WordVocab", "words": ["<pad>", "<unk>", ' + word + "]}")
+    with pytest.raises(CheckpointError, match=r"vocab\.json: not a WordVocab JSON file .*list of strings"):
+        WordVocab.load(path)
+
+
+def test_save_load_keeps_unicode_and_whitespace_tokens_exactly(tmp_path) -> None:
+    vocab = WordVocab.build([["é", " ", "\t", "日本", "\u2028", "a\nb", "é"]])
+    vocab.save(tmp_path / "v.json")
+    loaded = WordVocab.load(tmp_path / "v.json")
+    assert loaded.words == vocab.words and loaded.words[2] == "é"

@@ -51,7 +51,7 @@ def lengths_to_mask(lengths: Tensor, max_len: int | None = None) -> Tensor:
     """``(B,)`` lengths -> ``(B, T)`` bool mask, True where a position holds data."""
     if lengths.dim() != 1:
         raise ValueError(f"lengths: expected shape (B,), got {tuple(lengths.shape)}")
-    t = int(lengths.max()) if max_len is None else max_len
+    t = (int(lengths.max()) if len(lengths) else 0) if max_len is None else max_len
     return torch.arange(t, device=lengths.device)[None, :] < lengths[:, None]  # (B, T)
 
 
@@ -77,7 +77,9 @@ class ShuffledBatches:
 
     ``collate(indices: list[int]) -> batch`` builds the batch (e.g. look up and
     :func:`pad_batch`). ``batch_size`` is global: each of ``world_size`` processes collates its
-    own ``batch_size // world_size`` of the indices. ``drop_last`` drops the incomplete batch.
+    own ``batch_size // world_size`` of the indices. ``drop_last`` drops the incomplete batch;
+    without it, that batch is split as evenly as possible, and dropped only when it has fewer
+    examples than there are processes (one would get none).
     """
 
     def __init__(
@@ -100,10 +102,13 @@ class ShuffledBatches:
         self.seed, self.shuffle, self.drop_last = seed, shuffle, drop_last
         self.rank, self.world_size = _rank_world(rank, world_size)
         self._local = _local_slice(batch_size, self.rank, self.world_size, "batch_size")
+        if n < self.world_size:
+            raise ValueError(f"n: {n} examples are fewer than the {self.world_size} processes")
         self._epoch, self._order = -1, torch.arange(n)
 
     def __len__(self) -> int:
-        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+        full, rest = divmod(self.n, self.batch_size)
+        return full + (not self.drop_last and rest >= self.world_size)
 
     def indices(self, k: int) -> list[int]:
         """The dataset indices of this process's part of global batch ``k``."""
@@ -160,6 +165,8 @@ class TBPTTStream:
     ) -> None:
         if data.dim() < 1:
             raise ValueError(f"data: expected shape (N, *), got {tuple(data.shape)}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size: expected >= 1, got {batch_size}")
         n = data.shape[0] // batch_size
         streams = data[: n * batch_size].reshape(batch_size, n, *data.shape[1:])  # (B, L, *)
         stream_targets = None
@@ -220,10 +227,11 @@ class BucketedBatches:
     Each epoch: a seeded permutation of the examples is cut into pools of
     ``bucket_factor * batch_size``; each pool is sorted by length and cut into batches; the
     batches are put in a seeded random order. Every example is in exactly one batch per epoch
-    (a pool's last batch may be smaller). ``collate(indices: list[int]) -> batch`` builds a batch;
-    ``batch_size`` is global: under torchrun each process collates every ``world_size``-th index
-    of each batch. ``padding_fraction()`` is the share of the padded ``(B, T)`` grid that is
-    padding in an epoch (the cost bucketing saves: compare ``bucket_factor=0``, no bucketing).
+    (the last pool's last batch may be smaller). ``collate(indices: list[int]) -> batch`` builds a
+    batch; ``batch_size`` is global: under torchrun each process collates every ``world_size``-th
+    index of each batch, and a last batch with fewer examples than processes is dropped.
+    ``padding_fraction()`` is the share of the padded ``(B, T)`` grid that is padding in an epoch
+    (the cost bucketing saves: compare ``bucket_factor=0``, no bucketing).
     """
 
     def __init__(
@@ -246,6 +254,8 @@ class BucketedBatches:
         self.batch_size, self.collate, self.seed, self.bucket_factor = batch_size, collate, seed, bucket_factor
         self.rank, self.world_size = _rank_world(rank, world_size)
         _local_slice(batch_size, self.rank, self.world_size, "batch_size")
+        if len(lengths) < self.world_size:
+            raise ValueError(f"lengths: {len(lengths)} examples are fewer than the {self.world_size} processes")
         self._epoch, self._batches = 0, self.epoch_batches(0)
 
     def epoch_batches(self, epoch: int) -> list[list[int]]:
@@ -260,12 +270,15 @@ class BucketedBatches:
             if self.bucket_factor:
                 chunk.sort(key=lambda i: self.lengths[i])
             batches.extend(chunk[k : k + size] for k in range(0, len(chunk), size))
+        if len(batches[-1]) < self.world_size:
+            batches.pop()  # too small to give every process an example
         return [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
 
     def __len__(self) -> int:
         n, pool = len(self.lengths), max(1, self.bucket_factor) * self.batch_size
         full, rest = divmod(n, pool)
-        return full * -(-pool // self.batch_size) + -(-rest // self.batch_size)
+        last = rest % self.batch_size  # examples in the smaller last batch (0: none)
+        return full * -(-pool // self.batch_size) + -(-rest // self.batch_size) - (0 < last < self.world_size)
 
     def indices(self, k: int) -> list[int]:
         """The example indices of this process's part of global batch ``k``."""

@@ -60,7 +60,8 @@ def read_trajectories(path: str | os.PathLike, with_labels: bool = True) -> Traj
     text = read_text_file(path, expected="one pen trajectory per line")
     reader = _json_line if Path(name).suffix.lower() in (".jsonl", ".ndjson") else _pendigits_line
     out = Trajectories(name, [], [], [])
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):  # not splitlines: "\u2028" may be in a JSON string
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         points, label = reader(line, name, number, with_labels)

@@ -3,7 +3,7 @@
 :func:`read_table` validates every row and raises :class:`rnnkit.errors.DataError` naming the file
 (and line) on: an empty file, a file that is not UTF-8 (the line of the first bad byte), a
 missing column (with the columns the file has), a row with the wrong number of fields, an empty
-text or label, a JSON line that is not a JSON object.
+text or label, a JSON line that is not a JSON object, a text or label column named twice in the header.
 
 Formats, chosen from the file name (or ``fmt=``):
 
@@ -149,6 +149,11 @@ def _column_positions(header: list[str], wanted: list[str], path: str) -> list[i
     missing = [c for c in wanted if c not in header]
     if missing:
         raise DataError(f"no column {missing[0]!r}; the columns found are {header}", path=path, line=1)
+    twice = [c for c in wanted if header.count(c) > 1]
+    if twice:
+        raise DataError(
+            f"column {twice[0]!r} appears twice in the header {header}; expected it once", path=path, line=1
+        )
     return [header.index(c) for c in wanted]
 
 

@@ -21,6 +21,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -62,13 +63,15 @@ def _hidden(relative: Path) -> bool:
 def iter_text(path: str | os.PathLike, chunk_bytes: int = CHUNK_BYTES) -> Iterator[str]:
     """Decode one UTF-8 file in chunks of about ``chunk_bytes`` bytes.
 
-    Raises :class:`DataError` naming the file and the byte offset of the first byte that is not
-    UTF-8 or is a NUL byte (a binary file: all zeros, or UTF-16, decode as UTF-8 but are not
-    text), or saying that the file is empty.
+    A byte-order mark at the start of the file is dropped (it is not part of the text). Raises
+    :class:`DataError` naming the file and the byte offset of the first byte that is not UTF-8 or
+    is a NUL byte (a binary file: all zeros, or UTF-16, decode as UTF-8 but are not text), or
+    saying that the file is empty (no characters, a byte-order mark aside) or cannot be read.
     """
     decoder = codecs.getincrementaldecoder("utf-8")()
     offset = 0  # bytes of the file decoded so far
-    with open(path, "rb") as f:
+    at_start, yielded = True, False  # nothing decoded yet (a BOM there is dropped); nothing yielded yet
+    with _open_binary(path) as f:
         while True:
             data = f.read(chunk_bytes)
             final = not data
@@ -82,7 +85,9 @@ def iter_text(path: str | os.PathLike, chunk_bytes: int = CHUNK_BYTES) -> Iterat
                     "expected a UTF-8 text file",
                     path=str(path),
                 ) from None
-            if final and offset == 0:
+            if at_start and text:
+                text, at_start = text.removeprefix("\ufeff"), False
+            if final and not (yielded or text):
                 raise DataError("empty file: expected UTF-8 text", path=str(path))
             nul = text.find("\0")
             if nul >= 0:
@@ -92,9 +97,18 @@ def iter_text(path: str | os.PathLike, chunk_bytes: int = CHUNK_BYTES) -> Iterat
                 )
             offset += len(data)
             if text:
+                yielded = True
                 yield text
             if final:
                 return
+
+
+def _open_binary(path: str | os.PathLike) -> BinaryIO:
+    """``open(path, "rb")``, or a :class:`DataError` naming the file and why it cannot be read."""
+    try:
+        return open(path, "rb")
+    except OSError as e:
+        raise DataError(f"cannot read file ({e.strerror}); expected a UTF-8 text file", path=str(path)) from None
 
 
 def iter_corpus(files: Sequence[str | os.PathLike], chunk_bytes: int = CHUNK_BYTES) -> Iterator[str]:

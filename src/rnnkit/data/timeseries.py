@@ -124,6 +124,8 @@ def _read_table(path: str) -> tuple[list[str], list[list[str]], np.ndarray]:
         raise DataError(f"not a readable CSV file ({e})", path=path, line=reader.line_num) from None
     if header is None:
         raise DataError("empty file; expected a header line with the column names", path=path, line=1)
+    if not rows:
+        raise DataError(f"no data rows after the header; expected rows of {len(header)} fields", path=path, line=2)
     return header, rows, _check_blank_lines(np.asarray(lines, dtype=np.int64), header, path)
 
 

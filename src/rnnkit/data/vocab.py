@@ -61,6 +61,15 @@ def detokenize(tokens: Sequence[str]) -> str:
     return _INNER_MARK.sub(r"\1", _SPACE_AFTER.sub(r"\1", _SPACE_BEFORE.sub(r"\1", text)))
 
 
+def _checked_ids(ids: Iterable[int], size: int) -> list[int]:
+    """``ids`` as a list, or a ``ValueError`` naming the first one outside ``0 .. size - 1``."""
+    ids = list(ids)
+    for i in ids:
+        if not 0 <= i < size:
+            raise ValueError(f"ids: expected ids in 0..{size - 1}, got {i}")
+    return ids
+
+
 class SymbolListVocab:
     """The JSON form shared by vocabularies that are one list of symbols (``field``):
     ``{"type": "<class name>", "<field>": [...]}``, saved atomically, loaded with clear errors."""
@@ -109,6 +118,8 @@ class WordVocab(SymbolListVocab):
 
     def __init__(self, words: Sequence[str]) -> None:
         """``words``: the id → word list, which must start with ``<pad>``, ``<unk>``."""
+        if any(not isinstance(w, str) for w in words):
+            raise ValueError("words: expected a list of strings, found another type")
         if list(words[:2]) != [self.PAD, self.UNK]:
             raise ValueError(f"words: expected to start with {[self.PAD, self.UNK]}, got {list(words[:2])}")
         if len(set(words)) != len(words):
@@ -122,6 +133,8 @@ class WordVocab(SymbolListVocab):
         ``max_size`` most frequent at most (``<pad>`` and ``<unk>`` not counted)."""
         if min_freq < 1:
             raise ValueError(f"min_freq: expected >= 1, got {min_freq}")
+        if max_size is not None and max_size < 0:
+            raise ValueError(f"max_size: expected >= 0 or None, got {max_size}")
         counts = Counter(token for tokens in token_lists for token in tokens)
         counts.pop(cls.PAD, None)
         counts.pop(cls.UNK, None)
@@ -141,8 +154,9 @@ class WordVocab(SymbolListVocab):
         return [self.index.get(t, self.unk_id) for t in tokens]
 
     def decode(self, ids: Iterable[int]) -> list[str]:
-        """Words for ``ids`` (``<pad>`` included; drop id 0 yourself if you need to)."""
-        return [self.words[i] for i in ids]
+        """Words for ``ids`` (``<pad>`` included; drop id 0 yourself if you need to); an id
+        outside ``0 .. len - 1`` raises ``ValueError`` (a negative one would index from the end)."""
+        return [self.words[i] for i in _checked_ids(ids, len(self.words))]
 
 
 class CharVocab(SymbolListVocab):
@@ -207,7 +221,8 @@ class CharVocab(SymbolListVocab):
         return ids
 
     def decode(self, ids: Iterable[int]) -> str:
-        return "".join(self.chars[i] for i in ids)
+        """The text of ``ids``; an id outside ``0 .. len - 1`` raises ``ValueError``."""
+        return "".join(self.chars[i] for i in _checked_ids(ids, len(self.chars)))
 
     def stream_decoder(self):
         """A function ``id -> str`` for streaming output one token at a time."""
