@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import random
@@ -101,6 +102,29 @@ def test_truncated_file_is_named_in_the_error(tmp_path, name):
         load(folder)
 
 
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ({"version": 2}, r"meta\.json: field 'version': expected a format version from 1 to 1, found 2"),
+        ({"version": "1"}, r"field 'version': .*found '1'"),
+        ({"format": "other"}, r"field 'format': expected 'rnnkit-checkpoint'"),
+    ],
+)
+def test_a_checkpoint_of_a_newer_format_or_another_kind_is_refused_naming_the_field(tmp_path, edit, message):
+    folder = save_checkpoint(tmp_path / "last", weights(), {"step": 1})
+    meta = json.loads((folder / "meta.json").read_text())
+    (folder / "meta.json").write_text(json.dumps({**meta, **edit}))
+    with pytest.raises(CheckpointError, match=message):
+        read_meta(folder)
+
+
+def test_a_meta_file_that_is_not_an_object_is_a_checkpoint_error(tmp_path):
+    folder = save_checkpoint(tmp_path / "last", weights(), {"step": 1})
+    (folder / "meta.json").write_text("[1, 2]")
+    with pytest.raises(CheckpointError, match=r"meta\.json: a JSON list; expected an object"):
+        read_meta(folder)
+
+
 @pytest.mark.parametrize("name", ["model.safetensors", "train_state.pt", "meta.json"])
 def test_missing_file_is_named_in_the_error(tmp_path, name):
     folder = save_checkpoint(tmp_path / "last", weights(), {"step": 1}, {"t": torch.ones(1)})
@@ -124,6 +148,16 @@ def test_interrupted_save_leaves_the_previous_checkpoint_intact(tmp_path, monkey
     assert read_meta(tmp_path / "last")["step"] == 1
     assert torch.equal(load_weights(tmp_path / "last")["w"], weights()["w"])
     assert os.listdir(tmp_path) == ["last"]
+
+
+def test_what_a_writer_killed_mid_write_left_is_removed_by_the_next_save(tmp_path):
+    stale = tmp_path / ".last.k1ll3d.tmp"  # as tempfile.mkdtemp named it before the SIGKILL
+    stale.mkdir()
+    (stale / "model.safetensors").write_bytes(b"half of the weights")
+    (tmp_path / ".best.k1ll3d.tmp").mkdir()  # another checkpoint's: its own save removes it
+    save_checkpoint(tmp_path / "last", weights(), {"step": 2})
+    assert sorted(os.listdir(tmp_path)) == [".best.k1ll3d.tmp", "last"]
+    assert read_meta(tmp_path / "last")["step"] == 2
 
 
 def test_writer_killed_between_the_two_renames_is_recovered(tmp_path):

@@ -123,3 +123,26 @@ def test_on_resume_an_option_given_with_its_default_value_replaces_the_saved_one
     assert (config_from_args(args).lr, config_from_args(args).steps) == (0.25, 50)  # no record: not told apart
     args._given = frozenset({"resume", "lr", "steps"})  # what the rnnkit command records (rnnkit.cli)
     assert (config_from_args(args).lr, config_from_args(args).steps) == (0.001, 1000)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("lr", "0.1", r"lr: expected a number, got '0.1' \(str\)"),
+        ("clip_norm", "1", "clip_norm: expected a number or None"),
+        ("steps", True, r"steps: expected an integer or None, got True \(bool\)"),
+        ("patience", 1.5, "patience: expected an integer or None"),
+        ("quiet", "false", "quiet: expected true or false"),  # a non-empty string would have been True
+        ("seed", "7", "seed: expected an integer"),
+        ("monitor", None, "monitor: expected a string"),
+    ],
+)
+def test_values_of_the_wrong_type_name_the_field(field, value, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**{field: value})
+
+
+def test_paths_and_numbers_of_a_wider_type_are_taken(tmp_path):
+    cfg = TrainConfig(run_dir=tmp_path / "run", lr=1, precision=32, dist_timeout=60)
+    assert cfg.run_dir == str(tmp_path / "run") and cfg.precision == "32"
+    json.dumps(cfg.to_dict())  # the config is saved in config.json and every checkpoint's meta.json

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from rnnkit.data.batching import ShuffledBatches
-from rnnkit.errors import CheckpointError
+from rnnkit.errors import CheckpointError, ConfigError
 from rnnkit.train import NonFiniteError, StepOutput, TrainConfig, Trainer, load_run, read_metrics, seed_everything
 from tests.train.toy import TinyLM, carried_step, first_position_accuracy, reset_step, sequence_batches, stream
 
@@ -296,3 +296,75 @@ def test_a_new_run_in_an_old_runs_folder_starts_its_own_record(tmp_path):
     Trainer(TinyLM(), quiet_config(steps=2), train_step=next_token_step, run_dir=run).fit(batches)  # not --resume
     config = json.loads((run / "config.json").read_text())
     assert "resumed" not in config and config["command"] != "rnnkit lm train --the-earlier-run"
+
+
+def test_logged_lr_is_the_rate_the_logged_step_used(tmp_path):
+    _, trainer, batches = full_bptt_setup(tmp_path, steps=6, warmup=4, log_every=1)
+    trainer.fit(batches)
+    logged = [r["lr"] for r in read_metrics(tmp_path / "run") if r["kind"] == "train"]
+    assert logged == pytest.approx([1e-2 * f for f in (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)])  # warmup from 1/4
+
+
+@pytest.mark.parametrize(
+    ("first", "again", "message"),
+    [
+        ({"optimizer": "adam"}, {"optimizer": "sgd"}, r"optimizer: .* trained with 'adam', .*into 'sgd'"),
+        ({"schedule": "cosine"}, {"schedule": "plateau"}, r"schedule: .* trained with 'cosine'"),
+        ({"schedule": "plateau"}, {"schedule": "constant"}, r"schedule: .* trained with 'plateau'.*expected plateau"),
+    ],
+)
+def test_a_resume_whose_optimizer_or_schedule_cannot_load_the_saved_state_is_refused_up_front(
+    tmp_path, first, again, message
+):
+    batches, run = batches_of_8(16), tmp_path / "run"
+    Trainer(TinyLM(), quiet_config(steps=2, **first), train_step=next_token_step, run_dir=run).fit(batches)
+    saved = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    with pytest.raises(ConfigError, match=message):
+        Trainer(TinyLM(), quiet_config(steps=4, resume=str(run), **again), train_step=next_token_step)
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == saved
+    resumed = Trainer(TinyLM(), quiet_config(steps=4, resume=str(run), **first), train_step=next_token_step)
+    assert resumed.fit(batches).steps == 4  # the run's own options still resume it
+
+
+@pytest.mark.parametrize(
+    ("damage", "field"),
+    [
+        (lambda s: s.pop("scheduler"), "'scheduler' is missing"),
+        (lambda s: s["trainer"].pop("bad_evals"), "'trainer.bad_evals' is missing"),
+        (lambda s: s["data"].pop("position"), "'data.position' is missing"),
+        (lambda s: s.update(per_rank={}), "'per_rank' holds a dict"),
+    ],
+)
+def test_a_training_state_without_a_field_is_one_error_naming_the_file_and_field(tmp_path, damage, field):
+    batches, run = batches_of_8(16), tmp_path / "run"
+    Trainer(TinyLM(), quiet_config(steps=2), train_step=next_token_step, run_dir=run).fit(batches)
+    path = run / "checkpoints/last/train_state.pt"
+    state = torch.load(path, weights_only=True)
+    damage(state)
+    torch.save(state, path)
+    trainer = Trainer(TinyLM(), quiet_config(steps=4, resume=str(run)), train_step=next_token_step)
+    with pytest.raises(CheckpointError, match=rf"{path}: field {field}"):
+        trainer.fit(batches)
+
+
+def test_a_run_folder_that_cannot_be_made_is_one_config_error_naming_it(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    for run_dir in (blocker, blocker / "run"):
+        with pytest.raises(ConfigError, match=rf"run_dir: cannot write the run folder {run_dir}: "):
+            Trainer(TinyLM(), quiet_config(steps=1), train_step=next_token_step, run_dir=run_dir)
+    with pytest.raises(ConfigError, match=rf"run_dir: cannot create {blocker}/run/.* under {blocker}"):
+        Trainer(TinyLM(), quiet_config(steps=1), train_step=next_token_step, task="run", runs_root=blocker)
+
+
+def test_a_named_tuple_state_is_refused_at_once_not_at_resume():
+    from collections import namedtuple
+
+    from rnnkit.train.trainer import detach_state
+
+    State = namedtuple("State", "h c")
+    h, c = torch.ones(2, requires_grad=True) * 2, torch.zeros(2)
+    detached = detach_state({"lstm": (h, c), "gru": [h]})
+    assert not detached["lstm"][0].requires_grad and type(detached["lstm"]) is tuple
+    with pytest.raises(TypeError, match=r"train_step state: expected a tensor or a plain tuple.*got State"):
+        detach_state(State(h, c))  # a checkpoint holding it could not be loaded back

@@ -15,6 +15,7 @@ finite are refused: a checkpoint always holds a model that can be trained on.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import pickle
@@ -102,6 +103,7 @@ def save_checkpoint(
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     weights = weights_for_saving(state_dict)
+    _remove_stale_temporaries(folder)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
     try:
         save_file(weights, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT})
@@ -116,6 +118,13 @@ def save_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return folder
+
+
+def _remove_stale_temporaries(folder: Path) -> None:
+    """Delete what earlier writers of ``folder`` killed mid-write left (``.<name>.*.tmp``): each
+    would otherwise keep a copy of the weights on disk for good."""
+    for stale in folder.parent.glob(f".{glob.escape(folder.name)}.*.tmp"):
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 def _fsync_folder_files(folder: Path) -> None:
@@ -161,8 +170,16 @@ def read_meta(folder: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: missing; expected an rnnkit checkpoint folder") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{path}: not valid JSON, the file is truncated or corrupt ({e})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: a JSON {type(meta).__name__}; expected an object with 'format' {FORMAT!r}")
+    if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: field 'format': expected {FORMAT!r}, found {meta.get('format')!r}")
+    version = meta.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= VERSION:
+        raise CheckpointError(
+            f"{path}: field 'version': expected a format version from 1 to {VERSION}, found {version!r} "
+            "(a checkpoint from a newer rnnkit? upgrade rnnkit to read it)"
+        )
     return meta
 
 

@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,10 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first invalid field."""
+        for name in ("run_dir", "resume"):  # a Path is welcome; the config holds (and saves) its text
+            if isinstance(getattr(self, name), os.PathLike):
+                setattr(self, name, os.fspath(getattr(self, name)))
+        _check_types(self)
         if self.resume and self.run_dir and Path(self.run_dir).resolve() != Path(self.resume).resolve():
             raise ConfigError(
                 f"run_dir: {self.run_dir!r} with resume {self.resume!r}; a resumed run goes on in its own folder: "
@@ -137,6 +142,29 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"{where}: unknown training option(s) {unknown}; expected some of {sorted(known)}")
         return cls(**values)
+
+
+# The Python types each annotation of TrainConfig accepts (a bool is not a number here).
+_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "float": (int, float),
+    "str": (str,),
+    "bool": (bool,),
+}
+
+
+def _check_types(config: TrainConfig) -> None:
+    """Raise :class:`ConfigError` naming the first field whose value is not of its annotated type."""
+    for f in fields(config):
+        value = getattr(config, f.name)
+        kind, _, optional = str(f.type).partition(" | ")
+        if value is None and optional == "None":
+            continue
+        accepted = _TYPES[kind] + ((int,) if f.name == "precision" else ())  # precision=32 means "32"
+        if isinstance(value, bool) != (kind == "bool") or not isinstance(value, accepted):
+            expected = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}[kind]
+            expected += " or None" if optional == "None" else ""
+            raise ConfigError(f"{f.name}: expected {expected}, got {value!r} ({type(value).__name__})")
 
 
 def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:

@@ -57,6 +57,11 @@ def _create_run_dir(task: str, root: str | Path) -> Path:
         except FileExistsError:
             n += 1
             path = base.with_name(f"{base.name}-{n}")
+        except OSError as e:
+            reason = e.strerror or type(e).__name__
+            raise ConfigError(
+                f"run_dir: cannot create {path} under {root}: {reason}; expected a writable folder"
+            ) from None
 
 
 def command_line() -> str:

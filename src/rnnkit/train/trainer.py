@@ -27,9 +27,11 @@ from rnnkit.errors import CheckpointError, ConfigError, RnnkitError
 from rnnkit.io import atomic_write_bytes
 from rnnkit.train import distributed as dist
 from rnnkit.train.checkpoint import (
+    STATE_FILE,
     load_train_state,
     load_weights,
     read_meta,
+    resolve_checkpoint,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -103,14 +105,20 @@ def move_to(batch: Any, device: torch.device) -> Any:
 
 
 def detach_state(state: Any) -> Any:
-    """The carried TBPTT state cut from the graph (same structure, tensors detached)."""
+    """The carried TBPTT state cut from the graph (same structure, tensors detached).
+
+    Only tensors, plain tuples/lists and dicts (which become plain dicts) are accepted: the state
+    goes into checkpoints, which load nothing else (a named tuple could not be resumed)."""
     if state is None or isinstance(state, Tensor):
         return None if state is None else state.detach()
     if isinstance(state, dict):
         return {k: detach_state(v) for k, v in state.items()}
-    if isinstance(state, (list, tuple)):
+    if type(state) in (list, tuple):
         return type(state)(detach_state(v) for v in state)
-    raise TypeError(f"train_step state: expected a tensor or a tuple/list/dict of tensors, got {type(state).__name__}")
+    raise TypeError(
+        f"train_step state: expected a tensor or a plain tuple/list/dict of tensors (what a checkpoint can "
+        f"load back), got {type(state).__name__}"
+    )
 
 
 def as_step_output(result: Any) -> StepOutput:
@@ -218,6 +226,46 @@ class StopSignals:
 # ---------------------------------------------------------------- the trainer
 
 
+# What `train_state.pt` holds: each top-level key, and the keys of the dicts among them.
+TRAIN_STATE_KEYS: dict[str, tuple[str, ...]] = {
+    "optimizer": ("state", "param_groups"),
+    "scheduler": (),
+    "data": ("position", "epoch", "index"),
+    "per_rank": (),
+    "trainer": (
+        "step",
+        "best_metric",
+        "best_step",
+        "bad_evals",
+        "nonfinite_streak",
+        "last_eval_step",
+        "last_eval",
+        "interval",
+        "watch",
+    ),
+}
+
+
+def check_train_state(path: Path, state: Any) -> None:
+    """Raise :class:`CheckpointError` naming ``path`` and the field when ``state`` is not what
+    :meth:`Trainer.save_checkpoint` writes (a dict with every key of :data:`TRAIN_STATE_KEYS`)."""
+    if not isinstance(state, dict):
+        raise CheckpointError(
+            f"{path}: holds a {type(state).__name__}; expected the dict of training state rnnkit writes"
+        )
+    for key, inner in TRAIN_STATE_KEYS.items():
+        if key not in state:
+            raise CheckpointError(f"{path}: field {key!r} is missing; expected the training state rnnkit writes")
+        value = state[key]
+        if not isinstance(value, list if key == "per_rank" else dict):
+            raise CheckpointError(f"{path}: field {key!r} holds a {type(value).__name__}; expected what rnnkit writes")
+        missing = [k for k in inner if k not in value]
+        if missing:
+            raise CheckpointError(
+                f"{path}: field '{key}.{missing[0]}' is missing; expected the training state rnnkit writes"
+            )
+
+
 def total_steps(config: TrainConfig, per_epoch: int | None) -> int:
     """Optimizer steps of a run: ``config.steps``, else ``config.epochs`` passes of ``per_epoch``
     batches (``None``: data without ``len()``) at ``config.accumulate`` batches per step."""
@@ -226,6 +274,21 @@ def total_steps(config: TrainConfig, per_epoch: int | None) -> int:
     if per_epoch is None:
         raise ConfigError("epochs: the training data has no len(), so give --steps instead of --epochs")
     return math.ceil(config.epochs * per_epoch / config.accumulate)
+
+
+def _refuse_unloadable_changes(run_dir: Path, saved: dict[str, Any], now: dict[str, Any]) -> None:
+    """Raise :class:`ConfigError` for a resume whose optimizer or schedule could not load the saved state."""
+    if "optimizer" in saved and saved["optimizer"] != now["optimizer"]:
+        raise ConfigError(
+            f"optimizer: {run_dir} was trained with {saved['optimizer']!r}, whose saved state cannot be loaded "
+            f"into {now['optimizer']!r}; expected the run's own optimizer when resuming"
+        )
+    if "schedule" in saved and (saved["schedule"] == "plateau") != (now["schedule"] == "plateau"):
+        expected = "plateau" if saved["schedule"] == "plateau" else "a schedule other than plateau"
+        raise ConfigError(
+            f"schedule: {run_dir} was trained with {saved['schedule']!r}, whose saved state cannot be loaded "
+            f"into {now['schedule']!r}; expected {expected}"
+        )
 
 
 class Trainer:
@@ -291,15 +354,26 @@ class Trainer:
             if cfg.resume:
                 self._check_resume_config(Path(cfg.resume))
             path = Path(chosen) if chosen else new_run_dir(self.task, root)
-            path.mkdir(parents=True, exist_ok=True)
             saved = {**cfg.to_dict(), "resume": None, "run_dir": str(path)}
             if cfg.resume:  # written once the checkpoint has loaded: a failed resume leaves the run as it was
                 self._resumed_config = (path, self.task, saved, task_config, True)
             else:
-                self._start_afresh(path)
-                write_run_config(path, self.task, saved, task_config)
+                self._create_run_dir(path, saved, task_config)
         path = Path(dist.broadcast(str(path) if self.is_main else None))
         return path
+
+    def _create_run_dir(self, path: Path, saved: dict[str, Any], task_config: dict | None) -> None:
+        """Make the run folder and write its ``config.json``; a folder that cannot be is one ConfigError."""
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            self._start_afresh(path)
+            write_run_config(path, self.task, saved, task_config)
+        except OSError as e:
+            reason = e.strerror or type(e).__name__
+            where = f" ({e.filename})" if e.filename and str(e.filename) != str(path) else ""
+            raise ConfigError(
+                f"run_dir: cannot write the run folder {path}{where}: {reason}; expected a writable folder"
+            ) from None
 
     @staticmethod
     def _start_afresh(path: Path) -> None:
@@ -314,6 +388,7 @@ class Trainer:
     def _check_resume_config(self, run_dir: Path) -> None:
         saved = read_run_config(run_dir).get("train", {})
         now = self.config.to_dict()
+        _refuse_unloadable_changes(run_dir, saved, now)
         changed = sorted(k for k in now if k not in RESUME_OVERRIDABLE and k in saved and saved[k] != now[k])
         if changed:
             details = ", ".join(f"{k}: {saved[k]!r} -> {now[k]!r}" for k in changed)
@@ -397,6 +472,7 @@ class Trainer:
         loss_sum, items, metrics = self._forward_backward(feed)
         layer_norms = layer_grad_norms(self.model) if log_now else {}
         grad_norm = self._clip_gradients()
+        lr = self.optimizer.param_groups[0]["lr"]  # the rate of this step's update (logged with it)
         nonfinite = not (math.isfinite(loss_sum) and math.isfinite(grad_norm))
         nonfinite, stop = self._agree(nonfinite, signals.received is not None)
         if nonfinite:
@@ -414,7 +490,7 @@ class Trainer:
             self.logger.warn(self.step, warning)
         self.logger.progress(1)
         if log_now:
-            self._log_train(grad_norm, layer_norms)
+            self._log_train(grad_norm, layer_norms, lr)
         return (signals.received or "signal from another process") if stop else None
 
     def _forward_backward(self, feed: BatchFeed) -> tuple[float, int, dict[str, float]]:
@@ -488,7 +564,7 @@ class Trainer:
         for k, v in metrics.items():
             acc["metrics"][k] = acc["metrics"].get(k, 0.0) + v
 
-    def _log_train(self, grad_norm: float, layer_norms: dict[str, float]) -> None:
+    def _log_train(self, grad_norm: float, layer_norms: dict[str, float], lr: float) -> None:
         acc, now = self._interval, time.monotonic()
         n = max(acc["steps"], 1)
         loss = dist.mean_across(acc["loss"] / n, self.device) if acc["steps"] else float("nan")
@@ -497,7 +573,7 @@ class Trainer:
             "kind": "train",
             "step": self.step,
             "loss": loss,
-            "lr": self.optimizer.param_groups[0]["lr"],
+            "lr": lr,
             "grad_norm": grad_norm,
             **{f"grad_norm/{k}": v for k, v in layer_norms.items()},
             **{k: v / n for k, v in acc["metrics"].items()},
@@ -597,6 +673,7 @@ class Trainer:
         folder = self.run_dir / "checkpoints" / "last"
         read_meta(folder)
         weights, state = load_weights(folder, self.device), load_train_state(folder)
+        check_train_state(resolve_checkpoint(folder) / STATE_FILE, state)
         try:
             self.model.load_state_dict(weights)
             self.optimizer.load_state_dict(state["optimizer"])
