@@ -287,3 +287,39 @@ def test_make_attention():
     assert make_attention("additive", Q, 6).attention_size == 128
     with pytest.raises(ValueError, match=r"^kind: .*'dot', 'general', 'additive'.*'bahdanau'"):
         make_attention("bahdanau", Q, 6)
+
+
+@pytest.mark.parametrize(
+    "argument, override",
+    [
+        ("query", lambda q, k, v: {"query": q.double()}),
+        ("query", lambda q, k, v: {"query": q.long()}),
+        ("query", lambda q, k, v: {"query": q.tolist()}),
+        ("keys", lambda q, k, v: {"keys": k.tolist()}),
+        ("values", lambda q, k, v: {"values": v.double()}),
+        ("projected_keys", lambda q, k, v: {"projected_keys": "keys"}),
+    ],
+    ids=["query_float64", "query_int", "query_list", "keys_list", "values_float64", "projected_keys_str"],
+)
+@pytest.mark.parametrize("kind", ["dot", "general", "additive"])
+def test_inputs_of_another_dtype_or_type_raise_naming_the_argument(kind, argument, override):
+    attn, query, keys, values = setup(kind)
+    args = {"query": query, "keys": keys, "values": values} | override(query, keys, values)
+    with pytest.raises(ValueError, match=rf"^{argument}: "):
+        attn(args.pop("query"), args.pop("keys"), **args)
+
+
+@pytest.mark.parametrize("kind", ["general", "additive"])
+def test_keys_of_another_dtype_than_the_parameters_raise(kind):
+    attn, query, keys, _ = setup(kind)
+    with pytest.raises(ValueError, match=r"^keys: dtype torch.float64 .*the parameters' \(torch.float32"):
+        attn(query.double(), keys.double())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_mixed_dtypes_still_run_under_autocast(kind):
+    attn, query, keys, values = setup(kind)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        context, weights = attn(query.bfloat16(), keys, values=values)
+    assert context.shape == (B, TQ, V) and weights.shape == (B, TQ, S)
+    assert torch.allclose(weights.float().sum(-1), torch.ones(B, TQ), atol=1e-2)

@@ -108,3 +108,47 @@ def test_cell_rejects_bad_hyperparameters():
         rnn.RNNCell(3, 5, nonlinearity="sigmoid")
     with pytest.raises(ValueError, match="proj_size"):
         rnn.LSTMCell(3, 5, proj_size=5)
+
+
+ALL_CELLS = {
+    "rnn": lambda: rnn.RNNCell(3, 5),
+    "lstm": lambda: rnn.LSTMCell(3, 5),
+    "lstm_proj": lambda: rnn.LSTMCell(3, 5, proj_size=2),
+    "gru": lambda: rnn.GRUCell(3, 5),
+    "ln_lstm": lambda: rnn.LayerNormLSTMCell(3, 5),
+    "ln_gru": lambda: rnn.LayerNormGRUCell(3, 5),
+    "indrnn": lambda: rnn.IndRNNCell(3, 5),
+    "min_gru": lambda: rnn.MinGRUCell(3, 5),
+}
+
+
+@pytest.mark.parametrize("name", ALL_CELLS)
+def test_cell_rejects_an_input_or_state_of_another_dtype_or_type(name):
+    cell = ALL_CELLS[name]()
+    state = cell.initial_state(2)
+    with pytest.raises(ValueError, match=r"^x_t: dtype torch.float64 .*parameters \(torch.float32"):
+        cell(torch.randn(2, 3, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"^x_t: expected shape \(B, 3\) or \(3,\), got list"):
+        cell([0.0, 1.0, 2.0])
+    wrong = tuple(s.double() for s in state) if isinstance(state, tuple) else state.double()
+    with pytest.raises(ValueError, match=r"^state: dtype torch.float64"):
+        cell(torch.randn(2, 3), wrong)
+
+
+@pytest.mark.parametrize("name", ALL_CELLS)
+def test_cell_takes_a_bf16_input_and_float32_state_under_autocast(name):
+    cell = ALL_CELLS[name]()
+    state = cell.initial_state(2)
+    x = torch.randn(2, 3).bfloat16()  # as an op before it gives it under autocast
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        new = cell(x, state)
+    reference = cell(x.float(), state)  # the plain step in the parameters' dtype
+    for got, expected in zip(rnn.cells.state_parts(new), rnn.cells.state_parts(reference), strict=True):
+        assert got.dtype == torch.float32
+        torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("proj_size", [1.5, "2", None])
+def test_lstm_cell_proj_size_must_be_an_integer(proj_size):
+    with pytest.raises(ValueError, match=rf"^proj_size: expected an integer.*got {proj_size!r}"):
+        rnn.LSTMCell(3, 5, proj_size=proj_size)

@@ -187,3 +187,92 @@ def test_an_empty_batch_gives_empty_outputs_and_states_as_torch_nn_does(kind, im
 def test_sizes_must_be_positive_integers(sizes):
     with pytest.raises(ValueError, match="input_size and hidden_size: expected positive integers"):
         rnn.LSTM(*sizes)
+
+
+WRITTEN_HERE_LAYERS = {
+    "rnn": lambda: rnn.RNN(6, 4, impl="loop"),
+    "lstm": lambda: rnn.LSTM(6, 4, impl="loop"),
+    "lstm_proj": lambda: rnn.LSTM(6, 4, proj_size=2, impl="loop"),
+    "gru": lambda: rnn.GRU(6, 4, impl="loop"),
+    "gru_zoneout": lambda: rnn.GRU(6, 4, zoneout=0.2),
+    "layer_norm_lstm": lambda: rnn.LayerNormLSTM(6, 4, num_layers=2),
+    "layer_norm_gru": lambda: rnn.LayerNormGRU(6, 4, bidirectional=True),
+    "indrnn": lambda: rnn.IndRNN(6, 4),
+    "min_gru": lambda: rnn.MinGRU(6, 4, impl="loop"),
+}
+
+
+@pytest.mark.parametrize("name", list(WRITTEN_HERE_LAYERS))
+@pytest.mark.parametrize("T", [1, 4])
+def test_under_autocast_the_written_here_paths_compute_the_plain_float32_numbers(name, T):
+    # A single step (generation) runs the generic loop, longer sequences the C calls: under
+    # autocast both must give the numbers of the plain layer, in float32 (GRUs used to crash here).
+    torch.manual_seed(0)
+    layer = WRITTEN_HERE_LAYERS[name]().eval()
+    x = torch.randn(2, T, 6).bfloat16()  # as an op before it gives it under autocast
+    reference, state = layer(x.float())
+    step_reference, _ = layer(x[:, :1].float(), state)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, state = layer(x)
+        step, _ = layer(x[:, :1], state)
+    assert out.dtype == step.dtype == torch.float32
+    torch.testing.assert_close(out, reference, rtol=0, atol=0)
+    torch.testing.assert_close(step, step_reference, rtol=0, atol=0)
+
+
+FUNC_LAYERS = {
+    "lstm": lambda: rnn.LSTM(4, 5, num_layers=2, bidirectional=True),
+    "gru": lambda: rnn.GRU(4, 5),
+    "lstm_proj": lambda: rnn.LSTM(4, 5, proj_size=3),
+    "layer_norm_lstm": lambda: rnn.LayerNormLSTM(4, 5),
+    "layer_norm_gru": lambda: rnn.LayerNormGRU(4, 5, bidirectional=True),
+    "zoneout_lstm": lambda: rnn.LSTM(4, 5, zoneout=0.1),
+}
+
+
+@pytest.mark.parametrize("name", list(FUNC_LAYERS))
+@pytest.mark.parametrize("with_lengths", [False, True])
+def test_torch_func_grad_gives_the_gradients_of_backward(name, with_lengths):
+    # torch.func.grad (MAML, per-example gradients) runs torch.nn's RNNs; the sequence Functions
+    # have no functorch rule, and torch's packing cannot be traced there: the generic loop runs.
+    torch.manual_seed(0)
+    layer = FUNC_LAYERS[name]().eval()
+    x = torch.randn(3, 6, 4)
+    lengths = torch.tensor([6, 2, 4]) if with_lengths else None
+    params = dict(layer.named_parameters())
+
+    def loss(p):
+        return torch.func.functional_call(layer, p, (x,), {"lengths": lengths})[0].square().sum()
+
+    grads = torch.func.grad(loss)(params)
+    loss(params).backward()
+    for key, param in params.items():
+        torch.testing.assert_close(grads[key], param.grad, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_unbatched_input_without_time_steps_is_a_clear_value_error(batch_first):
+    layer = rnn.GRU(3, 4, batch_first=batch_first)
+    with pytest.raises(ValueError, match=r"^x: expected at least one time step, got shape \(0, 3\)"):
+        layer(torch.randn(0, 3))
+
+
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda: rnn.LSTM(3, 4, num_layers=2.0), r"^num_layers: expected an integer >= 1, got 2\.0"),
+        (lambda: rnn.GRU(3, 4, num_layers="2"), r"^num_layers: expected an integer >= 1, got '2'"),
+        (lambda: rnn.MinGRU(3, 4, num_layers=True), r"^num_layers: expected an integer >= 1, got True"),
+        (lambda: rnn.LSTM(3, 4, proj_size=2.0), r"^proj_size: expected an integer.*got 2\.0"),
+    ],
+)
+def test_integer_options_must_be_integers(build, message):
+    with pytest.raises(ValueError, match=message):
+        build()
+
+
+def test_a_packed_sequence_is_refused_pointing_to_lengths():
+    layer = rnn.LSTM(3, 4)
+    packed = torch.nn.utils.rnn.pack_padded_sequence(torch.randn(2, 5, 3), [5, 3], batch_first=True)
+    with pytest.raises(ValueError, match=r"^x: expected a padded Tensor, got a PackedSequence; .*lengths="):
+        layer(packed)

@@ -208,3 +208,23 @@ def test_c_pass_matches_torch_where_the_gates_saturate(monkeypatch, cls):
     ):
         assert torch.isfinite(mine).all()
         torch.testing.assert_close(mine, reference, atol=1e-4 * max(1.0, reference.abs().max().item()), rtol=1e-5)
+
+
+@pytest.mark.parametrize("cls", [rnn.MinGRU, rnn.MinLSTM])
+@pytest.mark.parametrize("with_lengths", [False, True])
+def test_torch_func_grad_gives_the_gradients_of_backward(cls, with_lengths):
+    # The C pass and the parallel scan are autograd Functions without a functorch rule: under
+    # torch.func the layer runs the generic step loop, which gives the same numbers.
+    torch.manual_seed(0)
+    layer = cls(4, 5, num_layers=2, bidirectional=True)
+    x = torch.randn(3, 6, 4)
+    lengths = torch.tensor([6, 2, 4]) if with_lengths else None
+    params = dict(layer.named_parameters())
+
+    def loss(p):
+        return torch.func.functional_call(layer, p, (x,), {"lengths": lengths})[0].square().sum()
+
+    grads = torch.func.grad(loss)(params)
+    loss(params).backward()
+    for key, param in params.items():
+        torch.testing.assert_close(grads[key], param.grad, rtol=1e-4, atol=1e-5)

@@ -208,3 +208,18 @@ def test_layer_norm_lstm_layer_matches_hand_stepped_cell():
         torch.testing.assert_close(out[:, t], h)
     torch.testing.assert_close(h_n[0], h)
     torch.testing.assert_close(c_n[0], c)
+
+
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda: rnn.IndRNN(3, 4, recurrent_max="1"), r"^recurrent_max: expected a positive number or None, got '1'"),
+        (lambda: rnn.IndRNNCell(3, 4, recurrent_max=True), r"^recurrent_max: .*got True"),
+        (lambda: rnn.LayerNormLSTM(3, 4, eps=-1e-5), r"^eps: expected a number >= 0, got -1e-05"),
+        (lambda: rnn.LayerNormGRUCell(3, 4, eps="1e-5"), r"^eps: expected a number >= 0, got '1e-5'"),
+        (lambda: rnn.LayerNormLSTMCell(3, 4, forget_bias="1"), r"^forget_bias: expected a number, got '1'"),
+    ],
+)
+def test_bad_hyperparameters_raise_naming_them(build, message):
+    with pytest.raises(ValueError, match=message):
+        build()

@@ -123,6 +123,7 @@ class _Attention(nn.Module):
     ) -> Tensor | None:
         """The checks of :meth:`forward`'s inputs; returns the ``(B, S)`` mask (from ``lengths``
         if given), or None when every key is valid."""
+        self._check_dtypes(keys=keys, query=query, values=values, projected_keys=projected_keys)
         if query.dim() not in (2, 3):
             raise ValueError(f"query: expected a 2-D (B, Q) or 3-D (B, Tq, Q) tensor, got shape {tuple(query.shape)}")
         if keys.dim() != 3:
@@ -173,6 +174,23 @@ class _Attention(nn.Module):
                     f"mask: expected at least one valid (True) key in every row, got none at rows {_rows(empty)}"
                 )
         return mask
+
+    def _check_dtypes(self, **tensors: Tensor | None) -> None:
+        """A ``ValueError`` unless each given argument is a floating-point tensor with the dtype
+        and device of the parameters (of ``keys`` for :class:`DotAttention`; any floating dtype
+        under ``torch.autocast``, whose matrix products cast them)."""
+        for name, t in tensors.items():
+            if t is not None and not (isinstance(t, Tensor) and t.is_floating_point()):
+                raise ValueError(f"{name}: expected a floating-point tensor, got {_describe(t)}")
+        weight = next(self.parameters(), None)
+        reference, what = (tensors["keys"], "keys'") if weight is None else (weight, "the parameters'")
+        autocast = torch.is_autocast_enabled(reference.device.type)
+        for name, t in tensors.items():
+            if t is not None and (t.device != reference.device or not (autocast or t.dtype == reference.dtype)):
+                raise ValueError(
+                    f"{name}: dtype {t.dtype} on {t.device} does not match {what} ({reference.dtype} on "
+                    f"{reference.device}); move one of them with .to()"
+                )
 
 
 def _describe(x: object) -> str:

@@ -42,7 +42,7 @@ class RecurrentCell(nn.Module):
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *, device=None, dtype=None) -> None:
         super().__init__()
         sizes = (input_size, hidden_size)
-        if not all(isinstance(n, numbers.Integral) and not isinstance(n, bool) and n > 0 for n in sizes):
+        if not all(is_integer(n) and n > 0 for n in sizes):
             raise ValueError(
                 f"input_size and hidden_size: expected positive integers, got {input_size!r} and {hidden_size!r}"
             )
@@ -96,21 +96,40 @@ class RecurrentCell(nn.Module):
         return torch.zeros(batch_size, self.hidden_size, device=device, dtype=dtype)
 
     def forward(self, x_t: Tensor, state: State | None = None) -> State:
-        """One step on one input, as the torch.nn cell: ``x_t: (B, I)`` or ``(I,)`` -> new state."""
+        """One step on one input, as the torch.nn cell: ``x_t: (B, I)`` or ``(I,)`` -> new state.
+
+        Under ``torch.autocast`` ``x_t`` and ``state`` may have any floating dtype: the step runs
+        in the parameters' dtype (as torch.nn's cells and rnnkit's layers do)."""
+        if not isinstance(x_t, Tensor) or x_t.dim() not in (1, 2) or x_t.shape[-1] != self.input_size:
+            got = tuple(x_t.shape) if isinstance(x_t, Tensor) else type(x_t).__name__
+            raise ValueError(f"x_t: expected shape (B, {self.input_size}) or ({self.input_size},), got {got}")
         unbatched = x_t.dim() == 1
-        if x_t.dim() not in (1, 2) or x_t.shape[-1] != self.input_size:
-            raise ValueError(
-                f"x_t: expected shape (B, {self.input_size}) or ({self.input_size},), got {tuple(x_t.shape)}"
-            )
+        self._check_dtype("x_t", x_t)
         if state is not None:
             self._check_state(state, None if unbatched else x_t.shape[0])
+            for part in state_parts(state):
+                self._check_dtype("state", part)
+        dtype = self.weight_ih.dtype
+        x_t, state = x_t.to(dtype), _map_state(state, lambda s: s.to(dtype))  # themselves outside autocast
         if unbatched:
             x_t = x_t.unsqueeze(0)
             state = _map_state(state, lambda s: s.unsqueeze(0))
         if state is None:
-            state = self.initial_state(x_t.shape[0], device=x_t.device, dtype=x_t.dtype)
-        _, new_state = self.step(self.project(x_t), state)
+            state = self.initial_state(x_t.shape[0], device=x_t.device, dtype=dtype)
+        with torch.autocast(x_t.device.type, enabled=False):
+            _, new_state = self.step(self.project(x_t), state)
         return _map_state(new_state, lambda s: s.squeeze(0)) if unbatched else new_state
+
+    def _check_dtype(self, name: str, t: Tensor) -> None:
+        """A ``ValueError`` unless ``t`` has the parameters' dtype and device (any floating dtype
+        under ``torch.autocast``, whose ops cast it, as they do for ``torch.nn``'s cells)."""
+        weight = self.weight_ih
+        autocast = torch.is_autocast_enabled(t.device.type) and t.is_floating_point()
+        if t.device != weight.device or not (t.dtype == weight.dtype or autocast):
+            raise ValueError(
+                f"{name}: dtype {t.dtype} on {t.device} does not match the cell's parameters "
+                f"({weight.dtype} on {weight.device}); move one of them with .to()"
+            )
 
     def _check_state(self, state: State, batch_size: int | None) -> None:
         """A ``ValueError`` unless ``state`` has :meth:`initial_state`'s structure and shapes
@@ -127,6 +146,18 @@ class RecurrentCell(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
+
+
+def is_integer(n: object) -> bool:
+    """Whether ``n`` is an integer (a Python or NumPy one, not a bool)."""
+    return isinstance(n, numbers.Integral) and not isinstance(n, bool)
+
+
+def _check_eps(eps: float) -> float:
+    """The layer norms' ``eps`` as a float, or a ``ValueError`` unless it is a number >= 0."""
+    if not isinstance(eps, numbers.Real) or isinstance(eps, bool) or not eps >= 0:
+        raise ValueError(f"eps: expected a number >= 0, got {eps!r}")
+    return float(eps)
 
 
 def state_parts(state: State) -> tuple:
@@ -224,9 +255,11 @@ class LSTMCell(RecurrentCell):
         device=None,
         dtype=None,
     ) -> None:
-        if proj_size < 0 or (proj_size and proj_size >= hidden_size):
-            raise ValueError(f"proj_size: expected 0 <= proj_size < hidden_size={hidden_size}, got {proj_size}")
-        self.proj_size = proj_size
+        if not is_integer(proj_size) or proj_size < 0 or (proj_size and proj_size >= hidden_size):
+            raise ValueError(
+                f"proj_size: expected an integer, 0 <= proj_size < hidden_size={hidden_size}, got {proj_size!r}"
+            )
+        self.proj_size = int(proj_size)
         super().__init__(input_size, hidden_size, bias, device=device, dtype=dtype)
         if proj_size:
             self.weight_hr = nn.Parameter(torch.empty(proj_size, hidden_size, device=device, dtype=dtype))
@@ -342,8 +375,10 @@ class LayerNormLSTMCell(RecurrentCell):
         device=None,
         dtype=None,
     ) -> None:
+        if not isinstance(forget_bias, numbers.Real) or isinstance(forget_bias, bool):
+            raise ValueError(f"forget_bias: expected a number, got {forget_bias!r}")
         self.forget_bias = float(forget_bias)
-        self.eps = float(eps)
+        self.eps = _check_eps(eps)
         super().__init__(input_size, hidden_size, bias, device=device, dtype=dtype)
         factory = {"device": device, "dtype": dtype}
         self.ln_ih_weight = nn.Parameter(torch.empty(4 * hidden_size, **factory))
@@ -408,7 +443,7 @@ class LayerNormGRUCell(RecurrentCell):
     def __init__(
         self, input_size: int, hidden_size: int, bias: bool = True, eps: float = 1e-5, *, device=None, dtype=None
     ) -> None:
-        self.eps = float(eps)
+        self.eps = _check_eps(eps)
         super().__init__(input_size, hidden_size, bias, device=device, dtype=dtype)
         factory = {"device": device, "dtype": dtype}
         self.ln_ih_weight = nn.Parameter(torch.empty(3 * hidden_size, **factory))
@@ -478,8 +513,9 @@ class IndRNNCell(RecurrentCell):
     ) -> None:
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
-        if recurrent_max is not None and recurrent_max <= 0:
-            raise ValueError(f"recurrent_max: expected a positive number or None, got {recurrent_max}")
+        positive = isinstance(recurrent_max, numbers.Real) and not isinstance(recurrent_max, bool) and recurrent_max > 0
+        if not (recurrent_max is None or positive):
+            raise ValueError(f"recurrent_max: expected a positive number or None, got {recurrent_max!r}")
         self.nonlinearity = nonlinearity
         self.recurrent_max = recurrent_max
         super().__init__(input_size, hidden_size, bias, device=device, dtype=dtype)

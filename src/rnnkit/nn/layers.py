@@ -37,6 +37,7 @@ from rnnkit.nn.cells import (
     RecurrentCell,
     RNNCell,
     State,
+    is_integer,
     state_parts,
 )
 from rnnkit.nn.dropout import (
@@ -63,6 +64,14 @@ def autocast_to(t: Tensor, dtype: torch.dtype) -> Tensor:
     if t.dtype == dtype or not (t.is_floating_point() and dtype.is_floating_point):
         return t
     return t.to(dtype) if torch.is_autocast_enabled(t.device.type) else t
+
+
+def functorch_active() -> bool:
+    """Whether a ``torch.func`` transform (``grad``, ``jacrev``, …) runs this call. The
+    written-here sequence Functions have no functorch ``setup_context``, so there a layer takes
+    torch's kernel or the generic loop of plain torch ops instead (the same numbers), as
+    ``torch.func.grad`` takes ``torch.nn``'s RNNs."""
+    return torch._C._are_functorch_transforms_active()
 
 
 class RecurrentLayer(nn.Module):
@@ -106,8 +115,8 @@ class RecurrentLayer(nn.Module):
         dtype=None,
     ) -> None:
         super().__init__()
-        if num_layers < 1:
-            raise ValueError(f"num_layers: expected >= 1, got {num_layers}")
+        if not is_integer(num_layers) or num_layers < 1:
+            raise ValueError(f"num_layers: expected an integer >= 1, got {num_layers!r}")
         if not (isinstance(dropout, (int, float)) and 0.0 <= dropout <= 1.0):
             raise ValueError(f"dropout: expected a number in [0, 1], got {dropout!r}")
         if dropout > 0 and num_layers == 1:
@@ -206,8 +215,9 @@ class RecurrentLayer(nn.Module):
             hn = hx or tuple(x.new_zeros(LD, 0, size) for size in self.state_sizes)
         elif self._use_fused(x, lengths):
             out, hn = fused.forward(self, x, hx, lengths)
-        else:
-            out, hn = self._forward_loop(x, hx, None if lengths is None else lengths.to(x.device))
+        else:  # in the parameters' dtype under autocast too: the same numbers whichever path runs
+            with torch.autocast(x.device.type, enabled=False):
+                out, hn = self._forward_loop(x, hx, None if lengths is None else lengths.to(x.device))
         if unbatched:
             out, hn = out.squeeze(0), tuple(h.squeeze(1) for h in hn)
         elif not self.batch_first:
@@ -226,7 +236,9 @@ class RecurrentLayer(nn.Module):
         """Whether ``impl="auto"`` runs the written-here path on ``x: (B, T, I)`` although torch's
         kernel computes the same thing, because it is faster there (measured: docs/nn.md, "Which
         path ``impl="auto"`` takes"). Only on the CPU, for sequences of two or more steps, and
-        not under ``torch.export`` or ``torch.jit.trace`` (their graphs hold torch's op, not a C call):
+        not under ``torch.export`` or ``torch.jit.trace`` (their graphs hold torch's op, not a C
+        call); under a ``torch.func`` transform (:func:`functorch_active`) exactly where ``lengths``
+        are given (torch's packing cannot be traced there; the generic loop runs). Otherwise:
 
         * training (autograd on) with ``lengths``: torch's packed-sequence backward pass on the CPU
           grows with ``T²`` (it fills a full-size gradient at every step);
@@ -234,6 +246,8 @@ class RecurrentLayer(nn.Module):
           always in training, and a GRU (torch's CPU GRU is slow) or an LSTM with ``lengths`` at
           inference too.
         """
+        if functorch_active():  # torch's kernel, but not its packing, which functorch cannot trace
+            return lengths is not None
         if x.device.type != "cpu" or x.shape[1] < 2 or torch.compiler.is_exporting() or torch.jit.is_tracing():
             return False
         grads = x.requires_grad or any(p.requires_grad for p in self.parameters())
@@ -275,7 +289,7 @@ class RecurrentLayer(nn.Module):
         zoned = any(self.zoneout)
         # A single step (generation) runs the generic loop: less per-call work than a sequence
         # Function (a 2x512 layer-norm LSTM step at batch 1 on one thread: 0.91 vs 1.04 ms).
-        if x.shape[1] > 1 and (not zoned or sequence.runs_whole_sequence(cell, x)):
+        if x.shape[1] > 1 and not functorch_active() and (not zoned or sequence.runs_whole_sequence(cell, x)):
             if sequence.supports(cell):
                 fast = sequence.lstm_scan
             elif sequence.supports_gru(cell, x):
@@ -344,6 +358,8 @@ class RecurrentLayer(nn.Module):
         return tuple(check_rate("zoneout", p) for p in rates)
 
     def _check_input(self, x: Tensor) -> tuple[Tensor, bool]:
+        if isinstance(x, nn.utils.rnn.PackedSequence):
+            raise ValueError("x: expected a padded Tensor, got a PackedSequence; pass the lengths as lengths= instead")
         if not isinstance(x, Tensor):
             raise ValueError(f"x: expected a Tensor, got {type(x).__name__}")
         expected = "(B, T, I)" if self.batch_first else "(T, B, I)"
@@ -363,10 +379,10 @@ class RecurrentLayer(nn.Module):
                 f"x: dtype {x.dtype} on {x.device} does not match the layer's parameters "
                 f"({weight.dtype} on {weight.device}); move one of them with .to()"
             )
+        if x.shape[1 if self.batch_first and x.dim() == 3 else 0] == 0:
+            raise ValueError(f"x: expected at least one time step, got shape {tuple(x.shape)}")
         if x.dim() == 2:
             return x.unsqueeze(0), True
-        if x.shape[1 if self.batch_first else 0] == 0:
-            raise ValueError(f"x: expected at least one time step, got shape {tuple(x.shape)}")
         return (x if self.batch_first else x.transpose(0, 1)), False
 
     def _check_lengths(self, lengths: Tensor | None, B: int, T: int) -> Tensor | None:
@@ -536,9 +552,11 @@ class LSTM(RecurrentLayer):
         device=None,
         dtype=None,
     ) -> None:
-        if proj_size < 0 or (proj_size and proj_size >= hidden_size):
-            raise ValueError(f"proj_size: expected 0 <= proj_size < hidden_size={hidden_size}, got {proj_size}")
-        self.proj_size = proj_size
+        if not is_integer(proj_size) or proj_size < 0 or (proj_size and proj_size >= hidden_size):
+            raise ValueError(
+                f"proj_size: expected an integer, 0 <= proj_size < hidden_size={hidden_size}, got {proj_size!r}"
+            )
+        self.proj_size = int(proj_size)
         super().__init__(
             input_size,
             hidden_size,

@@ -40,7 +40,7 @@ from torch import Tensor
 from rnnkit.nn import buffers, double_backward, native
 from rnnkit.nn.cells import RecurrentCell
 from rnnkit.nn.eager import eager_only
-from rnnkit.nn.layers import RecurrentLayer
+from rnnkit.nn.layers import RecurrentLayer, functorch_active
 from rnnkit.nn.scan import reverse_padded, scan
 
 SEGMENT = 256  # time steps per parallel segment: big enough to amortize, small enough to stay in cache
@@ -312,7 +312,8 @@ def parallel_scan(
 
 class _MinRecurrentLayer(RecurrentLayer):
     """Stacking, directions, lengths of the min-cells; ``impl="auto"`` runs :func:`parallel_scan`,
-    ``impl="loop"`` the generic step-by-step :func:`rnnkit.nn.scan.scan` (same numbers)."""
+    ``impl="loop"`` (and any call under a ``torch.func`` transform) the generic step-by-step
+    :func:`rnnkit.nn.scan.scan` (same numbers)."""
 
     cell_class: type[MinRecurrentCell]
 
@@ -352,7 +353,7 @@ class _MinRecurrentLayer(RecurrentLayer):
     def scan_direction(
         self, index: int, x: Tensor, state: Tensor | None, lengths: Tensor | None, reverse: bool
     ) -> tuple[Tensor, Tensor]:
-        if self.impl == "loop":
+        if self.impl == "loop" or functorch_active():  # the scan's Functions have no functorch rule
             return scan(self._cells[index], x, state, lengths, reverse)
         return parallel_scan(self._cells[index], x, state, lengths, reverse)
 
