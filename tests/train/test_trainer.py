@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 from rnnkit.data.batching import ShuffledBatches
 from rnnkit.errors import CheckpointError, ConfigError
 from rnnkit.train import NonFiniteError, StepOutput, TrainConfig, Trainer, load_run, read_metrics, seed_everything
+from rnnkit.train.optim import lr_factor
 from tests.train.toy import TinyLM, carried_step, first_position_accuracy, reset_step, sequence_batches, stream
 
 
@@ -368,3 +369,25 @@ def test_a_named_tuple_state_is_refused_at_once_not_at_resume():
     assert not detached["lstm"][0].requires_grad and type(detached["lstm"]) is tuple
     with pytest.raises(TypeError, match=r"train_step state: expected a tensor or a plain tuple.*got State"):
         detach_state(State(h, c))  # a checkpoint holding it could not be loaded back
+
+
+def test_a_skipped_step_moves_the_schedule_on_so_it_ends_where_planned(tmp_path):
+    import warnings
+
+    _, trainer, batches = full_bptt_setup(tmp_path, steps=20, schedule="cosine", min_lr=1e-4, log_every=1)
+    real_step = trainer.train_step
+    calls = {"n": 0}
+
+    def poisoned_step(model, batch, state):
+        calls["n"] += 1
+        loss = real_step(model, batch, state)
+        return loss * float("nan") if calls["n"] in (1, 7) else loss  # the very first step is skipped too
+
+    trainer.train_step = poisoned_step
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch's "scheduler before optimizer" warning is not let out
+        trainer.fit(batches)
+    logged = {r["step"]: r["lr"] for r in read_metrics(tmp_path / "run") if r["kind"] == "train"}
+    factor = lr_factor(trainer.config, 20)
+    assert all(logged[s] == pytest.approx(trainer.config.lr * factor(s - 1)) for s in range(1, 21))
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(1e-4)  # the cosine's floor, not above it

@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -479,10 +480,12 @@ class Trainer:
             self._skip_step(loss_sum, grad_norm)
         else:
             self.optimizer.step()
-            if cfg.schedule != "plateau":
-                self.scheduler.step()
             self.nonfinite_streak = 0
             self._add_to_interval(loss_sum, items, metrics)
+        if cfg.schedule != "plateau":  # a skipped step counts too: the schedule follows self.step
+            with warnings.catch_warnings():  # torch warns when a first step was skipped: intended here
+                warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step\\(\\)` before")
+                self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
         warning = None if nonfinite else self.watch.check(self.step, grad_norm)
