@@ -148,9 +148,12 @@ class TBPTTStream:
     with :meth:`from_streams`, ``data: (B, L, *)`` is already ``B`` streams. Chunk ``k`` holds
     steps ``[t, t + bptt)`` of every stream with ``t = (k mod len) * bptt``; chunk ``k + 1``
     continues exactly where it stopped, so the state at the end of chunk ``k`` is the right
-    initial state for chunk ``k + 1``. Targets are the next step (``data[t + 1]``) unless
-    ``targets`` (same leading shape as ``data``) is given. Under torchrun each process takes its
-    own ``batch_size // world_size`` streams.
+    initial state for chunk ``k + 1``. Every chunk has ``bptt`` steps: the last steps of each
+    stream that do not fill one (fewer than ``bptt``; with next-step targets the stream's last
+    step is a target only) are in no chunk, so each epoch leaves out at most ``bptt - 1`` steps
+    per stream. Targets are the next step (``data[t + 1]``) unless ``targets`` (same leading shape
+    as ``data``) is given. Under torchrun each process takes its own ``batch_size // world_size``
+    streams.
     """
 
     def __init__(
