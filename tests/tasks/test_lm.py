@@ -413,3 +413,23 @@ def test_torchrun_two_processes_make_one_run_folder(tmp_path) -> None:
     (run_dir,) = (tmp_path / "runs" / "lm").iterdir()
     assert (run_dir / "data" / "split.json").is_file() and (run_dir / "checkpoints" / "last").is_dir()
     assert "## Sample" in (run_dir / "report.md").read_text()
+
+
+def test_generated_pieces_join_to_the_decoded_text_even_when_it_ends_inside_a_character() -> None:
+    """A text that ends with the first byte of a UTF-8 character (the stream decoder holds such
+    a token back, waiting for the rest) still shows it, as U+FFFD: the pieces join to
+    ``vocab.decode`` of the generated ids."""
+    from rnnkit.data.vocab import SubwordVocab
+
+    vocab = SubwordVocab.train(["héllo wörld, 日本語のテキスト\n" * 4], vocab_size=280)
+    lead = next(i for i in range(len(vocab)) if vocab.stream_decoder()(i) == "" and vocab.decode([i]) == "\ufffd")
+    torch.manual_seed(0)
+    model = lm.LanguageModel(len(vocab), lm.ModelConfig(layers=1, hidden=8, dropout=0.0))
+    with torch.no_grad():  # greedy generation: the lone lead byte at every step
+        model.head.weight.zero_()
+        model.head.bias.fill_(-10.0)[lead] = 0.0
+    prompt = vocab.encode("h")
+    ids = list(lm.generate_ids(model, prompt, max_new=3, temperature=0))
+    text = "".join(lm.generate_text(model, vocab, prompt, max_new=3, temperature=0))
+    assert ids == [lead] * 3
+    assert text == vocab.decode(ids) and text.endswith("\ufffd")

@@ -546,7 +546,11 @@ def generate_text(
     top_p: float | None = None,
     seed: int | None = None,
 ) -> Iterator[str]:
-    """As :func:`generate`, for a model in memory and the prompt's ids (see :func:`prompt_ids`)."""
+    """As :func:`generate`, for a model in memory and the prompt's ids (see :func:`prompt_ids`).
+
+    The pieces join to ``vocab.decode`` of the generated ids: subword tokens that end the text in
+    the middle of a UTF-8 character (the stream decoder holds them back) come out at the end,
+    as U+FFFD."""
     check_sampling(max_new, temperature, top_k, top_p)
     generator = torch.Generator(device=next(model.parameters()).device)
     if seed is None:
@@ -554,10 +558,16 @@ def generate_text(
     else:
         generator.manual_seed(seed)
     decode = vocab.stream_decoder()
+    pending: list[int] = []  # tokens held back since the last piece (an incomplete UTF-8 character)
     for token in generate_ids(model, prompt, max_new, temperature, top_k, top_p, generator):
         piece = decode(token)
         if piece:
+            pending.clear()
             yield piece
+        else:
+            pending.append(token)
+    if pending:
+        yield vocab.decode(pending)
 
 
 def check_sampling(max_new: int, temperature: float, top_k: int | None, top_p: float | None) -> None:
