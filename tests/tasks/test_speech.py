@@ -58,6 +58,12 @@ def test_best_path_decoding_merges_repeats_then_drops_blanks():
     assert chars.decode_best_path([b, b, b]) == "b"
 
 
+def test_best_path_decoding_normalizes_spaces_as_the_transcripts_are():
+    chars = CharSet.build(["ab c"])
+    a, b, space = chars.index["a"], chars.index["b"], chars.index[" "]
+    assert chars.decode_best_path([space, a, space, 0, space, b, space]) == "a b"  # was " a  b "
+
+
 def utterances(frames: list[int], transcripts: list[str]) -> speech.Utterances:
     n = len(frames)
     return speech.Utterances("m.tsv", [torch.zeros(t, 4) for t in frames], transcripts, [2 + i for i in range(n)],

@@ -228,13 +228,15 @@ class CharSet:
         return [self.index[c] for c in text]
 
     def decode_best_path(self, ids: Sequence[int]) -> str:
-        """CTC's collapse: repeats merged, then blanks dropped."""
+        """CTC's collapse: repeats merged, then blanks dropped; then the spaces normalized as the
+        transcripts are (none at either end, one between words), since a space, a blank and a
+        space again decode to two."""
         out, previous = [], BLANK
         for i in ids:
             if i != previous and i != BLANK:
                 out.append(self.chars[i - 1])
             previous = i
-        return "".join(out)
+        return " ".join("".join(out).split())
 
 
 @dataclass
