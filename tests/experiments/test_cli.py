@@ -51,3 +51,26 @@ def test_bad_option_is_one_line_and_exit_2(capsys):
     assert err.startswith("rnnkit: error: models:") and err.count("\n") == 1
     assert main(["experiment", "vanishing", "--quick", "--threads", "-1"]) == 2
     assert capsys.readouterr().err == "rnnkit: error: threads: expected an integer >= 0 (0: torch's choice), got -1\n"
+
+
+def test_out_at_another_jobs_folder_is_refused_in_one_line(capsys, monkeypatch, tmp_path):
+    """`--out` at a folder of other files: exit 2 before any training, and no file of it overwritten."""
+    from rnnkit.experiments import vanishing
+
+    def no_training(*args):
+        raise AssertionError("trained before checking --out")
+
+    monkeypatch.setattr(vanishing, "profile", no_training)
+    other = tmp_path / "lm-run"
+    other.mkdir()
+    (other / "config.json").write_text('{"task": "lm"}\n')
+    assert main(["experiment", "vanishing", "--quick", "--out", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rnnkit: error: out:") and err.count("\n") == 1
+    assert [p.name for p in other.iterdir()] == ["config.json"]
+    assert (other / "config.json").read_text() == '{"task": "lm"}\n'
+
+
+def test_seed_out_of_range_is_exit_2(capsys):
+    assert main(["experiment", "memory", "--quick", "--seed", str(2**64 - 1)]) == 2
+    assert capsys.readouterr().err.startswith("rnnkit: error: seed:")

@@ -74,3 +74,29 @@ def test_a_run_stops_once_solved_on_validation(monkeypatch, tmp_path):
         assert saved["runs"][task]["rnn"]["6"]["steps"] == 4
         assert len(saved["runs"][task]["rnn"]["6"]["losses"]) == 4
     assert "(4 steps)" in (tmp_path / "report.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"num_recall": 0}, {"num_symbols": 0}, {"lr": -1.0}, {"clip": 0.0}, {"seed": -1}, {"seed": 2**64 - 1}],
+)
+def test_out_of_range_settings_raise_config_error(bad):
+    """Each would otherwise fail with a traceback from torch, after training had started."""
+    with pytest.raises(ConfigError, match=next(iter(bad))):
+        MemoryConfig.quick(**bad)
+
+
+def test_a_bad_out_fails_before_any_training_and_overwrites_nothing(monkeypatch, tmp_path):
+    from rnnkit.experiments import memory
+
+    def no_training(*args):
+        raise AssertionError("trained before checking --out")
+
+    monkeypatch.setattr(memory, "train_and_test", no_training)
+    other = tmp_path / "lm-run"
+    other.mkdir()
+    (other / "config.json").write_text('{"task": "lm"}\n')
+    with pytest.raises(ConfigError, match="out:"):
+        memory.run(MemoryConfig.quick(out=str(other)), command="x")
+    assert [p.name for p in other.iterdir()] == ["config.json"]
+    assert (other / "config.json").read_text() == '{"task": "lm"}\n'

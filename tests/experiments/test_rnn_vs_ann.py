@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from rnnkit.errors import DataError
+from rnnkit.errors import ConfigError, DataError
 from rnnkit.experiments.rnn_vs_ann import (
     RnnVsAnnConfig,
     WindowMLP,
@@ -96,3 +96,53 @@ def test_pendigits_rnn_reads_denser_trajectories_better_than_the_window_mlp():
     assert result["train_digits"] + result["test_digits"] == 7494
     at_32 = result["by_points"]["32"]
     assert at_32["rnn"] > at_32["mlp"]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"order_length": 1},
+        {"train_min_length": -1},
+        {"test_size": 0},
+        {"hidden_size": 0},
+        {"steps": 0},
+        {"lr": -1.0},
+        {"test_lengths": (-3,)},
+        {"pen_test_points": (0,)},
+        {"param_lengths": ()},
+        {"seed": 2**64 - 1},
+        {"pendigits": "/nonexistent/pendigits.tra"},
+    ],
+)
+def test_out_of_range_settings_raise_config_error(bad):
+    """Each would otherwise fail with a traceback after training had started, or (a missing pendigits
+    file named on purpose) be skipped without a word."""
+    with pytest.raises(ConfigError, match=next(iter(bad))):
+        RnnVsAnnConfig.quick(**bad)
+
+
+def no_training(*args):
+    raise AssertionError("trained before checking the input")
+
+
+def test_a_bad_out_fails_before_any_training(monkeypatch, tmp_path):
+    from rnnkit.experiments import rnn_vs_ann
+
+    monkeypatch.setattr(rnn_vs_ann, "counting_part", no_training)
+    other = tmp_path / "lm-run"
+    other.mkdir()
+    (other / "report.md").write_text("# mine\n")
+    with pytest.raises(ConfigError, match="out:"):
+        rnn_vs_ann.run(RnnVsAnnConfig.quick(out=str(other), pendigits="none"), command="x")
+    assert (other / "report.md").read_text() == "# mine\n"
+
+
+def test_a_malformed_pendigits_file_fails_before_any_training(monkeypatch, tmp_path):
+    from rnnkit.experiments import rnn_vs_ann
+
+    monkeypatch.setattr(rnn_vs_ann, "counting_part", no_training)
+    path = tmp_path / "pendigits.tra"
+    path.write_text(",".join(["50"] * 15) + ",0010000000\n")
+    config = RnnVsAnnConfig.quick(out=str(tmp_path / "run"), pendigits=str(path))
+    with pytest.raises(DataError, match=r"pendigits.tra:1: expected 17"):
+        rnn_vs_ann.run(config, command="x")

@@ -72,3 +72,53 @@ def test_bad_settings_raise_config_error():
         VanishingConfig(radii=())
     with pytest.raises(ConfigError, match="length"):
         VanishingConfig(length=1)
+
+
+@pytest.mark.parametrize(
+    "bad", [{"clip_radius": -1.0}, {"lr": 0.0}, {"clip_lr": -0.1}, {"seed": -1}, {"seed": 2**64 - 1}]
+)
+def test_out_of_range_settings_raise_config_error(bad):
+    """Each would otherwise fail with a traceback from torch (or report a negative radius)."""
+    with pytest.raises(ConfigError, match=next(iter(bad))):
+        VanishingConfig.quick(**bad)
+
+
+def test_a_bad_out_fails_before_any_training(monkeypatch, tmp_path):
+    from rnnkit.experiments import vanishing
+
+    def no_training(*args):
+        raise AssertionError("trained before checking --out")
+
+    monkeypatch.setattr(vanishing, "profile", no_training)
+    path = tmp_path / "a-file"
+    path.write_text("x")
+    with pytest.raises(ConfigError, match="is a file"):
+        vanishing.run(VanishingConfig.quick(out=str(path)), command="x")
+
+
+def test_report_says_the_mse_columns_are_training_losses(quick_run):
+    """They are means over the last 10% of training steps, not a held-out test figure."""
+    text = (quick_run[1] / "report.md").read_text(encoding="utf-8")
+    assert "adding training MSE, last 10% of steps" in text
+    assert "final MSE (last 10% of steps)" in text
+    rows = [line for line in text.splitlines() if line.startswith("| gru |")]
+    expected = quick_run[0]["adding_final_loss"]["gru"]
+    assert rows and rows[0].rstrip(" |").split("| ")[-1] == f"{expected:.4g}"
+
+
+def test_gradient_by_lag_matches_backprop_through_time_at_every_lag():
+    """For a tanh RNN, dL/dh_t = W_hh^T (diag(1 - h_{t+1}^2) dL/dh_{t+1}): every lag, not just the last."""
+    torch.manual_seed(0)
+    model = make_model("rnn(ρ=1)", VanishingConfig.quick()).double()
+    x, y = torch.rand(4, 9, 2, dtype=torch.float64), torch.rand(4, dtype=torch.float64)
+    norms = gradient_by_lag(model, x, y)
+    with torch.no_grad():
+        h = model.rnn(x)[0]  # (B, T, H)
+        grad = (2 / 4) * (model.head(h[:, -1]).squeeze(-1) - y).unsqueeze(1) * model.head.weight  # (B, H)
+        expected = [float(grad.norm(dim=1).mean())]
+        for t in range(8, 0, -1):
+            grad = (grad * (1 - h[:, t] ** 2)) @ model.rnn.weight_hh_l0
+            expected.append(float(grad.norm(dim=1).mean()))
+    assert len(norms) == 9
+    for got, want in zip(norms, expected, strict=True):
+        assert math.isclose(got, want, rel_tol=1e-9)

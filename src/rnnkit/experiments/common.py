@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 import rnnkit.nn as rnn
+from rnnkit.errors import ConfigError
 
 
 def _lstm(input_size: int, hidden_size: int) -> nn.Module:
@@ -92,6 +93,17 @@ class SequenceModel(nn.Module):
             return self.head(out[:, -1])  # (B, O)
         last = out[torch.arange(out.shape[0]), lengths.long() - 1]  # (B, H)
         return self.head(last)
+
+
+# The experiments seed their generators with ``seed + k`` for offsets k up to 20_000 (test and
+# validation sets); a seed must leave room for those under torch's 64-bit limit.
+MAX_SEED = 2**63 - 1
+
+
+def check_seed(seed: int) -> None:
+    """Raise :class:`ConfigError` unless ``0 <= seed <= MAX_SEED``."""
+    if not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"seed: expected an integer from 0 to {MAX_SEED}, got {seed}")
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -31,7 +31,7 @@ from torch import Tensor
 
 from rnnkit.errors import ConfigError
 from rnnkit.experiments import report
-from rnnkit.experiments.common import BUILDERS, SequenceModel, count_parameters, train_steps
+from rnnkit.experiments.common import BUILDERS, SequenceModel, check_seed, count_parameters, train_steps
 from rnnkit.experiments.tasks import ADDING_BASELINE_MSE, adding_batch, copy_batch
 from rnnkit.io import pyplot
 
@@ -75,8 +75,15 @@ class MemoryConfig:
             raise ConfigError(f"lengths: expected lengths >= 2, got {list(self.lengths)}")
         if min(self.steps, self.hidden_size, self.batch_size, self.test_size, self.workers) < 1:
             raise ConfigError("steps, hidden_size, batch_size, test_size and workers must be positive")
+        check_seed(self.seed)
         if self.check_every < 0:
             raise ConfigError(f"check_every: expected an integer >= 0, got {self.check_every}")
+        if min(self.num_symbols, self.num_recall) < 1:
+            raise ConfigError(
+                f"num_symbols and num_recall: expected integers >= 1, got {self.num_symbols} and {self.num_recall}"
+            )
+        if not (self.lr > 0 and self.clip > 0):
+            raise ConfigError(f"lr and clip: expected numbers > 0, got {self.lr} and {self.clip}")
 
     @classmethod
     def quick(cls, **overrides) -> MemoryConfig:
@@ -171,6 +178,7 @@ def solved(task: str, score: float, config: MemoryConfig) -> bool:
 
 def run(config: MemoryConfig, command: str | None = None) -> dict[str, object]:
     """Every (task, model, length); writes the run folder and returns the results (also ``results.json``)."""
+    out = report.run_dir(config.out, "memory")  # a bad --out fails before any training
     start = time.monotonic()
     jobs = [(task, kind, n, config) for task in config.tasks for kind in config.models for n in config.lengths]
     if config.workers == 1:
@@ -183,7 +191,6 @@ def run(config: MemoryConfig, command: str | None = None) -> dict[str, object]:
     results: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
     for (task, kind, n, _), result in zip(jobs, done, strict=True):
         results.setdefault(task, {}).setdefault(kind, {})[str(n)] = result
-    out = report.run_dir(config.out, "memory")
     plot_results(results, config, out / "plots" / "memory_by_length.png")
     plot_training(results, config, out / "plots" / "training_loss.png")
     seconds = time.monotonic() - start
@@ -198,7 +205,7 @@ def run(config: MemoryConfig, command: str | None = None) -> dict[str, object]:
     report.write_text(out / "report.md", render_report(config, results, command, seconds))
     report.write_benchmark(
         out / "benchmark.json",
-        name="experiment_memory",
+        name=report.benchmark_name("memory"),
         dataset="adding problem and copy memory (synthetic, generated from the seed)",
         split=f"{config.test_size} fresh test sequences per run",
         command=command,

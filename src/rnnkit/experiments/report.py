@@ -14,6 +14,7 @@ import re
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from rnnkit.errors import ConfigError
 from rnnkit.io import atomic_write_text
 from rnnkit.io import save_figure as atomic_save_figure
 
@@ -29,10 +31,65 @@ if TYPE_CHECKING:
 
 
 def run_dir(out: str | os.PathLike | None, name: str) -> Path:
-    """The run folder: ``out`` if given, else ``runs/experiment-<name>/<YYYYmmdd-HHMMSS>``; created."""
-    path = Path(out) if out else Path("runs") / f"experiment-{name}" / time.strftime("%Y%m%d-%H%M%S")
-    (path / "plots").mkdir(parents=True, exist_ok=True)
+    """The run folder, created and found writable: call it before any work, so bad ``out`` fails at once.
+
+    ``out`` if given: a new or empty folder, or an earlier run folder of this experiment (its
+    ``benchmark.json`` names ``experiment_<name>``), whose files are replaced; a folder holding
+    anything else is refused, so that no other file is overwritten. Without ``out``:
+    ``runs/experiment-<name>/<YYYYmmdd-HHMMSS>``, with ``-2``, ``-3``… when that second is taken.
+
+    Raises:
+        ConfigError: ``out`` is a file, another folder with files in it, or cannot be written.
+    """
+    path = _new_default_dir(name) if out is None else Path(out)
+    if out is not None:
+        _check_reusable(path, name)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        raise ConfigError(f"out: cannot write to {path}: {reason}; expected a writable folder") from None
     return path
+
+
+def _new_default_dir(name: str) -> Path:
+    """A fresh ``runs/experiment-<name>/<YYYYmmdd-HHMMSS>[-N]`` that no other run has taken (created)."""
+    base = Path("runs") / f"experiment-{name}" / time.strftime("%Y%m%d-%H%M%S")
+    path, n = base, 1
+    while True:
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            n += 1
+            path = base.with_name(f"{base.name}-{n}")
+        except OSError as e:
+            reason = e.strerror or type(e).__name__
+            raise ConfigError(f"out: cannot create {path}: {reason}; expected a writable folder") from None
+
+
+def _check_reusable(path: Path, name: str) -> None:
+    """Refuse ``path`` unless it is absent, an empty folder, or an earlier run folder of ``name``."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"out: {path} is a file; expected a folder")
+    if not path.is_dir() or not any(path.iterdir()):
+        return
+    try:
+        owner = json.loads((path / "benchmark.json").read_text(encoding="utf-8")).get("name")
+    except (OSError, ValueError, AttributeError):
+        owner = None
+    if owner != benchmark_name(name):
+        raise ConfigError(
+            f"out: {path} already holds files and is not a run folder of `rnnkit experiment {name}`; "
+            "expected a new or empty folder, or an earlier run of this experiment (nothing was written)"
+        )
+
+
+def benchmark_name(name: str) -> str:
+    """The ``name`` in an experiment's ``benchmark.json``: ``rnn-vs-ann`` -> ``experiment_rnn_vs_ann``."""
+    return "experiment_" + name.replace("-", "_")
 
 
 def write_text(path: Path, text: str) -> None:

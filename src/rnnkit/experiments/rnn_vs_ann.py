@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from rnnkit.errors import ConfigError, DataError
 from rnnkit.experiments import report
-from rnnkit.experiments.common import BUILDERS, SequenceModel, count_parameters, train_steps
+from rnnkit.experiments.common import BUILDERS, SequenceModel, check_seed, count_parameters, train_steps
 from rnnkit.experiments.tasks import majority_batch, odd_lengths, order_batch
 from rnnkit.io import pyplot
 
@@ -71,6 +71,25 @@ class RnnVsAnnConfig:
             raise ConfigError("train_min_length must not exceed train_max_length")
         if len(self.pen_train_points) != 2 or self.pen_train_points[0] > self.pen_train_points[1]:
             raise ConfigError(f"pen_train_points: expected FROM TO, got {list(self.pen_train_points)}")
+        check_seed(self.seed)
+        self._check_ranges()
+
+    def _check_ranges(self) -> None:
+        """Every size, length and count positive, ``order_length >= 2``, ``lr > 0``; a named pendigits file exists."""
+        positive = ("hidden_size", "train_min_length", "steps", "batch_size", "test_size")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: expected an integer >= 1, got {getattr(self, name)}")
+        for name in ("test_lengths", "param_lengths", "pen_train_points", "pen_test_points"):
+            values = getattr(self, name)
+            if not values or min(values) < 1:
+                raise ConfigError(f"{name}: expected integers >= 1, got {list(values)}")
+        if self.order_length < 2:
+            raise ConfigError(f"order_length: expected an integer >= 2 (A and B), got {self.order_length}")
+        if not self.lr > 0:
+            raise ConfigError(f"lr: expected a number > 0, got {self.lr}")
+        if self.pendigits not in ("", "none") and not Path(self.pendigits).is_file():
+            raise ConfigError(f"pendigits: no file at {self.pendigits}; expected pendigits.tra, or none to skip")
 
     @classmethod
     def quick(cls, **overrides) -> RnnVsAnnConfig:
@@ -244,6 +263,16 @@ def pendigits_part(config: RnnVsAnnConfig, path: Path) -> dict[str, object]:
     return {"path": str(path), "train_digits": cut, "test_digits": len(test_idx), "by_points": by_points}
 
 
+def pendigits_or_skipped(config: RnnVsAnnConfig) -> dict[str, object]:
+    """:func:`pendigits_part` on the configured file, or why it was skipped (``--pendigits none``, no file)."""
+    if config.pendigits == "none":
+        return {"skipped": "--pendigits none"}
+    path = Path(config.pendigits or default_pendigits_path())
+    if not path.is_file():
+        return {"skipped": f"no pendigits file at {path}"}
+    return pendigits_part(config, path)
+
+
 # ----------------------------------------------------------------------------- (b) order
 def order_part(config: RnnVsAnnConfig) -> dict[str, float]:
     """The RNN and the bag-of-inputs MLP on "does A come before B"; test accuracy of each."""
@@ -282,16 +311,12 @@ def parameter_part(config: RnnVsAnnConfig, features: int = 1) -> dict[str, dict[
 # ----------------------------------------------------------------------------- the experiment
 def run(config: RnnVsAnnConfig, command: str | None = None) -> dict[str, object]:
     """All three parts (and pendigits when its file is there); writes the run folder, returns the results."""
+    out = report.run_dir(config.out, "rnn-vs-ann")  # a bad --out fails before any training
     start = time.monotonic()
-    results: dict[str, object] = {"counting": counting_part(config)}
-    pen_path = None if config.pendigits == "none" else Path(config.pendigits or default_pendigits_path())
-    if pen_path is not None and pen_path.is_file():
-        results["pendigits"] = pendigits_part(config, pen_path)
-    else:
-        results["pendigits"] = {"skipped": f"no pendigits file at {pen_path}" if pen_path else "--pendigits none"}
+    pendigits = pendigits_or_skipped(config)  # first: a malformed file fails before minutes of training
+    results: dict[str, object] = {"counting": counting_part(config), "pendigits": pendigits}
     results["order"] = order_part(config)
     results["parameters"] = parameter_part(config)
-    out = report.run_dir(config.out, "rnn-vs-ann")
     plot_lengths(results, config, out / "plots" / "length_generalization.png")
     plot_parameters(results["parameters"], out / "plots" / "parameters.png")
     seconds = time.monotonic() - start
@@ -318,7 +343,7 @@ def write_benchmark(path: Path, results: dict, config: RnnVsAnnConfig, command: 
     pen = "pendigits.tra (UCI, training file, random 80/20 split)" if "by_points" in results["pendigits"] else ""
     report.write_benchmark(
         path,
-        name="experiment_rnn_vs_ann",
+        name=report.benchmark_name("rnn-vs-ann"),
         dataset="counting and order (synthetic)" + (f"; {pen}" if pen else ""),
         split=f"{config.test_size} fresh test sequences per length" + ("; 20% of pendigits.tra" if pen else ""),
         command=command,

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from rnnkit.errors import ConfigError
 from rnnkit.experiments import report
-from rnnkit.experiments.common import SequenceModel, train_steps
+from rnnkit.experiments.common import SequenceModel, check_seed, train_steps
 from rnnkit.experiments.tasks import ADDING_BASELINE_MSE, adding_batch
 from rnnkit.io import pyplot
 from rnnkit.nn import GRUCell, LSTMCell, RNNCell
@@ -58,8 +58,10 @@ class VanishingConfig:
             raise ConfigError(f"radii: expected positive spectral radii, got {list(self.radii)}")
         if min(self.hidden_size, self.batch_size, self.clip_steps) < 1 or self.train_steps < 0:
             raise ConfigError("hidden_size, batch_size and clip_steps must be positive, train_steps >= 0")
-        if self.clip_max_norm <= 0:
-            raise ConfigError(f"clip_max_norm: expected > 0, got {self.clip_max_norm}")
+        check_seed(self.seed)
+        for name in ("clip_max_norm", "clip_radius", "lr", "clip_lr"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name}: expected a number > 0, got {getattr(self, name)}")
 
     @classmethod
     def quick(cls, **overrides) -> VanishingConfig:
@@ -206,6 +208,7 @@ def clipping_summary(losses: list[float], norms: list[float]) -> dict[str, float
 # ----------------------------------------------------------------------------- the experiment
 def run(config: VanishingConfig, command: str | None = None) -> dict[str, object]:
     """Run both parts and write the run folder. Returns the results (also in ``results.json``)."""
+    out = report.run_dir(config.out, "vanishing")  # a bad --out fails before any training
     start = time.monotonic()
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
@@ -221,7 +224,6 @@ def run(config: VanishingConfig, command: str | None = None) -> dict[str, object
         "adding_final_loss": {p.name: _tail_mean(p.train_losses) for p in profiles},
         "clipping": {"without": clipping_summary(*unclipped), "with": clipping_summary(*clipped)},
     }
-    out = report.run_dir(config.out, "vanishing")
     plot_gradients(profiles, out / "plots" / "gradient_by_lag.png")
     plot_clipping(unclipped, clipped, config, out / "plots" / "clipping.png")
     seconds = time.monotonic() - start
@@ -246,7 +248,7 @@ def write_benchmark(path: Path, results: dict, command: str, seconds: float) -> 
             metrics[report.metric_name(label, stat)] = value
     report.write_benchmark(
         path,
-        name="experiment_vanishing",
+        name=report.benchmark_name("vanishing"),
         dataset="adding problem (synthetic, generated from the seed)",
         split="fresh batches; gradients measured on one held batch",
         command=command,
@@ -320,14 +322,15 @@ def render_report(config: VanishingConfig, results: dict, command: str, seconds:
             f"‖g_lag{T - 1}‖/‖g_0‖, init",
             "decay/step, trained",
             f"‖g_lag{T - 1}‖/‖g_0‖, trained",
-            "adding MSE after training",
+            "adding training MSE, last 10% of steps",
         ],
         rows,
     )
     clip = results["clipping"]
     clip_rows = [[label, *clip[key].values()] for key, label in (("without", "no clipping"), ("with", "clipped"))]
     clip_table = report.markdown_table(
-        ["run", "final MSE", "worst MSE", "spikes", "non-finite steps", "largest gradient norm"], clip_rows
+        ["run", "final MSE (last 10% of steps)", "worst MSE", "spikes", "non-finite steps", "largest gradient norm"],
+        clip_rows,
     )
     return (
         report.report_header("Vanishing and exploding gradients", command, seconds, config)
