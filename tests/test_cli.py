@@ -69,7 +69,8 @@ def test_an_output_path_under_a_file_is_one_error_line_exit_2(tmp_path, capsys) 
     argv += ["--seq-len", "8", "--batch-size", "2", "--quiet", "--run-dir", str(tmp_path / "file" / "run")]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err == f"rnnkit: error: {tmp_path / 'file' / 'run'}: a part of this path is a file, not a folder\n"
+    expected = f"run_dir: {tmp_path / 'file' / 'run'}: a part of this path is a file, not a folder"
+    assert err == f"rnnkit: error: {expected}; expected a writable run folder\n"
 
 
 def test_the_options_given_are_recorded_whatever_their_value(tmp_path) -> None:

@@ -21,6 +21,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from rnnkit.errors import ConfigError, RnnkitError
+from rnnkit.io import path_error_text
 
 # One module per verb, in the order `rnnkit --help` lists them.
 VERB_MODULES: tuple[str, ...] = (
@@ -155,21 +156,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as e:  # a path given that cannot be made or written: bad input, said in one line
         if e.filename is None or e.errno not in PATH_ERRORS:
             raise
-        print(f"rnnkit: error: {_path_error(e)}", file=sys.stderr)
+        print(f"rnnkit: error: {path_error_text(e)}", file=sys.stderr)
         return 2
     return int(status or 0)
 
 
 # What a path the user gave can run into (an output folder under a file, no permission, ...).
 PATH_ERRORS = frozenset({errno.ENOTDIR, errno.EEXIST, errno.EACCES, errno.EPERM, errno.EROFS, errno.EISDIR})
-
-
-def _path_error(e: OSError) -> str:
-    if e.errno == errno.EEXIST and not os.path.isdir(e.filename):
-        return f"{e.filename}: exists and is not a folder; expected a folder (or nothing) there"
-    if e.errno == errno.ENOTDIR:
-        return f"{e.filename}: a part of this path is a file, not a folder"
-    return f"{e.filename}: {e.strerror}"
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ owner-only).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -52,6 +53,16 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def path_error_text(e: OSError) -> str:
+    """One line saying which path could not be made or written and why, in words: an existing
+    file where a folder should be, a part of the path that is a file, or the system's reason."""
+    if e.errno == errno.EEXIST and e.filename is not None and not os.path.isdir(e.filename):
+        return f"{e.filename}: exists and is not a folder; expected a folder (or nothing) there"
+    if e.errno == errno.ENOTDIR:
+        return f"{e.filename}: a part of this path is a file, not a folder"
+    return f"{e.filename}: {e.strerror or type(e).__name__}"
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

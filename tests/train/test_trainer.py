@@ -351,10 +351,11 @@ def test_a_training_state_without_a_field_is_one_error_naming_the_file_and_field
 def test_a_run_folder_that_cannot_be_made_is_one_config_error_naming_it(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    for run_dir in (blocker, blocker / "run"):
-        with pytest.raises(ConfigError, match=rf"run_dir: cannot write the run folder {run_dir}: "):
+    reasons = {blocker: "exists and is not a folder", blocker / "run": "a part of this path is a file, not a folder"}
+    for run_dir, reason in reasons.items():
+        with pytest.raises(ConfigError, match=rf"run_dir: {run_dir}: {reason}"):
             Trainer(TinyLM(), quiet_config(steps=1), train_step=next_token_step, run_dir=run_dir)
-    with pytest.raises(ConfigError, match=rf"run_dir: cannot create {blocker}/run/.* under {blocker}"):
+    with pytest.raises(ConfigError, match=rf"run_dir: {blocker}/run/.*: a part of this path .* under {blocker}"):
         Trainer(TinyLM(), quiet_config(steps=1), train_step=next_token_step, task="run", runs_root=blocker)
 
 

@@ -27,7 +27,7 @@ from torch import Tensor
 
 import rnnkit
 from rnnkit.errors import CheckpointError, ConfigError
-from rnnkit.io import atomic_write_json, atomic_write_text
+from rnnkit.io import atomic_write_json, atomic_write_text, path_error_text
 from rnnkit.train import distributed as dist
 from rnnkit.train.checkpoint import load_weights, read_meta, resolve_checkpoint
 
@@ -58,10 +58,7 @@ def _create_run_dir(task: str, root: str | Path) -> Path:
             n += 1
             path = base.with_name(f"{base.name}-{n}")
         except OSError as e:
-            reason = e.strerror or type(e).__name__
-            raise ConfigError(
-                f"run_dir: cannot create {path} under {root}: {reason}; expected a writable folder"
-            ) from None
+            raise ConfigError(f"run_dir: {path_error_text(e)}; expected a writable folder under {root}") from None
 
 
 def command_line() -> str:

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.errors import CheckpointError, ConfigError, RnnkitError
-from rnnkit.io import atomic_write_bytes
+from rnnkit.io import atomic_write_bytes, path_error_text
 from rnnkit.train import distributed as dist
 from rnnkit.train.checkpoint import (
     STATE_FILE,
@@ -370,11 +370,7 @@ class Trainer:
             self._start_afresh(path)
             write_run_config(path, self.task, saved, task_config)
         except OSError as e:
-            reason = e.strerror or type(e).__name__
-            where = f" ({e.filename})" if e.filename and str(e.filename) != str(path) else ""
-            raise ConfigError(
-                f"run_dir: cannot write the run folder {path}{where}: {reason}; expected a writable folder"
-            ) from None
+            raise ConfigError(f"run_dir: {path_error_text(e)}; expected a writable run folder") from None
 
     @staticmethod
     def _start_afresh(path: Path) -> None:
