@@ -1,7 +1,8 @@
 """Write a benchmark's results file: one JSON object in the schema of design.md.
 
 ``benchmarks/results/<name>.json`` holds ``name``, ``dataset``, ``split``, ``command`` (exact,
-rerunnable), ``git_commit``, ``machine``, ``wall_seconds``, ``metrics``, ``reference`` and
+rerunnable), ``git_commit`` (of the tree when the benchmark started, ``-dirty`` if it had
+uncommitted changes), ``machine``, ``wall_seconds``, ``metrics``, ``reference`` and
 ``notes``. Written to a temporary file, then renamed into place.
 """
 
@@ -61,6 +62,11 @@ def git_commit() -> str:
         return "unknown"
 
 
+# The commit of the code that runs, taken when a benchmark imports this module (as it starts): a
+# commit made while a long run goes on must not be recorded as the code that produced its figures.
+START_COMMIT = git_commit()
+
+
 def command() -> str:
     """The command line that ran this benchmark, rerunnable from the repository root."""
     script = Path(sys.argv[0])
@@ -85,7 +91,7 @@ def write_result(
         "dataset": dataset,
         "split": split,
         "command": command(),
-        "git_commit": git_commit(),
+        "git_commit": START_COMMIT,
         "machine": machine(),
         "wall_seconds": round(wall_seconds, 2),
         "metrics": metrics,
