@@ -189,3 +189,17 @@ def test_threads_never_share_a_buffer(cache):
     for thread in threads:
         thread.join()
     assert clashes == [] and cache.info()["buffers"] <= 6  # each thread holds at most two at once
+
+
+def test_a_buffer_moved_to_shared_memory_is_never_handed_out_again(cache):
+    """torch.multiprocessing sends a CPU tensor by moving its storage to shared memory and keeps
+    no reference to it: once the sender drops the tensor, the receiver still reads that memory,
+    so the next call must not write its results there (before the fix it did)."""
+    like = torch.zeros(1)
+    sent = buffers.empty(like, 2 * MIB_FLOATS).fill_(1.0)
+    sent.share_memory_()  # what a Queue.put of the tensor does
+    address = sent.data_ptr()
+    del sent  # the sender is done with it; the other process is not
+    later = buffers.empty(like, 2 * MIB_FLOATS).fill_(2.0)
+    assert later.data_ptr() != address and not later.untyped_storage().is_shared()
+    assert cache.info()["buffers"] == 1  # the shared storage left the cache

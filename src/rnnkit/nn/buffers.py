@@ -11,7 +11,9 @@ step at B=64, T=256, I=256, H=512 faulted 180k pages, 240 ms of system time in a
 :func:`empty` serves buffers of 1 MiB and more from a cache of storages instead. A storage is
 free when nothing but the cache refers to it: every tensor, view and autograd-saved tensor on it
 holds a reference, so a buffer is never handed out again while anything can still read it
-(``retain_graph=True`` included). Sizes are rounded up to size classes (at most 1/8 more) so that
+(``retain_graph=True`` included). A storage moved to shared memory (``share_memory_()``, as
+``torch.multiprocessing`` does to a CPU tensor it sends) is never handed out again: the process
+that received it reads it with no reference here. Sizes are rounded up to size classes (at most 1/8 more) so that
 varying lengths still find their buffers. Idle buffers stay until a request that none of them
 fits; then the least recently used are released until at most ``RNNKIT_BUFFER_CACHE_MB`` (default
 1024) stay idle: a loop of one shape keeps the buffers of one step, and one of varying shapes at
@@ -80,15 +82,28 @@ class BufferCache:
         other thread can take the same storage in between."""
         capacity = size_class(nbytes)
         with self._lock:
-            for k, storage in enumerate(self._storages):
-                if storage.nbytes() == capacity and _is_idle(storage):
-                    self._storages.append(self._storages.pop(k))  # now the most recently used
-                    break
-            else:
+            storage = self._take_idle(capacity)
+            if storage is None:
                 self._evict(self.limit - capacity)
                 storage = _new_storage(capacity)
-                self._storages.append(storage)
+            self._storages.append(storage)  # now the most recently used
             return like.new_empty(0).set_(storage, 0, shape, _contiguous_strides(shape))
+
+    def _take_idle(self, capacity: int) -> torch.UntypedStorage | None:
+        """The least recently used idle storage of ``capacity`` bytes, taken out of the list, or
+        ``None``. Idle ones in shared memory on the way leave the cache: ``share_memory_()`` (what
+        ``torch.multiprocessing`` does to a CPU tensor it sends) hands the storage to a process
+        that reads it with no reference here."""
+        k = 0
+        while k < len(self._storages):
+            storage = self._storages[k]
+            if storage.nbytes() == capacity and _is_idle(storage):
+                del self._storages[k]
+                if not storage.is_shared():
+                    return storage
+            else:
+                k += 1
+        return None
 
     def release_idle(self, keep: int) -> None:
         """Drop idle storages, least recently used first, until at most ``keep`` bytes stay idle."""
