@@ -276,3 +276,17 @@ def test_a_packed_sequence_is_refused_pointing_to_lengths():
     packed = torch.nn.utils.rnn.pack_padded_sequence(torch.randn(2, 5, 3), [5, 3], batch_first=True)
     with pytest.raises(ValueError, match=r"^x: expected a padded Tensor, got a PackedSequence; .*lengths="):
         layer(packed)
+
+
+@pytest.mark.parametrize("cls", [rnn.LSTM, rnn.GRU, rnn.RNN])
+def test_seeded_dropout_between_layers_draws_the_same_masks_on_every_path(cls) -> None:
+    torch.manual_seed(0)
+    fused = cls(8, 16, num_layers=3, dropout=0.5, bidirectional=True, impl="fused")
+    loop = cls(8, 16, num_layers=3, dropout=0.5, bidirectional=True, impl="loop")
+    loop.load_state_dict(fused.state_dict())
+    x = torch.randn(4, 40, 8)
+    outputs = []
+    for layer in (fused, loop):
+        torch.manual_seed(1)
+        outputs.append(layer(x)[0])
+    torch.testing.assert_close(outputs[0], outputs[1], rtol=1e-5, atol=1e-5)  # the loop's output was a strided view

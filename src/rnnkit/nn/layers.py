@@ -325,8 +325,10 @@ class RecurrentLayer(nn.Module):
         return wrapped
 
     def between_layers(self, x: Tensor) -> Tensor:
-        """What happens to one layer's output ``(B, T, D * H_out)`` before the next: dropout."""
-        return F.dropout(x, self.dropout, self.training) if self.dropout > 0 else x
+        """What happens to one layer's output ``(B, T, D * H_out)`` before the next: dropout, on a
+        contiguous tensor (a mask is drawn in memory order, and the paths' outputs differ in
+        layout: so every ``impl`` draws the same mask from the same seed)."""
+        return F.dropout(x.contiguous(), self.dropout, self.training) if self.dropout > 0 else x
 
     # ----------------------------------------------------------------- bookkeeping
     def flat_weights(self) -> list[Tensor]:
