@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+import rnnkit.train.run
 from rnnkit.errors import ConfigError
 from rnnkit.experiments import report
 
@@ -49,7 +50,7 @@ def test_run_dir_that_is_a_file_is_a_config_error(tmp_path):
 
 def test_default_run_dirs_started_in_the_same_second_differ(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(report.time, "strftime", lambda fmt: "20250101-000000")
+    monkeypatch.setattr(rnnkit.train.run.time, "strftime", lambda fmt: "20250101-000000")
     first, second = report.run_dir(None, "memory"), report.run_dir(None, "memory")
     assert first != second and first.is_dir() and second.is_dir()
     assert second.name == "20250101-000000-2"

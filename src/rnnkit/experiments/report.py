@@ -15,7 +15,6 @@ import shlex
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,8 +22,9 @@ from typing import TYPE_CHECKING
 import torch
 
 from rnnkit.errors import ConfigError
-from rnnkit.io import atomic_write_text
+from rnnkit.io import atomic_write_text, path_error_text
 from rnnkit.io import save_figure as atomic_save_figure
+from rnnkit.train.run import create_timestamped_dir
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -41,7 +41,7 @@ def run_dir(out: str | os.PathLike | None, name: str) -> Path:
     Raises:
         ConfigError: ``out`` is a file, another folder with files in it, or cannot be written.
     """
-    path = _new_default_dir(name) if out is None else Path(out)
+    path = create_timestamped_dir(Path("runs") / f"experiment-{name}", "out") if out is None else Path(out)
     if out is not None:
         _check_reusable(path, name)
     try:
@@ -49,25 +49,8 @@ def run_dir(out: str | os.PathLike | None, name: str) -> Path:
         with tempfile.TemporaryFile(dir=path):
             pass
     except OSError as e:
-        reason = e.strerror or type(e).__name__
-        raise ConfigError(f"out: cannot write to {path}: {reason}; expected a writable folder") from None
+        raise ConfigError(f"out: {path_error_text(e)}; expected a writable folder") from None
     return path
-
-
-def _new_default_dir(name: str) -> Path:
-    """A fresh ``runs/experiment-<name>/<YYYYmmdd-HHMMSS>[-N]`` that no other run has taken (created)."""
-    base = Path("runs") / f"experiment-{name}" / time.strftime("%Y%m%d-%H%M%S")
-    path, n = base, 1
-    while True:
-        try:
-            path.mkdir(parents=True)
-            return path
-        except FileExistsError:
-            n += 1
-            path = base.with_name(f"{base.name}-{n}")
-        except OSError as e:
-            reason = e.strerror or type(e).__name__
-            raise ConfigError(f"out: cannot create {path}: {reason}; expected a writable folder") from None
 
 
 def _check_reusable(path: Path, name: str) -> None:

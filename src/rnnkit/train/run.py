@@ -48,7 +48,14 @@ def new_run_dir(task: str, root: str | Path = "runs") -> Path:
 
 
 def _create_run_dir(task: str, root: str | Path) -> Path:
-    base = Path(root) / task / time.strftime("%Y%m%d-%H%M%S")
+    return create_timestamped_dir(Path(root) / task, "run_dir")
+
+
+def create_timestamped_dir(parent: str | Path, option: str) -> Path:
+    """A new folder ``parent/<YYYYmmdd-HHMMSS>`` (``-2``, ``-3``… when that second is taken by
+    another run), created with its parents; one that cannot be made is a :class:`ConfigError`
+    naming ``option`` (the option or field the folder comes from) and the reason."""
+    base = Path(parent) / time.strftime("%Y%m%d-%H%M%S")
     path, n = base, 1
     while True:
         try:
@@ -58,7 +65,7 @@ def _create_run_dir(task: str, root: str | Path) -> Path:
             n += 1
             path = base.with_name(f"{base.name}-{n}")
         except OSError as e:
-            raise ConfigError(f"run_dir: {path_error_text(e)}; expected a writable folder under {root}") from None
+            raise ConfigError(f"{option}: {path_error_text(e)}; expected a writable folder") from None
 
 
 def command_line() -> str:
