@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import rnnkit.nn as rnn
-from tests.nn.twins import KINDS, as_tuple, make_pair, random_lengths, torch_forward
+from tests.nn.twins import KINDS, as_tuple, assert_func_grad_matches_backward, make_pair, random_lengths, torch_forward
 
 ATOL = 1e-5
 SWEEP = list(itertools.product(KINDS, (1, 2, 3), (False, True), (False, True), (False, True), ("loop", "fused")))
@@ -239,15 +239,7 @@ def test_torch_func_grad_gives_the_gradients_of_backward(name, with_lengths):
     layer = FUNC_LAYERS[name]().eval()
     x = torch.randn(3, 6, 4)
     lengths = torch.tensor([6, 2, 4]) if with_lengths else None
-    params = dict(layer.named_parameters())
-
-    def loss(p):
-        return torch.func.functional_call(layer, p, (x,), {"lengths": lengths})[0].square().sum()
-
-    grads = torch.func.grad(loss)(params)
-    loss(params).backward()
-    for key, param in params.items():
-        torch.testing.assert_close(grads[key], param.grad, rtol=1e-4, atol=1e-5)
+    assert_func_grad_matches_backward(layer, x, lengths)
 
 
 @pytest.mark.parametrize("batch_first", [True, False])

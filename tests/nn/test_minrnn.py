@@ -8,6 +8,7 @@ from torch.autograd import gradcheck
 
 import rnnkit.nn as rnn
 from rnnkit.nn.minrnn import blocked_scan, linear_recurrence
+from tests.nn.twins import assert_func_grad_matches_backward
 
 
 def sequential_recurrence(a, b, h0):
@@ -219,12 +220,4 @@ def test_torch_func_grad_gives_the_gradients_of_backward(cls, with_lengths):
     layer = cls(4, 5, num_layers=2, bidirectional=True)
     x = torch.randn(3, 6, 4)
     lengths = torch.tensor([6, 2, 4]) if with_lengths else None
-    params = dict(layer.named_parameters())
-
-    def loss(p):
-        return torch.func.functional_call(layer, p, (x,), {"lengths": lengths})[0].square().sum()
-
-    grads = torch.func.grad(loss)(params)
-    loss(params).backward()
-    for key, param in params.items():
-        torch.testing.assert_close(grads[key], param.grad, rtol=1e-4, atol=1e-5)
+    assert_func_grad_matches_backward(layer, x, lengths)

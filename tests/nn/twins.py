@@ -57,3 +57,16 @@ def graph_node_names(node) -> set[str]:
             names.add(type(node).__name__)
             stack.extend(next_node for next_node, _ in node.next_functions)
     return names
+
+
+def assert_func_grad_matches_backward(layer: torch.nn.Module, x: torch.Tensor, lengths: torch.Tensor | None) -> None:
+    """``torch.func.grad`` of ``layer``'s squared output sum equals what ``.backward()`` gives."""
+    params = dict(layer.named_parameters())
+
+    def loss(p):
+        return torch.func.functional_call(layer, p, (x,), {"lengths": lengths})[0].square().sum()
+
+    grads = torch.func.grad(loss)(params)
+    loss(params).backward()
+    for key, param in params.items():
+        torch.testing.assert_close(grads[key], param.grad, rtol=1e-4, atol=1e-5)
