@@ -235,6 +235,17 @@ def test_resuming_takes_the_runs_own_data_and_model_from_python_and_the_command_
     assert all(torch.allclose(want[k], got[k], atol=1e-6) for k in want)
 
 
+def test_a_model_or_data_option_given_with_resume_is_refused_not_ignored(tmp_path, capsys) -> None:
+    run = lm.train(tiny_config(tmp_path, steps=4, eval_every=4, schedule="constant"))
+    saved = json.loads((run / "config.json").read_text())
+    hidden = saved["model"]["hidden"]
+    assert main(["lm", "train", "--resume", str(run), "--steps", "8", "--hidden", str(hidden + 8)]) == 2
+    err = capsys.readouterr().err
+    assert f"hidden: {run} was trained with {hidden}, not {hidden + 8}" in err and "leave --hidden out" in err
+    assert json.loads((run / "config.json").read_text()) == saved  # nothing written
+    assert main(["lm", "train", "--resume", str(run), "--steps", "8", "--hidden", str(hidden)]) == 0  # same value: fine
+
+
 def test_minutes_gives_four_evaluations_the_last_at_the_end(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(lm, "steps_for_minutes", lambda model, corpus, config: 10)
     config = tiny_config(tmp_path, eval_every=0)

@@ -184,6 +184,18 @@ def test_resume_continues_exactly_with_the_runs_own_model_and_features(tmp_path)
         torch.testing.assert_close(resumed[name], weight, rtol=0, atol=0)
 
 
+def test_a_model_or_feature_option_given_with_resume_is_refused_not_ignored(tmp_path, capsys):
+    torch.set_num_threads(1)
+    train_tsv = write_manifest(tmp_path, "train", 16, 0)
+    base = ["speech", "train", "--train", str(train_tsv), "--hidden-size", "8", "--batch-size", "8", "--quiet"]
+    assert main([*base, "--steps", "2", "--run-dir", str(tmp_path / "run")]) == 0
+    resume = ["speech", "train", "--steps", "4", "--quiet", "--resume", str(tmp_path / "run")]
+    for option in (["--hidden-size", "16"], ["--n-mels", "24"]):
+        assert main([*resume, *option]) == 2
+        assert "a resumed speech run keeps its" in capsys.readouterr().err
+    assert main([*resume, "--train", str(train_tsv)]) == 0  # the manifests may be given again
+
+
 def test_resume_of_another_tasks_run_is_one_line(tmp_path, capsys):
     (tmp_path / "lm").mkdir()
     (tmp_path / "lm" / "config.json").write_text('{"task": "lm", "train": {}}')

@@ -408,6 +408,18 @@ def test_resume_takes_the_runs_data_and_model_and_leaves_its_config_intact(tmp_p
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_model_option_given_with_resume_is_refused_not_ignored(tmp_path, capsys):
+    train_src, train_tgt = write_pairs(tmp_path, "train", toy_pairs(100, 0))
+    data = ["--train-source", str(train_src), "--train-target", str(train_tgt), "--min-freq", "1",
+            "--embed-dim", "8", "--hidden-size", "8"]  # fmt: skip
+    common = ["translate", "train", "--batch-size", "16", "--quiet"]
+    assert main([*common, *data, "--steps", "2", "--run-dir", str(tmp_path / "run")]) == 0
+    resume = [*common, "--steps", "4", "--resume", str(tmp_path / "run")]
+    assert main([*resume, "--hidden-size", "16"]) == 2
+    assert "hidden_size: " in capsys.readouterr().err
+    assert main([*resume, "--hidden-size", "8"]) == 0
+
+
 def test_resuming_a_run_of_another_task_or_no_run_is_refused(tmp_path):
     config = small_config(tmp_path, steps=1)
     config.train.resume = str(tmp_path / "nothing")

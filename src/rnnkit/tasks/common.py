@@ -132,6 +132,26 @@ def resumed_section(
     return replace(values, **changed)
 
 
+def refuse_resume_changes(
+    task: str, run: str | os.PathLike, args: argparse.Namespace, sections: dict[str, tuple[Any, Any]], options: dict
+) -> None:
+    """On ``--resume`` of a task that keeps the run's own sections (``{key: (saved, given)}``, the
+    run's section and the one the command line describes): a :class:`ConfigError` naming the first
+    option given (``args._given``: command line or ``--config``, whatever its value) whose value
+    differs from the saved one. ``options`` maps a field to its option's destination where the two
+    names differ. Without it the given value would be silently ignored."""
+    given = getattr(args, "_given", frozenset())
+    for key, (saved, asked) in sections.items():
+        for f in fields(saved):
+            dest = options.get(f.name, f.name)
+            old, new = getattr(saved, f.name), getattr(asked, f.name)
+            if dest in given and old != new:
+                raise ConfigError(
+                    f"{dest}: {run} was trained with {old!r}, not {new!r}; a resumed {task} run keeps its {key} "
+                    f"options: leave --{dest.replace('_', '-')} out, or start a new run"
+                )
+
+
 def checked_sections(run: str | os.PathLike, saved: dict[str, Any], sections: dict[str, type]) -> list[Any]:
     """Each named section (``{key: dataclass}``) of ``run``'s ``config.json`` (read as ``saved``),
     validated: a :class:`CheckpointError` naming the file and the field for a missing section or a

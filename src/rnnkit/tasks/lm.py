@@ -55,7 +55,7 @@ from rnnkit.data.text import (
 from rnnkit.data.vocab import CharVocab, SubwordVocab
 from rnnkit.errors import CheckpointError, ConfigError, DataError
 from rnnkit.io import chmod_as_created
-from rnnkit.tasks.common import checked_sections, load_task_run, resumed_run_config
+from rnnkit.tasks.common import checked_sections, load_task_run, refuse_resume_changes, resumed_run_config
 from rnnkit.train import StepOutput, TrainConfig, Trainer, add_train_args, distributed, seed_everything
 from rnnkit.train import config_from_args as train_config_from_args
 from rnnkit.train.run import append_report, load_weights_into, new_run_dir
@@ -851,11 +851,13 @@ def config_from_args(args: argparse.Namespace) -> Config:
     if args.minutes is not None and (args.steps != DEFAULT_TRAIN.steps or args.epochs is not None):
         given = f"--steps {args.steps}" if args.epochs is None else f"--epochs {args.epochs}"
         raise ConfigError(f"minutes: sets the number of steps by timing; give it or {given}, not both")
-    if args.resume:
-        data, model = saved_sections(Path(args.resume), resumed_run_config(args.resume, "lm"))
-        return Config(data, model, train_config, args.minutes)
     data = DataConfig(**{f.name: getattr(args, "data" if f.name == "files" else f.name) for f in fields(DataConfig)})
     model = ModelConfig(**{f.name: getattr(args, f.name) for f in fields(ModelConfig)})
+    if args.resume:
+        saved_data, saved_model = saved_sections(Path(args.resume), resumed_run_config(args.resume, "lm"))
+        sections = {"data": (saved_data, data), "model": (saved_model, model)}
+        refuse_resume_changes("lm", args.resume, args, sections, {"files": "data"})
+        return Config(saved_data, saved_model, train_config, args.minutes)
     return Config(data, model, train_config, args.minutes)
 
 

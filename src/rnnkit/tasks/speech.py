@@ -59,6 +59,7 @@ from rnnkit.tasks.common import (
     check_positive,
     checked_sections,
     load_task_run,
+    refuse_resume_changes,
     require,
     section_from_args,
 )
@@ -554,6 +555,13 @@ def add_parser(subparsers) -> None:
 def run_train(args: argparse.Namespace) -> int:
     data = section_from_args(DataConfig, args)
     model = section_from_args(ModelConfig, args)
+    if args.resume:  # the run's own model and features (its weights were made with them); manifests may change
+        saved_data, saved_model, _, _ = run_sections(read_run_config(args.resume), Path(args.resume))
+        kept = replace(
+            saved_data, train=data.train, val=data.val, path_column=data.path_column,
+            transcript_column=data.transcript_column,
+        )  # fmt: skip
+        refuse_resume_changes("speech", args.resume, args, {"model": (saved_model, model), "data": (kept, data)}, {})
     result = train(Config(data, model, config_from_args(args)))
     print(f"run folder: {result.run_dir} ({result.stop_reason} after {result.steps} steps)")
     if "wer" in result.last_eval:

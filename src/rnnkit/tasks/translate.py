@@ -82,6 +82,7 @@ from rnnkit.tasks.common import (
     check_positive,
     checked_sections,
     load_task_run,
+    refuse_resume_changes,
     require,
     resumed_run_config,
     section_from_args,
@@ -960,6 +961,10 @@ def config_from_cli(args: argparse.Namespace) -> Config:
     data = section_from_args(DataConfig, args)
     model = section_from_args(ModelConfig, args)
     decode = section_from_args(DecodeConfig, args)
+    if args.resume:
+        saved = saved_sections(Path(args.resume), resumed_run_config(args.resume, "translate"))
+        sections = dict(zip(("data", "model", "decode"), zip(saved, (data, model, decode), strict=True), strict=True))
+        refuse_resume_changes("translate", args.resume, args, sections, {})
     return Config(data, model, decode, config_from_args(args))
 
 
