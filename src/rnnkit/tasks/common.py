@@ -133,14 +133,18 @@ def resumed_section(
 
 
 def refuse_resume_changes(
-    task: str, run: str | os.PathLike, args: argparse.Namespace, sections: dict[str, tuple[Any, Any]], options: dict
+    task: str,
+    run: str | os.PathLike,
+    args: argparse.Namespace,
+    sections: dict[str, tuple[Any, Any]],
+    options: dict[str, str] | None = None,
 ) -> None:
     """On ``--resume`` of a task that keeps the run's own sections (``{key: (saved, given)}``, the
     run's section and the one the command line describes): a :class:`ConfigError` naming the first
     option given (``args._given``: command line or ``--config``, whatever its value) whose value
     differs from the saved one. ``options`` maps a field to its option's destination where the two
     names differ. Without it the given value would be silently ignored."""
-    given = getattr(args, "_given", frozenset())
+    given, options = getattr(args, "_given", frozenset()), options or {}
     for key, (saved, asked) in sections.items():
         for f in fields(saved):
             dest = options.get(f.name, f.name)

@@ -561,7 +561,7 @@ def run_train(args: argparse.Namespace) -> int:
             saved_data, train=data.train, val=data.val, path_column=data.path_column,
             transcript_column=data.transcript_column,
         )  # fmt: skip
-        refuse_resume_changes("speech", args.resume, args, {"model": (saved_model, model), "data": (kept, data)}, {})
+        refuse_resume_changes("speech", args.resume, args, {"model": (saved_model, model), "data": (kept, data)})
     result = train(Config(data, model, config_from_args(args)))
     print(f"run folder: {result.run_dir} ({result.stop_reason} after {result.steps} steps)")
     if "wer" in result.last_eval:

@@ -962,9 +962,11 @@ def config_from_cli(args: argparse.Namespace) -> Config:
     model = section_from_args(ModelConfig, args)
     decode = section_from_args(DecodeConfig, args)
     if args.resume:
-        saved = saved_sections(Path(args.resume), resumed_run_config(args.resume, "translate"))
-        sections = dict(zip(("data", "model", "decode"), zip(saved, (data, model, decode), strict=True), strict=True))
-        refuse_resume_changes("translate", args.resume, args, sections, {})
+        saved_data, saved_model, saved_decode = saved_sections(
+            Path(args.resume), resumed_run_config(args.resume, "translate")
+        )
+        sections = {"data": (saved_data, data), "model": (saved_model, model), "decode": (saved_decode, decode)}
+        refuse_resume_changes("translate", args.resume, args, sections)
     return Config(data, model, decode, config_from_args(args))
 
 
