@@ -24,9 +24,8 @@ from pathlib import Path
 import torch
 
 from benchmarks.results_io import write_result
+from benchmarks.shared_data import add_data_option, require
 from rnnkit.tasks import handwriting
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "pendigits" / "pendigits.tra"
 
 
 def main() -> None:
@@ -35,14 +34,16 @@ def main() -> None:
     parser.add_argument("--cells", nargs="+", default=["gru", "lstm", "mlp"], choices=handwriting.CELLS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", default="handwriting_pendigits")
+    add_data_option(parser)
     args = parser.parse_args()
+    pendigits = require(args.data, "pendigits/pendigits.tra", "UCI pen-based digits")
     start = time.perf_counter()
     metrics: dict[str, float] = {}
     reference: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for cell in args.cells:
             config = handwriting.Config(
-                data=handwriting.DataConfig(str(DATA), val_fraction=0.1),
+                data=handwriting.DataConfig(str(pendigits), val_fraction=0.1),
                 model=handwriting.ModelConfig(cell=cell, hidden_size=128 if cell == "mlp" else 64),
                 train=replace(
                     handwriting.default_train_config(),

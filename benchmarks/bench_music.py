@@ -27,9 +27,8 @@ from pathlib import Path
 import torch
 
 from benchmarks.results_io import write_result
+from benchmarks.shared_data import add_data_option, require
 from rnnkit.tasks import music
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "jsb_chorales" / "jsb_chorales.json"
 
 
 def main() -> None:
@@ -42,14 +41,16 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", default="music_jsb")
+    add_data_option(parser)
     args = parser.parse_args()
+    chorales = require(args.data, "jsb_chorales/jsb_chorales.json", "JSB Chorales")
     start = time.perf_counter()
     metrics: dict[str, float] = {}
     reference: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for cell in args.cells:
             config = music.Config(
-                data=music.DataConfig(str(DATA)),
+                data=music.DataConfig(str(chorales)),
                 model=music.ModelConfig(cell, args.hidden_size, args.num_layers, args.dropout),
                 train=replace(
                     music.default_train_config(),

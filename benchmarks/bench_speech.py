@@ -23,10 +23,9 @@ from pathlib import Path
 import torch
 
 from benchmarks.results_io import write_result
+from benchmarks.shared_data import add_data_option, require
 from rnnkit.data.fsdd import TEST_INDICES, make_digit_utterances
 from rnnkit.tasks import speech
-
-RECORDINGS = Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd" / "recordings"
 
 
 def main() -> None:
@@ -37,15 +36,17 @@ def main() -> None:
     parser.add_argument("--test-utterances", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", default="speech_fsdd")
+    add_data_option(parser)
     args = parser.parse_args()
+    recordings = require(args.data, "fsdd/recordings", "The Free Spoken Digit Dataset")
     start = time.perf_counter()
     metrics: dict[str, float] = {}
     reference: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        train = make_digit_utterances(RECORDINGS, root / "train", args.train_utterances, indices=range(5, 45), seed=1)
-        val = make_digit_utterances(RECORDINGS, root / "val", 300, indices=range(45, 50), seed=2)
-        test = make_digit_utterances(RECORDINGS, root / "test", args.test_utterances, indices=TEST_INDICES, seed=3)
+        train = make_digit_utterances(recordings, root / "train", args.train_utterances, indices=range(5, 45), seed=1)
+        val = make_digit_utterances(recordings, root / "val", 300, indices=range(45, 50), seed=2)
+        test = make_digit_utterances(recordings, root / "test", args.test_utterances, indices=TEST_INDICES, seed=3)
         for cell in args.cells:
             config = speech.Config(
                 data=speech.DataConfig(train=str(train), val=str(val)),

@@ -31,19 +31,18 @@ from pathlib import Path
 import torch
 
 from benchmarks.results_io import write_result
+from benchmarks.shared_data import add_data_option, require
 from rnnkit.data.parallel import read_parallel
 from rnnkit.tasks import translate
 from rnnkit.train import read_metrics
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "multi30k"
 
-
-def base_config(args: argparse.Namespace, run_dir: str) -> translate.Config:
+def base_config(args: argparse.Namespace, run_dir: str, multi30k: Path) -> translate.Config:
     data = translate.DataConfig(
-        train_source=str(DATA / "train.de"),
-        train_target=str(DATA / "train.en"),
-        val_source=str(DATA / "val.de"),
-        val_target=str(DATA / "val.en"),
+        train_source=str(multi30k / "train.de"),
+        train_target=str(multi30k / "train.en"),
+        val_source=str(multi30k / "val.de"),
+        val_target=str(multi30k / "val.en"),
         max_train_pairs=args.max_train_pairs,
     )
     model = translate.ModelConfig(
@@ -60,9 +59,9 @@ def base_config(args: argparse.Namespace, run_dir: str) -> translate.Config:
     return translate.Config(data=data, model=model, decode=translate.DecodeConfig(beam_size=args.beam), train=train)
 
 
-def scores_of(run_dir: Path, beam: int) -> dict[str, float]:
+def scores_of(run_dir: Path, beam: int, multi30k: Path) -> dict[str, float]:
     translator = translate.Translator.load(run_dir)
-    val = read_parallel(DATA / "val.de", DATA / "val.en")
+    val = read_parallel(multi30k / "val.de", multi30k / "val.en")
     out: dict[str, float] = {}
     for size in sorted({1, beam}):
         start = time.perf_counter()
@@ -74,8 +73,8 @@ def scores_of(run_dir: Path, beam: int) -> dict[str, float]:
     return out
 
 
-def copy_source_scores() -> dict[str, float]:
-    val = read_parallel(DATA / "val.de", DATA / "val.en")
+def copy_source_scores(multi30k: Path) -> dict[str, float]:
+    val = read_parallel(multi30k / "val.de", multi30k / "val.en")
     scores = translate.corpus_scores(val.sources, val.targets, lowercase=True)
     return {"copy_source_bleu": scores["bleu"], "copy_source_chrf": scores["chrf"]}
 
@@ -93,20 +92,22 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--name", default="translate_multi30k")
+    add_data_option(parser)
     args = parser.parse_args()
+    multi30k = require(args.data, "multi30k/train.de", "Multi30k")
     if args.threads:
         torch.set_num_threads(args.threads)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
-        result = translate.train(base_config(args, str(run_dir)))
+        result = translate.train(base_config(args, str(run_dir), multi30k))
         prefix = "no_attention" if args.attention == "none" else "attention"
-        metrics = {f"{prefix}_{k}": v for k, v in scores_of(run_dir, args.beam).items()}
+        metrics = {f"{prefix}_{k}": v for k, v in scores_of(run_dir, args.beam, multi30k).items()}
         evals = [row for row in read_metrics(run_dir) if row.get("kind") == "eval"]
         metrics["train_wall_seconds"] = result.wall_seconds
         metrics["train_steps"] = result.steps
         metrics["best_step"] = result.best_step
-    reference = copy_source_scores()
+    reference = copy_source_scores(multi30k)
     curve = [{"step": r["step"], "loss": r.get("val_loss"), "greedy_bleu": r.get("val_greedy_bleu")} for r in evals]
     print(metrics, reference)
     write_result(
