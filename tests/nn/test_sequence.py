@@ -228,4 +228,8 @@ def test_packed_weights_on_sequences_long_enough_to_pack(request, kind):
             native._loaded[:] = saved
         results.append((out, h, c, *grads))
     for ours, theirs in zip(*results, strict=True):
-        torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+        # The gains' and biases' gradients are float32 sums over 120 rows taken in another order:
+        # up to 2.7e-6 of the tensor's largest value apart on an AVX-512 AMD EPYC (1.7e-5 relative
+        # on one element), so the absolute tolerance scales with the tensor.
+        scale = max(1.0, float(theirs.abs().max()))
+        torch.testing.assert_close(ours, theirs, atol=5e-6 * scale, rtol=1e-5)
