@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -86,3 +87,26 @@ def test_the_options_given_are_recorded_whatever_their_value(tmp_path) -> None:
     assert (args.lr, args.steps, args.hidden) == (0.001, defaults.steps, 64)
     again = root.parse_args(["lm", "train", "--data", "x.txt"])  # the defaults are back after the marker parse
     assert (again.steps, again.batch_size, again.cell) == (defaults.steps, defaults.batch_size, defaults.cell)
+
+
+def _leaf_parsers(parser: argparse.ArgumentParser, name: str = "rnnkit"):
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        yield name, parser
+    for sub in subs:
+        for verb, child in sub.choices.items():
+            yield from _leaf_parsers(child, f"{name} {verb}")
+
+
+def test_help_states_each_default_once() -> None:
+    """An option whose help text says its default in words gets no second "(default: None)"."""
+    seen = 0
+    for name, parser in _leaf_parsers(build_parser()):
+        formatter = parser._get_formatter()
+        for action in parser._actions:
+            if action.help in (None, argparse.SUPPRESS):
+                continue
+            text = formatter._get_help_string(action) % {**vars(action), "prog": parser.prog}
+            seen += 1
+            assert text.count("(default:") <= 1, f"{name} {action.option_strings}: {text}"
+    assert seen > 200  # every verb's options were looked at

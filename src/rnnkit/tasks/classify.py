@@ -82,6 +82,7 @@ from rnnkit.tasks.classify_pretrain import (
     pretraining_sequences,
 )
 from rnnkit.tasks.common import (
+    HelpFormatter,
     check_resumed_model,
     dataclass_from,
     load_task_run,
@@ -1065,7 +1066,7 @@ def add_parser(subparsers) -> None:
 
     verb = subparsers.add_parser("classify", help="text classification (sentiment): train, eval, predict")
     jobs = verb.add_subparsers(dest="job", metavar="JOB", required=True)
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = HelpFormatter
 
     train_parser = jobs.add_parser("train", help="train a classifier on a labelled table", formatter_class=fmt)
     _add_data_args(train_parser)

@@ -205,11 +205,22 @@ def check_fraction(config: Any, *names: str) -> None:
             raise ConfigError(f"{name}: expected a number in [0, 1), got {getattr(config, name)!r}")
 
 
-def require(args: argparse.Namespace, *names: str) -> None:
-    """Options that are required but may come from ``--config`` (so argparse cannot insist)."""
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` with each option's default, as argparse's ArgumentDefaultsHelpFormatter, except
+    where the help text already says its default in words (``"(default: the run's)"``)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        return text if "(default:" in text else super()._get_help_string(action)
+
+
+def require(args: argparse.Namespace, *names: str, positional: Sequence[str] = ()) -> None:
+    """Options (and the ``positional`` arguments among ``names``) that are required but may come
+    from ``--config``, so that argparse cannot insist."""
     for name in names:
         if not getattr(args, name):
-            raise ConfigError(f"--{name.replace('_', '-')}: required (on the command line or in --config)")
+            shown = name if name in positional else f"--{name.replace('_', '-')}"
+            raise ConfigError(f"{shown}: required (on the command line or in --config)")
 
 
 def class_ids(labels: Sequence[str], lines: Sequence[int], path: str, classes: Sequence[str]) -> list[int]:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from rnnkit.io import atomic_write_text
 from rnnkit.tasks import lm
+from rnnkit.tasks.common import HelpFormatter
 from rnnkit.train import TrainConfig
 from rnnkit.train.logging import read_metrics
 from rnnkit.train.run import new_run_dir
@@ -96,7 +97,7 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "demo",
         help="train a character LSTM on Python's own docs, then generate text",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--minutes", type=float, default=3.0, help="training time budget")
     p.add_argument("--hidden", type=int, default=128, help="LSTM units per layer")

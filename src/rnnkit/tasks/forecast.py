@@ -61,7 +61,7 @@ from rnnkit.io import atomic_write_text, pyplot, save_figure
 from rnnkit.nn import GRU, LSTM, RNN
 from rnnkit.tasks import forecast_baselines as baselines
 from rnnkit.tasks import forecast_metrics as metrics
-from rnnkit.tasks.common import check_resumed_model, resumed_run_config, resumed_section
+from rnnkit.tasks.common import HelpFormatter, check_resumed_model, resumed_run_config, resumed_section
 from rnnkit.train import FitResult, TrainConfig, Trainer, add_train_args, append_report, load_run, read_run_config
 from rnnkit.train import config_from_args as train_config_from_args
 from rnnkit.train.run import load_weights_into, write_report, write_run_config
@@ -1047,7 +1047,7 @@ def add_parser(subparsers) -> None:
     """``rnnkit forecast train|eval|predict``."""
     from rnnkit.cli import add_config_option
 
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = HelpFormatter
     verb = subparsers.add_parser("forecast", help="time-series forecasting, walk-forward, against naive baselines")
     sub = verb.add_subparsers(dest="action", metavar="ACTION", required=True)
 

@@ -47,6 +47,7 @@ from rnnkit.errors import CheckpointError, ConfigError, DataError
 from rnnkit.io import atomic_write_json, atomic_write_text
 from rnnkit.nn import GRU, LSTM
 from rnnkit.tasks.common import (
+    HelpFormatter,
     check_fraction,
     check_positive,
     class_ids,
@@ -346,7 +347,7 @@ def add_parser(subparsers) -> None:
 
     verb = subparsers.add_parser("handwriting", help="online handwriting recognition from pen trajectories")
     jobs = verb.add_subparsers(dest="job", metavar="JOB", required=True)
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = HelpFormatter
     d, m = DataConfig(), ModelConfig()
 
     tp = jobs.add_parser("train", help="train on labelled trajectories", formatter_class=fmt)

@@ -55,7 +55,13 @@ from rnnkit.data.text import (
 from rnnkit.data.vocab import CharVocab, SubwordVocab
 from rnnkit.errors import CheckpointError, ConfigError, DataError
 from rnnkit.io import chmod_as_created
-from rnnkit.tasks.common import checked_sections, load_task_run, refuse_resume_changes, resumed_run_config
+from rnnkit.tasks.common import (
+    HelpFormatter,
+    checked_sections,
+    load_task_run,
+    refuse_resume_changes,
+    resumed_run_config,
+)
 from rnnkit.train import StepOutput, TrainConfig, Trainer, add_train_args, distributed, seed_everything
 from rnnkit.train import config_from_args as train_config_from_args
 from rnnkit.train.run import append_report, load_weights_into, new_run_dir
@@ -787,7 +793,7 @@ def add_parser(subparsers) -> None:
 
     lm = subparsers.add_parser("lm", help="language modeling: train, generate text, evaluate")
     verbs = lm.add_subparsers(dest="lm_verb", metavar="SUBVERB", required=True)
-    formatter = argparse.ArgumentDefaultsHelpFormatter
+    formatter = HelpFormatter
 
     p = verbs.add_parser("train", help="train a language model on text files", formatter_class=formatter)
     _add_data_and_model_args(p)

@@ -58,6 +58,7 @@ from rnnkit.errors import CheckpointError, ConfigError, DataError
 from rnnkit.io import atomic_write_json, pyplot, save_figure
 from rnnkit.nn import GRU, LSTM
 from rnnkit.tasks.common import (
+    HelpFormatter,
     check_fraction,
     check_positive,
     dataclass_from,
@@ -418,7 +419,7 @@ def add_parser(subparsers) -> None:
 
     verb = subparsers.add_parser("music", help="polyphonic music modeling and generation (MIDI out)")
     jobs = verb.add_subparsers(dest="job", metavar="JOB", required=True)
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = HelpFormatter
 
     train_parser = jobs.add_parser("train", help="train on piano-roll pieces (JSON) or MIDI files", formatter_class=fmt)
     d, m = DataConfig(), ModelConfig()

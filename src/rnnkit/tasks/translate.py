@@ -78,6 +78,7 @@ from rnnkit.io import atomic_write_json, atomic_write_text, pyplot, save_figure
 from rnnkit.nn import GRU, LSTM
 from rnnkit.nn.attention import ATTENTIONS, make_attention
 from rnnkit.tasks.common import (
+    HelpFormatter,
     check_fraction,
     check_positive,
     checked_sections,
@@ -876,7 +877,7 @@ def add_parser(subparsers) -> None:
 
     verb = subparsers.add_parser("translate", help="machine translation (seq2seq + attention): train, eval, predict")
     jobs = verb.add_subparsers(dest="job", metavar="JOB", required=True)
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = HelpFormatter
 
     train_parser = jobs.add_parser("train", help="train on sentence-pair files", formatter_class=fmt)
     _add_data_args(train_parser)
