@@ -1,5 +1,7 @@
 """Tests of rnnkit.data.video: clip layouts, dtypes and scaling, every refused file named (no
-pickle is ever loaded), folders of clips, and the moving-shapes set."""
+pickle is ever loaded), the decoding options on .npy clips, a clip's file chosen by its name,
+folders of clips (.npy and video files), and the moving-shapes set. The video files themselves:
+tests/data/test_video_files.py."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from rnnkit.data.video import DIRECTIONS, clip_files, load_frames, moving_shapes, read_clip
+from rnnkit.data.video import DIRECTIONS, clip_files, load_clip, load_frames, moving_shapes, read_clip
 from rnnkit.errors import DataError
 
 
@@ -86,8 +88,41 @@ def test_clip_files_expands_folders_in_name_order(tmp_path):
         (tmp_path / name).write_bytes(b"")
     (tmp_path / "sub").mkdir()
     assert clip_files([tmp_path, "x.npy"]) == [tmp_path / "a.npy", tmp_path / "b.npy", Path("x.npy")]
-    with pytest.raises(DataError, match=r"sub: a folder without \.npy files"):
+    with pytest.raises(DataError, match=r"sub: a folder without clip files \(\.npy, \.mp4, .*\.webm\)"):
         clip_files([tmp_path / "sub"])
+
+
+def test_a_folder_of_videos_stands_for_its_video_files(tmp_path):
+    names = ("c.mp4", "a.AVI", "b.mov", "d.mkv", "e.webm", "f.m4v", "g.npy", "h.gif", "i.mp3", "j.txt")
+    for name in names:
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "k.mp4").mkdir()  # a folder named like a video is not a clip
+    expected = ["a.AVI", "b.mov", "c.mp4", "d.mkv", "e.webm", "f.m4v", "g.npy"]
+    assert clip_files([tmp_path]) == [tmp_path / name for name in expected]
+
+
+def test_the_decoding_options_apply_to_npy_clips(tmp_path):
+    frames = np.arange(10, dtype=np.uint8)[:, None, None, None] * np.ones((1, 4, 6, 3), dtype=np.uint8)
+    np.save(tmp_path / "c.npy", frames)  # frame t: all t
+    clip = load_clip(tmp_path / "c.npy", frames=5, size=(2, 3), color="gray")
+    assert clip.frames.shape == (5, 1, 2, 3) and clip.uint8 and clip.stored == "dtype uint8"
+    torch.testing.assert_close(clip.frames[:, 0, 0, 0] * 255, torch.tensor([1.0, 3, 5, 7, 9]))
+    assert read_clip(tmp_path / "c.npy", frames=20).shape == (20, 3, 4, 6)  # 10 frames, each twice
+    np.save(tmp_path / "g.npy", np.zeros((3, 4, 4), dtype=np.float32))
+    gray = load_clip(tmp_path / "g.npy", color="rgb")
+    assert gray.frames.shape == (3, 3, 4, 4) and not gray.uint8 and gray.stored == "dtype float32"
+    with pytest.raises(ValueError, match="frames: expected an integer >= 1"):
+        read_clip(tmp_path / "g.npy", frames=0)
+
+
+def test_a_clip_is_read_as_npy_or_video_by_its_name(tmp_path):
+    np.save(tmp_path / "c.npy", np.zeros((2, 4, 4), dtype=np.uint8))
+    (tmp_path / "c.npy").rename(tmp_path / "c.mp4")  # an array named as a video is read as a video
+    with pytest.raises(DataError, match=r"c\.mp4: not a readable video"):
+        read_clip(tmp_path / "c.mp4")
+    (tmp_path / "v.mpg").write_bytes(b"\x00\x00\x01\xba" + bytes(60))
+    with pytest.raises(DataError, match=r"v\.mpg: not a \.npy file .* or a video file named \.mp4, \.m4v"):
+        read_clip(tmp_path / "v.mpg")
 
 
 def test_moving_shapes_move_two_pixels_a_frame():

@@ -1,12 +1,22 @@
-"""Video clips as frame arrays, and a synthetic moving-shapes set for tests and benchmarks.
+"""Video clips — ``.npy`` frame arrays and video files — and a synthetic moving-shapes set for
+tests and benchmarks.
 
-* :func:`read_clip` — a ``.npy`` file holding ``(T, H, W)`` (gray) or ``(T, H, W, C)`` frames of
-  a numeric dtype (``uint8`` 0..255 is scaled to 0..1; any other dtype is taken as it is), read
-  with ``numpy.load(allow_pickle=False)`` (a file can never run code; ``.npz`` archives and
-  pickles are refused), returned as ``(T, C, H, W)`` float32. A 4-D array whose last axis is
-  longer than 4 while its second is at most 4 is refused as channels-first. Decoding MP4/AVI is
-  left to the user's tool of choice (``ffmpeg``, ``imageio``): save each clip's frames as ``.npy``.
-* :func:`clip_files` — the clips named on a command line, a folder standing for its ``.npy`` files.
+* :func:`read_clip` — a clip file as ``(T, C, H, W)`` float32, chosen by its name:
+
+  - a video file (``.mp4``, ``.m4v``, ``.avi``, ``.mov``, ``.mkv``, ``.webm``): its first video
+    stream decoded with PyAV (:mod:`rnnkit.data.video_files`; ``pip install 'rnnkit[video]'``),
+    8-bit frames scaled to 0..1;
+  - any other name: a ``.npy`` file holding ``(T, H, W)`` (gray) or ``(T, H, W, C)`` frames of a
+    numeric dtype (``uint8`` 0..255 is scaled to 0..1; any other dtype is taken as it is), read
+    with ``numpy.load(allow_pickle=False)`` (a file can never run code; ``.npz`` archives and
+    pickles are refused). A 4-D array whose last axis is longer than 4 while its second is at
+    most 4 is refused as channels-first.
+
+  The same options shape both (:mod:`rnnkit.data.video_frames`): ``frames`` kept, spread
+  uniformly over the clip (a shorter clip repeats its frames), ``color`` (``gray``, ``rgb``, or
+  ``auto``: a ``.npy`` clip's own channels, RGB for a video) and ``size`` (height, width).
+  :func:`load_clip` also says whether the clip was stored as 8-bit values (scaled) or not.
+* :func:`clip_files` — the clips named on a command line, a folder standing for its clip files.
 * :func:`moving_shapes` — clips of a small shape sliding across a dark canvas in one of four
   directions, labelled by the direction: a task that the set of frames alone cannot solve (a
   clip moving left is, frame for frame, a clip moving right played backwards), only their order.
@@ -17,12 +27,15 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from rnnkit.data.video_files import VIDEO_SUFFIXES, is_video_file, read_video
+from rnnkit.data.video_frames import check_clip_options, kept_indices, shape_frames
 from rnnkit.errors import DataError
 
 DIRECTIONS = ("left", "right", "up", "down")
@@ -35,11 +48,38 @@ _GLYPHS = (  # 5 x 5 shapes
 
 
 NPY_MAGIC = b"\x93NUMPY"  # how every file numpy.save writes begins
+CLIP_SUFFIXES = (".npy", *VIDEO_SUFFIXES)  # what a folder of clips stands for
 
 
-def read_clip(path: str | os.PathLike) -> Tensor:
-    """``(T, C, H, W)`` float32 frames of a ``.npy`` clip (see the module docstring)."""
-    return frames_tensor(load_frames(path))
+@dataclass
+class Clip:
+    """A clip file read: its ``frames: (T, C, H, W)`` float32, whether they were stored as 8-bit
+    values scaled from 0..255 to 0..1 (a ``uint8`` array, every video file), and how they were
+    stored, in words (``dtype float32``)."""
+
+    frames: Tensor
+    uint8: bool
+    stored: str
+
+
+def read_clip(
+    path: str | os.PathLike, *, frames: int | None = None, size: tuple[int, int] | None = None, color: str = "auto"
+) -> Tensor:
+    """``(T, C, H, W)`` float32 frames of a clip file, ``.npy`` or video (see the module docstring)."""
+    return load_clip(path, frames=frames, size=size, color=color).frames
+
+
+def load_clip(
+    path: str | os.PathLike, *, frames: int | None = None, size: tuple[int, int] | None = None, color: str = "auto"
+) -> Clip:
+    """A clip file (``.npy`` or video) read with the options of :func:`read_clip`, with its storage."""
+    check_clip_options(frames, size, color)
+    if is_video_file(path):
+        return Clip(read_video(path, frames=frames, size=size, color=color), True, "a video (8-bit frames)")
+    array = load_frames(path)
+    kept = array if frames is None else array[kept_indices(len(array), frames)]
+    tensor = shape_frames(frames_tensor(kept), color=color, size=size, name=str(path))
+    return Clip(tensor, bool(array.dtype == np.uint8), f"dtype {array.dtype}")
 
 
 def load_frames(path: str | os.PathLike) -> np.ndarray:
@@ -53,7 +93,7 @@ def load_frames(path: str | os.PathLike) -> np.ndarray:
     if magic != NPY_MAGIC:
         raise DataError(
             f"not a .npy file (it starts with {magic!r}); expected an array saved with numpy.save "
-            "(.npz archives and pickles are refused)",
+            f"(.npz archives and pickles are refused), or a video file named {', '.join(VIDEO_SUFFIXES)}",
             path=name,
         )
     try:
@@ -93,17 +133,18 @@ def frames_tensor(array: np.ndarray) -> Tensor:
 
 
 def clip_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
-    """``paths`` with each folder replaced by the ``.npy`` files directly in it, sorted by name;
-    a :class:`DataError` for a folder without any."""
+    """``paths`` with each folder replaced by the clip files directly in it (:data:`CLIP_SUFFIXES`,
+    any case), sorted by name; a :class:`DataError` for a folder without any."""
     files: list[Path] = []
     for path in map(Path, paths):
         if not path.is_dir():
             files.append(path)
             continue
-        found = sorted(f for f in path.iterdir() if f.suffix.lower() == ".npy" and f.is_file())
+        found = sorted(f for f in path.iterdir() if f.suffix.lower() in CLIP_SUFFIXES and f.is_file())
         if not found:
             raise DataError(
-                "a folder without .npy files; expected clips (or .npy files named one by one)", path=str(path)
+                f"a folder without clip files ({', '.join(CLIP_SUFFIXES)}); expected clips (or files named one by one)",
+                path=str(path),
             )
         files.extend(found)
     return files

@@ -3,15 +3,17 @@ recurrent network over the frames.
 
 A clip in, its class out::
 
-    rnnkit video train --train train.tsv --val val.tsv       # manifests: path (a .npy clip), label
+    rnnkit video train --train train.tsv --val val.tsv       # manifests: path (a .npy or video clip), label
+    rnnkit video train --train train.tsv --frames 16 --size 112 112      # video files: 16 frames of 112x112
     rnnkit video eval --run runs/video/<id> --data test.tsv
-    rnnkit video predict --run runs/video/<id> clip1.npy clip2.npy clips/     # a folder: its .npy files
+    rnnkit video predict --run runs/video/<id> clip1.mp4 clip2.npy clips/     # a folder: its clip files
 
 and the same from Python::
 
     from rnnkit.tasks import video
-    result = video.train(video.Config(data=video.DataConfig(train="train.tsv", val="val.tsv")))
-    video.Watcher.load(result.run_dir).predict(["clip.npy"])        # [('left', {...})]
+    data = video.DataConfig(train="train.tsv", val="val.tsv", frames=16, size=(112, 112))
+    result = video.train(video.Config(data=data))
+    video.Watcher.load(result.run_dir).predict(["clip.mp4"])        # [('left', {...})]
 
 The model (the CNN + LSTM of Donahue et al. 2015, "long-term recurrent convolutional networks",
 at toy scale): each frame ``(C, H, W)`` → three 3x3 convolutions with ReLU and 2x2 max pooling
@@ -20,10 +22,13 @@ at toy scale): each frame ``(C, H, W)`` → three 3x3 convolutions with ReLU and
 length) → its final state → dropout → ``Linear`` to the classes. ``--temporal mean`` is the
 baseline that averages the frame embeddings instead: the same encoder, blind to frame order.
 
-Input: a manifest table (:mod:`rnnkit.data.tabular`) with a ``path`` column (a ``.npy`` clip,
-:func:`rnnkit.data.video.read_clip`; relative to the manifest's folder) and a ``label`` column.
-Every clip is read and checked first; all must share the first clip's channels, frame size and
-scaling (:class:`ClipFormat`), which the run records and ``eval``/``predict`` check.
+Input: a manifest table (:mod:`rnnkit.data.tabular`) with a ``path`` column (a ``.npy`` clip or
+a video file, :func:`rnnkit.data.video.read_clip`; relative to the manifest's folder) and a
+``label`` column. The decoding options of :class:`DataConfig` (``frames``, ``size``, ``color``)
+shape every clip; the run records them, and ``eval``/``predict`` read new clips with them (a
+resumed run keeps them). Every clip is read and checked first; all must share the first clip's
+channels, frame size and scaling (:class:`ClipFormat`), which the run records and
+``eval``/``predict`` check.
 
 Shape legend: ``B`` batch, ``T`` frames, ``C`` channels, ``H``/``W`` frame height/width, ``E``
 frame embedding, ``K`` classes.
@@ -35,24 +40,26 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.data.batching import BucketedBatches, pad_batch
 from rnnkit.data.tabular import read_table
-from rnnkit.data.video import clip_files, frames_tensor, load_frames
+from rnnkit.data.video import CLIP_SUFFIXES, Clip, clip_files, load_clip
+from rnnkit.data.video_frames import COLORS, check_clip_options
 from rnnkit.errors import CheckpointError, ConfigError, DataError
 from rnnkit.io import atomic_write_json
 from rnnkit.nn import GRU, LSTM
 from rnnkit.tasks.common import (
+    HelpFormatter,
     check_fraction,
     check_positive,
+    checked_sections,
     class_ids,
     classification_scores,
     dataclass_from,
@@ -80,14 +87,32 @@ TEMPORALS = ("gru", "lstm", "mean")
 # ===================================================================== configuration
 @dataclass
 class DataConfig:
+    """The manifests and how every clip is read (the decoding options, the same for ``.npy`` clips
+    and video files; the run records them for ``eval`` and ``predict``)."""
+
     train: str = ""  # manifest: path, label
     val: str | None = None
     path_column: str = "path"
     label_column: str = "label"
+    frames: int | None = None  # frames kept per clip, spread uniformly over it (fewer: repeated); None: all
+    size: tuple[int, int] | None = None  # (height, width) every frame is resized to; None: as stored
+    color: str = "auto"  # gray | rgb | auto (a .npy clip's own channels, RGB for a video file)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.size, list):  # from JSON or the command line
+            self.size = tuple(self.size)
 
     def validate(self) -> None:
         if not self.train:
-            raise ConfigError("train: expected a manifest of .npy clips and labels (--train FILE)")
+            raise ConfigError("train: expected a manifest of clips (.npy or video files) and labels (--train FILE)")
+        try:
+            check_clip_options(self.frames, self.size, self.color)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+
+    def clip_options(self) -> dict[str, Any]:
+        """The decoding options, as :func:`rnnkit.data.video.load_clip` takes them."""
+        return {"frames": self.frames, "size": self.size, "color": self.color}
 
 
 @dataclass
@@ -127,22 +152,24 @@ class Config:
 @dataclass
 class ClipFormat:
     """What every clip of a run shares: its frames' ``(C, H, W)`` and whether it is stored as
-    ``uint8`` (scaled from 0..255 to 0..1) or not (taken as it is)."""
+    8-bit values (a ``uint8`` array or a video file: scaled from 0..255 to 0..1) or not (taken as
+    it is)."""
 
     frame_shape: tuple[int, ...]
     uint8: bool | None  # None: not known (a run saved before this was recorded), not checked
 
-    def check(self, array: np.ndarray, frames: Tensor, others: str) -> None:
-        """A :class:`DataError` unless a clip (``array`` as stored, ``frames`` as read) matches;
-        ``others`` says which clips it is compared with."""
-        if tuple(frames.shape[1:]) != self.frame_shape:
+    def check(self, clip: Clip, others: str) -> None:
+        """A :class:`DataError` unless ``clip`` matches; ``others`` says which clips it is compared with."""
+        shape = tuple(clip.frames.shape[1:])
+        if shape != self.frame_shape:
             raise DataError(
-                f"frames of shape (C, H, W) {tuple(frames.shape[1:])}; expected {self.frame_shape} like {others}"
+                f"frames of shape (C, H, W) {shape}; expected {self.frame_shape} like {others} "
+                "(--size H W and --color gray|rgb give every clip one shape)"
             )
-        if self.uint8 is not None and (array.dtype == np.uint8) != self.uint8:
+        if self.uint8 is not None and clip.uint8 != self.uint8:
             raise DataError(
-                f"dtype {array.dtype}; expected {'uint8' if self.uint8 else 'a dtype other than uint8'} like "
-                f"{others} (uint8 is scaled from 0..255 to 0..1, other dtypes are taken as they are)"
+                f"{clip.stored}; expected {'uint8' if self.uint8 else 'a dtype other than uint8'} like "
+                f"{others} (uint8 and video frames are scaled from 0..255 to 0..1, other dtypes are taken as they are)"
             )
 
 
@@ -170,17 +197,16 @@ def read_clips(path: str | os.PathLike, config: DataConfig, clip_format: ClipFor
     for file, line in zip(table.texts, table.lines, strict=True):
         clip_path = Path(file) if Path(file).is_absolute() else folder / file
         try:
-            array = load_frames(clip_path)
+            clip = load_clip(clip_path, **config.clip_options())
         except DataError as e:
             hint = " (a clip's path is relative to the manifest's folder)" if not clip_path.exists() else ""
             raise DataError(f"{e}{hint}", path=str(path), line=line) from None
-        clip = frames_tensor(array)
-        clip_format = clip_format or ClipFormat(tuple(clip.shape[1:]), bool(array.dtype == np.uint8))
+        clip_format = clip_format or ClipFormat(tuple(clip.frames.shape[1:]), clip.uint8)
         try:
-            clip_format.check(array, clip, "the others")
+            clip_format.check(clip, "the others")
         except DataError as e:
             raise DataError(f"{clip_path}: {e}", path=str(path), line=line) from None
-        out.clips.append(clip)
+        out.clips.append(clip.frames)
     out.clip_format = clip_format
     return out
 
@@ -283,8 +309,7 @@ class Watcher:
     def load(cls, run_dir: str | os.PathLike, which: str = "best", device: str = "cpu") -> Watcher:
         run, saved, state_dict = load_task_run(run_dir, "video", which, device)
         where = run / "config.json"
-        model_config = dataclass_from(ModelConfig, saved.get("model"), f"{where}: field 'model'")
-        data_config = dataclass_from(DataConfig, saved.get("data"), f"{where}: field 'data'")
+        model_config, data_config = checked_sections(run, saved, {"model": ModelConfig, "data": DataConfig})
         classes, shape, uint8 = saved.get("classes"), saved.get("frame_shape"), saved.get("clips_uint8")
         if not isinstance(classes, list) or not isinstance(shape, list) or len(shape) != 3:
             raise CheckpointError(f"{where}: fields 'classes', 'frame_shape': expected a list of names and (C, H, W)")
@@ -293,20 +318,20 @@ class Watcher:
         return cls(model.to(device), classes, ClipFormat(tuple(shape), uint8), data_config)
 
     def read(self, files: Sequence[str | os.PathLike]) -> list[Tensor]:
-        """The clips of ``files``, each checked against the run's clip format."""
+        """The clips of ``files``, read with the run's decoding options and each checked against
+        its clip format."""
         clips = []
         for f in files:
-            array = load_frames(f)
-            clip = frames_tensor(array)
+            clip = load_clip(f, **self.data.clip_options())
             try:
-                self.clip_format.check(array, clip, "the training clips")
+                self.clip_format.check(clip, "the training clips")
             except DataError as e:
                 raise DataError(str(e), path=str(f)) from None
-            clips.append(clip)
+            clips.append(clip.frames)
         return clips
 
     def predict(self, files: Sequence[str | os.PathLike]) -> list[tuple[str, dict[str, float]]]:
-        """``(class, {class: probability})`` of each ``.npy`` clip file."""
+        """``(class, {class: probability})`` of each clip file (``.npy`` or video)."""
         probs = predict_proba(self.model, self.read(files))
         return [(self.classes[int(p.argmax())], dict(zip(self.classes, p.tolist(), strict=True))) for p in probs]
 
@@ -325,11 +350,13 @@ def evaluate_file(
     path_column: str | None = None,
     label_column: str | None = None,
 ) -> dict[str, Any]:
-    """Accuracy and loss on a manifest (its columns: the run's unless given); ``report.json``
-    into ``out_dir`` (default ``<run>/eval/<stem>/``)."""
+    """Accuracy and loss on a manifest (its columns: the run's unless given; its clips read with
+    the run's decoding options); ``report.json`` into ``out_dir`` (default ``<run>/eval/<stem>/``)."""
     watcher = Watcher.load(run_dir)
-    columns = DataConfig(
-        str(data),
+    columns = replace(
+        watcher.data,
+        train=str(data),
+        val=None,
         path_column=path_column or watcher.data.path_column,
         label_column=label_column or watcher.data.label_column,
     )
@@ -343,11 +370,13 @@ def evaluate_file(
 # ===================================================================== training
 def train(config: Config, *, runs_root: str | os.PathLike = "runs") -> FitResult:
     """Train a video classifier; returns the trainer's :class:`FitResult`. A resumed run
-    (``config.train.resume``) keeps its classes and clip format."""
+    (``config.train.resume``) keeps its classes, clip format and decoding options (other ones
+    are a :class:`ConfigError`)."""
     config.validate()
     saved = resumed_run(config, "video")
     clip_format = None
     if saved is not None:
+        check_resumed_decoding(saved, config.data, config.train.resume)
         clip_format = ClipFormat(tuple(saved["frame_shape"]), saved.get("clips_uint8"))
     train_set = read_clips(config.data.train, config.data, clip_format)
     clip_format = train_set.clip_format
@@ -402,6 +431,18 @@ def train(config: Config, *, runs_root: str | os.PathLike = "runs") -> FitResult
     return result
 
 
+def check_resumed_decoding(saved: dict[str, Any], data: DataConfig, run: str | os.PathLike) -> None:
+    """A :class:`ConfigError` unless ``data`` reads clips as the resumed run (``saved``: its
+    ``config.json``) did: its clip format and weights were made with its decoding options."""
+    kept = dataclass_from(DataConfig, saved.get("data"), f"{Path(run) / 'config.json'}: field 'data'").clip_options()
+    for name, value in data.clip_options().items():
+        if value != kept[name]:
+            raise ConfigError(
+                f"{name}: {run} was trained with {kept[name]!r}, not {value!r}; a resumed video run keeps its "
+                f"decoding options (frames, size, color): leave --{name} out, or start a new run"
+            )
+
+
 # ===================================================================== command line
 def add_parser(subparsers) -> None:
     """``rnnkit video train|eval|predict``."""
@@ -409,15 +450,41 @@ def add_parser(subparsers) -> None:
 
     verb = subparsers.add_parser("video", help="video classification (CNN frames + RNN): train, eval, predict")
     jobs = verb.add_subparsers(dest="job", metavar="JOB", required=True)
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = HelpFormatter
     d, m = DataConfig(), ModelConfig()
 
-    tp = jobs.add_parser("train", help="train on a manifest of .npy clips and labels", formatter_class=fmt)
+    tp = jobs.add_parser(
+        "train", help="train on a manifest of clips (.npy or video files) and labels", formatter_class=fmt
+    )
     g = tp.add_argument_group("data")
-    g.add_argument("--train", default="", help="manifest (.tsv/.csv/.jsonl): path of a .npy clip, label; required")
+    g.add_argument(
+        "--train", default="", help="manifest (.tsv/.csv/.jsonl): path of a clip (.npy, .mp4, ...), label; required"
+    )
     g.add_argument("--val", default=None, help="validation manifest")
     g.add_argument("--path-column", default=d.path_column, help="column with the clip's path")
     g.add_argument("--label-column", default=d.label_column, help="column with the label")
+    g = tp.add_argument_group("decoding (every clip, .npy or video; the run keeps them for eval and predict)")
+    g.add_argument(
+        "--frames",
+        type=int,
+        default=d.frames,
+        metavar="N",
+        help="frames kept per clip, spread uniformly over it (a shorter clip repeats its frames); None: every frame",
+    )
+    g.add_argument(
+        "--size",
+        type=int,
+        nargs=2,
+        default=d.size,
+        metavar=("H", "W"),
+        help="resize every frame to H x W (bilinear, antialiased); None: as stored",
+    )
+    g.add_argument(
+        "--color",
+        choices=COLORS,
+        default=d.color,
+        help="gray or rgb; auto: a .npy clip's own channels, RGB for a video",
+    )
     g = tp.add_argument_group("model")
     g.add_argument("--temporal", choices=TEMPORALS, default=m.temporal, help="RNN over frames, or mean (baseline)")
     g.add_argument("--embed-dim", type=int, default=m.embed_dim, help="frame embedding size")
@@ -429,16 +496,16 @@ def add_parser(subparsers) -> None:
 
     ep = jobs.add_parser("eval", help="accuracy and loss on a manifest", formatter_class=fmt)
     ep.add_argument("--run", default=None, help="run folder of `rnnkit video train`; required")
-    ep.add_argument("--data", default=None, help="manifest to evaluate on; required")
+    ep.add_argument("--data", default=None, help="manifest to evaluate on (read as the run read its clips); required")
     ep.add_argument("--out-dir", default=None, help="where report.json goes")
     ep.add_argument("--path-column", default=None, help="column with the clip's path (default: the run's)")
     ep.add_argument("--label-column", default=None, help="column with the label (default: the run's)")
     add_config_option(ep)
     ep.set_defaults(func=run_eval)
 
-    pp = jobs.add_parser("predict", help="class of each .npy clip", formatter_class=fmt)
+    pp = jobs.add_parser("predict", help="class of each clip (.npy or video file)", formatter_class=fmt)
     pp.add_argument("--run", default=None, help="run folder of `rnnkit video train`; required")
-    pp.add_argument("files", nargs="*", help=".npy clips, or folders of them")
+    pp.add_argument("files", nargs="*", help=f"clips ({', '.join(CLIP_SUFFIXES)}), or folders of them")
     add_config_option(pp)
     pp.set_defaults(func=run_predict)
 
@@ -463,7 +530,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    require(args, "run", "files")
+    require(args, "run", "files", positional=("files",))
     watcher, files = Watcher.load(args.run), clip_files(args.files)
     for file, (label, probs) in zip(files, watcher.predict(files), strict=True):
         print(f"{file}\t{label}\t" + " ".join(f"{k}:{v:.4f}" for k, v in probs.items()))
