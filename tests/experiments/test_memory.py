@@ -60,6 +60,8 @@ def test_worker_processes_give_the_same_results_as_one_process(tmp_path):
     serial = run(MemoryConfig.quick(**tiny, out=str(tmp_path / "one")), command="x")
     parallel = run(MemoryConfig.quick(**tiny, workers=2, out=str(tmp_path / "two")), command="x")
     assert serial["test"] == parallel["test"]
+    header = (tmp_path / "two" / "report.md").read_text().split("\n\n")[2]
+    assert "(2 worker processes of 1 torch thread each)" in header, header
 
 
 def test_a_run_stops_once_solved_on_validation(monkeypatch, tmp_path):

@@ -308,8 +308,10 @@ def render_report(config: MemoryConfig, results: dict, command: str, seconds: fl
         )
         + "The LSTM's forget-gate bias starts at 1."
     )
+    threads = f"{config.workers} worker processes of 1 torch thread each" if config.workers > 1 else None
+    title = "Long-term dependencies: adding problem and copy memory"
     return (
-        report.report_header("Long-term dependencies: adding problem and copy memory", command, seconds, config)
+        report.report_header(title, command, seconds, config, threads=threads)
         + f"\n{budget}\n\n"
         + "\n".join(sections)
         + "\n![test figure by length](plots/memory_by_length.png)\n\n![training loss](plots/training_loss.png)\n"

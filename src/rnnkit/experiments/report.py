@@ -158,15 +158,18 @@ def config_dict(config: object) -> dict[str, object]:
     return dataclasses.asdict(config)  # type: ignore[call-overload]
 
 
-def report_header(title: str, command: str, seconds: float, config: object) -> str:
-    """The opening of every ``report.md``: title, command, commit, machine, wall time, settings."""
+def report_header(title: str, command: str, seconds: float, config: object, threads: str | None = None) -> str:
+    """The opening of every ``report.md``: title, command, commit, machine, wall time, settings.
+    ``threads`` says how the runs used the cores when it was not this process's torch threads
+    (``"2 worker processes of 1 torch thread each"``)."""
     m = machine()
     settings = ", ".join(f"`{k}={v}`" for k, v in config_dict(config).items() if k != "out")
+    threads = threads or f"{m['torch_threads']} threads"
     return (
         f"# {title}\n\n"
         f"Command: `{command}`\n\n"
         f"Commit `{git_commit()}`; {m['cpu']}, {m['cores']} cores, torch {m['torch']} "
-        f"({m['torch_threads']} threads); wall time {seconds:.0f} s.\n\n"
+        f"({threads}); wall time {seconds:.0f} s.\n\n"
         f"Settings: {settings}.\n"
     )
 
