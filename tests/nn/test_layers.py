@@ -85,6 +85,18 @@ def test_parameter_names_and_state_dict_both_ways(kind):
     torch.testing.assert_close(ours(x)[0], theirs(x)[0], atol=ATOL, rtol=0)
 
 
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_flatten_parameters_runs_as_torch_nn_code_calls_it_and_changes_nothing(kind):
+    torch.manual_seed(0)
+    ours, theirs = make_pair(kind, 5, 6, num_layers=2, bidirectional=True)
+    x = torch.randn(3, 4, 5)
+    before, state = ours(x)[0], {k: v.clone() for k, v in ours.state_dict().items()}
+    ours.flatten_parameters()
+    theirs.flatten_parameters()
+    torch.testing.assert_close(ours(x)[0], before, atol=0, rtol=0)
+    assert all(torch.equal(v, state[k]) for k, v in ours.state_dict().items())
+
+
 @pytest.mark.parametrize("impl", ["loop", "fused"])
 def test_time_first_and_unbatched(impl):
     torch.manual_seed(0)

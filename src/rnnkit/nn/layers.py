@@ -350,6 +350,12 @@ class RecurrentLayer(nn.Module):
         for cell in self._cells:
             cell.reset_parameters()
 
+    def flatten_parameters(self) -> None:
+        """Does nothing; here so that code written for ``torch.nn`` (which calls it after
+        ``.cuda()`` or under DataParallel) runs unchanged. torch's own method packs the weights
+        into cuDNN's single buffer and is itself a no-op off CUDA; this layer hands its weights
+        to the kernels as they are at each call (not measured on a GPU here)."""
+
     # ----------------------------------------------------------------- input checks
     def _check_zoneout(self, zoneout: float | tuple[float, ...]) -> tuple[float, ...]:
         """One zoneout rate per state tensor (``(p_h,)`` or ``(p_h, p_c)``)."""
