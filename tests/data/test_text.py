@@ -93,6 +93,14 @@ def test_iter_corpus_yields_line_aligned_chunks_and_separates_files(tmp_path) ->
     assert all(chunk.endswith("\n") for chunk in chunks)
 
 
+@pytest.mark.parametrize("chunk_bytes", [1, 2, 3, 7, 1 << 16])
+def test_iter_corpus_reads_windows_line_ends_as_newlines(tmp_path, chunk_bytes) -> None:
+    """CRLF becomes LF wherever a chunk boundary falls (between the two, too); a lone CR stays."""
+    (tmp_path / "w.txt").write_bytes(b"to be\r\nor not\r\n\r\nto\rbe\r")
+    chunks = list(iter_corpus([tmp_path / "w.txt"], chunk_bytes=chunk_bytes))
+    assert "".join(chunks) == "to be\nor not\n\nto\rbe\r\n"
+
+
 def test_token_file_round_trips_through_a_memory_map_and_is_never_half_written(tmp_path) -> None:
     text = "to be or not to be\n" * 20
     vocab = CharVocab.build([text])

@@ -115,12 +115,15 @@ def iter_corpus(files: Sequence[str | os.PathLike], chunk_bytes: int = CHUNK_BYT
     """The text of ``files`` in order, as chunks that end at a line break where possible.
 
     A file that does not end with a newline is followed by one, so the last line of one file
-    never runs into the first line of the next.
+    never runs into the first line of the next. Windows line ends (``\r\n``) become ``\n``, as
+    Python's text mode reads them (a lone ``\r`` is kept).
     """
     for path in files:
-        carry = ""
-        for text in iter_text(path, chunk_bytes):
-            text = carry + text
+        carry, cr = "", ""  # cr: a chunk's last "\r", held back: the next chunk may begin with its "\n"
+        for raw in iter_text(path, chunk_bytes):
+            raw = cr + raw
+            cr = "\r" if raw.endswith("\r") else ""
+            text = carry + (raw[:-1] if cr else raw).replace("\r\n", "\n")
             cut = text.rfind("\n") + 1
             if cut == 0 and len(text) < 4 * chunk_bytes:
                 carry = text  # no line break yet: wait for one (bounded by 4 chunks)
@@ -128,6 +131,7 @@ def iter_corpus(files: Sequence[str | os.PathLike], chunk_bytes: int = CHUNK_BYT
             cut = cut or len(text)
             carry = text[cut:]
             yield text[:cut]
+        carry += cr
         if carry:
             yield carry if carry.endswith("\n") else carry + "\n"
 
