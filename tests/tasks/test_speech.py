@@ -135,6 +135,76 @@ def test_cli_eval_and_transcribe(tone_run, capsys, tmp_path):
     assert capsys.readouterr().out.startswith(str(tone_run.parent / "val" / "0.wav") + "\t")
 
 
+def test_cli_beam_search_and_an_lm_of_the_training_transcripts(tone_run, capsys, tmp_path):
+    train, val = tone_run.parent / "train.tsv", tone_run.parent / "val.tsv"
+    lm = tmp_path / "lm.json"
+    assert main(["speech", "lm", "--manifest", str(train), "--order", "3", "--out", str(lm)]) == 0
+    assert capsys.readouterr().out.startswith(f"{lm}: 3-gram character LM (interpolated Kneser-Ney) of 4 characters")
+    assert main(["speech", "eval", "--run", str(tone_run), "--data", str(val), "--out-dir", str(tmp_path / "beam"),
+                 "--beam", "4"]) == 0  # fmt: skip
+    assert "decoding: prefix beam search, beam 4\n" in capsys.readouterr().out
+    report = json.loads((tmp_path / "beam" / "report.json").read_text())
+    assert report["decoding"] == {"method": "prefix beam search", "beam": 4} and report["cer"] < 10.0
+    assert len((tmp_path / "beam" / "hypotheses.txt").read_text().splitlines()) == 40
+    assert main(["speech", "eval", "--run", str(tone_run), "--data", str(val), "--out-dir", str(tmp_path / "lm"),
+                 "--beam", "4", "--lm", str(lm), "--lm-weight", "0.3", "--insertion-bonus", "0.5"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert f"decoding: prefix beam search, beam 4, 3-gram character LM {lm} (weight 0.3, insertion bonus 0.5)" in out
+    report = json.loads((tmp_path / "lm" / "report.json").read_text())
+    assert report["decoding"]["lm_order"] == 3 and report["decoding"]["lm_unknown_characters"] == []
+    assert report["cer"] < 10.0
+    soundfile.write(str(tmp_path / "cab.wav"), tone_wave("cab", random.Random(7)).numpy(), RATE, subtype="PCM_16")
+    fused = ["--beam", "4", "--lm", str(lm)]
+    assert main(["speech", "transcribe", "--run", str(tone_run), *fused, str(tmp_path / "cab.wav")]) == 0
+    assert capsys.readouterr().out == f"{tmp_path / 'cab.wav'}\tc a b\n"
+    greedy = Recognizer.load(tone_run).transcribe([tmp_path / "cab.wav"], speech.DecodeConfig(beam=1))
+    assert greedy == ["c a b"]
+
+
+def test_cli_bad_decoding_options_are_one_line_and_status_2(tone_run, tmp_path, capsys):
+    val = tone_run.parent / "val.tsv"
+    lm = tmp_path / "lm.json"
+    speech.build_lm(manifest=tone_run.parent / "train.tsv", order=2).save(lm)
+    (tmp_path / "upper.txt").write_text("XYZ\n")
+    speech.build_lm(text=tmp_path / "upper.txt", lowercase=False).save(tmp_path / "upper.json")
+    (tmp_path / "other.json").write_text('{"task": "speech"}')
+    eval_ = ["speech", "eval", "--run", str(tone_run), "--data", str(val), "--out-dir", str(tmp_path / "out")]
+    cases = [
+        ([*eval_, "--beam", "0"], "beam: expected an integer >= 1, got 0"),
+        ([*eval_, "--lm", str(lm), "--lm-weight", "nan"], "lm_weight: expected a finite number, got nan"),
+        ([*eval_, "--lm", str(lm), "--lm-weight", "-1"], "lm_weight: expected a number >= 0"),
+        ([*eval_, "--lm", str(lm), "--insertion-bonus", "inf"], "insertion_bonus: expected a finite number"),
+        ([*eval_, "--insertion-bonus", "1"], "insertion_bonus: applies to an LM only; expected --lm FILE"),
+        ([*eval_, "--lm", str(tmp_path / "none.json")], "none.json: cannot read file"),
+        ([*eval_, "--lm", str(val)], "not JSON"),
+        ([*eval_, "--lm", str(tmp_path / "other.json")], "other.json: field 'format': expected 'rnnkit-char-ngram'"),
+        ([*eval_, "--lm", str(tmp_path / "upper.json")], "knows none of the model's characters"),
+        (["speech", "transcribe", "--run", str(tone_run), "--beam", "-2", "a.wav"], "beam: expected an integer"),
+        (["speech", "lm", "--out", str(tmp_path / "x.json")], "text, manifest: expected exactly one"),
+        (
+            ["speech", "lm", "--text", str(val), "--manifest", str(val), "--out", str(tmp_path / "x.json")],
+            "expected exactly one",
+        ),
+        (["speech", "lm", "--text", str(tmp_path / "upper.txt")], "--out: required"),
+        (
+            ["speech", "lm", "--text", str(tmp_path / "upper.txt"), "--order", "0", "--out", str(tmp_path / "x.json")],
+            "order: expected",
+        ),
+        (
+            ["speech", "lm", "--text", str(tmp_path / "none.txt"), "--out", str(tmp_path / "x.json")],
+            "none.txt: cannot read file",
+        ),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and len(err.splitlines()) == 1, (argv, err)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "x.json").exists()
+    (tmp_path / "marks.txt").write_text("a b\nb\x02a\n")
+    assert main(["speech", "lm", "--text", str(tmp_path / "marks.txt"), "--out", str(tmp_path / "x.json")]) == 2
+    assert "marks.txt:2: holds the control character U+0002" in capsys.readouterr().err
+
+
 def test_cli_bad_input_is_one_line_and_status_2(tone_run, tmp_path, capsys):
     (tmp_path / "bad.tsv").write_text("path\ttranscript\nnope.wav\ta b\n")
     status = main(["speech", "train", "--train", str(tmp_path / "bad.tsv"), "--run-dir", str(tmp_path / "r")])

@@ -5,12 +5,16 @@ Audio in, its transcript out::
     rnnkit speech train --train train.tsv --val val.tsv          # manifests: path<TAB>transcript
     rnnkit speech eval --run runs/speech/<id> --data test.tsv     # WER, CER (jiwer), CTC loss
     rnnkit speech transcribe --run runs/speech/<id> a.wav b.wav
+    rnnkit speech lm --manifest train.tsv --order 4 --out lm.json   # a character n-gram LM
+    rnnkit speech eval --run runs/speech/<id> --data test.tsv --beam 8 --lm lm.json
 
 and the same from Python::
 
     from rnnkit.tasks import speech
     result = speech.train(speech.Config(data=speech.DataConfig(train="train.tsv", val="val.tsv")))
     speech.Recognizer.load(result.run_dir).transcribe(["a.wav"])        # ['three seven one']
+    speech.build_lm(manifest="train.tsv", order=4).save("lm.json")
+    speech.evaluate_file(result.run_dir, "test.tsv", decode=speech.DecodeConfig(beam=8, lm="lm.json"))
 
 The model (Graves et al. 2006; the acoustic model of Deep Speech, Hannun et al. 2014, without its
 language model): log-mel features ``(B, T, M)`` (:class:`rnnkit.data.audio.LogMel`: 25 ms windows
@@ -18,7 +22,9 @@ every 10 ms, normalized by the training set's mean and deviation per feature) �
 stacked (``T / 2`` steps of ``2M``) → ``Linear`` + ReLU → a stacked bidirectional
 :mod:`rnnkit.nn` GRU or LSTM run with ``lengths`` → dropout → ``Linear`` to the characters and
 the CTC blank. Training minimizes the CTC loss (``F.ctc_loss``, per target character); decoding
-is CTC's greedy best path (the most probable symbol per step, repeats merged, blanks dropped).
+is CTC's greedy best path (the most probable symbol per step, repeats merged, blanks dropped), or
+with ``--beam``/``--lm`` (:class:`DecodeConfig`) prefix beam search with a character n-gram LM
+fused in (:mod:`rnnkit.tasks.ctc_decode`, :mod:`rnnkit.tasks.char_ngram`).
 ``--cell mlp`` replaces the recurrent layers by a frame-wise feed-forward network of the same
 width over the stacked frames: the baseline that sees 20 ms of context at a time.
 
@@ -37,6 +43,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -50,11 +57,13 @@ from torch import Tensor, nn
 
 from rnnkit.data.audio import LogMel, read_audio
 from rnnkit.data.batching import BucketedBatches, pad_batch
-from rnnkit.data.tabular import read_table
+from rnnkit.data.tabular import read_table, read_text_file
 from rnnkit.errors import CheckpointError, ConfigError, DataError
 from rnnkit.io import atomic_write_json, atomic_write_text
 from rnnkit.nn import GRU, LSTM
+from rnnkit.tasks.char_ngram import CharNgramLM, check_text
 from rnnkit.tasks.common import (
+    HelpFormatter,
     check_fraction,
     check_positive,
     checked_sections,
@@ -63,6 +72,7 @@ from rnnkit.tasks.common import (
     require,
     section_from_args,
 )
+from rnnkit.tasks.ctc_decode import LMFusion, beam_search, best_path
 from rnnkit.train import (
     FitResult,
     StepOutput,
@@ -78,6 +88,7 @@ from rnnkit.train import (
 
 CELLS = ("gru", "lstm", "mlp")
 BLANK = 0
+LM_WEIGHT, INSERTION_BONUS = 0.5, 0.0  # the fusion's weights when --lm is given without them
 
 
 # ===================================================================== configuration
@@ -145,6 +156,31 @@ class Config:
         self.data.validate()
         self.model.validate()
         self.train.validate()
+
+
+@dataclass
+class DecodeConfig:
+    """How ``eval`` and ``transcribe`` turn the model's outputs into text: CTC's greedy best path
+    (``beam`` 1 and no ``lm``), or prefix beam search keeping ``beam`` prefixes, with the character
+    n-gram LM of the file ``lm`` fused in: ``score = acoustic + lm_weight * log P_LM +
+    insertion_bonus * characters``. The two weights apply to an LM only (None: 0.5 and 0.0)."""
+
+    beam: int = 1
+    lm: str | None = None  # a file of `rnnkit speech lm`
+    lm_weight: float | None = None
+    insertion_bonus: float | None = None
+
+    def validate(self) -> None:
+        if not isinstance(self.beam, int) or isinstance(self.beam, bool) or self.beam < 1:
+            raise ConfigError(f"beam: expected an integer >= 1, got {self.beam!r}")
+        for name in ("lm_weight", "insertion_bonus"):
+            value = getattr(self, name)
+            if value is not None and self.lm is None:
+                raise ConfigError(f"{name}: applies to an LM only; expected --lm FILE with it")
+            if value is not None and not math.isfinite(value):
+                raise ConfigError(f"{name}: expected a finite number, got {value!r}")
+        if self.lm_weight is not None and self.lm_weight < 0:
+            raise ConfigError(f"lm_weight: expected a number >= 0, got {self.lm_weight!r}")
 
 
 # ===================================================================== utterances
@@ -229,15 +265,20 @@ class CharSet:
         return [self.index[c] for c in text]
 
     def decode_best_path(self, ids: Sequence[int]) -> str:
-        """CTC's collapse: repeats merged, then blanks dropped; then the spaces normalized as the
-        transcripts are (none at either end, one between words), since a space, a blank and a
-        space again decode to two."""
+        """CTC's collapse of an alignment: repeats merged, then blanks dropped; then the text
+        (:meth:`decode_labels`)."""
         out, previous = [], BLANK
         for i in ids:
             if i != previous and i != BLANK:
-                out.append(self.chars[i - 1])
+                out.append(i)
             previous = i
-        return " ".join("".join(out).split())
+        return self.decode_labels(out)
+
+    def decode_labels(self, labels: Sequence[int]) -> str:
+        """The text of collapsed labels (no blanks; a repeat is two characters), its spaces
+        normalized as the transcripts are (none at either end, one between words), since a
+        space, a blank and a space again decode to two."""
+        return " ".join("".join(self.chars[i - 1] for i in labels).split())
 
 
 @dataclass
@@ -324,19 +365,81 @@ def ctc_step(model: nn.Module, batch: Batch, state: Any = None) -> StepOutput:
     return StepOutput(loss, items=len(batch.lengths))
 
 
+class Decoder:
+    """One utterance's ``log_probs: (T', C + 1)`` to its text, as a :class:`DecodeConfig` says
+    (checked, and its LM read, when the decoder is made). A character of the model's that the LM
+    never saw is scored as the LM's unknown symbol; an LM that knows none of them is refused."""
+
+    def __init__(self, charset: CharSet, config: DecodeConfig | None = None) -> None:
+        self.charset, self.config = charset, config if config is not None else DecodeConfig()
+        self.config.validate()
+        self.fusion = None
+        if self.config.lm is not None:
+            lm = CharNgramLM.load(self.config.lm)
+            weight = self.config.lm_weight if self.config.lm_weight is not None else LM_WEIGHT
+            bonus = self.config.insertion_bonus if self.config.insertion_bonus is not None else INSERTION_BONUS
+            self.fusion = LMFusion(lm, [None, *charset.chars], weight, bonus)
+            if len(self.fusion.unknown) == len(charset.chars):
+                raise ConfigError(
+                    f"lm: {self.config.lm} knows none of the model's characters {charset.chars}; expected an LM of "
+                    "text written as the training transcripts are (lower-cased?)"
+                )
+
+    @property
+    def greedy(self) -> bool:
+        return self.config.beam == 1 and self.fusion is None
+
+    def __call__(self, log_probs: Tensor) -> str:
+        if self.greedy:
+            return self.charset.decode_labels(best_path(log_probs, BLANK))
+        return self.charset.decode_labels(beam_search(log_probs, BLANK, self.config.beam, self.fusion)[0].labels)
+
+    def summary(self) -> dict[str, Any]:
+        """What decoded: ``method``, ``beam``, and with an LM its file, order, weights and the
+        model's characters it never saw."""
+        out: dict[str, Any] = {"method": "greedy best path" if self.greedy else "prefix beam search"}
+        out["beam"] = self.config.beam
+        if self.fusion is not None:
+            out |= {
+                "lm": str(self.config.lm), "lm_order": self.fusion.lm.order, "lm_weight": self.fusion.weight,
+                "insertion_bonus": self.fusion.bonus, "lm_unknown_characters": self.fusion.unknown,
+            }  # fmt: skip
+        return out
+
+
+def decoding_text(summary: dict[str, Any]) -> str:
+    """A :meth:`Decoder.summary` in words, one line."""
+    if summary["method"] == "greedy best path":
+        return summary["method"]
+    text = f"{summary['method']}, beam {summary['beam']}"
+    if "lm" in summary:
+        text += (
+            f", {summary['lm_order']}-gram character LM {summary['lm']} "
+            f"(weight {summary['lm_weight']:g}, insertion bonus {summary['insertion_bonus']:g})"
+        )
+        if summary["lm_unknown_characters"]:
+            text += f"; characters it never saw, scored as unknown: {summary['lm_unknown_characters']}"
+    return text
+
+
 @torch.no_grad()
 def transcribe_features(
-    model: AcousticModel, charset: CharSet, features: Sequence[Tensor], batch_size: int = 32
+    model: AcousticModel,
+    charset: CharSet,
+    features: Sequence[Tensor],
+    batch_size: int = 32,
+    decoder: Decoder | None = None,
 ) -> list[str]:
-    """Greedy (best-path) transcripts of normalized feature sequences."""
+    """Transcripts of normalized feature sequences, by ``decoder`` (default: greedy best path)."""
+    decoder = decoder if decoder is not None else Decoder(charset)
     model.eval()
     device = next(model.parameters()).device
     out = []
     for start in range(0, len(features), batch_size):
         padded, lengths = pad_batch(list(features[start : start + batch_size]))
-        log_probs, steps = model(padded.to(device), lengths)
-        for row, n in zip(log_probs.argmax(-1).cpu(), steps.tolist(), strict=True):
-            out.append(charset.decode_best_path(row[:n].tolist()))
+        log_probs, steps = model(padded.to(device), lengths)  # (B, T', C + 1)
+        for row, n in zip(log_probs.cpu(), steps.tolist(), strict=True):
+            out.append(decoder(row[:n]))
     return out
 
 
@@ -396,16 +499,21 @@ class Recognizer:
         load_weights_into(model, state_dict, run)
         return cls(model.to(device), charset, normalizer, data)
 
-    def transcribe(self, files: Sequence[str | os.PathLike]) -> list[str]:
-        """The transcript of each audio file (at the run's sample rate)."""
+    def transcribe(self, files: Sequence[str | os.PathLike], decode: DecodeConfig | None = None) -> list[str]:
+        """The transcript of each audio file (at the run's sample rate), decoded as ``decode``
+        says (default: greedy best path)."""
+        decoder = Decoder(self.charset, decode)
         extract = self.data.features()
         features = [self.normalizer(extract(read_audio(f, self.data.sample_rate)[0])) for f in files]
-        return transcribe_features(self.model, self.charset, features)
+        return transcribe_features(self.model, self.charset, features, decoder=decoder)
 
-    def evaluate(self, utterances: Utterances) -> dict[str, Any]:
+    def evaluate(self, utterances: Utterances, decode: DecodeConfig | Decoder | None = None) -> dict[str, Any]:
+        """WER, CER and CTC loss on ``utterances``, ``decoding`` (:meth:`Decoder.summary`) and the
+        ``hypotheses``."""
+        decoder = decode if isinstance(decode, Decoder) else Decoder(self.charset, decode)
         features = [self.normalizer(f) for f in utterances.features]
-        hypotheses = transcribe_features(self.model, self.charset, features)
-        report = error_rates(utterances.transcripts, hypotheses)
+        hypotheses = transcribe_features(self.model, self.charset, features, decoder=decoder)
+        report = {**error_rates(utterances.transcripts, hypotheses), "decoding": decoder.summary()}
         try:
             report["ctc_loss"] = mean_ctc_loss(self.model, features, encode_transcripts(self.charset, utterances))
         except DataError:
@@ -414,18 +522,57 @@ class Recognizer:
 
 
 def evaluate_file(
-    run_dir: str | os.PathLike, data: str | os.PathLike, out_dir: str | os.PathLike | None = None
+    run_dir: str | os.PathLike,
+    data: str | os.PathLike,
+    out_dir: str | os.PathLike | None = None,
+    decode: DecodeConfig | None = None,
 ) -> dict[str, Any]:
-    """WER, CER and CTC loss of a run on a manifest; ``report.json`` and ``hypotheses.txt`` into
-    ``out_dir`` (default ``<run>/eval/<manifest stem>/``), written after every file is read."""
+    """WER, CER and CTC loss of a run on a manifest, decoded as ``decode`` says (default: greedy
+    best path; checked, and its LM read, before the manifest); ``report.json`` and
+    ``hypotheses.txt`` into ``out_dir`` (default ``<run>/eval/<manifest stem>/``), written after
+    every file is read."""
+    if decode is not None:
+        decode.validate()
     recognizer = Recognizer.load(run_dir)
-    report = {"data": str(data), **recognizer.evaluate(read_utterances(data, recognizer.data))}
+    decoder = Decoder(recognizer.charset, decode)
+    report = {"data": str(data), **recognizer.evaluate(read_utterances(data, recognizer.data), decoder)}
     folder = Path(out_dir) if out_dir is not None else Path(run_dir) / "eval" / Path(data).stem
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(folder / "hypotheses.txt", "\n".join(report.pop("hypotheses")) + "\n")
     atomic_write_json(folder / "report.json", report)
     report["out_dir"] = str(folder)
     return report
+
+
+# ===================================================================== the character LM
+def build_lm(
+    text: str | os.PathLike | None = None,
+    manifest: str | os.PathLike | None = None,
+    *,
+    order: int = 4,
+    lowercase: bool = True,
+    transcript_column: str = "transcript",
+) -> CharNgramLM:
+    """A character n-gram LM (:mod:`rnnkit.tasks.char_ngram`, interpolated Kneser-Ney) of the
+    lines of ``text`` (UTF-8, one sentence a line, blank lines skipped) or the transcripts of
+    ``manifest`` (its ``transcript_column``): exactly one of the two. Each sentence is lower-cased
+    (unless not ``lowercase``) and its spaces normalized as training transcripts are."""
+    if (text is None) == (manifest is None):
+        raise ConfigError("text, manifest: expected exactly one (--text FILE or --manifest FILE)")
+    if not isinstance(order, int) or isinstance(order, bool) or order < 1:
+        raise ConfigError(f"order: expected an integer >= 1, got {order!r}")
+    if text is not None:
+        lines = read_text_file(text, expected="one sentence per line").splitlines()
+        rows = [(line, i) for i, line in enumerate(lines, start=1) if line.strip()]
+        source = str(text)
+    else:
+        table = read_table(manifest, transcript_column, None)
+        rows, source = list(zip(table.texts, table.lines, strict=True)), str(manifest)
+    sentences = []
+    for sentence, line in rows:
+        check_text(sentence, f"{source}:{line}")
+        sentences.append(" ".join((sentence.lower() if lowercase else sentence).split()))
+    return CharNgramLM.train(sentences, order)
 
 
 # ===================================================================== training
@@ -514,7 +661,7 @@ def add_parser(subparsers) -> None:
 
     verb = subparsers.add_parser("speech", help="speech to text (CTC): train, eval, transcribe")
     jobs = verb.add_subparsers(dest="job", metavar="JOB", required=True)
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = HelpFormatter
 
     train_parser = jobs.add_parser(
         "train", help="train on a manifest of audio files and transcripts", formatter_class=fmt
@@ -542,14 +689,45 @@ def add_parser(subparsers) -> None:
     eval_parser.add_argument("--data", default=None, help="manifest to evaluate on; required")
     eval_parser.add_argument("--out-dir", default=None, help="where report.json and hypotheses.txt go")
     eval_parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_decode_args(eval_parser)
     add_config_option(eval_parser)
     eval_parser.set_defaults(func=run_eval)
 
     tr = jobs.add_parser("transcribe", help="print the transcript of each audio file", formatter_class=fmt)
     tr.add_argument("--run", default=None, help="run folder of `rnnkit speech train`; required")
     tr.add_argument("files", nargs="*", help="audio files (WAV, FLAC, OGG)")
+    add_decode_args(tr)
     add_config_option(tr)
     tr.set_defaults(func=run_transcribe)
+
+    lm_parser = jobs.add_parser(
+        "lm", help="build a character n-gram LM for --lm (from text or a manifest)", formatter_class=fmt
+    )
+    lm_parser.add_argument("--text", default=None, help="UTF-8 text, one sentence a line (this or --manifest)")
+    lm_parser.add_argument("--manifest", default=None, help="a manifest whose transcripts to use (this or --text)")
+    lm_parser.add_argument("--transcript-column", default=d.transcript_column, help="the manifest's transcripts")
+    lm_parser.add_argument("--order", type=int, default=4, help="n: characters of context + 1")
+    lm_parser.add_argument(
+        "--lowercase", action=argparse.BooleanOptionalAction, default=d.lowercase, help="lower-case text"
+    )
+    lm_parser.add_argument("--out", default=None, help="the LM file (JSON) to write; required")
+    add_config_option(lm_parser)
+    lm_parser.set_defaults(func=run_lm)
+
+
+def add_decode_args(parser: argparse.ArgumentParser) -> None:
+    """The :class:`DecodeConfig` options of ``eval`` and ``transcribe``."""
+    g = parser.add_argument_group("decoding")
+    g.add_argument("--beam", type=int, default=1, help="prefix beam search of this many prefixes (1, no --lm: greedy)")
+    g.add_argument("--lm", default=None, help="a character LM file (`rnnkit speech lm`) to fuse in (default: none)")
+    g.add_argument(
+        "--lm-weight", type=float, default=None,
+        help=f"weight of the LM's log-probability; only with --lm (default: {LM_WEIGHT})",
+    )  # fmt: skip
+    g.add_argument(
+        "--insertion-bonus", type=float, default=None,
+        help=f"added to the score per character; only with --lm (default: {INSERTION_BONUS})",
+    )  # fmt: skip
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -571,18 +749,34 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_eval(args: argparse.Namespace) -> int:
     require(args, "run", "data")
-    report = evaluate_file(args.run, args.data, args.out_dir)
+    report = evaluate_file(args.run, args.data, args.out_dir, section_from_args(DecodeConfig, args))
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         print(f"WER {report['wer']:.2f}%  CER {report['cer']:.2f}%  ({report['utterances']} utterances)")
+        print(f"decoding: {decoding_text(report['decoding'])}")
         print(f"report.json and hypotheses.txt in {report['out_dir']}")
     return 0
 
 
 def run_transcribe(args: argparse.Namespace) -> int:
     require(args, "run", "files")
+    decode = section_from_args(DecodeConfig, args)
+    decode.validate()
     recognizer = Recognizer.load(args.run)
-    for file, text in zip(args.files, recognizer.transcribe(args.files), strict=True):
+    for file, text in zip(args.files, recognizer.transcribe(args.files, decode), strict=True):
         print(f"{file}\t{text}")
+    return 0
+
+
+def run_lm(args: argparse.Namespace) -> int:
+    require(args, "out")
+    lm = build_lm(
+        args.text, args.manifest, order=args.order, lowercase=args.lowercase, transcript_column=args.transcript_column
+    )
+    lm.save(args.out)
+    print(
+        f"{args.out}: {lm.order}-gram character LM (interpolated Kneser-Ney) of {len(lm.characters)} characters, "
+        f"{len(lm.ngrams)} distinct {lm.order}-grams"
+    )
     return 0
