@@ -182,6 +182,20 @@ def test_under_bf16_autocast_a_layer_takes_bf16_inputs_and_its_own_last_state(na
         layer(x)  # outside autocast a mismatch is refused, as before
 
 
+def test_under_autocast_on_a_cpu_without_bf16_rnn_kernels_the_fused_path_runs_in_float32(monkeypatch):
+    """torch.nn.LSTM under CPU autocast raises where oneDNN has no bf16 kernel (AVX2-only CPUs):
+    the fused path then runs torch's kernel in float32 and gives its plain numbers."""
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    torch.manual_seed(0)
+    layer, x = rnn.LSTM(6, 8, num_layers=2, impl="fused"), torch.randn(3, 5, 6)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, (h, c) = layer(x)
+    reference, (h_ref, c_ref) = layer(x)
+    assert out.dtype == h.dtype == c.dtype == torch.float32
+    for ours, theirs in ((out, reference), (h, h_ref), (c, c_ref)):
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("kind", list(KINDS))
 @pytest.mark.parametrize("impl", ["loop", "fused"])
 def test_an_empty_batch_gives_empty_outputs_and_states_as_torch_nn_does(kind, impl):

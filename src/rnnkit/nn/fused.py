@@ -41,6 +41,9 @@ def forward(
 
     Returns: ``output: (B, T, D * H_out)`` and the final state tuple, each ``(L * D, B, ·)``.
     """
+    if _autocast_without_kernel(x.device.type):  # torch's kernel would raise: float32, the plain numbers
+        with torch.autocast(x.device.type, enabled=False):
+            return forward(layer, x, hx, lengths)
     B = x.shape[0]
     LD = layer.num_layers * layer.num_directions
     if hx is None:
@@ -60,6 +63,19 @@ def forward(
         if k < layer.num_layers - 1:
             out = layer.between_layers(out)
     return out, tuple(torch.cat(parts) for parts in zip(*finals, strict=True))
+
+
+def _autocast_without_kernel(device_type: str) -> bool:
+    """Whether autocast is on for a CPU whose oneDNN has no RNN kernel in autocast's dtype: bf16
+    needs AVX-512 (an AVX2-only CPU reports none), and there ``torch.nn.LSTM`` under
+    ``torch.autocast("cpu")`` raises "could not create a primitive descriptor"."""
+    if device_type != "cpu" or not torch.is_autocast_enabled("cpu"):
+        return False
+    supported = {
+        torch.bfloat16: torch.ops.mkldnn._is_mkldnn_bf16_supported,
+        torch.float16: torch.ops.mkldnn._is_mkldnn_fp16_supported,
+    }.get(torch.get_autocast_dtype("cpu"))
+    return supported is not None and not supported()
 
 
 def _run(
