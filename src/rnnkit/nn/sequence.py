@@ -13,9 +13,9 @@ computes exactly the same numbers with
 
 It covers :class:`LSTMCell` (no projection) and :class:`LayerNormLSTMCell`, with an optional
 recurrent-dropout mask on ``h_{t-1}`` and ``lengths``. For float32 on the CPU, where a C compiler
-exists (:mod:`rnnkit.nn.native`), the whole sequence is one C call — forward and backward, each
-thread running its block of batch rows through all steps, the products through torch's own
-``sgemm_`` (:class:`LSTMSequence`'s C branch for the plain cell, :class:`LayerNormLSTMSequence`
+exists (:mod:`rnnkit.nn.native`), the whole sequence is one C call — forward and backward, per
+step the threads sharing out the recurrent product by columns (through torch's own ``sgemm_``) and
+then the batch rows' element-wise math by rows (:class:`LSTMSequence`'s C branch for the plain cell, :class:`LayerNormLSTMSequence`
 with ``LN_ih`` inside for the layer-norm cell) — or, where torch's library exports no ``sgemm_``,
 each step's element-wise math is one C call beside torch's ``addmm``. :func:`lstm_scan` is the
 entry point the layers use; the generic loop stays the reference, and the tests pin every path to
@@ -352,8 +352,8 @@ def _backward_work(B: int, H: int, threads: int) -> int:
 class LayerNormLSTMSequence(torch.autograd.Function):
     """``(outputs (T, B, H), h_T, c_T)`` of a :class:`LayerNormLSTMCell` over a whole sequence in
     C calls (``lstm_sequence_forward`` / ``_backward`` in :mod:`rnnkit.nn.native`), ``LN_ih``
-    included: each thread runs its block of batch rows through all steps, the recurrent products
-    through torch's own ``sgemm_``, the layer norms of ``W_ih x``, ``W_hh h`` and ``c`` and the
+    included: per step the threads share out the recurrent product by columns (through torch's own
+    ``sgemm_``), then each runs its block of batch rows' layer norms of ``W_ih x``, ``W_hh h`` and ``c`` and the
     gates row by row. Needs float32 CPU tensors and :func:`native.sgemm`.
 
     Inputs: ``raw: (T, B, 4H)`` = ``W_ih x`` (no bias), ``ln_ih_weight: (4H,)``, ``bias: (4H,)``
@@ -618,8 +618,8 @@ def runs_whole_sequence(cell, x: Tensor) -> bool:
 class GRUSequence(torch.autograd.Function):
     """``(outputs (T, B, H), h_T (B, H))`` of torch.nn's GRU, or of the layer-norm GRU, over a
     whole sequence in C calls (``gru_sequence_forward`` / ``_backward`` in :mod:`rnnkit.nn.native`):
-    each thread runs its block of batch rows through all steps, the recurrent product through
-    torch's own ``sgemm_``, ``LN_hh`` and the gates row by row; the backward pass the same back in
+    per step the threads share out the recurrent product by columns (through torch's own
+    ``sgemm_``), then each runs its block of batch rows' ``LN_hh`` and gates; the backward pass the same back in
     time, then ``dW_hh`` as one GEMM.
 
     Inputs: ``gx: (T, B, 3H)`` = ``W_ih x`` (plain GRU; no bias) or ``LN_ih(W_ih x) + b_ih``
