@@ -61,7 +61,7 @@ from torch import nn
 
 import rnnkit.nn as rnn
 from benchmarks.floors import gemm_rate, step_product_rate, stream_rates
-from benchmarks.results_io import write_result
+from benchmarks.results_io import result_name, write_result
 
 SIZES = {"small": dict(B=32, T=100, I=128, H=256), "large": dict(B=64, T=256, I=256, H=512)}
 MIN_GRU_SIZE = dict(B=16, I=128, H=256)
@@ -363,7 +363,7 @@ def main() -> None:
     parser.add_argument("--clock", choices=list(CLOCKS), default="cpu", help="what the ratios are computed from")
     parser.add_argument("--skip-memory", action="store_true", help="skip the T=4096 peak-memory subprocesses")
     parser.add_argument("--notes", default="", help="free text stored with the results (e.g. machine load)")
-    parser.add_argument("--name", default="cells", help="results file name (benchmarks/results/<name>.json)")
+    parser.add_argument("--name", type=result_name, default="cells", help="file: benchmarks/results/<name>.json")
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:

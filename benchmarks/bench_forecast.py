@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 
-from benchmarks.results_io import write_result
+from benchmarks.results_io import result_name, write_result
 from rnnkit.data.timeseries import series_from_frame
 from rnnkit.tasks import forecast as fc
 from rnnkit.tasks import forecast_metrics as fm
@@ -195,7 +195,7 @@ def main() -> None:
     parser.add_argument("--parts", default="sp500,sunspots", help="comma-separated: sp500, sunspots")
     parser.add_argument("--seeds", default="0,1,2", help="seeds of the sunspot RNNs")
     parser.add_argument("--quick", action="store_true", help="smoke run (fewer folds and epochs); not a result")
-    parser.add_argument("--name", default="forecast", help="results file name")
+    parser.add_argument("--name", type=result_name, default="forecast", help="results file name")
     args = parser.parse_args()
     parts = args.parts.split(",")
     if "sp500" in parts and not SP500.exists():

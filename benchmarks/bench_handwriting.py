@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.results_io import write_result
+from benchmarks.results_io import result_name, write_result
 from benchmarks.shared_data import add_data_option, require
 from rnnkit.tasks import handwriting
 
@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--cells", nargs="+", default=["gru", "lstm", "mlp"], choices=handwriting.CELLS)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--name", default="handwriting_pendigits")
+    parser.add_argument("--name", type=result_name, default="handwriting_pendigits")
     add_data_option(parser)
     args = parser.parse_args()
     pendigits = require(args.data, "pendigits/pendigits.tra", "UCI pen-based digits")

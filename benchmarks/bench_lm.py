@@ -60,7 +60,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.results_io import write_result
+from benchmarks.results_io import result_name, write_result
 from rnnkit.tasks import lm
 from rnnkit.train import Trainer, seed_everything
 from rnnkit.train.config import TrainConfig
@@ -309,7 +309,7 @@ def main() -> None:
     parser.add_argument(
         "--probe", action="store_true", help="only print the rnnkit recipe's seconds per step (a timed probe)"
     )
-    parser.add_argument("--name", default="lm_tinyshakespeare_recipe", help="results file of --recipe-only")
+    parser.add_argument("--name", type=result_name, default="lm_tinyshakespeare_recipe", help="--recipe-only's file")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.results_io import write_result
+from benchmarks.results_io import result_name, write_result
 from benchmarks.shared_data import add_data_option, require
 from rnnkit.tasks import music
 
@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--dropout", type=float, default=0.3)
     parser.add_argument("--eval-every", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--name", default="music_jsb")
+    parser.add_argument("--name", type=result_name, default="music_jsb")
     add_data_option(parser)
     args = parser.parse_args()
     chorales = require(args.data, "jsb_chorales/jsb_chorales.json", "JSB Chorales")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.results_io import write_result
+from benchmarks.results_io import result_name, write_result
 from benchmarks.shared_data import add_data_option, require
 from rnnkit.data.fsdd import TEST_INDICES, make_digit_utterances
 from rnnkit.tasks import speech
@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--train-utterances", type=int, default=3000)
     parser.add_argument("--test-utterances", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--name", default="speech_fsdd")
+    parser.add_argument("--name", type=result_name, default="speech_fsdd")
     add_data_option(parser)
     args = parser.parse_args()
     recordings = require(args.data, "fsdd/recordings", "The Free Spoken Digit Dataset")

@@ -65,7 +65,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.results_io import write_result
+from benchmarks.results_io import result_name, write_result
 from rnnkit.data.tabular import read_table
 from rnnkit.data.vocab import word_tokenize
 from rnnkit.tasks import classify
@@ -152,7 +152,7 @@ def parse_args() -> argparse.Namespace:
         "--holdout", type=int, default=0, help="report on N held-out training sentences instead of dev (tuning)"
     )
     p.add_argument("--data", default=os.environ.get("RNNKIT_DATA", str(DEFAULT_DATA)), help="folder holding sst2/")
-    p.add_argument("--name", default="sst2", help="results file name (benchmarks/results/<name>.json)")
+    p.add_argument("--name", type=result_name, default="sst2", help="results file: benchmarks/results/<name>.json")
     args = p.parse_args()
     if args.pretrain_lm_epochs and args.epochs is None:
         p.error("--pretrain-lm-epochs needs --epochs (the time calibration covers fine-tuning steps only)")

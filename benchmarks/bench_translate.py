@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.results_io import write_result
+from benchmarks.results_io import result_name, write_result
 from benchmarks.shared_data import add_data_option, require
 from rnnkit.data.parallel import read_parallel
 from rnnkit.tasks import translate
@@ -91,7 +91,7 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    parser.add_argument("--name", default="translate_multi30k")
+    parser.add_argument("--name", type=result_name, default="translate_multi30k")
     add_data_option(parser)
     args = parser.parse_args()
     multi30k = require(args.data, "multi30k/train.de", "Multi30k")

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.results_io import write_result
+from benchmarks.results_io import result_name, write_result
 from rnnkit.data.video import moving_shapes
 from rnnkit.tasks import video
 
@@ -44,7 +44,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--temporals", nargs="+", default=["gru", "mean"], choices=video.TEMPORALS)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--name", default="video_moving_shapes")
+    parser.add_argument("--name", type=result_name, default="video_moving_shapes")
     args = parser.parse_args()
     start = time.perf_counter()
     metrics: dict[str, float] = {}

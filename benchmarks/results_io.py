@@ -8,9 +8,11 @@ uncommitted changes), ``machine``, ``wall_seconds``, ``metrics``, ``reference`` 
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
+import re
 import shlex
 import subprocess
 import sys
@@ -21,6 +23,16 @@ from typing import Any
 import torch
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def result_name(text: str) -> str:
+    """``--name``'s argparse type: a results file's name, ``benchmarks/results/<name>.json`` (letters,
+    digits, ``_``, ``-``, ``.``; no folders)."""
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a results file name (benchmarks/results/<name>.json): letters, digits, _ - . only"
+        )
+    return text
 
 
 def machine() -> dict[str, Any]:
@@ -38,6 +50,7 @@ def machine() -> dict[str, Any]:
         "cores": os.cpu_count(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # the vector ISA torch's kernels use
         "python": platform.python_version(),
     }
 

@@ -1,7 +1,8 @@
-"""benchmarks/: a missing shared dataset stops a script with one line, before anything runs."""
+"""benchmarks/: a missing dataset or a bad results name stops a script with a clear message, before it runs."""
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -38,3 +39,17 @@ def test_a_benchmark_without_its_data_exits_2_with_one_line(tmp_path, script):
     )  # fmt: skip
     assert done.returncode == 2, done.stderr
     assert done.stderr.count("\n") == 1 and "not found" in done.stderr and str(tmp_path) in done.stderr
+
+
+def test_a_results_name_with_a_folder_in_it_is_refused_before_anything_runs():
+    from benchmarks.results_io import result_name
+
+    assert result_name("cells_1thread") == "cells_1thread"
+    for bad in ("/tmp/cells", "../cells", "a/b", "", ".hidden"):
+        with pytest.raises(argparse.ArgumentTypeError, match="not a results file name"):
+            result_name(bad)
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_cells", "--name", "/tmp/cells_probe"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2 and "not a results file name" in done.stderr and "Traceback" not in done.stderr
