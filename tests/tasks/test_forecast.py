@@ -92,11 +92,15 @@ def test_on_a_random_walk_the_rnn_does_not_claim_to_win(tmp_path):
     assert rnn["smape_percent"] is None  # sMAPE is meaningless on returns
 
 
-def test_scalers_are_fitted_on_each_folds_training_rows_only(tmp_path):
+@pytest.mark.parametrize("val_fraction", [0.0, 0.25])
+def test_scalers_are_fitted_on_each_folds_training_rows_only(tmp_path, val_fraction):
+    """Not on the test block, nor on the rows held out for validation (only their epochs' choice
+    would see them): each fold's scaler ends at its last training window's last target."""
     values = logistic_map(400) * np.linspace(1, 3, 400)  # a trend: the scaler must move with the cut
     path = write_series(tmp_path / "trend.csv", values)
     cfg = small_config(path, tmp_path / "run", horizon=3)
     cfg.train.epochs, cfg.walk.refit_epochs, cfg.walk.refit_every = 1, 1, "40"
+    cfg.walk.val_fraction = val_fraction
     run_state = fc.read_run(fc.train(cfg).run_dir)[1]
     series = read_csv_series(path, "Date", "y")
     folds = walk_forward_folds(series.dates, 8, 3, fc.resolve_test_start(series.dates, cfg.walk), "40")
@@ -104,8 +108,11 @@ def test_scalers_are_fitted_on_each_folds_training_rows_only(tmp_path):
     assert len(logs) == len(folds) > 1
     for fold, log in zip(folds, logs, strict=True):
         assert log["cut_date"] == str(series.dates[fold.cut].date())
-        np.testing.assert_allclose(log["scaler"]["mean"], series.values[: fold.cut].mean(axis=0))
-        np.testing.assert_allclose(log["scaler"]["std"], series.values[: fold.cut].std(axis=0))
+        train_origins, val_origins = fc.split_validation(fold.train_origins, val_fraction, 3, fold.cut)
+        end = train_origins[-1] + 3 + 1  # one past the last training target
+        assert (end == fold.cut) == (val_fraction == 0) and len(val_origins) == log["val_windows"]
+        np.testing.assert_allclose(log["scaler"]["mean"], series.values[:end].mean(axis=0))
+        np.testing.assert_allclose(log["scaler"]["std"], series.values[:end].std(axis=0))
 
 
 @pytest.mark.parametrize(

@@ -459,7 +459,8 @@ def walk_forward(
     """Refit (warm-started) at each cut, forecast the block after it; baselines on the same points.
 
     ``series`` is already transformed; ``folds`` from :func:`plan_folds`. Each fold's scaler is
-    fitted on its own training rows; each fold's training run folder is ``run_dir/folds/NN``.
+    fitted on its own training rows (not its validation rows) and forecasts its test block; each
+    fold's training run folder is ``run_dir/folds/NN``.
     ``resume``: folds that finished are restored from their folders, an interrupted one goes on.
     """
     C, H = cfg.model.context, cfg.model.horizon
@@ -475,7 +476,7 @@ def walk_forward(
         )
         log = _fit_or_restore(model, series.values, plan, cfg, resume)
         fit_log.append({"fold": i, "cut_date": date_text(series.dates[fold.cut]), **log})
-        scaler = StandardScaler.fit(series.values[fold.train_start : fold.cut])
+        scaler = StandardScaler.from_dict(log["scaler"])  # the one the fit trained with
         X, _ = make_windows(scaler.transform(series.values), fold.test_origins, C, H)
         point, lower, upper = (scaler.inverse_target(a) for a in predict_windows(model, X, cfg.walk.interval))
         ar = baselines.LinearAR(order, H).fit(z, fold.train_start, fold.cut)
@@ -499,7 +500,8 @@ def walk_forward(
 
 @dataclass
 class FitPlan:
-    """One fit: train on ``origins`` (targets before ``cut``), scaler from rows ``start … cut - 1``."""
+    """One fit: train on ``origins`` (targets before ``cut``; the latest ``walk.val_fraction`` of
+    them held out for validation), the scaler from rows ``start`` up to the last training target."""
 
     start: int
     cut: int
@@ -527,11 +529,13 @@ def _fit_or_restore(model: Forecaster, values: np.ndarray, plan: FitPlan, cfg: C
 
 
 def _fit_fold(model: Forecaster, values: np.ndarray, plan: FitPlan, cfg: Config, resume: bool) -> tuple[dict, str]:
-    """Scale with the plan's training rows only, build its windows, train. Returns a log entry and
-    the checkpoint the model ended with (``best`` with validation windows, else ``last``)."""
-    scaler = StandardScaler.fit(values[plan.start : plan.cut])
+    """Scale with the plan's training rows only (up to the last training window's last target, so
+    not the validation rows), build its windows, train. Returns a log entry (``scaler`` included:
+    the forecasts use it) and the checkpoint the model ended with (``best`` with validation
+    windows, else ``last``)."""
     C, H = cfg.model.context, cfg.model.horizon
     train_origins, val_origins = split_validation(plan.origins, cfg.walk.val_fraction, H, plan.cut)
+    scaler = StandardScaler.fit(values[plan.start : int(train_origins[-1]) + H + 1])  # rows of X and Y only
     X, Y = make_windows(scaler.transform(values), train_origins, C, H)
     validation = make_windows(scaler.transform(values), val_origins, C, H) if len(val_origins) else None
     train = dataclasses.replace(cfg.train, steps=None, epochs=plan.epochs, seed=plan.seed)
@@ -779,7 +783,7 @@ def _final_refit(model: Forecaster, z: Series, cfg: Config, run_dir: Path) -> di
     origins = np.arange(start + C - 1, n - H)
     plan = FitPlan(start, n, origins, cfg.walk.refit_epochs, cfg.train.seed + 10_000, run_dir / "final")
     log = _fit_or_restore(model, z.values, plan, cfg, bool(cfg.train.resume))
-    return {"scaler": StandardScaler.fit(z.values[start:n]), "log": {"fold": "final", **log}}
+    return {"scaler": StandardScaler.from_dict(log["scaler"]), "log": {"fold": "final", **log}}
 
 
 def _residual_quantiles(result: WalkForwardResult, interval: float) -> dict[str, list[float]]:
