@@ -204,6 +204,46 @@ def test_c_kernels_stay_finite_where_the_activations_saturate(kind):
         torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("batch", [1, 5])
+@pytest.mark.parametrize("layer", ["lstm", "layer_norm_lstm", "gru"])
+def test_column_split_products_with_fewer_rows_or_columns_than_threads(request, layer, batch):
+    """Each step's recurrent product is shared out by columns in blocks of 16: with H = 2 one of
+    two threads has no columns of dh (and at B = 1 no rows either), on calls long enough to pack
+    W_hh. The C path's values and gradients are as close to float64's as the torch code's are
+    (layer norms over 2 units amplify float32 rounding, so the two float32 paths differ by up to
+    ~2e-5 of a tensor's largest value)."""
+    from rnnkit.nn import native
+
+    if native.library() is None or native.sgemm() is None:
+        pytest.skip("no C kernels or sgemm_ here")
+    request.getfixturevalue("two_threads")
+    torch.manual_seed(0)
+    make = {"lstm": lambda: rnn.LSTM(3, 2, impl="loop"), "layer_norm_lstm": lambda: rnn.LayerNormLSTM(3, 2),
+            "gru": lambda: rnn.GRU(3, 2, impl="loop")}[layer]  # fmt: skip
+    model, x = make(), torch.randn(batch, 40, 3)
+    exact = make().double()
+    exact.load_state_dict(model.state_dict())
+
+    def values_and_grads(m, inputs):
+        inputs = inputs.clone().requires_grad_()
+        out, _ = m(inputs)
+        return (out, *torch.autograd.grad(out.square().sum(), [inputs, *m.parameters()]))
+
+    reference = values_and_grads(exact, x.double())  # float64: the torch code
+    results = []
+    for lib in ([native.library()], [None]):
+        saved = native._loaded[:]
+        native._loaded[:] = lib
+        try:
+            results.append(values_and_grads(model, x))
+        finally:
+            native._loaded[:] = saved
+    for ours, torch_code, exact_value in zip(*results, reference, strict=True):
+        scale = float(exact_value.abs().max())
+        error, torch_error = ((t.double() - exact_value).abs().max() for t in (ours, torch_code))
+        assert error <= 2 * torch_error + 1e-6 * scale, (float(error), float(torch_error), scale)
+
+
 @pytest.mark.parametrize("kind", ["lstm", "layer_norm_lstm"])
 def test_packed_weights_on_sequences_long_enough_to_pack(request, kind):
     """The whole-sequence kernels pack W_hh (MKL's sgemm_pack) only for calls of 32 steps or more

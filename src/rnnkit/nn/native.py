@@ -387,7 +387,7 @@ static void weight_gemm_init(struct weight_gemm *g, sgemm_t sgemm, char trans, i
                              const float *w, int lda, int steps) {
     g->sgemm = sgemm; g->w = w; g->packed = NULL; g->m = m; g->k = k; g->lda = lda; g->rows = rows;
     g->trans[0] = trans; g->trans[1] = 0;
-    if (pack_fn && rows > 0 && steps >= PACK_MIN_STEPS) {
+    if (pack_fn && m > 0 && rows > 0 && steps >= PACK_MIN_STEPS) /* m = 0: a thread with no columns */ {
         g->packed = malloc(pack_size_fn("A", &m, &rows, &k));
         if (g->packed) {
             const float one = 1.0f;
