@@ -345,9 +345,10 @@ void ln_lstm_backward(int threads, int B, int H, const float *restrict dh, const
    Per step, the threads first compute W_hh h_{t-1} for all B rows, each its own columns through the
    BLAS sgemm_ (the one torch carries; single-threaded inside this parallel region), then, after a
    barrier, each its own block of rows' element-wise step (the rows are independent: row b's h_t
-   needs only row b's h_{t-1} and its W_hh h_{t-1}), and a barrier again. Buffers are time-major (T, B, .); hs, cs are (T + 1, B, H) with [0] the initial state;
-   valid (T, B) is 1.0 inside a sequence and 0.0 past its end (NULL: no lengths), where the state
-   is frozen and the output zero. The layer-norm pointers are NULL for the plain LSTM. */
+   needs only row b's h_{t-1} and its W_hh h_{t-1}), and a barrier again. Buffers are time-major
+   (T, B, .); hs, cs are (T + 1, B, H) with [0] the initial state; valid (T, B) is 1.0 inside a
+   sequence and 0.0 past its end (NULL: no lengths), where the state is frozen and the output
+   zero. The layer-norm pointers are NULL for the plain LSTM. */
 
 typedef void (*sgemm_t)(const char *, const char *, const int *, const int *, const int *, const float *,
                         const float *, const int *, const float *, const int *, const float *, float *, const int *);

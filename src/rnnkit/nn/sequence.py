@@ -15,11 +15,12 @@ It covers :class:`LSTMCell` (no projection) and :class:`LayerNormLSTMCell`, with
 recurrent-dropout mask on ``h_{t-1}`` and ``lengths``. For float32 on the CPU, where a C compiler
 exists (:mod:`rnnkit.nn.native`), the whole sequence is one C call — forward and backward, per
 step the threads sharing out the recurrent product by columns (through torch's own ``sgemm_``) and
-then the batch rows' element-wise math by rows (:class:`LSTMSequence`'s C branch for the plain cell, :class:`LayerNormLSTMSequence`
-with ``LN_ih`` inside for the layer-norm cell) — or, where torch's library exports no ``sgemm_``,
-each step's element-wise math is one C call beside torch's ``addmm``. :func:`lstm_scan` is the
-entry point the layers use; the generic loop stays the reference, and the tests pin every path to
-the same values and gradients (and ``gradcheck`` the torch code in float64).
+then the batch rows' element-wise math by rows (:class:`LSTMSequence`'s C branch for the plain
+cell, :class:`LayerNormLSTMSequence` with ``LN_ih`` inside for the layer-norm cell) — or, where
+torch's library exports no ``sgemm_``, each step's element-wise math is one C call beside torch's
+``addmm``. :func:`lstm_scan` is the entry point the layers use; the generic loop stays the
+reference, and the tests pin every path to the same values and gradients (and ``gradcheck`` the
+torch code in float64).
 
 torch.nn's GRU (with recurrent dropout or DropConnect too) has the same kind of whole-sequence C
 call, :class:`GRUSequence` through :func:`gru_scan`, in float32 on the CPU where ``sgemm_`` is
