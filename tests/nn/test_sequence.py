@@ -84,6 +84,17 @@ def test_layers_use_the_fast_path_and_match_torch():
     torch.testing.assert_close(c, c_t, atol=1e-5, rtol=1e-5)
 
 
+@pytest.fixture(params=["rows", "columns"])
+def product_split(request):
+    """Run a test with each step's recurrent product split by batch rows, then by columns (the
+    kernels pick by W_hh's size; these tests' weights are small, which alone would mean rows)."""
+    from rnnkit.nn import native
+
+    native.set_column_split_min(0 if request.param == "columns" else 2**62)
+    yield request.param
+    native.set_column_split_min(native.COLUMN_SPLIT_MIN)
+
+
 @pytest.fixture
 def two_threads():
     """torch (and so the C kernels' OpenMP loops) on 2 threads for one test; the suite runs on 1."""
@@ -206,7 +217,7 @@ def test_c_kernels_stay_finite_where_the_activations_saturate(kind):
 
 @pytest.mark.parametrize("batch", [1, 5])
 @pytest.mark.parametrize("layer", ["lstm", "layer_norm_lstm", "gru"])
-def test_column_split_products_with_fewer_rows_or_columns_than_threads(request, layer, batch):
+def test_column_split_products_with_fewer_rows_or_columns_than_threads(request, layer, batch, product_split):
     """Each step's recurrent product is shared out by columns in blocks of 16: with H = 2 one of
     two threads has no columns of dh (and at B = 1 no rows either), on calls long enough to pack
     W_hh. The C path's values and gradients are as close to float64's as the torch code's are
@@ -245,7 +256,7 @@ def test_column_split_products_with_fewer_rows_or_columns_than_threads(request, 
 
 
 @pytest.mark.parametrize("kind", ["lstm", "layer_norm_lstm"])
-def test_packed_weights_on_sequences_long_enough_to_pack(request, kind):
+def test_packed_weights_on_sequences_long_enough_to_pack(request, kind, product_split):
     """The whole-sequence kernels pack W_hh (MKL's sgemm_pack) only for calls of 32 steps or more
     (a generation step uses plain sgemm_): at T = 40 the packed products give the torch code's
     values and gradients, with lengths and a recurrent-dropout mask, on 2 threads."""

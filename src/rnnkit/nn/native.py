@@ -72,6 +72,33 @@ static inline void thread_cols(int n, int nt, int id, int *c0, int *c1) {
     *c1 = b < n ? b : n;
 }
 
+/* W_hh's size (floats) from which a step's recurrent product is split by columns: below it the two
+   barriers per step cost more than the split saves (measured on 2 threads: an LSTM at H = 64 trained
+   15% slower split by columns, at H = 256 and more it ran faster). set_column_split_min() changes
+   it (the tests run both ways). */
+static long column_split_min = 131072;
+void set_column_split_min(long floats) { column_split_min = floats; }
+
+/* Thread id's share of a step's recurrent product with n output columns over B rows: columns
+   [*c0, *c1) of all rows where the weight (weight_floats) is big enough and there are threads to
+   share it (returns 1: barriers go around the product), else all columns of its own rows b0..b1
+   (returns 0: no barriers). Rows [*r0, *r1). */
+static inline int product_share(int n, long weight_floats, int nt, int id, int B, int b0, int b1, int *c0, int *c1,
+                                int *r0, int *r1) {
+    int split = nt > 1 && weight_floats >= column_split_min;
+    if (split) {
+        thread_cols(n, nt, id, c0, c1);
+        *r0 = 0;
+        *r1 = B;
+    } else {
+        *c0 = 0;
+        *c1 = n;
+        *r0 = b0;
+        *r1 = b1;
+    }
+    return split;
+}
+
 /* sigmoid and tanh from exp(-|x|), which never overflows: -ffast-math assumes no inf, and
    1 / (1 + exp(-x)) at x < -88 (or 1 - 2 / (1 + exp(2x)) at x > 44) turned into NaN. */
 static inline float sigm(float x) {
@@ -645,20 +672,21 @@ void lstm_sequence_forward(int threads, sgemm_t sgemm, int T, int B, int H, floa
     PARALLEL_REGION
     {
         THREAD_ROWS(B, b0, b1);
-        int rows = b1 - b0, c0, c1;
-        thread_cols(G, nt_, THREAD_ID, &c0, &c1);
+        int rows = b1 - b0, c0, c1, r0, r1;
+        int split = product_share(G, (long)G * H, nt_, THREAD_ID, B, b0, b1, &c0, &c1, &r0, &r1);
         float *pre = pre_all + (size_t)b0 * G, *hrec = hrec_all + (size_t)b0 * H; /* this thread's rows */
         const float *mask_b = mask ? mask + (size_t)b0 * H : NULL;
         float *gx_row = work + (size_t)B * (G + H) + (size_t)THREAD_ID * G; /* G: LN_ih(W_ih x) + b */
-        struct weight_gemm product; /* columns c0..c1 of (B, G) = h_rec (B, H) @ W_hh^T */
-        weight_gemm_init(&product, sgemm, 'T', c1 - c0, B, H, w + (size_t)c0 * H, H, T);
+        struct weight_gemm product; /* columns c0..c1, rows r0..r1 of (B, G) = h_rec (B, H) @ W_hh^T */
+        weight_gemm_init(&product, sgemm, 'T', c1 - c0, r1 - r0, H, w + (size_t)c0 * H, H, T);
         if (mask) mask_rows(rows, H, hs + (size_t)b0 * H, mask_b, hrec);
         for (int t = 0; t < T; t++) {
             size_t base = (size_t)t * B + b0;
             const float *hp = hs + base * H;
-            BARRIER /* h_{t-1} of all rows written */
-            if (c1 > c0) weight_gemm_run(&product, B, mask ? hrec_all : hs + (size_t)t * B * H, H, pre_all + c0, G);
-            BARRIER /* W_hh h_{t-1} of all columns written */
+            if (split) { BARRIER } /* h_{t-1} of all rows written */
+            const float *src = (mask ? hrec_all : hs + (size_t)t * B * H) + (size_t)r0 * H;
+            if (c1 > c0 && r1 > r0) weight_gemm_run(&product, r1 - r0, src, H, pre_all + (size_t)r0 * G + c0, G);
+            if (split) { BARRIER } /* W_hh h_{t-1} of all columns written */
             for (int r = 0; r < rows; r++) {
                 size_t row = base + r, s = keep ? row : (size_t)b0 + r; /* s: where the step's saved values go */
                 if (ln) {
@@ -722,10 +750,9 @@ void lstm_sequence_backward(int threads, sgemm_t sgemm, int t0, int t1, int B, i
         float *keep_h = zone_work + (size_t)b0 * H; /* rows x H: zoneout's grads straight to h_{t-1} */
         float *keep_c = zone_work + (size_t)B * H + (size_t)id * 2 * H, *no_grad = keep_c + H; /* H each */
         for (int j = 0; j < H && zoned; j++) no_grad[j] = 0.0f;
-        int c0, c1;
-        thread_cols(H, nt_, id, &c0, &c1);
-        struct weight_gemm product; /* columns c0..c1 of (B, H) = d_rec (B, G) @ W_hh */
-        weight_gemm_init(&product, sgemm, 'N', c1 - c0, B, G, w + c0, H, t1 - t0);
+        int c0, c1, r0, r1, split = product_share(H, (long)G * H, nt_, id, B, b0, b1, &c0, &c1, &r0, &r1);
+        struct weight_gemm product; /* columns c0..c1, rows r0..r1 of (B, H) = d_rec (B, G) @ W_hh */
+        weight_gemm_init(&product, sgemm, 'N', c1 - c0, r1 - r0, G, w + c0, H, t1 - t0);
         #pragma omp single
         used = nt_;
         for (int k = 0; k < P; k++) pg[k] = 0.0f;
@@ -763,9 +790,10 @@ void lstm_sequence_backward(int threads, sgemm_t sgemm, int t0, int t1, int B, i
                 for (int j = 0; j < H; j++) { pc[j] += dcn[j] * chr[j]; pb[j] += dcn[j]; }
                 if (zoned) for (int j = 0; j < H; j++) dcb[j] += keep_c[j];
             }
-            BARRIER /* d_rec of all rows written */
-            if (c1 > c0) weight_gemm_run(&product, B, drec - (size_t)b0 * G, G, work + c0, H);
-            BARRIER /* d_rec @ W_hh of all columns written */
+            if (split) { BARRIER } /* d_rec of all rows written */
+            const float *step_rec = drec - (size_t)b0 * G + (size_t)r0 * G;
+            if (c1 > c0 && r1 > r0) weight_gemm_run(&product, r1 - r0, step_rec, G, work + (size_t)r0 * H + c0, H);
+            if (split) { BARRIER } /* d_rec @ W_hh of all columns written */
             for (int r = 0; r < rows; r++) {
                 size_t row = base + r, b = (size_t)b0 + r;
                 if (valid && valid[row] == 0.0f) continue;
@@ -819,19 +847,20 @@ void gru_sequence_forward(int threads, sgemm_t sgemm, int T, int B, int H, float
     PARALLEL_REGION
     {
         THREAD_ROWS(B, b0, b1);
-        int rows = b1 - b0, c0, c1;
-        thread_cols(G, nt_, THREAD_ID, &c0, &c1);
+        int rows = b1 - b0, c0, c1, r0, r1;
+        int split = product_share(G, (long)G * H, nt_, THREAD_ID, B, b0, b1, &c0, &c1, &r0, &r1);
         float *pre = pre_all + (size_t)b0 * G, *hrec = hrec_all + (size_t)b0 * H; /* this thread's rows */
         const float *mask_b = mask ? mask + (size_t)b0 * H : NULL;
-        struct weight_gemm product; /* columns c0..c1 of (B, G) = h_rec (B, H) @ W_hh^T */
-        weight_gemm_init(&product, sgemm, 'T', c1 - c0, B, H, w + (size_t)c0 * H, H, T);
+        struct weight_gemm product; /* columns c0..c1, rows r0..r1 of (B, G) = h_rec (B, H) @ W_hh^T */
+        weight_gemm_init(&product, sgemm, 'T', c1 - c0, r1 - r0, H, w + (size_t)c0 * H, H, T);
         if (mask) mask_rows(rows, H, hs + (size_t)b0 * H, mask_b, hrec);
         for (int t = 0; t < T; t++) {
             size_t base = (size_t)t * B + b0;
             const float *hp = hs + base * H;
-            BARRIER /* h_{t-1} of all rows written */
-            if (c1 > c0) weight_gemm_run(&product, B, mask ? hrec_all : hs + (size_t)t * B * H, H, pre_all + c0, G);
-            BARRIER /* W_hh h_{t-1} of all columns written */
+            if (split) { BARRIER } /* h_{t-1} of all rows written */
+            const float *src = (mask ? hrec_all : hs + (size_t)t * B * H) + (size_t)r0 * H;
+            if (c1 > c0 && r1 > r0) weight_gemm_run(&product, r1 - r0, src, H, pre_all + (size_t)r0 * G + c0, G);
+            if (split) { BARRIER } /* W_hh h_{t-1} of all columns written */
             for (int r = 0; r < rows; r++) {
                 size_t row = base + r, s = keep ? row : (size_t)b0 + r; /* s: where the step's saved values go */
                 const float *h = hp + (size_t)r * H;
@@ -911,10 +940,10 @@ void gru_sequence_backward(int threads, sgemm_t sgemm, int T, int B, int H, cons
         for (int j = 0; j < H && zh; j++) no_grad[j] = 0.0f;
         float *pg = g_hh ? partials + (size_t)THREAD_ID * 2 * G : NULL, *pb = pg ? pg + G : NULL;
         float *tmp = work + (size_t)b0 * H; /* rows x H: d_rec @ W_hh, of this thread's rows */
-        int c0, c1;
-        thread_cols(H, nt_, THREAD_ID, &c0, &c1);
-        struct weight_gemm product; /* columns c0..c1 of (B, H) = d_rec (B, G) @ W_hh */
-        weight_gemm_init(&product, sgemm, 'N', c1 - c0, B, G, w + c0, H, T);
+        int c0, c1, r0, r1;
+        int split = product_share(H, (long)G * H, nt_, THREAD_ID, B, b0, b1, &c0, &c1, &r0, &r1);
+        struct weight_gemm product; /* columns c0..c1, rows r0..r1 of (B, H) = d_rec (B, G) @ W_hh */
+        weight_gemm_init(&product, sgemm, 'N', c1 - c0, r1 - r0, G, w + c0, H, T);
         for (int t = T - 1; t >= 0; t--) {
             size_t base = (size_t)t * B + b0;
             for (int r = 0; r < rows; r++) {
@@ -933,9 +962,10 @@ void gru_sequence_backward(int threads, sgemm_t sgemm, int T, int B, int H, cons
                 for (int j = 0; j < H; j++) dhb[j] = dhp[j];
                 if (g_hh) ln_backward_row(G, r_hats + row * G, r_rstd[row], g_hh, drc, pg, pb);
             }
-            BARRIER /* d_rec of all rows written */
-            if (c1 > c0) weight_gemm_run(&product, B, d_rec + (size_t)t * B * G, G, work + c0, H);
-            BARRIER /* d_rec @ W_hh of all columns written */
+            if (split) { BARRIER } /* d_rec of all rows written */
+            const float *step_rec = d_rec + ((size_t)t * B + r0) * G;
+            if (c1 > c0 && r1 > r0) weight_gemm_run(&product, r1 - r0, step_rec, G, work + (size_t)r0 * H + c0, H);
+            if (split) { BARRIER } /* d_rec @ W_hh of all columns written */
             for (int r = 0; r < rows; r++) {
                 size_t row = base + r, b = (size_t)b0 + r;
                 if (valid && valid[row] == 0.0f) continue;
@@ -1085,6 +1115,7 @@ def library() -> ctypes.CDLL | None:
             lib.gru_sequence_forward.argtypes += [ctypes.c_void_p] * 13 + [ctypes.c_int, ctypes.c_void_p]
             lib.gru_sequence_backward.argtypes = [ctypes.c_int, ctypes.c_void_p, *ints] + [ctypes.c_void_p] * 15
             lib.set_packed_gemm.argtypes, lib.set_packed_gemm.restype = [ctypes.c_void_p] * 3, None
+            lib.set_column_split_min.argtypes, lib.set_column_split_min.restype = [ctypes.c_long], None
             lib.layer_norm_rows_forward.argtypes = [*ints, ctypes.c_float] + [ctypes.c_void_p] * 6
             lib.layer_norm_rows_backward.argtypes = ints + [ctypes.c_void_p] * 8
             kernels = ("ln_lstm", "lstm", "mingru_sequence", "minlstm_sequence", "lstm_sequence", "gru_sequence",
@@ -1093,6 +1124,8 @@ def library() -> ctypes.CDLL | None:
                 getattr(lib, f"{kernel}_forward").restype = getattr(lib, f"{kernel}_backward").restype = None
         except (OSError, subprocess.CalledProcessError):
             lib = None  # no compiler or a failed build: the torch code runs instead
+        if lib is not None and os.environ.get("RNNKIT_COLUMN_SPLIT_MIN"):  # e.g. 0: every product by columns
+            lib.set_column_split_min(int(os.environ["RNNKIT_COLUMN_SPLIT_MIN"]))
     _loaded.append(lib)
     return lib
 
@@ -1115,6 +1148,19 @@ def sgemm() -> int | None:
             use_packed_gemm(os.environ.get("RNNKIT_SGEMM_PACK", "1") != "0", torch_cpu)
     _sgemm.append(address)
     return address
+
+
+COLUMN_SPLIT_MIN = 131072  # the C kernels' default (column_split_min): W_hh floats, G x H
+
+
+def set_column_split_min(floats: int) -> None:
+    """Split each step's recurrent product of the whole-sequence LSTM/GRU kernels by columns across
+    threads (two barriers per step) where ``W_hh`` has at least ``floats`` floats (``G x H``), by
+    batch rows (no barriers) below: :data:`COLUMN_SPLIT_MIN` by default; 0 or a huge value runs
+    one mode everywhere (the tests do; so does ``RNNKIT_COLUMN_SPLIT_MIN`` when the library loads)."""
+    lib = library()
+    if lib is not None:
+        lib.set_column_split_min(ctypes.c_long(floats))
 
 
 def use_packed_gemm(on: bool, torch_cpu: ctypes.CDLL | None = None) -> bool:
