@@ -1,13 +1,14 @@
 """The LSTM family's and the min-cells' recurrences in C, with a pure-torch fallback.
 
 * **Whole sequences** (``lstm_sequence_forward`` / ``_backward``, and the GRU's): per step the
-  threads share out the recurrent product by columns (each its columns of ``W_hh``, packed once,
+  threads share out the recurrent product by columns where ``W_hh`` has at least
+  :data:`COLUMN_SPLIT_MIN` floats, by batch rows below (each its columns of ``W_hh``, packed once,
   for all batch rows, through the BLAS ``sgemm_`` that torch's own library exports:
   :func:`sgemm`; MKL on x86 builds), then each thread runs the gates, cell and ``h`` of its block
   of batch rows — for the layer-norm cell also the layer norms of ``W_ih x``, ``W_hh h`` and
-  ``c`` — in one pass, with a barrier between the two; the same backwards in time for the
-  gradients. :mod:`rnnkit.nn.sequence` calls them (``LSTMSequence`` for the plain cell,
-  ``LayerNormLSTMSequence``).
+  ``c`` — in one pass, with a barrier between the two (none when split by rows); the same
+  backwards in time for the gradients. :mod:`rnnkit.nn.sequence` calls them (``LSTMSequence`` for
+  the plain cell, ``LayerNormLSTMSequence``).
 * **Per step** (``lstm_forward`` / ``ln_lstm_forward`` and their backward): the same row math for
   one step of all rows, the products left to torch, where no ``sgemm_`` is found; and
   ``layer_norm_rows_*`` for ``LN_ih`` over all steps there.
@@ -614,12 +615,22 @@ MIN_SEQUENCE_FORWARD(minlstm, 3 * H)
 MIN_SEQUENCE_BACKWARD(minlstm, 3 * H)
 
 
-/* The recurrent products are split by columns, not rows: at every step each thread computes its
-   columns (thread_cols) of W_hh h_{t-1} for all B rows, between two barriers, then the row math of
-   its own rows as before. Each thread so packs and reads only its share of W_hh, with all B rows
-   per read (a row split reads all of W_hh per thread, for B / threads rows: measured here at
-   B = 64, H = 512 on 2 threads, 256 forward products took 0.34 s split by columns, 0.44-0.60 s by
-   rows). */
+/* Where W_hh is big enough (column_split_min), the recurrent products are split by columns, not
+   rows: at every step each thread computes its columns (thread_cols) of W_hh h_{t-1} for all B
+   rows, between two barriers, then the row math of its own rows as before. Each thread so packs
+   and reads only its share of W_hh, with all B rows per read (a row split reads all of W_hh per
+   thread, for B / threads rows: measured here at B = 64, H = 512 on 2 threads, 256 forward
+   products took 0.34 s split by columns, 0.44-0.60 s by rows). */
+
+/* One step's recurrent product, this thread's share of it (product_share: rows r0..r1, g's
+   columns c0..c1): c (ldc) = b (ldb) @ op(W), between barriers where split by columns. Every thread
+   of the region calls it at every step (a barrier waits for all). */
+static inline void shared_product(const struct weight_gemm *g, int split, int c0, int c1, int r0, int r1,
+                                  const float *b, int ldb, float *c, int ldc) {
+    if (split) { BARRIER } /* the rows of b written by every thread */
+    if (c1 > c0 && r1 > r0) weight_gemm_run(g, r1 - r0, b + (size_t)r0 * ldb, ldb, c + (size_t)r0 * ldc + c0, ldc);
+    if (split) { BARRIER } /* the columns of c written by every thread */
+}
 
 /* h_rec (rows, H) = h (rows, H) * mask (rows, H): a thread's rows of what multiplies W_hh. */
 static inline void mask_rows(int rows, int H, const float *restrict h, const float *restrict mask,
@@ -683,10 +694,7 @@ void lstm_sequence_forward(int threads, sgemm_t sgemm, int T, int B, int H, floa
         for (int t = 0; t < T; t++) {
             size_t base = (size_t)t * B + b0;
             const float *hp = hs + base * H;
-            if (split) { BARRIER } /* h_{t-1} of all rows written */
-            const float *src = (mask ? hrec_all : hs + (size_t)t * B * H) + (size_t)r0 * H;
-            if (c1 > c0 && r1 > r0) weight_gemm_run(&product, r1 - r0, src, H, pre_all + (size_t)r0 * G + c0, G);
-            if (split) { BARRIER } /* W_hh h_{t-1} of all columns written */
+            shared_product(&product, split, c0, c1, r0, r1, mask ? hrec_all : hs + (size_t)t * B * H, H, pre_all, G);
             for (int r = 0; r < rows; r++) {
                 size_t row = base + r, s = keep ? row : (size_t)b0 + r; /* s: where the step's saved values go */
                 if (ln) {
@@ -790,10 +798,7 @@ void lstm_sequence_backward(int threads, sgemm_t sgemm, int t0, int t1, int B, i
                 for (int j = 0; j < H; j++) { pc[j] += dcn[j] * chr[j]; pb[j] += dcn[j]; }
                 if (zoned) for (int j = 0; j < H; j++) dcb[j] += keep_c[j];
             }
-            if (split) { BARRIER } /* d_rec of all rows written */
-            const float *step_rec = drec - (size_t)b0 * G + (size_t)r0 * G;
-            if (c1 > c0 && r1 > r0) weight_gemm_run(&product, r1 - r0, step_rec, G, work + (size_t)r0 * H + c0, H);
-            if (split) { BARRIER } /* d_rec @ W_hh of all columns written */
+            shared_product(&product, split, c0, c1, r0, r1, drec - (size_t)b0 * G, G, work, H); /* step t's d_rec */
             for (int r = 0; r < rows; r++) {
                 size_t row = base + r, b = (size_t)b0 + r;
                 if (valid && valid[row] == 0.0f) continue;
@@ -857,10 +862,7 @@ void gru_sequence_forward(int threads, sgemm_t sgemm, int T, int B, int H, float
         for (int t = 0; t < T; t++) {
             size_t base = (size_t)t * B + b0;
             const float *hp = hs + base * H;
-            if (split) { BARRIER } /* h_{t-1} of all rows written */
-            const float *src = (mask ? hrec_all : hs + (size_t)t * B * H) + (size_t)r0 * H;
-            if (c1 > c0 && r1 > r0) weight_gemm_run(&product, r1 - r0, src, H, pre_all + (size_t)r0 * G + c0, G);
-            if (split) { BARRIER } /* W_hh h_{t-1} of all columns written */
+            shared_product(&product, split, c0, c1, r0, r1, mask ? hrec_all : hs + (size_t)t * B * H, H, pre_all, G);
             for (int r = 0; r < rows; r++) {
                 size_t row = base + r, s = keep ? row : (size_t)b0 + r; /* s: where the step's saved values go */
                 const float *h = hp + (size_t)r * H;
@@ -962,10 +964,7 @@ void gru_sequence_backward(int threads, sgemm_t sgemm, int T, int B, int H, cons
                 for (int j = 0; j < H; j++) dhb[j] = dhp[j];
                 if (g_hh) ln_backward_row(G, r_hats + row * G, r_rstd[row], g_hh, drc, pg, pb);
             }
-            if (split) { BARRIER } /* d_rec of all rows written */
-            const float *step_rec = d_rec + ((size_t)t * B + r0) * G;
-            if (c1 > c0 && r1 > r0) weight_gemm_run(&product, r1 - r0, step_rec, G, work + (size_t)r0 * H + c0, H);
-            if (split) { BARRIER } /* d_rec @ W_hh of all columns written */
+            shared_product(&product, split, c0, c1, r0, r1, d_rec + (size_t)t * B * G, G, work, H);
             for (int r = 0; r < rows; r++) {
                 size_t row = base + r, b = (size_t)b0 + r;
                 if (valid && valid[row] == 0.0f) continue;
