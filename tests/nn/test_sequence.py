@@ -255,6 +255,38 @@ def test_column_split_products_with_fewer_rows_or_columns_than_threads(request, 
         assert error <= 2 * torch_error + 1e-6 * scale, (float(error), float(torch_error), scale)
 
 
+@pytest.mark.parametrize("layer", ["lstm", "layer_norm_lstm", "gru", "min_gru"])
+def test_output_grads_are_read_in_any_layout(request, layer):
+    """The whole-sequence backward kernels read the grad of the outputs where autograd leaves it
+    (native.grad_rows): time-major or batch-major rows, expanded along H (as out.sum() gives), or
+    copied first where its last axis is strided. Each layout gives the same gradients, bit for bit,
+    as the same numbers in a contiguous tensor."""
+    from rnnkit.nn import native
+
+    if native.library() is None or native.sgemm() is None:
+        pytest.skip("no C kernels or sgemm_ here")
+    request.getfixturevalue("two_threads")
+    torch.manual_seed(0)
+    B, T, H = 3, 5, 6
+    make = {"lstm": lambda: rnn.LSTM(4, H, impl="loop"), "layer_norm_lstm": lambda: rnn.LayerNormLSTM(4, H),
+            "gru": lambda: rnn.GRU(4, H, impl="loop"), "min_gru": lambda: rnn.MinGRU(4, H)}[layer]  # fmt: skip
+    model, x = make(), torch.randn(B, T, 4)
+    layouts = {
+        "batch-major": torch.randn(B, T, H),
+        "time-major": torch.randn(T, B, H).transpose(0, 1),
+        "expanded along H": torch.randn(B, T, 1).expand(B, T, H),
+        "all one number": torch.randn(1, 1, 1).expand(B, T, H),
+        "strided along H": torch.randn(B, H, T).transpose(1, 2),
+    }
+    for name, grad in layouts.items():
+        out, _ = model(x)
+        in_place = torch.autograd.grad(out, list(model.parameters()), grad)
+        out, _ = model(x)
+        contiguous = torch.autograd.grad(out, list(model.parameters()), grad.contiguous())
+        for a, b in zip(in_place, contiguous, strict=True):
+            assert torch.equal(a, b), name
+
+
 @pytest.mark.parametrize("kind", ["lstm", "layer_norm_lstm"])
 def test_packed_weights_on_sequences_long_enough_to_pack(request, kind, product_split):
     """The whole-sequence kernels pack W_hh (MKL's sgemm_pack) only for calls of 32 steps or more

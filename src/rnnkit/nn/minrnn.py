@@ -164,16 +164,14 @@ class MinSequence(torch.autograd.Function):
         B, T, I = x.shape
         G, H = weight.shape[0], h0.shape[-1]
         threads, S = native.threads(), CHUNK_STEPS
-        if H > 1 and dh.stride(-1) not in (0, 1):  # read in place: any (B, T) strides, H contiguous or expanded
-            dh = buffers.empty(dh, B, T, H).copy_(dh)  # (B, T, H)
-        same_h = int(H > 1 and dh.stride(-1) == 0)  # one grad per (b, t), as out.sum() gives
+        dh, dh_layout = native.grad_rows(dh)  # (B, T, H), read in place
         carry = h0.new_zeros(B, H)  # grad of the state from later steps; ends as grad of h0
         d_weight_parts, d_bias_parts = weight.new_zeros(threads, G, I), weight.new_zeros(threads, G)  # per thread
         dx = buffers.empty(x, B, T, I) if ctx.needs_input_grad[0] else None
         work = x.new_empty(threads * (min(S, T) * G + H))  # each thread's chunk of grads of g, a row of dh
         getattr(native.library(), f"{ctx.kernel}_sequence_backward")(
             threads, native.sgemm(), B, T, I, H, S, x.data_ptr(), weight.data_ptr(), b.data_ptr(),
-            h0.data_ptr(), h.data_ptr(), g.data_ptr(), dh.data_ptr(), dh.stride(0), dh.stride(1), same_h,
+            h0.data_ptr(), h.data_ptr(), g.data_ptr(), dh.data_ptr(), dh_layout.data_ptr(),
             carry.data_ptr(), d_weight_parts.data_ptr(), d_bias_parts.data_ptr(), native.ptr(dx), work.data_ptr(),
         )  # fmt: skip
         d_bias = d_bias_parts.sum(0) if ctx.has_bias else None

@@ -335,10 +335,11 @@ def _backward_sequence_c(ctx, d_out: Tensor, d_hT: Tensor, d_cT: Tensor) -> tupl
     T, B, G = acts.shape
     H = G // 4
     lib, threads = native.library(), native.threads()
-    d_out, weight_hh = d_out.contiguous(), weight_hh.contiguous()  # (T, B, H), (4H, H)
+    (d_out, d_layout), weight_hh = native.grad_rows(d_out), weight_hh.contiguous()  # (T, B, H), (4H, H)
     dh, dc = d_hT.contiguous().clone(), d_cT.contiguous().clone()  # (B, H) each: carried back in place
     d_gates, work = buffers.empty(d_out, T, B, G), d_out.new_empty(_backward_work(B, H, threads))
-    args = (weight_hh, mask, valid, d_out, dh, dc, acts, tcs, cs, *(None,) * 6, d_gates, *(None,) * 11, zh, zc, work)
+    args = (weight_hh, mask, valid, d_out.data_ptr(), d_layout, dh, dc, acts, tcs, cs, *(None,) * 6, d_gates)
+    args += (*(None,) * 11, zh, zc, work)
     lib.lstm_sequence_backward(threads, native.sgemm(), 0, T, B, H, *map(native.ptr, args))
     h_rec = hs[:T] if mask is None else hs[:T] * mask  # (T, B, H): what multiplied W_hh
     d_weight_hh = d_gates.reshape(T * B, G).t() @ h_rec.reshape(T * B, H)  # (4H, H): one GEMM
@@ -347,7 +348,7 @@ def _backward_sequence_c(ctx, d_out: Tensor, d_hT: Tensor, d_cT: Tensor) -> tupl
 
 def _backward_work(B: int, H: int, threads: int) -> int:
     """Floats of work space ``lstm_sequence_backward`` needs."""
-    return B * 4 * H + threads * (6 * 4 * H + 4 * H)
+    return B * 4 * H + threads * (6 * 4 * H + 5 * H)
 
 
 class LayerNormLSTMSequence(torch.autograd.Function):
@@ -404,7 +405,7 @@ class LayerNormLSTMSequence(torch.autograd.Function):
         H = G // 4
         lib, threads = native.library(), native.threads()
         zeros = raw.new_zeros
-        d_out = d_out.contiguous()  # (T, B, H)
+        d_out, d_layout = native.grad_rows(d_out)  # (T, B, H), read in place
         dh, dc = d_hT.contiguous().clone(), d_cT.contiguous().clone()  # (B, H) each: carried back in place
         d_raw, work = buffers.empty(raw, T, B, G), raw.new_empty(_backward_work(B, H, threads))
         block = min(T, max(_MIN_CALL_STEPS, -(-_WEIGHT_GRAD_ROWS // B)))  # steps per C call and dW_hh GEMM
@@ -413,9 +414,9 @@ class LayerNormLSTMSequence(torch.autograd.Function):
         h_rec = hs[:T] if mask is None else hs[:T] * mask  # (T, B, H): what multiplied W_hh
         for end in range(T, 0, -block):
             start = max(0, end - block)
-            args = (weight_hh, mask, valid, d_out, dh, dc, None, tcs, cs, c_hats, stats[1], r_hats, stats[0])
-            args += (g_hh, g_c, d_raw, d_recs, d_g_hh, d_g_c, d_b_c, raw, stats[2], stats[3], g_ih, bias)
-            args += (d_g_ih, d_b_ih, *zoneout)  # zoneout: zh, zc
+            args = (weight_hh, mask, valid, d_out.data_ptr(), d_layout, dh, dc, None, tcs, cs, c_hats, stats[1])
+            args += (r_hats, stats[0], g_hh, g_c, d_raw, d_recs, d_g_hh, d_g_c, d_b_c, raw, stats[2], stats[3])
+            args += (g_ih, bias, d_g_ih, d_b_ih, *zoneout)  # zoneout: zh, zc
             lib.lstm_sequence_backward(threads, native.sgemm(), start, end, B, H, *map(native.ptr, (*args, work)))
             d_weight_hh.addmm_(d_recs[: end - start].reshape(-1, G).t(), h_rec[start:end].reshape(-1, H))
         return (d_raw, d_g_ih, d_b_ih if ctx.has_bias else None, dh, dc, d_weight_hh, None, None,
@@ -664,11 +665,12 @@ class GRUSequence(torch.autograd.Function):
         hs, acts, weight_hh, mask, valid, ln_hh_weight, r_hats, r_rstd, zh = double_backward.saved(ctx)
         T, B, G = acts.shape[0], acts.shape[1], acts.shape[2] // 4 * 3
         H, threads = G // 3, native.threads()
-        d_out, dh = d_out.contiguous(), d_hT.contiguous().clone()  # (T, B, H); (B, H) carried back in place
+        (d_out, d_layout), dh = native.grad_rows(d_out), d_hT.contiguous().clone()  # (T, B, H) read in place; (B, H)
         d_gx, d_rec = buffers.empty(d_out, T, B, G), buffers.empty(d_out, T, B, G)  # grads of gx, of W_hh h
         partials = d_out.new_zeros(threads, 2, G) if ln_hh_weight is not None else None  # grads of g_hh, b_hh
-        args = (weight_hh, mask, valid, d_out, dh, hs, acts, ln_hh_weight, r_hats, r_rstd, d_gx, d_rec, partials, zh)
-        args += (d_out.new_empty(B * 2 * H + threads * H),)  # work space
+        args = (weight_hh, mask, valid, d_out.data_ptr(), d_layout, dh, hs, acts, ln_hh_weight, r_hats, r_rstd)
+        args += (d_gx, d_rec, partials, zh)
+        args += (d_out.new_empty(B * 2 * H + threads * 2 * H),)  # work space
         native.library().gru_sequence_backward(threads, native.sgemm(), T, B, H, *map(native.ptr, args))
         h_rec = hs[:T] if mask is None else hs[:T] * mask  # (T, B, H): what multiplied W_hh
         d_weight_hh = d_rec.view(T * B, G).t() @ h_rec.reshape(T * B, H)  # (3H, H): one GEMM
