@@ -220,9 +220,10 @@ def test_c_kernels_stay_finite_where_the_activations_saturate(kind):
 def test_column_split_products_with_fewer_rows_or_columns_than_threads(request, layer, batch, product_split):
     """Each step's recurrent product is shared out by columns in blocks of 16: with H = 2 one of
     two threads has no columns of dh (and at B = 1 no rows either), on calls long enough to pack
-    W_hh. The C path's values and gradients are as close to float64's as the torch code's are
-    (layer norms over 2 units amplify float32 rounding, so the two float32 paths differ by up to
-    ~2e-5 of a tensor's largest value)."""
+    W_hh. The C path's values and gradients are about as close to float64's as the torch code's
+    are: within 8 times the torch code's error (layer norms over 2 units amplify float32 rounding:
+    over seeds 0-11 the C path's worst tensor error was 0.1-5.1 times the torch code's, with 256-
+    and 512-bit vectors alike; a wrong share of the product is off by the tensor's own scale)."""
     from rnnkit.nn import native
 
     if native.library() is None or native.sgemm() is None:
@@ -252,7 +253,7 @@ def test_column_split_products_with_fewer_rows_or_columns_than_threads(request, 
     for ours, torch_code, exact_value in zip(*results, reference, strict=True):
         scale = float(exact_value.abs().max())
         error, torch_error = ((t.double() - exact_value).abs().max() for t in (ours, torch_code))
-        assert error <= 2 * torch_error + 1e-6 * scale, (float(error), float(torch_error), scale)
+        assert error <= 8 * torch_error + 1e-6 * scale, (float(error), float(torch_error), scale)
 
 
 @pytest.mark.parametrize("reverse", [False, True])
