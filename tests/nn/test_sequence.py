@@ -256,33 +256,6 @@ def test_column_split_products_with_fewer_rows_or_columns_than_threads(request, 
         assert error <= 8 * torch_error + 1e-6 * scale, (float(error), float(torch_error), scale)
 
 
-@pytest.mark.parametrize("reverse", [False, True])
-def test_layer_norm_lstm_reads_the_projection_in_the_layout_x_has(request, reverse, product_split):
-    """The whole-sequence layer-norm LSTM projects a batch-major ``x`` batch-major and reads those
-    rows in place (no copy of ``x``), a time-major one time-major: the same values and gradients
-    either way, with lengths and a recurrent-dropout mask."""
-    from rnnkit.nn import native
-
-    if native.library() is None or native.sgemm() is None:
-        pytest.skip("no C kernels or sgemm_ here")
-    request.getfixturevalue("two_threads")
-    torch.manual_seed(0)
-    cell = make_cell("layer_norm_lstm", hidden=20)
-    B, T = 5, 9
-    lengths, mask = torch.tensor([9, 4, 1, 9, 7]), (torch.rand(B, 20) > 0.3).float() / 0.7
-    batch_major = torch.randn(B, T, 3)
-    time_major = batch_major.transpose(0, 1).contiguous().transpose(0, 1)  # the same numbers, (T, B, I) in memory
-    results = []
-    for x in (batch_major, time_major):
-        x = x.detach().requires_grad_()
-        out, (h, c) = lstm_scan(cell, x, None, lengths, reverse=reverse, mask=mask)
-        grads = torch.autograd.grad(out.square().sum() + (h * c).sum(), [x, *cell.parameters()])
-        results.append((out, h, c, *grads))
-    assert sequence._time_major(time_major) and not sequence._time_major(batch_major)
-    for a, b in zip(*results, strict=True):
-        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
-
-
 @pytest.mark.parametrize("layer", ["lstm", "layer_norm_lstm", "gru", "min_gru"])
 def test_output_grads_are_read_in_any_layout(request, layer):
     """The whole-sequence backward kernels read the grad of the outputs where autograd leaves it

@@ -690,18 +690,14 @@ static inline void zone_backward_row(int H, const float *restrict dob, const flo
    computes them again from what it keeps. zh, zc (T, B, H) or NULL: zoneout weights of h and c
    (zone_row), applied to each step's new state before it is carried (c_news then holds the zoned
    c). keep = 0 (no backward pass will come): acts, tcs, r_hats, r_rstd, c_hats, c_rstd, ih_mean,
-   ih_rstd hold one step (B rows), rewritten at every step. gx_layout (2 longs): the strides of gx's
-   first two axes (step t, row b's G floats at gx + t * ld_t + b * ld_b): time-major (B * G, G), or
-   a view of a batch-major projection (G, T * G), as x's layout makes it without a copy.
-   work: B * (G + H) + threads * G floats. */
+   ih_rstd hold one step (B rows), rewritten at every step. work: B * (G + H) + threads * G floats. */
 void lstm_sequence_forward(int threads, sgemm_t sgemm, int T, int B, int H, float eps, const float *gx,
-                           const long *gx_layout, const float *w, const float *mask, const float *valid,
-                           const float *g_hh, const float *g_c, const float *b_c, float *hs, float *cs,
-                           float *acts, float *tcs, float *outs, float *c_news, float *r_hats, float *r_rstd,
-                           float *c_hats, float *c_rstd, const float *g_ih, const float *b_ih, float *ih_mean,
-                           float *ih_rstd, const float *zh, const float *zc, int keep, float *work) {
+                           const float *w, const float *mask, const float *valid, const float *g_hh,
+                           const float *g_c, const float *b_c, float *hs, float *cs, float *acts, float *tcs,
+                           float *outs, float *c_news, float *r_hats, float *r_rstd, float *c_hats, float *c_rstd,
+                           const float *g_ih, const float *b_ih, float *ih_mean, float *ih_rstd, const float *zh,
+                           const float *zc, int keep, float *work) {
     int G = 4 * H, ln = g_hh != NULL;
-    long gx_t = gx_layout[0], gx_b = gx_layout[1];
     float *pre_all = work, *hrec_all = work + (size_t)B * G; /* B x G: W_hh h_{t-1}; B x H: h_{t-1} * mask */
     PARALLEL_REGION
     {
@@ -720,9 +716,8 @@ void lstm_sequence_forward(int threads, sgemm_t sgemm, int T, int B, int H, floa
             shared_product(&product, split, c0, c1, r0, r1, mask ? hrec_all : hs + (size_t)t * B * H, H, pre_all, G);
             for (int r = 0; r < rows; r++) {
                 size_t row = base + r, s = keep ? row : (size_t)b0 + r; /* s: where the step's saved values go */
-                const float *gxr = gx + t * gx_t + (b0 + r) * gx_b; /* this row's W_ih x */
                 if (ln) {
-                    ih_rstd[s] = normalize(gxr, gx_row, G, eps, ih_mean + s);
+                    ih_rstd[s] = normalize(gx + row * G, gx_row, G, eps, ih_mean + s);
                     for (int k = 0; k < G; k++) gx_row[k] = gx_row[k] * g_ih[k] + (b_ih ? b_ih[k] : 0.0f);
                     ln_lstm_forward_row(H, eps, pre + (size_t)r * G, gx_row, g_hh, g_c, b_c, cs + row * H,
                                         r_hats + s * G, r_rstd + s, acts + (b0 + r) * G, c_news + row * H,
@@ -730,8 +725,8 @@ void lstm_sequence_forward(int threads, sgemm_t sgemm, int T, int B, int H, floa
                 } else {
                     float *pr = pre + (size_t)r * G;
                     if (b_ih) for (int k = 0; k < G; k++) pr[k] += b_ih[k]; /* the plain cell's b_ih + b_hh */
-                    lstm_forward_row2(H, gxr, pr, cs + row * H, acts + s * G, c_news + row * H, tcs + s * H,
-                                      outs + row * H);
+                    lstm_forward_row2(H, gx + row * G, pr, cs + row * H, acts + s * G, c_news + row * H,
+                                      tcs + s * H, outs + row * H);
                 }
                 float *hn = hs + (row + B) * H, *cn = cs + (row + B) * H;
                 float *o = outs + row * H, *c = c_news + row * H;
@@ -758,21 +753,20 @@ void lstm_sequence_forward(int threads, sgemm_t sgemm, int T, int B, int H, floa
    d_g_hh (G), d_g_c (H), d_b_c (H), d_g_ih (G), d_b_ih (G). The layer-norm cell's acts are not
    kept: each row's are computed again from gx, its LN_ih statistics, b_ih (G or NULL, as in the
    forward pass) and r_hats (ln_lstm_acts), acts NULL. zh, zc: the forward pass's zoneout weights
-   or NULL. d_out (T, B, H): grads of the outputs, laid out as d_layout says (grad_rows); d_gates
-   laid out as gx (gx_layout, lstm_sequence_forward). work: B * 4H + threads * (6G + 5H) floats. */
+   or NULL. d_out (T, B, H): grads of the outputs, laid out as d_layout says (grad_rows). work:
+   B * 4H + threads * (6G + 5H) floats. */
 void lstm_sequence_backward(int threads, sgemm_t sgemm, int t0, int t1, int B, int H, const float *w,
                             const float *mask, const float *valid, const float *d_out, const long *d_layout,
                             float *dh, float *dc,
                             const float *acts, const float *tcs, const float *cs, const float *c_hats,
                             const float *c_rstd, const float *r_hats, const float *r_rstd, const float *g_hh,
                             const float *g_c, float *d_gates, float *d_rec, float *d_g_hh, float *d_g_c,
-                            float *d_b_c, const float *gx, const long *gx_layout, const float *ih_mean,
-                            const float *ih_rstd, const float *g_ih, const float *b_ih, float *d_g_ih,
-                            float *d_b_ih, const float *zh, const float *zc, float *work) {
+                            float *d_b_c, const float *gx, const float *ih_mean, const float *ih_rstd,
+                            const float *g_ih, const float *b_ih, float *d_g_ih, float *d_b_ih, const float *zh,
+                            const float *zc, float *work) {
     int G = 4 * H, ln = g_hh != NULL, P = 3 * G + 2 * H, zoned = zh || zc; /* P: per-thread partial sums */
     float *partials = work + (size_t)B * 3 * H, *zone_work = partials + (size_t)threads * (P + 3 * G);
     int used = 1;
-    long gx_t = gx_layout[0], gx_b = gx_layout[1], ld_rec = ln ? G : gx_b; /* ld_rec: d_rec's rows */
     struct grad_rows d_rows = grad_rows_of(d_out, d_layout);
     PARALLEL_REGION
     {
@@ -795,10 +789,10 @@ void lstm_sequence_backward(int threads, sgemm_t sgemm, int t0, int t1, int B, i
         for (int k = 0; k < P; k++) pg[k] = 0.0f;
         for (int t = t1 - 1; t >= t0; t--) {
             size_t base = (size_t)t * B + b0;
-            float *drec = ln ? d_rec + (size_t)(t - t0) * B * G : d_gates + t * gx_t; /* step t's row 0 */
+            float *drec = ln ? d_rec + ((size_t)(t - t0) * B + b0) * G : d_gates + base * G;
             for (int r = 0; r < rows; r++) {
                 size_t row = base + r, b = (size_t)b0 + r;
-                float *dg = d_gates + t * gx_t + b * gx_b, *dr = drec + b * ld_rec;
+                float *dg = d_gates + row * G, *dr = drec + (size_t)r * G;
                 if (valid && valid[row] == 0.0f) { /* past the end: the grads pass to the frozen state */
                     for (int k = 0; k < G; k++) dg[k] = 0.0f;
                     if (ln) for (int k = 0; k < G; k++) dr[k] = 0.0f;
@@ -820,15 +814,14 @@ void lstm_sequence_backward(int threads, sgemm_t sgemm, int t0, int t1, int B, i
                 for (int j = 0; j < H; j++) dhb[j] += dob[j]; /* grad of h_new */
                 float *dcn = scratch + (size_t)r * 2 * H;
                 /* dg_row: the grads of the gates, turned into those of the raw W_ih x (dg) on the spot */
-                const float *raw = gx + t * gx_t + b * gx_b;
-                struct ih_backward ih = {raw, g_ih, ih_mean[row], ih_rstd[row], xh, pg, pgi, pbi, dg};
+                struct ih_backward ih = {gx + row * G, g_ih, ih_mean[row], ih_rstd[row], xh, pg, pgi, pbi, dg};
                 ln_lstm_acts(H, &ih, b_ih, rhr, g_hh, a_row);
                 ln_lstm_backward_row(H, dhb, dcb, a_row, tcs + row * H, cs + row * H, chr, c_rstd[row],
                                      rhr, r_rstd[row], g_hh, g_c, dg_row, dr, dcb, dcn, dcn + H, &ih);
                 for (int j = 0; j < H; j++) { pc[j] += dcn[j] * chr[j]; pb[j] += dcn[j]; }
                 if (zoned) for (int j = 0; j < H; j++) dcb[j] += keep_c[j];
             }
-            shared_product(&product, split, c0, c1, r0, r1, drec, ld_rec, work, H); /* step t's d_rec */
+            shared_product(&product, split, c0, c1, r0, r1, drec - (size_t)b0 * G, G, work, H); /* step t's d_rec */
             for (int r = 0; r < rows; r++) {
                 size_t row = base + r, b = (size_t)b0 + r;
                 if (valid && valid[row] == 0.0f) continue;
@@ -1142,9 +1135,9 @@ def library() -> ctypes.CDLL | None:
                 getattr(lib, f"{cell}_sequence_forward").argtypes = sizes + [pointer] * 7
                 getattr(lib, f"{cell}_sequence_backward").argtypes = sizes + [pointer] * 13
             lib.lstm_sequence_forward.argtypes = [ctypes.c_int, ctypes.c_void_p, *ints, ctypes.c_float]
-            lib.lstm_sequence_forward.argtypes += [ctypes.c_void_p] * 24 + [ctypes.c_int, ctypes.c_void_p]
+            lib.lstm_sequence_forward.argtypes += [ctypes.c_void_p] * 23 + [ctypes.c_int, ctypes.c_void_p]
             lib.lstm_sequence_backward.argtypes = [ctypes.c_int, ctypes.c_void_p] + [ctypes.c_int] * 4
-            lib.lstm_sequence_backward.argtypes += [ctypes.c_void_p] * 32
+            lib.lstm_sequence_backward.argtypes += [ctypes.c_void_p] * 31
             lib.gru_sequence_forward.argtypes = [ctypes.c_int, ctypes.c_void_p, *ints, ctypes.c_float]
             lib.gru_sequence_forward.argtypes += [ctypes.c_void_p] * 13 + [ctypes.c_int, ctypes.c_void_p]
             lib.gru_sequence_backward.argtypes = [ctypes.c_int, ctypes.c_void_p, *ints] + [ctypes.c_void_p] * 16
@@ -1257,10 +1250,3 @@ def grad_rows(d: Tensor) -> tuple[Tensor, Tensor]:
         d = buffers.empty(d, *d.shape).copy_(d)
     same = int(d.shape[-1] > 1 and d.stride(-1) == 0)
     return d, torch.tensor([d.stride(0), d.stride(1), same], dtype=torch.int64)
-
-
-def row_strides(t: Tensor) -> Tensor:
-    """``(2,)`` int64: the strides of ``t``'s first two axes, for a kernel that reads its rows (the
-    last axis contiguous) wherever they are: ``gx_layout`` of ``lstm_sequence_*``."""
-    assert t.stride(-1) == 1, "rows must be contiguous"
-    return torch.tensor(t.stride()[:2], dtype=torch.int64)

@@ -105,8 +105,7 @@ class LSTMSequence(torch.autograd.Function):
         lib, threads = (native.library(), native.threads()) if use_c else (None, 1)
         if whole:  # (the layer-norm cell's whole-sequence path is LayerNormLSTMSequence)
             weight_hh, work = weight_hh.contiguous(), new(B * (G + H) + threads * G)
-            args = (gx, native.row_strides(gx), weight_hh, mask, valid, None, None, None, hs, cs, acts, tcs, outs)
-            args += (c_news, *(None,) * 5)
+            args = (gx, weight_hh, mask, valid, None, None, None, hs, cs, acts, tcs, outs, c_news, *(None,) * 5)
             args += (bias, None, None, zh, zc)  # bias in b_ih's place: the plain cell adds it to each row
             lib.lstm_sequence_forward(threads, native.sgemm(), T, B, H, 0.0, *map(native.ptr, args), int(keep),
                                       native.ptr(work))  # fmt: skip
@@ -340,20 +339,11 @@ def _backward_sequence_c(ctx, d_out: Tensor, d_hT: Tensor, d_cT: Tensor) -> tupl
     dh, dc = d_hT.contiguous().clone(), d_cT.contiguous().clone()  # (B, H) each: carried back in place
     d_gates, work = buffers.empty(d_out, T, B, G), d_out.new_empty(_backward_work(B, H, threads))
     args = (weight_hh, mask, valid, d_out.data_ptr(), d_layout, dh, dc, acts, tcs, cs, *(None,) * 6, d_gates)
-    args += (*(None,) * 5, native.row_strides(d_gates), *(None,) * 6, zh, zc, work)
+    args += (*(None,) * 11, zh, zc, work)
     lib.lstm_sequence_backward(threads, native.sgemm(), 0, T, B, H, *map(native.ptr, args))
     h_rec = hs[:T] if mask is None else hs[:T] * mask  # (T, B, H): what multiplied W_hh
     d_weight_hh = d_gates.reshape(T * B, G).t() @ h_rec.reshape(T * B, H)  # (4H, H): one GEMM
     return d_gates, dh, dc, d_weight_hh, None, None, None, None, None, None
-
-
-def _empty_rows_like(t: Tensor) -> Tensor:
-    """An uninitialized ``(T, B, G)`` tensor laid out as ``t``: time-major, or a view of a batch-major
-    ``(B, T, G)`` buffer (the layer-norm LSTM's projection of a batch-major ``x``, see :func:`lstm_scan`)."""
-    T, B, G = t.shape
-    if t.is_contiguous():
-        return buffers.empty(t, T, B, G)
-    return buffers.empty(t, B, T, G).transpose(0, 1)
 
 
 def _backward_work(B: int, H: int, threads: int) -> int:
@@ -392,8 +382,7 @@ class LayerNormLSTMSequence(torch.autograd.Function):
         acts, tcs, r_hats, c_hats = new(1, B, G), new(S, B, H), new(S, B, G), new(S, B, H)  # acts: one step
         stats = raw.new_empty(4, S, B)  # rstd of W_hh h, rstd of c, mean and rstd of W_ih x
         weight_hh = weight_hh.contiguous()
-        args = (raw.data_ptr(), native.row_strides(raw), weight_hh, mask, valid, ln_hh_weight, ln_c_weight, ln_c_bias)
-        args += (hs, cs, acts, tcs, outs, c_news)
+        args = (raw, weight_hh, mask, valid, ln_hh_weight, ln_c_weight, ln_c_bias, hs, cs, acts, tcs, outs, c_news)
         args += (r_hats, stats[0], c_hats, stats[1], ln_ih_weight, bias, stats[2], stats[3])
         args += (zh, zc)  # zoneout weights
         work = raw.new_empty(B * (G + H) + threads * G)
@@ -418,7 +407,7 @@ class LayerNormLSTMSequence(torch.autograd.Function):
         zeros = raw.new_zeros
         d_out, d_layout = native.grad_rows(d_out)  # (T, B, H), read in place
         dh, dc = d_hT.contiguous().clone(), d_cT.contiguous().clone()  # (B, H) each: carried back in place
-        d_raw, work = _empty_rows_like(raw), raw.new_empty(_backward_work(B, H, threads))
+        d_raw, work = buffers.empty(raw, T, B, G), raw.new_empty(_backward_work(B, H, threads))
         block = min(T, max(_MIN_CALL_STEPS, -(-_WEIGHT_GRAD_ROWS // B)))  # steps per C call and dW_hh GEMM
         d_recs, d_weight_hh = buffers.empty(raw, block, B, G), zeros(G, H)  # grads of W_hh h for a block
         d_g_hh, d_g_c, d_b_c, d_g_ih, d_b_ih = zeros(G), zeros(H), zeros(H), zeros(G), zeros(G)
@@ -426,8 +415,7 @@ class LayerNormLSTMSequence(torch.autograd.Function):
         for end in range(T, 0, -block):
             start = max(0, end - block)
             args = (weight_hh, mask, valid, d_out.data_ptr(), d_layout, dh, dc, None, tcs, cs, c_hats, stats[1])
-            args += (r_hats, stats[0], g_hh, g_c, d_raw.data_ptr(), d_recs, d_g_hh, d_g_c, d_b_c, raw.data_ptr())
-            args += (native.row_strides(raw), stats[2], stats[3])
+            args += (r_hats, stats[0], g_hh, g_c, d_raw, d_recs, d_g_hh, d_g_c, d_b_c, raw, stats[2], stats[3])
             args += (g_ih, bias, d_g_ih, d_b_ih, *zoneout)  # zoneout: zh, zc
             lib.lstm_sequence_backward(threads, native.sgemm(), start, end, B, H, *map(native.ptr, (*args, work)))
             d_weight_hh.addmm_(d_recs[: end - start].reshape(-1, G).t(), h_rec[start:end].reshape(-1, H))
@@ -565,20 +553,17 @@ def lstm_scan(
     mask = None if mask is None else mask.contiguous()  # (B, H): the C kernels read it row by row
     valid = _valid_steps(lengths, T, x)  # (T, B, 1) or None
     zh, zc = (None, None) if zoneout is None else (_contiguous(z) for z in zoneout)  # (T, B, H) each
-    G = cell.weight_ih.shape[0]
-    if isinstance(cell, LayerNormLSTMCell) and native.whole_sequence(x, weight_hh) and not _time_major(x):
-        # all of it in whole-sequence C calls, which read W_ih x in the layout x has: projected
-        # batch-major, x is not copied (at B=64, T=256, I=256, 16 ms of a 0.55 s training step)
-        rows = InputProjection.apply(x.reshape(B * T, -1), cell.weight_ih)  # (B * T, 4H): W_ih x
-        gates = rows.view(B, T, G).transpose(0, 1)  # (T, B, 4H), a view
-        return _layer_norm_lstm_sequence(cell, gates, h0, c0, weight_hh, mask, valid, zh, zc, lengths, reverse)
     x_rows = x.transpose(0, 1).reshape(T * B, -1)  # (T * B, I), time-major
+    G = cell.weight_ih.shape[0]
     source = (functools.partial(_projection, T=T, B=B), x_rows, cell.weight_ih)  # rebuilds W_ih x (double backward)
     if isinstance(cell, LayerNormLSTMCell):
         gates = InputProjection.apply(x_rows, cell.weight_ih).view(T, B, G)  # (T, B, 4H): W_ih x
         bias = None if cell.bias_ih is None else cell.bias_ih + cell.bias_hh  # LN_hh's shift folded in here
         if native.whole_sequence(gates, weight_hh):  # all of it in whole-sequence C calls
-            return _layer_norm_lstm_sequence(cell, gates, h0, c0, weight_hh, mask, valid, zh, zc, lengths, reverse)
+            ln_cell = (cell.ln_hh_weight, cell.ln_c_weight, cell.ln_c_bias, cell.eps)
+            args = (gates, cell.ln_ih_weight, bias, h0, c0, weight_hh, mask, valid, *ln_cell, zh, zc, _keep())
+            out, h_n, c_n = LayerNormLSTMSequence.apply(*args)
+            return _batch_major(out, lengths, reverse), (h_n, c_n)
         gx = _layer_norm(gates, cell.ln_ih_weight, bias, cell.eps, source)  # LN_ih(W_ih x) + b_ih + b_hh
         normalized = functools.partial(_normalized_projection, T=T, B=B, eps=cell.eps)
         source = (normalized, x_rows, cell.weight_ih, cell.ln_ih_weight, bias)
@@ -588,22 +573,6 @@ def lstm_scan(
         gx = InputProjection.apply(x_rows, cell.weight_ih).view(T, B, G)  # (T, B, 4H): W_ih x
         ln = (None, None, None, 0.0)
     out, h_n, c_n = LSTMSequence.apply(gx, bias, h0, c0, weight_hh, mask, valid, *ln, zh, zc, _keep(), source)
-    return _batch_major(out, lengths, reverse), (h_n, c_n)
-
-
-def _time_major(x: Tensor) -> bool:
-    """Whether ``x: (B, T, I)`` is a view of a contiguous ``(T, B, I)`` tensor (a layer's input
-    without ``batch_first``)."""
-    return x.transpose(0, 1).is_contiguous()
-
-
-def _layer_norm_lstm_sequence(cell, gates, h0, c0, weight_hh, mask, valid, zh, zc, lengths, reverse):
-    """:func:`lstm_scan`'s whole-sequence layer-norm LSTM on ``gates = W_ih x: (T, B, 4H)``
-    (time-major, or a view of a batch-major projection)."""
-    bias = None if cell.bias_ih is None else cell.bias_ih + cell.bias_hh  # LN_hh's shift folded in here
-    ln_cell = (cell.ln_hh_weight, cell.ln_c_weight, cell.ln_c_bias, cell.eps)
-    args = (gates, cell.ln_ih_weight, bias, h0, c0, weight_hh, mask, valid, *ln_cell, zh, zc, _keep())
-    out, h_n, c_n = LayerNormLSTMSequence.apply(*args)
     return _batch_major(out, lengths, reverse), (h_n, c_n)
 
 
