@@ -1244,8 +1244,8 @@ def grad_rows(d: Tensor) -> tuple[Tensor, Tensor]:
     ``(3,)`` int64: the strides of the first two axes, and 1 where the last axis has stride 0 (one
     float for all ``H``, as ``out.sum()`` gives). Autograd hands the sequence Functions the grad of
     their ``(T, B, H)`` output as a transposed view of the ``(B, T, H)`` grad, or expanded: read in
-    place, neither costs the copy ``contiguous()`` would make (at B=64, T=256, H=512, 50 ms of a
-    0.6 s training step on a 2-vCPU Xeon)."""
+    place, neither costs the copy ``contiguous()`` would make (a layer-norm LSTM at B=64, T=256,
+    H=512 on a 2-vCPU Xeon: 11-22 ms of a 0.52-0.54 s training step, A/B in one process)."""
     if d.shape[-1] > 1 and d.stride(-1) not in (0, 1):
         d = buffers.empty(d, *d.shape).copy_(d)
     same = int(d.shape[-1] > 1 and d.stride(-1) == 0)
