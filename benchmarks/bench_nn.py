@@ -24,7 +24,7 @@ import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import rnnkit.nn as rnn
-from benchmarks.results_io import write_result
+from benchmarks.results_io import result_name, write_result
 
 SIZES = {"small": dict(B=32, T=100, I=128, H=256), "large": dict(B=64, T=256, I=256, H=512)}
 KINDS = {"rnn": (rnn.RNN, torch.nn.RNN), "lstm": (rnn.LSTM, torch.nn.LSTM), "gru": (rnn.GRU, torch.nn.GRU)}
@@ -105,6 +105,7 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     parser.add_argument("--repeats", type=int, default=5, help="timed repetitions per measurement (median)")
     parser.add_argument("--notes", default="", help="free text stored with the results (e.g. machine load)")
+    parser.add_argument("--name", type=result_name, default="nn", help="file: benchmarks/results/<name>.json")
     args = parser.parse_args()
     start = time.perf_counter()
     metrics, reference = {}, {}
@@ -118,7 +119,7 @@ def main() -> None:
                 (reference if key.endswith("_torch") else metrics)[f"{label}_{key}"] = value
     sizes = {k: SIZES[k] for k in args.sizes}
     path = write_result(
-        "nn",
+        args.name,
         dataset="random normal tensors",
         split="n/a",
         metrics=metrics,

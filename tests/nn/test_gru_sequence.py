@@ -63,7 +63,11 @@ def test_gru_fast_path_equals_generic_loop(threads, batch, hidden, steps, bias, 
         grads = torch.autograd.grad((out * weights).sum() + (h * h).sum(), [x, h0, *cell.parameters()])
         results.append((out, h, *grads))
     for fast, reference in zip(*results, strict=True):
-        torch.testing.assert_close(fast, reference, atol=1e-5, rtol=1e-5)
+        # The layer norms' gains and biases get float32 sums over 120 rows of terms up to ~15,
+        # taken in another order (and through OpenBLAS's products on AMD CPUs): 1.1e-5 apart on an
+        # element of 0.02 on a Zen 5, so the absolute tolerance scales with the tensor.
+        scale = max(1.0, float(reference.abs().max()))
+        torch.testing.assert_close(fast, reference, atol=1e-5 * scale, rtol=1e-5)
     if lengths is not None:  # outputs past each end are zero
         out = results[0][0]
         for b, n in enumerate(lengths.tolist()):

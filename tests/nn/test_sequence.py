@@ -295,8 +295,12 @@ def test_packed_weights_on_sequences_long_enough_to_pack(request, kind, product_
     values and gradients, with lengths and a recurrent-dropout mask, on 2 threads."""
     from rnnkit.nn import native
 
-    if native.library() is None or native.sgemm() is None or not native.use_packed_gemm(True):
-        pytest.skip("no C kernels, sgemm_ or sgemm_pack_ here")
+    if native.library() is None or native.sgemm() is None:
+        pytest.skip("no C kernels or sgemm_ here")
+    packed = native.packed_gemm()  # off where the kernels call OpenBLAS: turned on for this test only
+    if not native.use_packed_gemm(True):
+        pytest.skip("no sgemm_pack_ here")
+    request.addfinalizer(lambda: native.use_packed_gemm(packed))
     request.getfixturevalue("two_threads")
     cell = make_cell(kind, hidden=8)
     x = torch.randn(3, 40, 3, requires_grad=True)

@@ -3,8 +3,8 @@
 * **Whole sequences** (``lstm_sequence_forward`` / ``_backward``, and the GRU's): per step the
   threads share out the recurrent product by columns where ``W_hh`` has at least
   :data:`COLUMN_SPLIT_MIN` floats, by batch rows below (each its columns of ``W_hh``, packed once,
-  for all batch rows, through the BLAS ``sgemm_`` that torch's own library exports:
-  :func:`sgemm`; MKL on x86 builds), then each thread runs the gates, cell and ``h`` of its block
+  for all batch rows, through a BLAS ``sgemm_``: :func:`sgemm`, torch's own MKL, or OpenBLAS on
+  AMD CPUs as :mod:`rnnkit.nn.blas` chooses), then each thread runs the gates, cell and ``h`` of its block
   of batch rows — for the layer-norm cell also the layer norms of ``W_ih x``, ``W_hh h`` and
   ``c`` — in one pass, with a barrier between the two (none when split by rows); the same
   backwards in time for the gradients. :mod:`rnnkit.nn.sequence` calls them (``LSTMSequence`` for
@@ -43,7 +43,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from rnnkit.nn import buffers
+from rnnkit.nn import blas, buffers
 
 SOURCE = r"""
 #include <float.h>
@@ -1158,23 +1158,26 @@ def library() -> ctypes.CDLL | None:
 
 
 def sgemm() -> int | None:
-    """The address of the BLAS ``sgemm_`` (Fortran interface, 32-bit integers) in torch's own CPU
-    library, or ``None``. Official x86 builds of torch link MKL into ``libtorch_cpu`` and export
-    it; the whole-sequence kernels call it for their recurrent products. ``RNNKIT_SGEMM=0``
-    turns it off (the per-step kernels run instead)."""
+    """The address of the BLAS ``sgemm_`` (Fortran interface, 32-bit integers) the whole-sequence
+    kernels call, or ``None``: torch's own (official x86 builds of torch link MKL into
+    ``libtorch_cpu`` and export it) or OpenBLAS's, as :mod:`rnnkit.nn.blas` chooses (OpenBLAS on AMD
+    CPUs; ``RNNKIT_BLAS``). ``RNNKIT_SGEMM=0`` turns it off (the per-step kernels run instead)."""
     if _sgemm:
         return _sgemm[0]
-    address = None
+    name, address = "none", None
     if os.environ.get("RNNKIT_SGEMM", "1") != "0" and library() is not None:
-        try:
-            torch_cpu = ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"))
-            address = ctypes.cast(torch_cpu.sgemm_, ctypes.c_void_p).value
-        except (OSError, AttributeError):
-            address = None
-        if address is not None:
-            use_packed_gemm(os.environ.get("RNNKIT_SGEMM_PACK", "1") != "0", torch_cpu)
-    _sgemm.append(address)
+        name, address = blas.find_sgemm()
+        if address is not None:  # MKL's packing API, only with MKL's sgemm_
+            use_packed_gemm(name == "torch" and os.environ.get("RNNKIT_SGEMM_PACK", "1") != "0")
+    _sgemm[:] = [address, blas.describe(name) if address is not None else "none"]
     return address
+
+
+def sgemm_name() -> str:
+    """Which ``sgemm_`` :func:`sgemm` found: ``"torch"`` (MKL on x86), ``"openblas (<kernels>)"``
+    or ``"none"``."""
+    sgemm()
+    return _sgemm[1] if len(_sgemm) > 1 else "none"
 
 
 COLUMN_SPLIT_MIN = 131072  # the C kernels' default (column_split_min): W_hh floats, G x H
@@ -1190,27 +1193,35 @@ def set_column_split_min(floats: int) -> None:
         lib.set_column_split_min(ctypes.c_long(floats))
 
 
-def use_packed_gemm(on: bool, torch_cpu: ctypes.CDLL | None = None) -> bool:
+def use_packed_gemm(on: bool) -> bool:
     """Let the whole-sequence kernels pack ``W_hh`` once per call with MKL's ``sgemm_pack`` /
-    ``sgemm_compute`` (about 1.6x faster per-step products at B=32, H=512 here than plain
+    ``sgemm_compute`` (about 1.6x faster per-step products at B=32, H=512 on a Xeon than plain
     ``sgemm_``, which packs at every call), where torch's library exports them; ``on=False`` (or
-    ``RNNKIT_SGEMM_PACK=0``) goes back to plain ``sgemm_``. Returns whether packing is on."""
+    ``RNNKIT_SGEMM_PACK=0``) goes back to plain ``sgemm_``. :func:`sgemm` turns it on with MKL's
+    ``sgemm_`` only. Returns whether packing is on."""
     lib = library()
     if lib is None:
         return False
     functions = (None, None, None)
     if on:
         try:
-            torch_cpu = torch_cpu or ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"))
+            torch_cpu = blas.torch_cpu()
             names = ("sgemm_pack_get_size_", "sgemm_pack_", "sgemm_compute_")
             functions = tuple(ctypes.cast(getattr(torch_cpu, name), ctypes.c_void_p).value for name in names)
-        except (OSError, AttributeError):
+        except AttributeError:
             functions = (None, None, None)
     lib.set_packed_gemm(*functions)
-    return functions[0] is not None
+    _packed[:] = [functions[0] is not None]
+    return _packed[0]
 
 
-_sgemm: list = []  # [address or None] once looked up
+def packed_gemm() -> bool:
+    """Whether the kernels pack ``W_hh`` with MKL's API now (:func:`use_packed_gemm`)."""
+    return bool(_packed and _packed[0])
+
+
+_packed: list = []  # [whether MKL's packing is on] once set
+_sgemm: list = []  # [address or None, sgemm_name] once looked up
 
 
 def usable(*tensors: Tensor) -> bool:
