@@ -3,7 +3,8 @@
 * :func:`gemm_rate`: flop/s of one big product (no recurrence: all steps' rows at once);
 * :func:`step_product_rate`: flop/s of one step's recurrent product of a thread's batch rows with
   the weight packed once (MKL ``sgemm_pack`` / ``sgemm_compute``, exported by torch's own CPU
-  library), as the whole-sequence C kernels of :mod:`rnnkit.nn.native` run theirs — a recurrence
+  library), or through OpenBLAS's plain ``sgemm_`` where the kernels call it (:mod:`rnnkit.nn.blas`),
+  as the whole-sequence C kernels of :mod:`rnnkit.nn.native` run theirs — a recurrence
   cannot batch these across steps, so this is their rate in any implementation built on that BLAS;
 * :func:`stream_rates`: bytes/s that one pass reading, and one pass writing, a buffer far larger
   than the caches moves at torch's thread count (DRAM bandwidth).
@@ -21,6 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+
+from rnnkit.nn import native
 
 
 def _median_seconds(job: Callable[[], object], repeats: int) -> float:
@@ -46,9 +49,15 @@ def _best_rate(work: float, job: Callable[[], object], repeats: int) -> float:
 
 
 def gemm_rate(rows: int, k: int, n: int, repeats: int) -> float:
-    """flop/s of a GEMM ``(rows, k) @ (k, n)`` into a preallocated output (median of ``repeats``)."""
+    """flop/s of a GEMM ``(rows, k) @ (k, n)`` into a preallocated output (median of ``repeats``):
+    through torch's ``mm``, or the BLAS rnnkit's kernels call (``native.mm``: OpenBLAS on AMD CPUs)
+    if that is faster."""
     a, b, out = torch.randn(rows, k), torch.randn(k, n), torch.empty(rows, n)
-    return _best_rate(2 * rows * k * n, lambda: torch.mm(a, b, out=out), repeats)
+    rate = _best_rate(2 * rows * k * n, lambda: torch.mm(a, b, out=out), repeats)
+    if native.sgemm_name().startswith("openblas"):
+        with torch.no_grad():
+            rate = max(rate, _best_rate(2 * rows * k * n, lambda: native.mm(a, b, out=out), repeats))
+    return rate
 
 
 class _PackedProduct:
@@ -97,14 +106,18 @@ def step_product_rate(batch: int, k: int, m: int, transposed: bool, repeats: int
     a, out = torch.randn(batch, k), torch.empty(batch, m)
     weight = w.t() if transposed else w
     rate = _best_rate(2 * batch * k * m * steps, lambda: [torch.mm(a, weight, out=out) for _ in range(steps)], repeats)
-    if product is None:
-        return rate
+    jobs = [] if product is None else [lambda: [product() for _ in range(steps)]]
+    if native.sgemm_name().startswith("openblas"):  # the kernels' plain sgemm_ on a thread's rows
+        a_rows, out_rows = a[:rows], out[:rows]
+        jobs.append(lambda: [native.mm(a_rows, weight, out=out_rows) for _ in range(steps)])
     torch.set_num_threads(1)
     try:
-        alone = _median_seconds(lambda: [product() for _ in range(steps)], repeats)
+        with torch.no_grad():
+            for job in jobs:
+                rate = max(rate, threads * per_step * steps / _median_seconds(job, repeats))
     finally:
         torch.set_num_threads(threads)
-    return max(rate, threads * per_step * steps / alone)
+    return rate
 
 
 def stream_rates(nbytes: int, repeats: int) -> tuple[float, float]:

@@ -32,7 +32,8 @@ def section(record: dict) -> str:
         f"- dataset: {record.get('dataset', '?')}; split: {record.get('split', '?')}",
         f"- command: `{record.get('command', '?')}`",
         f"- commit: `{record.get('git_commit', '?')}`; wall time: {record.get('wall_seconds', '?')} s",
-        f"- machine: {machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, torch {machine.get('torch', '?')}",
+        f"- machine: {machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, torch {machine.get('torch', '?')}"
+        + (f"; rnnkit's sgemm_: {machine['rnnkit_sgemm']}" if "rnnkit_sgemm" in machine else ""),
     ]
     if record.get("notes"):
         lines.append(f"- notes: {record['notes']}")

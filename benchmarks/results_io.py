@@ -36,7 +36,10 @@ def result_name(text: str) -> str:
 
 
 def machine() -> dict[str, Any]:
-    """CPU model, core count, torch version and threads of this machine."""
+    """CPU model and vendor, core count, torch version and threads of this machine, and the BLAS
+    ``sgemm_`` rnnkit's C kernels call (:func:`rnnkit.nn.native.sgemm_name`)."""
+    from rnnkit.nn import blas, native
+
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -47,11 +50,13 @@ def machine() -> dict[str, Any]:
         pass
     return {
         "cpu": cpu,
+        "cpu_vendor": blas.cpu_info()[0],
         "cores": os.cpu_count(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # the vector ISA torch's kernels use
         "python": platform.python_version(),
+        "rnnkit_sgemm": native.sgemm_name(),
     }
 
 

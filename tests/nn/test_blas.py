@@ -119,3 +119,57 @@ def test_each_blas_gives_the_torch_codes_numbers(which):
         assert not report["packed"]
     for name, error in report["errors"].items():
         assert error < 2e-5, (name, error)
+
+
+@pytest.fixture
+def openblas_products(monkeypatch):
+    """native.mm through OpenBLAS's parallel_sgemm, whatever this machine's CPU."""
+    if native.library() is None or not HAS_OPENBLAS:
+        pytest.skip("no C kernels, or scipy-openblas32 is not installed")
+    monkeypatch.setattr(native, "_sgemm", [blas.openblas_sgemm(), "openblas (test)"])
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_mm_through_openblas_takes_every_layout(openblas_products, threads, monkeypatch):
+    """Row-major, transposed and strided operands, vectors, into a given output, added to it: the
+    products torch.mm gives, the rows of the output shared out to 1-3 threads."""
+    import torch
+
+    monkeypatch.setattr(native, "threads", lambda: threads)
+    torch.manual_seed(0)
+    m, k, n = 37, 19, 23
+    a_layouts = [torch.randn(m, k), torch.randn(k, m).t(), torch.randn(m, 2 * k)[:, ::2]]
+    b_layouts = [torch.randn(k, n), torch.randn(n, k).t()]
+    with torch.no_grad():
+        for a in a_layouts:
+            for b in b_layouts:
+                torch.testing.assert_close(native.mm(a, b), a @ b, atol=1e-5, rtol=1e-5)
+                out = torch.randn(m, n)
+                expected = out + a @ b
+                assert native.mm(a, b, out=out, accumulate=True) is out
+                torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+                native.mm(a, b, out=out)
+                torch.testing.assert_close(out, a @ b, atol=1e-5, rtol=1e-5)
+        for a, b in (
+            (torch.randn(1, k), b_layouts[0]),
+            (a_layouts[0], torch.randn(k, 1)),
+            (torch.randn(m, 1), torch.randn(1, n)),
+        ):
+            torch.testing.assert_close(native.mm(a, b), a @ b, atol=1e-5, rtol=1e-5)
+
+
+def test_mm_leaves_recorded_products_and_other_dtypes_to_torch(openblas_products):
+    """While autograd records (create_graph=True) the product is torch's, with its grad_fn; float64
+    and empty products too."""
+    import torch
+
+    a, b = torch.randn(5, 3, requires_grad=True), torch.randn(3, 4)
+    product = native.mm(a, b)
+    assert product.grad_fn is not None
+    (g,) = torch.autograd.grad(product.sum(), a)
+    torch.testing.assert_close(g, torch.ones(5, 4) @ b.t())
+    with torch.no_grad():
+        a64, b64 = torch.randn(5, 3, dtype=torch.float64), torch.randn(3, 4, dtype=torch.float64)
+        assert native.mm(a64, b64).dtype == torch.float64
+        torch.testing.assert_close(native.mm(a64, b64), a64 @ b64)
+        assert native.mm(torch.randn(5, 0), torch.randn(0, 4)).abs().sum() == 0

@@ -404,6 +404,24 @@ void ln_lstm_backward(int threads, int B, int H, const float *restrict dh, const
 typedef void (*sgemm_t)(const char *, const char *, const int *, const int *, const int *, const float *,
                         const float *, const int *, const float *, const int *, const float *, float *, const int *);
 
+/* One big product through sgemm_, its n columns (column-major: the rows of a row-major output)
+   shared out to the threads in blocks, each block one single-threaded call: C (m, n) = op(A) op(B)
+   + beta C, ta / tb: whether A / B are transposed. For a BLAS that runs one thread per call
+   (rnnkit's OpenBLAS); torch's MKL threads its own calls. */
+void parallel_sgemm(int threads, sgemm_t sgemm, int ta, int tb, int m, int n, int k, const float *a, int lda,
+                    const float *b, int ldb, float beta, float *c, int ldc) {
+    const float one = 1.0f;
+    const char *op_a = ta ? "T" : "N", *op_b = tb ? "T" : "N";
+    PARALLEL_REGION
+    {
+        THREAD_ROWS(n, j0, j1);
+        int cols = j1 - j0;
+        if (cols > 0)
+            sgemm(op_a, op_b, &m, &cols, &k, &one, a, &lda, b + (tb ? (size_t)j0 : (size_t)j0 * ldb), &ldb, &beta,
+                  c + (size_t)j0 * ldc, &ldc);
+    }
+}
+
 /* MKL's packed GEMM (sgemm_pack / sgemm_compute), where the BLAS has it: a weight matrix used by
    every step is packed once per call and thread instead of at every product. set_packed_gemm()
    gives the functions (NULL: plain sgemm_ only). */
@@ -1142,6 +1160,9 @@ def library() -> ctypes.CDLL | None:
             lib.gru_sequence_forward.argtypes += [ctypes.c_void_p] * 13 + [ctypes.c_int, ctypes.c_void_p]
             lib.gru_sequence_backward.argtypes = [ctypes.c_int, ctypes.c_void_p, *ints] + [ctypes.c_void_p] * 16
             lib.set_packed_gemm.argtypes, lib.set_packed_gemm.restype = [ctypes.c_void_p] * 3, None
+            lib.parallel_sgemm.argtypes = [ctypes.c_int, pointer] + [ctypes.c_int] * 5 + [pointer, ctypes.c_int] * 2
+            lib.parallel_sgemm.argtypes += [ctypes.c_float, pointer, ctypes.c_int]
+            lib.parallel_sgemm.restype = None
             lib.set_column_split_min.argtypes, lib.set_column_split_min.restype = [ctypes.c_long], None
             lib.layer_norm_rows_forward.argtypes = [*ints, ctypes.c_float] + [ctypes.c_void_p] * 6
             lib.layer_norm_rows_backward.argtypes = ints + [ctypes.c_void_p] * 8
@@ -1178,6 +1199,52 @@ def sgemm_name() -> str:
     or ``"none"``."""
     sgemm()
     return _sgemm[1] if len(_sgemm) > 1 else "none"
+
+
+def mm(a: Tensor, b: Tensor, out: Tensor | None = None, accumulate: bool = False) -> Tensor:
+    """``a @ b``, ``(m, k) @ (k, n) -> (m, n)``, into ``out`` if given (contiguous), added to it with
+    ``accumulate``: the big products of the sequence Functions (input projections, weight
+    gradients). Where the kernels call OpenBLAS (:mod:`rnnkit.nn.blas`: AMD CPUs, on which torch's
+    MKL runs at half the speed), through it, the rows of the output shared out to torch's threads
+    (``parallel_sgemm``); elsewhere, or while autograd records (a backward pass with
+    ``create_graph=True``), with ``torch.mm``."""
+    if not _openblas_products(a, b, out):
+        if out is None:
+            return a @ b
+        return out.addmm_(a, b) if accumulate else torch.mm(a, b, out=out)
+    (m, k), n = a.shape, b.shape[1]
+    if out is None:
+        out = buffers.empty(a, m, n)
+    a, trans_a, ld_a = _column_major(a)
+    b, trans_b, ld_b = _column_major(b)
+    # Column-major, out^T (n, m) = b^T (n, k) a^T (k, m): b is the BLAS's A, a its B
+    library().parallel_sgemm(threads(), sgemm(), trans_b, trans_a, n, m, k, b.data_ptr(), ld_b, a.data_ptr(),
+                             ld_a, 1.0 if accumulate else 0.0, out.data_ptr(), max(1, n))  # fmt: skip
+    return out
+
+
+def _openblas_products(a: Tensor, b: Tensor, out: Tensor | None) -> bool:
+    """Whether :func:`mm` takes ``parallel_sgemm``: OpenBLAS's sgemm_, float32 CPU matrices of
+    matching sizes, a contiguous ``out`` and autograd not recording."""
+    if torch.is_grad_enabled() or a.dim() != 2 or b.dim() != 2 or a.shape[1] != b.shape[0]:
+        return False
+    if not usable(a, b) or sgemm() is None or not sgemm_name().startswith("openblas") or 0 in (*a.shape, b.shape[1]):
+        return False
+    return out is None or (out.is_contiguous() and out.shape == (a.shape[0], b.shape[1]) and usable(out))
+
+
+def _column_major(t: Tensor) -> tuple[Tensor, int, int]:
+    """``(t', transposed, ld)``: ``t (rows, cols)`` as the BLAS reads a matrix. A row-major ``t`` is
+    its transpose in column-major order, ``ld`` its row stride (``transposed`` 0: the product
+    above wants the transposes); a transposed view (column-major) is read as it is (1). Any other
+    layout is copied row-major first."""
+    rows, cols = t.shape
+    if t.stride(1) == 1 and t.stride(0) >= max(1, cols):
+        return t, 0, t.stride(0)
+    if t.stride(0) == 1 and t.stride(1) >= max(1, rows):
+        return t, 1, t.stride(1)
+    t = t.contiguous()
+    return t, 0, max(1, cols)
 
 
 COLUMN_SPLIT_MIN = 131072  # the C kernels' default (column_split_min): W_hh floats, G x H

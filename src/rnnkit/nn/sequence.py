@@ -57,15 +57,15 @@ class InputProjection(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor) -> Tensor:
         out = buffers.empty(x, x.shape[0], weight.shape[0])
-        torch.mm(x, weight.t(), out=out)
+        native.mm(x, weight.t(), out=out)
         ctx.save_for_backward(x, weight)
         return out
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         x, weight = ctx.saved_tensors
-        dx = grad @ weight if ctx.needs_input_grad[0] else None  # (N, I)
-        d_weight = grad.t() @ x if ctx.needs_input_grad[1] else None  # (G, I)
+        dx = native.mm(grad, weight) if ctx.needs_input_grad[0] else None  # (N, I)
+        d_weight = native.mm(grad.t(), x) if ctx.needs_input_grad[1] else None  # (G, I)
         return dx, d_weight
 
 
@@ -342,7 +342,7 @@ def _backward_sequence_c(ctx, d_out: Tensor, d_hT: Tensor, d_cT: Tensor) -> tupl
     args += (*(None,) * 11, zh, zc, work)
     lib.lstm_sequence_backward(threads, native.sgemm(), 0, T, B, H, *map(native.ptr, args))
     h_rec = hs[:T] if mask is None else hs[:T] * mask  # (T, B, H): what multiplied W_hh
-    d_weight_hh = d_gates.reshape(T * B, G).t() @ h_rec.reshape(T * B, H)  # (4H, H): one GEMM
+    d_weight_hh = native.mm(d_gates.reshape(T * B, G).t(), h_rec.reshape(T * B, H))  # (4H, H): one GEMM
     return d_gates, dh, dc, d_weight_hh, None, None, None, None, None, None
 
 
@@ -418,7 +418,8 @@ class LayerNormLSTMSequence(torch.autograd.Function):
             args += (r_hats, stats[0], g_hh, g_c, d_raw, d_recs, d_g_hh, d_g_c, d_b_c, raw, stats[2], stats[3])
             args += (g_ih, bias, d_g_ih, d_b_ih, *zoneout)  # zoneout: zh, zc
             lib.lstm_sequence_backward(threads, native.sgemm(), start, end, B, H, *map(native.ptr, (*args, work)))
-            d_weight_hh.addmm_(d_recs[: end - start].reshape(-1, G).t(), h_rec[start:end].reshape(-1, H))
+            d_rec_rows, h_rows = d_recs[: end - start].reshape(-1, G), h_rec[start:end].reshape(-1, H)
+            native.mm(d_rec_rows.t(), h_rows, out=d_weight_hh, accumulate=True)  # (4H, H) += this block's
         return (d_raw, d_g_ih, d_b_ih if ctx.has_bias else None, dh, dc, d_weight_hh, None, None,
                 d_g_hh, d_g_c, d_b_c if ctx.has_c_bias else None, None, None, None, None)  # fmt: skip
 
@@ -673,7 +674,7 @@ class GRUSequence(torch.autograd.Function):
         args += (d_out.new_empty(B * 2 * H + threads * 2 * H),)  # work space
         native.library().gru_sequence_backward(threads, native.sgemm(), T, B, H, *map(native.ptr, args))
         h_rec = hs[:T] if mask is None else hs[:T] * mask  # (T, B, H): what multiplied W_hh
-        d_weight_hh = d_rec.view(T * B, G).t() @ h_rec.reshape(T * B, H)  # (3H, H): one GEMM
+        d_weight_hh = native.mm(d_rec.view(T * B, G).t(), h_rec.reshape(T * B, H))  # (3H, H): one GEMM
         d_b_ih = d_gx.view(T * B, G).sum(0) if ctx.has_bias[0] else None
         d_ln_hh_weight = None
         if partials is not None:  # layer-norm GRU: d_rec went through LN_hh; its gain's and shift's grads
