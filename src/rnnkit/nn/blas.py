@@ -67,7 +67,8 @@ def openblas_sgemm() -> int | None:
 
     This copy of OpenBLAS is rnnkit's own (numpy and SciPy load theirs), and its kernel family is
     :func:`openblas_core`'s: OpenBLAS reads it from ``OPENBLAS_CORETYPE`` when it loads, so that
-    variable is set to it for the load and restored after."""
+    variable is set to it for the load and restored after. Where the library is loaded already
+    (``import scipy_openblas32`` loads it), it keeps the kernels it loaded with."""
     spec = importlib.util.find_spec("scipy_openblas32")  # not imported: its import loads the library
     if spec is None or not spec.submodule_search_locations:
         return None
