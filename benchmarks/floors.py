@@ -54,7 +54,7 @@ def gemm_rate(rows: int, k: int, n: int, repeats: int) -> float:
     if that is faster."""
     a, b, out = torch.randn(rows, k), torch.randn(k, n), torch.empty(rows, n)
     rate = _best_rate(2 * rows * k * n, lambda: torch.mm(a, b, out=out), repeats)
-    if native.sgemm_name().startswith("openblas"):
+    if native.uses_openblas():
         with torch.no_grad():
             rate = max(rate, _best_rate(2 * rows * k * n, lambda: native.mm(a, b, out=out), repeats))
     return rate
@@ -107,7 +107,7 @@ def step_product_rate(batch: int, k: int, m: int, transposed: bool, repeats: int
     weight = w.t() if transposed else w
     rate = _best_rate(2 * batch * k * m * steps, lambda: [torch.mm(a, weight, out=out) for _ in range(steps)], repeats)
     jobs = [] if product is None else [lambda: [product() for _ in range(steps)]]
-    if native.sgemm_name().startswith("openblas"):  # the kernels' plain sgemm_ on a thread's rows
+    if native.uses_openblas():  # the kernels' plain sgemm_ on a thread's rows
         a_rows, out_rows = a[:rows], out[:rows]
         jobs.append(lambda: [native.mm(a_rows, weight, out=out_rows) for _ in range(steps)])
     torch.set_num_threads(1)

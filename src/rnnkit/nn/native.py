@@ -1093,17 +1093,6 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("RNNKIT_CACHE", Path.home() / ".cache" / "rnnkit"))
 
 
-def _cpu_flags() -> str:
-    """The CPU's feature flags (``/proc/cpuinfo``), or ``""`` where that file does not exist."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return line
-    except OSError:
-        pass
-    return ""
-
-
 def _build(path: Path) -> None:
     """Compile :data:`SOURCE` into ``path`` (atomically: temp file, then rename)."""
     compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
@@ -1135,7 +1124,8 @@ def library() -> ctypes.CDLL | None:
     lib = None
     if os.environ.get("RNNKIT_NATIVE", "1") != "0":
         flags = _FLAGS + _X86 + _LINK + _OPENMP
-        key = SOURCE + " ".join(flags) + _cpu_flags()  # -march=native: one build per kind of CPU
+        cpu_flags = " ".join(sorted(blas.cpu_info()[1]))
+        key = SOURCE + " ".join(flags) + cpu_flags  # -march=native: one build per kind of CPU
         digest = hashlib.sha256(key.encode()).hexdigest()[:16]
         path = _cache_dir() / f"lstm_kernels_{digest}.so"
         try:
@@ -1201,6 +1191,12 @@ def sgemm_name() -> str:
     return _sgemm[1] if len(_sgemm) > 1 else "none"
 
 
+def uses_openblas() -> bool:
+    """Whether the kernels call OpenBLAS's ``sgemm_`` (:mod:`rnnkit.nn.blas`), so that :func:`mm`
+    goes through it too."""
+    return sgemm() is not None and sgemm_name().startswith("openblas")
+
+
 def mm(a: Tensor, b: Tensor, out: Tensor | None = None, accumulate: bool = False) -> Tensor:
     """``a @ b``, ``(m, k) @ (k, n) -> (m, n)``, into ``out`` if given (contiguous), added to it with
     ``accumulate``: the big products of the sequence Functions (input projections, weight
@@ -1228,7 +1224,7 @@ def _openblas_products(a: Tensor, b: Tensor, out: Tensor | None) -> bool:
     matching sizes, a contiguous ``out`` and autograd not recording."""
     if torch.is_grad_enabled() or a.dim() != 2 or b.dim() != 2 or a.shape[1] != b.shape[0]:
         return False
-    if not usable(a, b) or sgemm() is None or not sgemm_name().startswith("openblas") or 0 in (*a.shape, b.shape[1]):
+    if not usable(a, b) or not uses_openblas() or 0 in (*a.shape, b.shape[1]):
         return False
     return out is None or (out.is_contiguous() and out.shape == (a.shape[0], b.shape[1]) and usable(out))
 
